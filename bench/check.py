@@ -1,0 +1,39 @@
+"""``bench check``: the preflight as a command, against an endpoint or the embedded server."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from bench.client import ChatClient
+from bench.preflight import EndpointInfo, probe
+from bench.server import cache_dir, local_server
+
+
+def run_check(
+    *,
+    endpoint: str | None,
+    api_key: str = "EMPTY",
+    model: str | None = None,
+    timeout_s: float = 60.0,
+    server_binary: Path | None = None,
+    model_file: Path | None = None,
+    server_args: tuple[str, ...] | None = None,
+) -> EndpointInfo:
+    server = None
+    if endpoint is None:
+        server = local_server(
+            binary=server_binary, model_file=model_file, args=server_args, log_path=cache_dir() / "check-server.log"
+        )
+        endpoint = server.start()
+    try:
+        return asyncio.run(_check(endpoint, api_key, model, timeout_s))
+    finally:
+        if server is not None:
+            server.stop()
+
+
+async def _check(endpoint: str, api_key: str, model: str | None, timeout_s: float) -> EndpointInfo:
+    async with ChatClient(endpoint, api_key=api_key, model=model, timeout_s=timeout_s) as client:
+        info, _ = await probe(client)
+        return info

@@ -1,0 +1,273 @@
+"""The ``bench`` command: parse options, call the library, print, return an exit code.
+
+Exit codes (also in ``bench --help``):
+  0  success
+  1  unexpected internal error
+  2  bad configuration or options (scenario/baseline file, flags)
+  3  endpoint unusable: unreachable, authentication failed, server errors,
+     or the embedded llama-server failed to start
+  4  results directory unreadable or unwritable
+  5  the run finished but its error rate was above --max-error-rate
+  130 interrupted (Ctrl-C); what was measured is kept, the run is marked partial
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from bench import __version__
+from bench.config import BUILTIN_SETS, load_baselines, load_scenario_set
+from bench.errors import BenchError, ConfigError
+
+EXIT_OK = 0
+EXIT_ERROR_RATE = 5
+EXIT_INTERRUPTED = 130
+API_KEY_ENV = "BENCH_API_KEY"
+
+EPILOG = """exit codes:
+  0 success; 1 internal error; 2 bad configuration or options; 3 endpoint unusable
+  (unreachable, auth failed, server errors, embedded server failed to start);
+  4 results directory not writable; 5 error rate above --max-error-rate; 130 interrupted
+"""
+
+
+def _add_endpoint_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("endpoint (default: start the embedded CPU llama-server)")
+    group.add_argument(
+        "--endpoint",
+        metavar="URL",
+        help="base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8080 "
+        "(a trailing /v1 is accepted); omit it to start the embedded llama-server on 127.0.0.1",
+    )
+    group.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help=f"sent as 'Authorization: Bearer KEY'; default: ${API_KEY_ENV} or 'EMPTY'. "
+        "Never written to results or logs",
+    )
+    group.add_argument("--model", metavar="NAME", help="model name sent in requests (default: what /v1/models lists first)")
+    group.add_argument("--timeout", type=float, default=600.0, metavar="S", help="per-request timeout in seconds (default 600)")
+    group.add_argument("--server-binary", type=Path, metavar="PATH", help="start this llama-server instead of the embedded one")
+    group.add_argument("--model-file", type=Path, metavar="PATH", help="GGUF model for the server the suite starts")
+    group.add_argument(
+        "--server-args",
+        metavar="ARGS",
+        help="flags for the server the suite starts, as one string, e.g. \"-c 8192 -np 2 -fa on\" "
+        "(default: -c 4096 per slot, one slot per concurrent stream, --metrics --jinja)",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bench",
+        description="Benchmark llama-server or any OpenAI-compatible endpoint: prompt and generation "
+        "t/s from the server's own timings, TTFT/ITL/latency on the client, compared with baselines.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"llama-server-bench {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="run a scenario set and store the results",
+        description="Run a scenario set against the endpoint (or the embedded llama-server), store every "
+        "request in results/<run-id>/ as it ends, and print the figures against the baselines.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument(
+        "--scenarios",
+        default="baseline",
+        metavar="NAME|PATH",
+        help=f"built-in set ({', '.join(BUILTIN_SETS)}) or a TOML file (default: baseline)",
+    )
+    run.add_argument("--baselines", type=Path, metavar="PATH", help="baselines TOML (default: ./baselines.toml, else the packaged seed figures)")
+    run.add_argument("--results-dir", type=Path, default=Path("results"), metavar="DIR", help="where run directories go (default: results)")
+    run.add_argument("--label", help="a name for this run, e.g. 'nightly' or 'fa-on'")
+    run.add_argument("--server-flags", metavar="TEXT", help="the server's flags as you started it (recorded, not used), e.g. '-fa 1 -ngl 999 -c 4096'")
+    run.add_argument("--seed", type=int, default=0, help="seed for prompt text and arrival times (default 0)")
+    run.add_argument("--max-error-rate", type=float, default=0.05, metavar="F", help="exit 5 when more than this share of requests failed (default 0.05)")
+    run.add_argument("--json", action="store_true", help="print the summary as JSON instead of tables")
+    _add_endpoint_options(run)
+
+    check = commands.add_parser(
+        "check",
+        help="check that an endpoint can be benchmarked and show what it offers",
+        description="Reach the endpoint, check auth and the model, send one streaming and one "
+        "non-streaming request, and report timings, usage, reasoning, build, n_ctx, slots and "
+        "whether streamed tokens arrive one by one or in bursts (a buffering proxy).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    _add_endpoint_options(check)
+
+    scenarios = commands.add_parser(
+        "scenarios",
+        help="list the built-in scenario sets, or the cases of one set",
+        description="Without an argument, list the built-in sets. With NAME or PATH, validate that set "
+        "and list its cases (prompt x output x concurrency x depth).",
+    )
+    scenarios.add_argument("set", nargs="?", metavar="NAME|PATH")
+
+    show = commands.add_parser("show", help="print the figures of a stored run", description="Print the summary of a stored run.")
+    show.add_argument("run", type=Path, metavar="RUN_DIR", help="a run directory, e.g. results/20261125-101500-run-a1b2c3")
+    show.add_argument("--json", action="store_true", help="print the figures as JSON")
+    show.add_argument("--baselines", type=Path, metavar="PATH", help="baselines TOML to compare with")
+    return parser
+
+
+def _api_key(args: argparse.Namespace) -> str:
+    return args.api_key or os.environ.get(API_KEY_ENV) or "EMPTY"
+
+
+def _server_args(args: argparse.Namespace) -> tuple[str, ...] | None:
+    if not args.server_args:
+        return None
+    try:
+        return tuple(shlex.split(args.server_args))
+    except ValueError as exc:
+        raise ConfigError(f"--server-args: {exc}") from None
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from bench.console import ConsoleObserver, baseline_table, case_table
+    from bench.runner import RunOptions, run_benchmark
+
+    if not 0 <= args.max_error_rate <= 1:
+        raise ConfigError(f"--max-error-rate must be between 0 and 1; got {args.max_error_rate}")
+    scenario_set = load_scenario_set(args.scenarios)
+    baselines = load_baselines(args.baselines)
+    options = RunOptions(
+        scenarios=scenario_set,
+        endpoint=args.endpoint,
+        api_key=_api_key(args),
+        model=args.model,
+        baselines=baselines,
+        results_dir=args.results_dir,
+        label=args.label,
+        server_flags=args.server_flags,
+        seed=args.seed,
+        request_timeout_s=args.timeout,
+        max_error_rate=args.max_error_rate,
+        server_binary=args.server_binary,
+        model_file=args.model_file,
+        server_args=_server_args(args),
+    )
+    console = Console(stderr=args.json)
+    observer = ConsoleObserver(console)
+    try:
+        result = run_benchmark(options, observer)
+    finally:
+        observer.stop()
+    if args.json:
+        print(json.dumps({"run_id": result.run_id, "run_dir": str(result.run_dir), **result.summary.to_json()}, indent=2))
+    else:
+        console.print(case_table(result.summary))
+        if result.summary.baselines:
+            console.print(baseline_table(result.summary.baselines))
+        for check in result.summary.baselines:
+            console.print(check.sentence(), markup=False, highlight=False)
+        console.print(f"results: {result.run_dir}", markup=False, highlight=False)
+    for note in result.notes:
+        print(f"bench: {note}", file=sys.stderr)
+    return EXIT_ERROR_RATE if result.error_rate_exceeded else EXIT_OK
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from bench.check import run_check
+    from bench.console import endpoint_table
+
+    info = run_check(
+        endpoint=args.endpoint,
+        api_key=_api_key(args),
+        model=args.model,
+        timeout_s=args.timeout,
+        server_binary=args.server_binary,
+        model_file=args.model_file,
+        server_args=_server_args(args),
+    )
+    if args.json:
+        print(json.dumps(info.to_json(), indent=2))
+        return EXIT_OK
+    console = Console()
+    console.print(endpoint_table(info))
+    for note in info.notes:
+        console.print(f"note: {note}", markup=False, highlight=False)
+    console.print("endpoint is usable for benchmarking", style="green")
+    return EXIT_OK
+
+
+def _cmd_scenarios(args: argparse.Namespace) -> int:
+    if not args.set:
+        for name in BUILTIN_SETS:
+            scenario_set = load_scenario_set(name)
+            print(f"{name:10} {len(scenario_set.cases()):3} cases  {scenario_set.description}")
+        return EXIT_OK
+    scenario_set = load_scenario_set(args.set)
+    print(f"{scenario_set.name}: {scenario_set.description} ({scenario_set.source})")
+    for case in scenario_set.cases():
+        stream = "stream" if case.stream else "no-stream"
+        print(f"  {case.case_id:40} {case.pattern:10} {case.requests:3} requests + {case.warmup} warm-up  {stream}")
+    return EXIT_OK
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from bench.console import baseline_table, case_table
+    from bench.store import read_records, read_run_meta
+    from bench.summary import summarise_run
+
+    meta = read_run_meta(args.run)
+    records = list(read_records(args.run))
+    # Figures are recomputed from the stored records, so a partial run shows what it measured.
+    summary = summarise_run(records, load_baselines(args.baselines))
+    if args.json:
+        print(json.dumps({"run": meta, **summary.to_json()}, indent=2, default=str))
+        return EXIT_OK
+    console = Console()
+    console.print(
+        f"{meta['run_id']}  status {meta.get('status')}  label {meta.get('label')}  build {meta.get('build')}  "
+        f"{len(records)} records",
+        markup=False,
+        highlight=False,
+    )
+    if meta.get("partial_reason"):
+        console.print(f"partial: {meta['partial_reason']}", markup=False, highlight=False)
+    if records:
+        console.print(case_table(summary))
+        console.print(baseline_table(summary.baselines))
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    handlers = {"run": _cmd_run, "check": _cmd_check, "scenarios": _cmd_scenarios, "show": _cmd_show}
+    try:
+        return handlers[args.command](args)
+    except BenchError as exc:
+        print(f"bench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("bench: interrupted; measured requests are kept and the run is marked partial", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

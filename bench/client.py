@@ -1,0 +1,345 @@
+"""HTTP client for OpenAI-compatible chat endpoints, aware of llama.cpp extras.
+
+``ChatClient.chat`` sends one ``/v1/chat/completions`` request, streaming or
+not, and returns an ``Exchange``: what the server answered and the client-side
+times of each event. It never raises for a failed request (the failure is part
+of the measurement); probes of optional endpoints (``/props``, ``/tokenize``,
+``/apply-template``) return None when the server lacks them.
+
+The API key travels only in the ``Authorization`` header and is never put in
+an ``Exchange``, an error text or a log line.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from bench.clock import RunClock
+from bench.errors import AuthError, ConfigError, EndpointError, ServerError
+from bench.records import ServerTimings, Usage
+from bench.sse import SSEParser
+
+ERROR_BODY_CHARS = 300
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One request's outcome, filled in while the response arrives."""
+
+    t_sent: float
+    t_end: float = 0.0
+    t_first_byte: float | None = None
+    t_first_token: float | None = None
+    token_times: list[float] = field(default_factory=list)
+    http_status: int | None = None
+    error: str | None = None
+    finish_reason: str | None = None
+    content_chars: int = 0
+    reasoning_chars: int = 0
+    system_fingerprint: str | None = None
+    model: str | None = None
+    timings: ServerTimings | None = None
+    usage: Usage | None = None
+    saw_done: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.http_status == 200
+
+
+def normalise_endpoint(endpoint: str) -> str:
+    """Base URL of the server: scheme, host, port and path prefix, without ``/v1``.
+
+    Credentials embedded in the URL are refused rather than silently stored.
+    """
+    parts = urlsplit(endpoint.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"--endpoint must be an http(s) URL such as http://127.0.0.1:8080; got {endpoint!r}"
+        )
+    if parts.username or parts.password:
+        raise ConfigError("--endpoint must not contain credentials; pass the key with --api-key or BENCH_API_KEY")
+    path = parts.path.rstrip("/")
+    for suffix in ("/chat/completions", "/v1"):
+        if path.endswith(suffix):
+            path = path[: -len(suffix)]
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def _describe_transport_error(exc: httpx.HTTPError) -> str:
+    kind = type(exc).__name__
+    detail = str(exc) or "no detail"
+    return f"{kind}: {detail}"
+
+
+def _error_text(status: int, body: bytes) -> str:
+    text = body.decode("utf-8", errors="replace").strip()
+    try:
+        parsed = json.loads(text)
+        if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
+            text = str(parsed["error"].get("message", text))
+    except ValueError:
+        pass
+    return f"HTTP {status}: {text[:ERROR_BODY_CHARS]}"
+
+
+class ChatClient:
+    """An async client for one endpoint; use as ``async with ChatClient(...)``."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        api_key: str = "EMPTY",
+        model: str | None = None,
+        max_connections: int = 8,
+        timeout_s: float = 600.0,
+        connect_timeout_s: float = 10.0,
+        clock: RunClock | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = normalise_endpoint(endpoint)
+        self.model = model
+        self.clock = clock or RunClock()
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {api_key}"},
+            limits=limits,
+            timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
+            transport=transport,
+            # The benchmark measures the server, so nothing between us and it
+            # should come from the environment (proxies, netrc credentials).
+            trust_env=False,
+        )
+
+    async def __aenter__(self) -> ChatClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # ---------------------------------------------------------------- probes
+    async def get_json(self, path: str) -> Any | None:
+        """GET an optional JSON endpoint; None when absent (404) or not JSON.
+
+        Raises AuthError on 401/403 and EndpointError when the server cannot be reached.
+        """
+        try:
+            response = await self._http.get(path)
+        except httpx.HTTPError as exc:
+            raise EndpointError(f"cannot reach {self.base_url}: {_describe_transport_error(exc)}") from None
+        if response.status_code in (401, 403):
+            raise AuthError(
+                f"authentication failed at {self.base_url}{path} (HTTP {response.status_code}): "
+                "check --api-key / BENCH_API_KEY"
+            )
+        if response.status_code != 200:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            return None
+
+    async def post_json(self, path: str, body: dict[str, Any]) -> Any | None:
+        try:
+            response = await self._http.post(path, json=body)
+        except httpx.HTTPError as exc:
+            raise EndpointError(f"cannot reach {self.base_url}: {_describe_transport_error(exc)}") from None
+        if response.status_code in (401, 403):
+            raise AuthError(f"authentication failed at {self.base_url}{path} (HTTP {response.status_code})")
+        if response.status_code != 200:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            return None
+
+    async def tokenize(self, text: str) -> list[int] | None:
+        """Token ids of a fully templated prompt, as the server will count them."""
+        answer = await self.post_json("/tokenize", {"content": text, "add_special": True, "parse_special": True})
+        if not isinstance(answer, dict) or not isinstance(answer.get("tokens"), list):
+            return None
+        return [int(t) if isinstance(t, int) else int(t["id"]) for t in answer["tokens"]]
+
+    async def apply_template(self, messages: list[dict[str, str]]) -> str | None:
+        answer = await self.post_json("/apply-template", {"messages": messages})
+        if not isinstance(answer, dict) or not isinstance(answer.get("prompt"), str):
+            return None
+        prompt: str = answer["prompt"]
+        return prompt
+
+    async def list_models(self) -> list[str] | None:
+        answer = await self.get_json("/v1/models")
+        if not isinstance(answer, dict) or not isinstance(answer.get("data"), list):
+            return None
+        return [str(m.get("id")) for m in answer["data"] if isinstance(m, dict)]
+
+    # ------------------------------------------------------------------ chat
+    def chat_body(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        max_tokens: int,
+        stream: bool,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        force_length: bool = True,
+        cache_prompt: bool | None = False,
+        seed: int | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "top_p": top_p,
+            "stream": stream,
+        }
+        if self.model:
+            body["model"] = self.model
+        if stream:
+            body["stream_options"] = {"include_usage": True}
+        if force_length:
+            # llama.cpp extensions: generate exactly max_tokens, EOS or not.
+            body["ignore_eos"] = True
+            body["n_predict"] = max_tokens
+        if cache_prompt is not None:
+            body["cache_prompt"] = cache_prompt
+        if seed is not None:
+            body["seed"] = seed
+        return body
+
+    async def chat(self, body: dict[str, Any]) -> Exchange:
+        clock = self.clock
+        exchange = Exchange(t_sent=clock.now())
+        try:
+            async with self._http.stream("POST", "/v1/chat/completions", json=body) as response:
+                exchange.http_status = response.status_code
+                if response.status_code != 200:
+                    raw = await response.aread()
+                    exchange.t_first_byte = clock.now()
+                    exchange.error = _error_text(response.status_code, raw)
+                elif body.get("stream"):
+                    await self._read_stream(response, exchange)
+                else:
+                    await self._read_whole(response, exchange)
+        except httpx.HTTPError as exc:
+            exchange.error = _describe_transport_error(exc)
+        exchange.t_end = clock.now()
+        return exchange
+
+    async def _read_whole(self, response: httpx.Response, exchange: Exchange) -> None:
+        parts: list[bytes] = []
+        async for chunk in response.aiter_bytes():
+            if exchange.t_first_byte is None:
+                exchange.t_first_byte = self.clock.now()
+            parts.append(chunk)
+        try:
+            payload = json.loads(b"".join(parts))
+        except ValueError:
+            exchange.error = "malformed response: body is not JSON"
+            return
+        if not isinstance(payload, dict):
+            exchange.error = "malformed response: JSON body is not an object"
+            return
+        _absorb(payload, exchange, streamed=False)
+        if exchange.error is None and exchange.finish_reason is None:
+            exchange.error = "malformed response: no choices[0].finish_reason"
+
+    async def _read_stream(self, response: httpx.Response, exchange: Exchange) -> None:
+        parser = SSEParser()
+        now = self.clock.now
+        token_times = exchange.token_times
+        async for chunk in response.aiter_bytes():
+            t = now()
+            if exchange.t_first_byte is None:
+                exchange.t_first_byte = t
+            for data in parser.feed(chunk):
+                if _absorb_event(data, exchange):
+                    token_times.append(t)
+        for data in parser.close():
+            if _absorb_event(data, exchange):
+                token_times.append(now())
+        if token_times:
+            exchange.t_first_token = token_times[0]
+        if exchange.error is None and not exchange.saw_done:
+            exchange.error = "stream ended without data: [DONE]"
+        elif exchange.error is None and exchange.finish_reason is None:
+            exchange.error = "stream finished without a finish_reason"
+
+
+def _absorb_event(data: str, exchange: Exchange) -> bool:
+    """Fold one SSE data payload into the exchange; True if it carried a token."""
+    if data == "[DONE]":
+        exchange.saw_done = True
+        return False
+    try:
+        payload = json.loads(data)
+    except ValueError:
+        exchange.error = exchange.error or f"malformed SSE event: {data[:80]!r}"
+        return False
+    if not isinstance(payload, dict):
+        exchange.error = exchange.error or f"malformed SSE event: {data[:80]!r}"
+        return False
+    return _absorb(payload, exchange, streamed=True)
+
+
+def _absorb(payload: dict[str, Any], exchange: Exchange, *, streamed: bool) -> bool:
+    error = payload.get("error")
+    if error is not None:
+        message = error.get("message") if isinstance(error, dict) else error
+        exchange.error = f"server error: {str(message)[:ERROR_BODY_CHARS]}"
+        return False
+    if "timings" in payload:
+        exchange.timings = ServerTimings.from_json(payload["timings"]) or exchange.timings
+    if payload.get("usage") is not None:
+        exchange.usage = Usage.from_json(payload["usage"]) or exchange.usage
+    fingerprint = payload.get("system_fingerprint")
+    if isinstance(fingerprint, str):
+        exchange.system_fingerprint = fingerprint
+    model = payload.get("model")
+    if isinstance(model, str):
+        exchange.model = model
+    carried_token = False
+    choices = payload.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        choice = choices[0]
+        part = choice.get("delta" if streamed else "message")
+        if isinstance(part, dict):
+            content = part.get("content")
+            reasoning = part.get("reasoning_content")
+            if isinstance(content, str) and content:
+                exchange.content_chars += len(content)
+                carried_token = True
+            if isinstance(reasoning, str) and reasoning:
+                exchange.reasoning_chars += len(reasoning)
+                carried_token = True
+        reason = choice.get("finish_reason")
+        if isinstance(reason, str):
+            exchange.finish_reason = reason
+    return carried_token
+
+
+def raise_for_chat_failure(exchange: Exchange, base_url: str) -> None:
+    """Turn a failed preflight chat into the error a user should see."""
+    if exchange.ok:
+        return
+    status = exchange.http_status
+    if status in (401, 403):
+        raise AuthError(f"authentication failed at {base_url} (HTTP {status}): check --api-key / BENCH_API_KEY")
+    if status is None:
+        raise EndpointError(f"cannot reach {base_url}: {exchange.error}")
+    if status == 404:
+        raise ServerError(
+            f"{base_url}/v1/chat/completions answered 404: is this an OpenAI-compatible server, "
+            f"and is the model name right? ({exchange.error})"
+        )
+    raise ServerError(f"chat request to {base_url} failed: {exchange.error}")

@@ -1,0 +1,413 @@
+"""Scenario sets and baselines: TOML files validated into typed objects.
+
+A scenario set is data a user edits (see ``bench/scenarios/*.toml`` for the
+built-in ones). Each scenario expands to *cases*: one per combination of prompt
+length, output length, concurrency and context depth. A case is the unit that
+is measured, summarised and compared.
+
+Errors name the file, the scenario, the field and what is allowed, and are
+raised before any request is sent.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from bench.errors import ConfigError
+
+SCHEMA_VERSION = 1
+BUILTIN_SETS = ("smoke", "baseline", "sweep")
+Pattern = Literal["sequential", "concurrent", "poisson"]
+PATTERNS: tuple[Pattern, ...] = ("sequential", "concurrent", "poisson")
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One measured combination of a scenario's axes."""
+
+    scenario: str
+    prompt_tokens: int
+    output_tokens: int
+    concurrency: int
+    depth: int
+    requests: int
+    warmup: int
+    stream: bool
+    pattern: Pattern
+    rate_rps: float | None
+    max_duration_s: float
+    temperature: float
+    top_p: float
+
+    @property
+    def case_id(self) -> str:
+        return (
+            f"{self.scenario}/p{self.prompt_tokens}-o{self.output_tokens}"
+            f"-c{self.concurrency}-d{self.depth}"
+        )
+
+    @property
+    def context_tokens(self) -> int:
+        """Tokens the slot must hold: cached depth, the prompt and the output."""
+        return self.depth + self.prompt_tokens + self.output_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    prompt_tokens: tuple[int, ...]
+    output_tokens: tuple[int, ...]
+    concurrency: tuple[int, ...] = (1,)
+    depth: tuple[int, ...] = (0,)
+    repetitions: int = 3
+    warmup: int = 1
+    stream: bool = True
+    pattern: Pattern = "sequential"
+    rate_rps: float | None = None
+    max_duration_s: float = 600.0
+    temperature: float = 1.0
+    top_p: float = 1.0
+    description: str = ""
+
+    def cases(self) -> list[Case]:
+        out: list[Case] = []
+        for prompt, output, conc, depth in itertools.product(
+            self.prompt_tokens, self.output_tokens, self.concurrency, self.depth
+        ):
+            # Closed loop: every one of the N streams runs `repetitions` requests,
+            # so each concurrency level gets the same statistical weight per stream.
+            requests = self.repetitions * conc if self.pattern == "concurrent" else self.repetitions
+            out.append(
+                Case(
+                    scenario=self.name,
+                    prompt_tokens=prompt,
+                    output_tokens=output,
+                    concurrency=conc,
+                    depth=depth,
+                    requests=requests,
+                    warmup=self.warmup,
+                    stream=self.stream,
+                    pattern=self.pattern,
+                    rate_rps=self.rate_rps,
+                    max_duration_s=self.max_duration_s,
+                    temperature=self.temperature,
+                    top_p=self.top_p,
+                )
+            )
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioSet:
+    name: str
+    source: str
+    scenarios: tuple[Scenario, ...]
+    description: str = ""
+
+    def cases(self) -> list[Case]:
+        return [case for scenario in self.scenarios for case in scenario.cases()]
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return {
+            "name": self.name,
+            "source": self.source,
+            "description": self.description,
+            "scenarios": [asdict(s) for s in self.scenarios],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """A published figure and the scenario it is compared on."""
+
+    figure: str
+    value: float
+    unit: str
+    scenario: str | None = None
+    condition: str = ""
+    tolerance_pct: float = 5.0
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Baselines:
+    source: str
+    entries: tuple[Baseline, ...] = field(default_factory=tuple)
+
+    def for_figure(self, figure: str) -> list[Baseline]:
+        return [b for b in self.entries if b.figure == figure]
+
+
+# --------------------------------------------------------------------- loading
+
+_SCENARIO_FIELDS: dict[str, str] = {
+    "name": "a name made of letters, digits, '-' and '_'",
+    "description": "text",
+    "prompt_tokens": "a positive integer or a list of them",
+    "output_tokens": "a positive integer or a list of them",
+    "concurrency": "a positive integer or a list of them",
+    "depth": "a non-negative integer or a list of them",
+    "repetitions": "a positive integer",
+    "warmup": "a non-negative integer",
+    "stream": "true or false",
+    "pattern": "one of " + ", ".join(PATTERNS),
+    "rate_rps": "a positive number (requests per second, pattern 'poisson')",
+    "max_duration_s": "a positive number of seconds",
+    "temperature": "a number from 0 to 2",
+    "top_p": "a number in (0, 1]",
+}
+_DEFAULTABLE = set(_SCENARIO_FIELDS) - {"name", "description", "prompt_tokens", "output_tokens"}
+_BASELINE_FIELDS = {
+    "figure": "pp_tps, tg_tps or vram_used_gib",
+    "value": "a positive number",
+    "unit": "text such as 't/s' or 'GiB'",
+    "scenario": "the name of the scenario the figure is computed over",
+    "condition": "text: the setup the figure was measured on",
+    "tolerance_pct": "a non-negative number (percent)",
+    "source": "text: where the figure comes from",
+}
+KNOWN_FIGURES = ("pp_tps", "tg_tps", "vram_used_gib")
+
+
+class _Where:
+    """Builds error messages that say where in which file a value was wrong."""
+
+    def __init__(self, source: str, table: str) -> None:
+        self.source = source
+        self.table = table
+
+    def error(self, key: str, allowed: str, got: object) -> ConfigError:
+        return ConfigError(f"{self.source}: {self.table}, field '{key}': must be {allowed}; got {got!r}")
+
+
+def _int_list(where: _Where, key: str, value: object, minimum: int) -> tuple[int, ...]:
+    items = value if isinstance(value, list) else [value]
+    allowed = _SCENARIO_FIELDS[key]
+    if not items:
+        raise where.error(key, allowed, value)
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, int) or item < minimum:
+            raise where.error(key, allowed, value)
+    return tuple(items)
+
+
+def _number(where: _Where, key: str, value: object, allowed: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise where.error(key, allowed, value)
+    return float(value)
+
+
+def _check_unknown(where: _Where, table: Mapping[str, object], known: Mapping[str, str]) -> None:
+    for key in table:
+        if key not in known:
+            raise ConfigError(
+                f"{where.source}: {where.table}: unknown field '{key}'; "
+                f"allowed fields: {', '.join(sorted(known))}"
+            )
+
+
+def _parse_scenario(source: str, raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Scenario:
+    name = raw.get("name")
+    label = f"scenario {name!r}" if isinstance(name, str) else "a [[scenario]] table"
+    where = _Where(source, label)
+    _check_unknown(where, raw, _SCENARIO_FIELDS)
+    merged = {**defaults, **raw}
+    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_" for c in name):
+        raise where.error("name", _SCENARIO_FIELDS["name"], name)
+    for required in ("prompt_tokens", "output_tokens"):
+        if required not in merged:
+            raise ConfigError(f"{source}: {label}: missing field '{required}' ({_SCENARIO_FIELDS[required]})")
+
+    pattern = merged.get("pattern", "sequential")
+    if pattern not in PATTERNS:
+        raise where.error("pattern", _SCENARIO_FIELDS["pattern"], pattern)
+    concurrency = _int_list(where, "concurrency", merged.get("concurrency", 1), 1)
+    depth = _int_list(where, "depth", merged.get("depth", 0), 0)
+    repetitions = merged.get("repetitions", 3)
+    if isinstance(repetitions, bool) or not isinstance(repetitions, int) or repetitions < 1:
+        raise where.error("repetitions", _SCENARIO_FIELDS["repetitions"], repetitions)
+    warmup = merged.get("warmup", 1)
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise where.error("warmup", _SCENARIO_FIELDS["warmup"], warmup)
+    stream = merged.get("stream", True)
+    if not isinstance(stream, bool):
+        raise where.error("stream", _SCENARIO_FIELDS["stream"], stream)
+    description = merged.get("description", "")
+    if not isinstance(description, str):
+        raise where.error("description", _SCENARIO_FIELDS["description"], description)
+
+    rate_rps: float | None = None
+    if "rate_rps" in merged:
+        rate_rps = _number(where, "rate_rps", merged["rate_rps"], _SCENARIO_FIELDS["rate_rps"])
+        if rate_rps <= 0:
+            raise where.error("rate_rps", _SCENARIO_FIELDS["rate_rps"], merged["rate_rps"])
+    if pattern == "poisson" and rate_rps is None:
+        raise ConfigError(f"{source}: {label}: pattern 'poisson' needs field 'rate_rps' (requests per second)")
+    if pattern == "sequential" and max(concurrency) > 1:
+        raise ConfigError(
+            f"{source}: {label}: pattern 'sequential' runs one request at a time; "
+            f"use pattern 'concurrent' for concurrency {max(concurrency)}"
+        )
+    if max(depth) > 0 and max(concurrency) > 1:
+        # Depth is a prefix cached in one slot; concurrent streams would each need
+        # their own primed slot, which the server's slot choice does not guarantee.
+        raise ConfigError(f"{source}: {label}: field 'depth' > 0 needs concurrency 1")
+
+    max_duration_s = _number(
+        where, "max_duration_s", merged.get("max_duration_s", 600.0), _SCENARIO_FIELDS["max_duration_s"]
+    )
+    if max_duration_s <= 0:
+        raise where.error("max_duration_s", _SCENARIO_FIELDS["max_duration_s"], max_duration_s)
+    temperature = _number(where, "temperature", merged.get("temperature", 1.0), _SCENARIO_FIELDS["temperature"])
+    if not 0 <= temperature <= 2:
+        raise where.error("temperature", _SCENARIO_FIELDS["temperature"], temperature)
+    top_p = _number(where, "top_p", merged.get("top_p", 1.0), _SCENARIO_FIELDS["top_p"])
+    if not 0 < top_p <= 1:
+        raise where.error("top_p", _SCENARIO_FIELDS["top_p"], top_p)
+
+    return Scenario(
+        name=name,
+        description=description,
+        prompt_tokens=_int_list(where, "prompt_tokens", merged["prompt_tokens"], 1),
+        output_tokens=_int_list(where, "output_tokens", merged["output_tokens"], 1),
+        concurrency=concurrency,
+        depth=depth,
+        repetitions=repetitions,
+        warmup=warmup,
+        stream=stream,
+        pattern=pattern,
+        rate_rps=rate_rps,
+        max_duration_s=max_duration_s,
+        temperature=temperature,
+        top_p=top_p,
+    )
+
+
+def _read_toml(path: Path | str, text: str | None = None) -> dict[str, Any]:
+    source = str(path)
+    try:
+        if text is None:
+            text = Path(path).read_text(encoding="utf-8")
+        return tomllib.loads(text)
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{source}: cannot read: {exc}") from None
+
+
+def _check_schema(source: str, data: Mapping[str, Any]) -> None:
+    version = data.get("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise ConfigError(
+            f"{source}: schema_version {version!r} is not supported by this version of the suite "
+            f"(it reads schema_version {SCHEMA_VERSION})"
+        )
+
+
+def parse_scenario_set(data: Mapping[str, Any], source: str) -> ScenarioSet:
+    _check_schema(source, data)
+    allowed_top = {"schema_version", "name", "description", "defaults", "scenario"}
+    for key in data:
+        if key not in allowed_top:
+            raise ConfigError(
+                f"{source}: unknown top-level field '{key}'; allowed: {', '.join(sorted(allowed_top))}"
+            )
+    defaults = data.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise ConfigError(f"{source}: [defaults] must be a table")
+    for key in defaults:
+        if key not in _DEFAULTABLE:
+            raise ConfigError(
+                f"{source}: [defaults]: unknown field '{key}'; allowed: {', '.join(sorted(_DEFAULTABLE))}"
+            )
+    raw_scenarios = data.get("scenario")
+    if not isinstance(raw_scenarios, list) or not raw_scenarios:
+        raise ConfigError(f"{source}: needs at least one [[scenario]] table")
+    scenarios = tuple(_parse_scenario(source, raw, defaults) for raw in raw_scenarios)
+    names = [s.name for s in scenarios]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"{source}: scenario names must be unique; repeated: {', '.join(duplicates)}")
+    name = data.get("name", Path(source).stem)
+    description = data.get("description", "")
+    return ScenarioSet(name=str(name), source=source, scenarios=scenarios, description=str(description))
+
+
+def load_scenario_set(name_or_path: str | Path) -> ScenarioSet:
+    """Load a built-in set by name (``smoke``, ``baseline``, ``sweep``) or a TOML file."""
+    text = str(name_or_path)
+    if text in BUILTIN_SETS:
+        resource = resources.files("bench").joinpath("scenarios", f"{text}.toml")
+        return parse_scenario_set(_read_toml(f"<built-in {text}>", resource.read_text("utf-8")), f"built-in:{text}")
+    path = Path(text)
+    if not path.exists():
+        raise ConfigError(
+            f"{text}: no such scenario file, and not a built-in set ({', '.join(BUILTIN_SETS)})"
+        )
+    return parse_scenario_set(_read_toml(path), str(path))
+
+
+def _parse_baseline(source: str, index: int, raw: Mapping[str, Any]) -> Baseline:
+    where = _Where(source, f"[[baseline]] #{index + 1}")
+    _check_unknown(where, raw, _BASELINE_FIELDS)
+    figure = raw.get("figure")
+    if figure not in KNOWN_FIGURES:
+        raise where.error("figure", _BASELINE_FIELDS["figure"], figure)
+    if "value" not in raw:
+        raise ConfigError(f"{source}: {where.table}: missing field 'value'")
+    value = _number(where, "value", raw["value"], _BASELINE_FIELDS["value"])
+    if value <= 0:
+        raise where.error("value", _BASELINE_FIELDS["value"], raw["value"])
+    tolerance = _number(where, "tolerance_pct", raw.get("tolerance_pct", 5.0), _BASELINE_FIELDS["tolerance_pct"])
+    if tolerance < 0:
+        raise where.error("tolerance_pct", _BASELINE_FIELDS["tolerance_pct"], tolerance)
+    texts = {}
+    for key in ("unit", "scenario", "condition", "source"):
+        value_text = raw.get(key, "")
+        if not isinstance(value_text, str):
+            raise where.error(key, _BASELINE_FIELDS[key], value_text)
+        texts[key] = value_text
+    return Baseline(
+        figure=str(figure),
+        value=value,
+        unit=texts["unit"] or ("GiB" if figure == "vram_used_gib" else "t/s"),
+        scenario=texts["scenario"] or None,
+        condition=texts["condition"],
+        tolerance_pct=tolerance,
+        source=texts["source"],
+    )
+
+
+def parse_baselines(data: Mapping[str, Any], source: str) -> Baselines:
+    _check_schema(source, data)
+    for key in data:
+        if key not in {"schema_version", "baseline", "description"}:
+            raise ConfigError(f"{source}: unknown top-level field '{key}'; allowed: baseline, description, schema_version")
+    raw = data.get("baseline", [])
+    if not isinstance(raw, list):
+        raise ConfigError(f"{source}: 'baseline' must be an array of tables ([[baseline]])")
+    return Baselines(source=source, entries=tuple(_parse_baseline(source, i, b) for i, b in enumerate(raw)))
+
+
+DEFAULT_BASELINES_FILE = "baselines.toml"
+
+
+def load_baselines(path: str | Path | None = None) -> Baselines:
+    """Load the baselines file: the given path, ``./baselines.toml`` or the packaged seed file."""
+    if path is not None:
+        return parse_baselines(_read_toml(path), str(path))
+    local = Path(DEFAULT_BASELINES_FILE)
+    if local.is_file():
+        return parse_baselines(_read_toml(local), str(local))
+    resource = resources.files("bench").joinpath("data", DEFAULT_BASELINES_FILE)
+    return parse_baselines(_read_toml("<packaged baselines>", resource.read_text("utf-8")), "packaged:baselines.toml")

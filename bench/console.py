@@ -1,0 +1,137 @@
+"""Terminal presentation: live progress during a run and the tables after it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from bench.config import Case
+from bench.loadgen import CaseOutcome
+from bench.preflight import EndpointInfo
+from bench.records import RequestRecord
+from bench.summary import BaselineCheck, CaseSummary, Distribution, RunSummary
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _p50(dist: Distribution | None) -> str:
+    return "-" if dist is None else f"{dist.p50:,.1f}"
+
+
+class ConsoleObserver:
+    """Progress bar over all requests, with the last request's server t/s."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[live]}"),
+            console=console,
+            transient=False,
+        )
+        self._task: int | None = None
+        self._failed = 0
+
+    def message(self, text: str) -> None:
+        self.console.print(text, markup=False, highlight=False)
+
+    def run_started(self, run_dir: Path, cases: Sequence[Case]) -> None:
+        total = sum(c.requests + c.warmup for c in cases)
+        self.console.print(f"run directory: {run_dir}", markup=False, highlight=False)
+        self.progress.start()
+        self._task = self.progress.add_task("starting", total=total, live="")
+
+    def case_started(self, case: Case) -> None:
+        if self._task is not None:
+            self.progress.update(self._task, description=case.case_id)
+
+    def request_done(self, record: RequestRecord) -> None:
+        if self._task is None:
+            return
+        if not record.ok:
+            self._failed += 1
+        live = ""
+        if record.timings is not None:
+            t = record.timings
+            pp = t.prompt_n / t.prompt_ms * 1000 if t.prompt_ms > 0 else None
+            tg = t.predicted_n / t.predicted_ms * 1000 if t.predicted_ms > 0 else None
+            live = f"pp {_fmt(pp)} t/s  tg {_fmt(tg)} t/s"
+        if self._failed:
+            live += f"  [red]{self._failed} failed[/red]"
+        self.progress.update(self._task, advance=1, live=live)
+
+    def case_done(self, case: Case, summary: CaseSummary, outcome: CaseOutcome) -> None:
+        pass
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def case_table(summary: RunSummary) -> Table:
+    table = Table(title="Figures per case (server t/s from llama.cpp timings; latencies p50)")
+    for name in ("case", "ok", "pp t/s", "tg t/s", "TTFT ms", "ITL ms", "TPOT ms", "e2e ms", "out t/s (wall)", "notes"):
+        table.add_column(name, justify="left" if name in ("case", "notes") else "right")
+    for c in summary.cases:
+        estimate = " *" if c.pp_source == "client_estimate" or c.tg_source == "client_estimate" else ""
+        table.add_row(
+            c.case_id,
+            f"{c.ok}/{c.requests}",
+            _fmt(c.pp_tps) + estimate,
+            _fmt(c.tg_tps, 2) + estimate,
+            _p50(c.ttft_ms),
+            _p50(c.itl_ms),
+            _p50(c.tpot_ms),
+            _p50(c.e2e_ms),
+            _fmt(c.output_tps),
+            "; ".join(c.notes),
+        )
+    return table
+
+
+def baseline_table(checks: Sequence[BaselineCheck]) -> Table:
+    table = Table(title="Against the baselines")
+    for name in ("figure", "measured", "baseline", "ratio", "status", "computed over", "baseline condition"):
+        table.add_column(name, justify="right" if name in ("measured", "baseline", "ratio") else "left")
+    for b in checks:
+        style = {"pass": "green", "below": "red"}.get(b.status, "yellow")
+        table.add_row(
+            b.figure,
+            "-" if b.measured is None else f"{b.measured:,.2f} {b.unit}",
+            f"{b.baseline:,g} {b.unit}",
+            "-" if b.ratio is None else f"{b.ratio * 100:.1f} %",
+            f"[{style}]{b.status}[/{style}]",
+            f"scenario {b.scenario}" if b.scenario else "all cases",
+            b.condition,
+        )
+    return table
+
+
+def endpoint_table(info: EndpointInfo) -> Table:
+    table = Table(title=f"Endpoint {info.base_url}", show_header=False)
+    table.add_column("what")
+    table.add_column("found")
+    rows = [
+        ("model", info.model or "-"),
+        ("models listed", ", ".join(info.models_listed) if info.models_listed is not None else "no /v1/models"),
+        ("build", info.build or "-"),
+        ("n_ctx per slot", str(info.n_ctx) if info.n_ctx else "unknown (no /props)"),
+        ("slots", str(info.total_slots) if info.total_slots else "unknown"),
+        ("llama.cpp timings", "yes" if info.has_timings else "no (client-side figures only)"),
+        ("usage", "yes" if info.has_usage else "no"),
+        ("reasoning_content", "yes" if info.has_reasoning else "no"),
+        ("finish_reason", info.finish_reason or "-"),
+        ("exact prompt lengths", "yes (/apply-template + /tokenize)" if info.has_tokenize else "no (estimates)"),
+        ("streaming", f"{'ok' if info.stream_ok else 'FAILED'}, tokens {info.stream_delivery}"),
+    ]
+    for what, found in rows:
+        table.add_row(what, found)
+    return table

@@ -1,0 +1,177 @@
+"""Load patterns: drive one case's prompts at the endpoint and emit a record per request.
+
+- ``sequential``: one request at a time.
+- ``concurrent``: a closed loop of N streams, each sending its next request when
+  the previous one ends.
+- ``poisson``: an open loop; arrivals at exponential intervals of mean
+  ``1 / rate_rps`` (seeded), at most ``concurrency`` in flight.
+
+Every loop is bounded by its prompt count and by the case's ``max_duration_s``:
+no request starts after the deadline, and those in flight finish or time out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bench.client import ChatClient, Exchange
+from bench.config import Case
+from bench.records import RequestRecord
+from bench.workload import CasePrompts, Prompt
+
+RecordSink = Callable[[RequestRecord], None]
+
+
+@dataclass(frozen=True, slots=True)
+class CaseOutcome:
+    case_id: str
+    measured: int
+    failed: int
+    wall_start: float
+    wall_end: float
+    stopped_by_deadline: bool
+
+
+def to_record(
+    run_id: str, case: Case, index: int, prompt: Prompt, exchange: Exchange, *, warmup: bool
+) -> RequestRecord:
+    return RequestRecord(
+        run_id=run_id,
+        case_id=case.case_id,
+        scenario=case.scenario,
+        index=index,
+        warmup=warmup,
+        stream=case.stream,
+        prompt_tokens_target=prompt.prompt_tokens,
+        output_tokens_target=case.output_tokens,
+        depth_target=prompt.depth_tokens,
+        concurrency=case.concurrency,
+        prompt_length_source=prompt.length_source,
+        ok=exchange.ok,
+        http_status=exchange.http_status,
+        error=exchange.error,
+        finish_reason=exchange.finish_reason,
+        content_chars=exchange.content_chars,
+        reasoning_chars=exchange.reasoning_chars,
+        system_fingerprint=exchange.system_fingerprint,
+        model=exchange.model,
+        timings=exchange.timings,
+        usage=exchange.usage,
+        t_sent=exchange.t_sent,
+        t_first_byte=exchange.t_first_byte,
+        t_first_token=exchange.t_first_token,
+        t_end=exchange.t_end,
+        token_times=tuple(exchange.token_times),
+        token_event_count=len(exchange.token_times),
+    )
+
+
+class CaseRunner:
+    """Runs one case: priming, warm-up, then the measured requests in its pattern."""
+
+    def __init__(
+        self,
+        client: ChatClient,
+        run_id: str,
+        case: Case,
+        prompts: CasePrompts,
+        sink: RecordSink,
+        *,
+        seed: int = 0,
+    ) -> None:
+        self.client = client
+        self.run_id = run_id
+        self.case = case
+        self.prompts = prompts
+        self.sink = sink
+        self.rng = random.Random(seed)
+        self._failed = 0
+        self._measured = 0
+
+    def _body(self, prompt: Prompt, max_tokens: int) -> dict[str, object]:
+        case = self.case
+        return self.client.chat_body(
+            prompt.messages,
+            max_tokens=max_tokens,
+            stream=case.stream,
+            temperature=case.temperature,
+            top_p=case.top_p,
+            # Depth needs the prefix cache; everything else must not touch it.
+            cache_prompt=case.depth > 0,
+        )
+
+    async def _send(self, index: int, prompt: Prompt, *, warmup: bool) -> None:
+        exchange = await self.client.chat(self._body(prompt, self.case.output_tokens))
+        record = to_record(self.run_id, self.case, index, prompt, exchange, warmup=warmup)
+        if not warmup:
+            self._measured += 1
+            self._failed += 0 if record.ok else 1
+        self.sink(record)
+
+    async def run(self) -> CaseOutcome:
+        case = self.case
+        if self.prompts.prime is not None:
+            await self.client.chat(self._body(self.prompts.prime, 1))
+        for i, prompt in enumerate(self.prompts.warmup):
+            await self._send(-1 - i, prompt, warmup=True)
+        loop = asyncio.get_running_loop()
+        started = self.client.clock.now()
+        deadline = loop.time() + case.max_duration_s
+        if case.pattern == "poisson":
+            stopped = await self._open_loop(deadline)
+        else:
+            stopped = await self._closed_loop(deadline, case.concurrency)
+        return CaseOutcome(
+            case_id=case.case_id,
+            measured=self._measured,
+            failed=self._failed,
+            wall_start=started,
+            wall_end=self.client.clock.now(),
+            stopped_by_deadline=stopped,
+        )
+
+    async def _closed_loop(self, deadline: float, streams: int) -> bool:
+        loop = asyncio.get_running_loop()
+        queue = list(enumerate(self.prompts.measured))
+        queue.reverse()
+        stopped = False
+
+        async def stream() -> None:
+            nonlocal stopped
+            while queue:
+                if loop.time() >= deadline:
+                    stopped = True
+                    return
+                index, prompt = queue.pop()
+                await self._send(index, prompt, warmup=False)
+
+        async with asyncio.TaskGroup() as group:
+            for _ in range(streams):
+                group.create_task(stream())
+        return stopped
+
+    async def _open_loop(self, deadline: float) -> bool:
+        loop = asyncio.get_running_loop()
+        rate = self.case.rate_rps or 1.0
+        limit = asyncio.Semaphore(self.case.concurrency)
+        stopped = False
+
+        async def one(index: int, prompt: Prompt) -> None:
+            async with limit:
+                await self._send(index, prompt, warmup=False)
+
+        async with asyncio.TaskGroup() as group:
+            next_arrival = loop.time()
+            for index, prompt in enumerate(self.prompts.measured):
+                if next_arrival >= deadline:
+                    stopped = True
+                    break
+                delay = next_arrival - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                group.create_task(one(index, prompt))
+                next_arrival += self.rng.expovariate(rate)
+        return stopped

@@ -1,0 +1,153 @@
+"""Preflight: is the endpoint usable, and what does it offer?
+
+``bench check`` prints this report; ``bench run`` runs the same checks first and
+stops with a clear message when the endpoint cannot be benchmarked. Optional
+llama.cpp endpoints (``/props``, ``/tokenize``) are used when present and never
+required.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bench.client import ChatClient, raise_for_chat_failure
+from bench.config import Case
+from bench.errors import ConfigError, ServerError
+from bench.summary import stream_delivery
+
+PROBE_MESSAGES = [
+    {"role": "system", "content": "You are a helpful assistant."},
+    {"role": "user", "content": "Count from one to twenty in words."},
+]
+PROBE_TOKENS = 24
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointInfo:
+    base_url: str
+    model: str | None
+    models_listed: tuple[str, ...] | None
+    build: str | None
+    n_ctx: int | None  # per slot
+    total_slots: int | None
+    model_path: str | None
+    has_props: bool
+    has_tokenize: bool
+    has_timings: bool
+    has_usage: bool
+    has_reasoning: bool
+    finish_reason: str | None
+    stream_delivery: str  # incremental / buffered / n/a
+    stream_ok: bool
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _props_summary(props: Any) -> tuple[int | None, int | None, str | None, str | None]:
+    if not isinstance(props, dict):
+        return None, None, None, None
+    settings = props.get("default_generation_settings")
+    n_ctx = settings.get("n_ctx") if isinstance(settings, dict) else None
+    if not isinstance(n_ctx, int):
+        n_ctx = props.get("n_ctx") if isinstance(props.get("n_ctx"), int) else None
+    slots = props.get("total_slots") if isinstance(props.get("total_slots"), int) else None
+    build = props.get("build_info") if isinstance(props.get("build_info"), str) else None
+    path = props.get("model_path") if isinstance(props.get("model_path"), str) else None
+    return n_ctx, slots, build, path
+
+
+def props_subset(props: Any) -> dict[str, Any]:
+    """The parts of /props worth keeping with a run (not the whole chat template)."""
+    if not isinstance(props, dict):
+        return {}
+    keep = ("build_info", "model_path", "total_slots", "modalities", "model_alias")
+    subset = {k: props[k] for k in keep if k in props}
+    settings = props.get("default_generation_settings")
+    if isinstance(settings, dict):
+        subset["n_ctx"] = settings.get("n_ctx")
+    template = props.get("chat_template")
+    if isinstance(template, str):
+        subset["chat_template_chars"] = len(template)
+    return subset
+
+
+async def probe(client: ChatClient, *, chat: bool = True) -> tuple[EndpointInfo, Any]:
+    """Check the endpoint; returns what it offers and its raw /props (or None)."""
+    notes: list[str] = []
+    props = await client.get_json("/props")
+    n_ctx, slots, build, model_path = _props_summary(props)
+    models = await client.list_models()
+    model = client.model
+    if models is not None and model is not None and model not in models:
+        # llama-server answers for its one model whatever name is sent; others do not.
+        notes.append(f"model {model!r} is not in /v1/models ({', '.join(models) or 'empty'})")
+    if model is None and models:
+        model = models[0]
+    has_tokenize = (await client.tokenize("hello")) is not None and (
+        await client.apply_template([{"role": "user", "content": "hi"}])
+    ) is not None
+    if not has_tokenize:
+        notes.append("no /tokenize or /apply-template: prompt lengths are estimates")
+
+    streamed = plain = None
+    if chat:
+        plain = await client.chat(client.chat_body(PROBE_MESSAGES, max_tokens=PROBE_TOKENS, stream=False))
+        raise_for_chat_failure(plain, client.base_url)
+        streamed = await client.chat(client.chat_body(PROBE_MESSAGES, max_tokens=PROBE_TOKENS, stream=True))
+        raise_for_chat_failure(streamed, client.base_url)
+        if not streamed.token_times:
+            raise ServerError(f"{client.base_url} streamed no tokens for a {PROBE_TOKENS}-token request")
+        if streamed.timings is None and plain.timings is not None:
+            notes.append("timings missing from the stream's last chunk: is stream_options.include_usage honoured?")
+    has_timings = bool(plain and plain.timings)
+    if chat and not has_timings:
+        notes.append("no llama.cpp timings: pp/tg will be client-side estimates")
+    delivery = "n/a"
+    if streamed is not None:
+        delivery = stream_delivery([(streamed.token_times, streamed.timings)])
+        if delivery == "buffered":
+            notes.append(
+                "streamed tokens arrive in one burst: a proxy is buffering SSE "
+                "(nginx: proxy_buffering off); TTFT and ITL would be wrong"
+            )
+    build = build or (plain.system_fingerprint if plain else None)
+    info = EndpointInfo(
+        base_url=client.base_url,
+        model=model or (plain.model if plain else None),
+        models_listed=tuple(models) if models is not None else None,
+        build=build,
+        n_ctx=n_ctx,
+        total_slots=slots,
+        model_path=model_path,
+        has_props=props is not None,
+        has_tokenize=has_tokenize,
+        has_timings=has_timings,
+        has_usage=bool(plain and plain.usage),
+        has_reasoning=bool(plain and plain.reasoning_chars) or bool(streamed and streamed.reasoning_chars),
+        finish_reason=plain.finish_reason if plain else None,
+        stream_delivery=delivery,
+        stream_ok=streamed is not None and streamed.ok,
+        notes=tuple(notes),
+    )
+    return info, props
+
+
+def check_cases_fit(cases: list[Case], n_ctx: int | None) -> None:
+    """Refuse, before any load, cases whose depth + prompt + output exceed a slot's context."""
+    if n_ctx is None:
+        return
+    too_big = [c for c in cases if c.context_tokens > n_ctx]
+    if too_big:
+        lines = [
+            f"  {c.case_id}: depth {c.depth} + prompt {c.prompt_tokens} + output {c.output_tokens} "
+            f"= {c.context_tokens} tokens, {c.context_tokens - n_ctx} over"
+            for c in too_big
+        ]
+        raise ConfigError(
+            f"{len(too_big)} case(s) do not fit the server's context of {n_ctx} tokens per slot:\n"
+            + "\n".join(lines)
+            + "\nshorten them in the scenario file or start the server with a larger -c"
+        )

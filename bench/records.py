@@ -1,0 +1,184 @@
+"""Typed records of what was measured.
+
+``RequestRecord`` is one request as the client saw it plus what the server said
+about it. Times are seconds on the run's clock: ``time.time()`` at run start plus
+``time.perf_counter()`` deltas, so they are monotonic within a run and line up
+with telemetry samples taken on the same clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+RECORD_SCHEMA = 1
+
+# Fields of llama.cpp's `timings` object that the suite keeps, in this order.
+TIMING_FIELDS = (
+    "cache_n",
+    "prompt_n",
+    "prompt_ms",
+    "prompt_per_token_ms",
+    "prompt_per_second",
+    "predicted_n",
+    "predicted_ms",
+    "predicted_per_token_ms",
+    "predicted_per_second",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerTimings:
+    """llama.cpp's own per-request timings (absent on other servers)."""
+
+    prompt_n: int
+    prompt_ms: float
+    predicted_n: int
+    predicted_ms: float
+    cache_n: int = 0
+    prompt_per_token_ms: float | None = None
+    prompt_per_second: float | None = None
+    predicted_per_token_ms: float | None = None
+    predicted_per_second: float | None = None
+
+    @classmethod
+    def from_json(cls, raw: object) -> ServerTimings | None:
+        """Parse a `timings` object; None when absent or unusable."""
+        if not isinstance(raw, dict):
+            return None
+        try:
+            return cls(
+                prompt_n=int(raw["prompt_n"]),
+                prompt_ms=float(raw["prompt_ms"]),
+                predicted_n=int(raw["predicted_n"]),
+                predicted_ms=float(raw["predicted_ms"]),
+                cache_n=int(raw.get("cache_n", 0)),
+                prompt_per_token_ms=_opt_float(raw.get("prompt_per_token_ms")),
+                prompt_per_second=_opt_float(raw.get("prompt_per_second")),
+                predicted_per_token_ms=_opt_float(raw.get("predicted_per_token_ms")),
+                predicted_per_second=_opt_float(raw.get("predicted_per_second")),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+def _opt_float(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+
+    @classmethod
+    def from_json(cls, raw: object) -> Usage | None:
+        if not isinstance(raw, dict):
+            return None
+
+        def count(key: str) -> int | None:
+            value = raw.get(key)
+            return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+        return cls(count("prompt_tokens"), count("completion_tokens"), count("total_tokens"))
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One request: what was asked, what came back, and when."""
+
+    run_id: str
+    case_id: str
+    scenario: str
+    index: int
+    warmup: bool
+    stream: bool
+    # what was asked
+    prompt_tokens_target: int
+    output_tokens_target: int
+    depth_target: int
+    concurrency: int
+    prompt_length_source: str  # "tokenize" (exact) or "estimate"
+    # what came back
+    ok: bool
+    http_status: int | None
+    error: str | None
+    finish_reason: str | None
+    content_chars: int
+    reasoning_chars: int
+    system_fingerprint: str | None
+    model: str | None
+    timings: ServerTimings | None
+    usage: Usage | None
+    # client clock (seconds, run clock)
+    t_sent: float
+    t_first_byte: float | None
+    t_first_token: float | None
+    t_end: float
+    token_times: tuple[float, ...] = field(default_factory=tuple)
+    token_event_count: int = 0
+
+    # ---------------------------------------------------------- derived figures
+    @property
+    def e2e_ms(self) -> float:
+        return (self.t_end - self.t_sent) * 1000.0
+
+    @property
+    def ttft_ms(self) -> float | None:
+        if self.t_first_token is None:
+            return None
+        return (self.t_first_token - self.t_sent) * 1000.0
+
+    @property
+    def ttfb_ms(self) -> float | None:
+        if self.t_first_byte is None:
+            return None
+        return (self.t_first_byte - self.t_sent) * 1000.0
+
+    @property
+    def itl_ms(self) -> list[float]:
+        """Gaps between consecutive token events (the first token excluded)."""
+        times = self.token_times
+        return [(b - a) * 1000.0 for a, b in zip(times, times[1:], strict=False)]
+
+    @property
+    def generated_tokens(self) -> int | None:
+        """Generated tokens, reasoning included: the server's count where it gave one."""
+        if self.timings is not None:
+            return self.timings.predicted_n
+        if self.usage is not None and self.usage.completion_tokens is not None:
+            return self.usage.completion_tokens
+        return self.token_event_count or None
+
+    @property
+    def tpot_ms(self) -> float | None:
+        """Time per output token after the first: (last token - first token) / (n - 1)."""
+        n = self.generated_tokens
+        if self.t_first_token is None or not self.token_times or n is None or n < 2:
+            return None
+        return (self.token_times[-1] - self.t_first_token) * 1000.0 / (n - 1)
+
+    @property
+    def cache_hit(self) -> bool:
+        """True when more prompt tokens came from the KV cache than the case intended."""
+        return self.timings is not None and self.timings.cache_n > self.depth_target
+
+    def to_json(self) -> dict[str, Any]:
+        row = asdict(self)
+        row["schema"] = RECORD_SCHEMA
+        row["token_times"] = list(self.token_times)
+        return row
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> RequestRecord:
+        data = dict(raw)
+        data.pop("schema", None)
+        timings = data.get("timings")
+        usage = data.get("usage")
+        data["timings"] = ServerTimings(**timings) if isinstance(timings, dict) else None
+        data["usage"] = Usage(**usage) if isinstance(usage, dict) else None
+        data["token_times"] = tuple(data.get("token_times") or ())
+        return cls(**data)

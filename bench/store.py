@@ -1,0 +1,226 @@
+"""The results store: one directory per run, written so a crash loses nothing.
+
+Layout of ``results/<run-id>/`` (every JSON file carries ``schema_version``)::
+
+    run.json          metadata; rewritten atomically; "status" is running,
+                      complete, partial (interrupted or stopped early) or failed
+    requests.jsonl    one record per request, appended and flushed as each ends
+    requests.parquet  the same records as a table, written when the run ends
+    summary.json      figures per case and against the baselines
+    server.log        the embedded llama-server's log, when the suite started one
+
+A run whose ``run.json`` still says "running" but whose process is gone was
+killed: readers report it as partial. ``load_history`` reads every run under a
+directory into one pandas DataFrame.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from bench.errors import ResultsError
+from bench.records import RequestRecord
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+RUN_SCHEMA = 1
+STATUSES = ("running", "complete", "partial", "failed")
+
+
+def _atomic_write_json(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        json.dump(payload, handle, indent=2, sort_keys=False, default=str)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def new_run_id(label: str | None = None) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in (label or "run"))[:40]
+    return f"{stamp}-{slug}-{secrets.token_hex(3)}"
+
+
+def check_writable(results_dir: Path) -> None:
+    """Fail before a run starts if results cannot be stored."""
+    try:
+        results_dir.mkdir(parents=True, exist_ok=True)
+        probe = results_dir / f".write-test-{os.getpid()}-{secrets.token_hex(3)}"
+        probe.write_bytes(b"x" * 4096)
+        probe.unlink()
+    except OSError as exc:
+        raise ResultsError(f"results directory {results_dir} is not writable: {exc.strerror or exc}") from None
+
+
+class RunStore:
+    """Writes one run directory."""
+
+    def __init__(self, results_dir: Path, run_id: str) -> None:
+        self.run_id = run_id
+        self.path = results_dir / run_id
+        try:
+            self.path.mkdir(parents=True, exist_ok=False)
+        except FileExistsError:
+            raise ResultsError(f"run directory {self.path} already exists") from None
+        except OSError as exc:
+            raise ResultsError(f"cannot create run directory {self.path}: {exc.strerror or exc}") from None
+        self.meta: dict[str, Any] = {"schema_version": RUN_SCHEMA, "run_id": run_id, "status": "running"}
+        self._requests: IO[str] = (self.path / "requests.jsonl").open("a", encoding="utf-8")
+        self.records_written = 0
+
+    @classmethod
+    def create(cls, results_dir: Path, label: str | None = None) -> RunStore:
+        check_writable(results_dir)
+        return cls(results_dir, new_run_id(label))
+
+    def write_meta(self, **fields: Any) -> None:
+        self.meta.update(fields)
+        self.meta.setdefault("pid", os.getpid())
+        self.meta.setdefault("host", socket.gethostname())
+        _atomic_write_json(self.path / "run.json", self.meta)
+
+    def append(self, record: RequestRecord) -> None:
+        # One line, flushed: after a SIGKILL the OS still holds every finished record.
+        self._requests.write(json.dumps(record.to_json(), separators=(",", ":")) + "\n")
+        self._requests.flush()
+        self.records_written += 1
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        _atomic_write_json(self.path / "summary.json", {"schema_version": RUN_SCHEMA, **summary})
+
+    def finish(self, status: str, **fields: Any) -> None:
+        """Close the request log, write the Parquet table and the final metadata."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown run status {status!r}")
+        if not self._requests.closed:
+            self._requests.close()
+        records = list(read_records(self.path))
+        if records:
+            records_frame(records).to_parquet(self.path / "requests.parquet", index=False)
+        self.write_meta(status=status, records=len(records), **fields)
+
+
+# ------------------------------------------------------------------ reading
+
+
+def read_records(run_dir: Path) -> Iterator[RequestRecord]:
+    """Records of a run from its JSONL log; a torn last line (a crash mid-write) is skipped."""
+    path = run_dir / "requests.jsonl"
+    if not path.exists():
+        return
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if not line.endswith("\n"):
+                break
+            try:
+                yield RequestRecord.from_json(json.loads(line))
+            except (ValueError, TypeError) as exc:
+                raise ResultsError(f"{path}: unreadable record: {exc}") from None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_run_meta(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "run.json"
+    try:
+        meta: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ResultsError(f"{run_dir} is not a run directory (no run.json)") from None
+    except ValueError as exc:
+        raise ResultsError(f"{path}: not valid JSON: {exc}") from None
+    version = meta.get("schema_version")
+    if version != RUN_SCHEMA:
+        raise ResultsError(f"{path}: schema_version {version!r} is not readable by this suite (reads {RUN_SCHEMA})")
+    if meta.get("status") == "running":
+        pid = meta.get("pid")
+        same_host = meta.get("host") == socket.gethostname()
+        if not (same_host and isinstance(pid, int) and _pid_alive(pid)):
+            meta["status"] = "partial"
+            meta["partial_reason"] = "the run was killed before it finished"
+    return meta
+
+
+def records_frame(records: list[RequestRecord]) -> pd.DataFrame:
+    """Flatten records into one row each: timings and usage as columns, token times kept as lists."""
+    import pandas as pd
+
+    rows = []
+    for record in records:
+        row = record.to_json()
+        timings = row.pop("timings") or {}
+        usage = row.pop("usage") or {}
+        row.pop("schema", None)
+        for key in ("cache_n", "prompt_n", "prompt_ms", "predicted_n", "predicted_ms"):
+            row[key] = timings.get(key)
+        for key in ("prompt_per_second", "predicted_per_second", "prompt_per_token_ms", "predicted_per_token_ms"):
+            row[key] = timings.get(key)
+        row["has_timings"] = bool(timings)
+        for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
+            row[f"usage_{key}"] = usage.get(key)
+        row["ttft_ms"] = record.ttft_ms
+        row["ttfb_ms"] = record.ttfb_ms
+        row["tpot_ms"] = record.tpot_ms
+        row["e2e_ms"] = record.e2e_ms
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    for key in ("cache_n", "prompt_n", "predicted_n", "http_status", "usage_prompt_tokens",
+                "usage_completion_tokens", "usage_total_tokens"):
+        if key in frame:
+            frame[key] = frame[key].astype("Int64")
+    return frame
+
+
+def run_dirs(results_dir: Path) -> list[Path]:
+    if not results_dir.is_dir():
+        return []
+    return sorted(p for p in results_dir.iterdir() if (p / "run.json").is_file())
+
+
+def load_run(run_dir: Path) -> pd.DataFrame:
+    """One run's records as a DataFrame (Parquet when written, else the JSONL log)."""
+    import pandas as pd
+
+    meta = read_run_meta(run_dir)
+    parquet = run_dir / "requests.parquet"
+    if parquet.exists() and meta.get("status") != "running":
+        frame = pd.read_parquet(parquet)
+    else:
+        frame = records_frame(list(read_records(run_dir)))
+    frame["run_status"] = meta.get("status")
+    frame["label"] = meta.get("label")
+    frame["run_started"] = meta.get("started")
+    return frame
+
+
+def load_history(results_dir: str | Path = "results") -> pd.DataFrame:
+    """Every request of every run under ``results_dir`` in one DataFrame.
+
+    Columns include ``run_id``, ``label``, ``run_status``, ``case_id`` and the
+    request's timings, usage and client times; partial runs are included and
+    marked by ``run_status``.
+    """
+    import pandas as pd
+
+    frames = [load_run(path) for path in run_dirs(Path(results_dir))]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,348 @@
+"""Figures per case and against the baselines, from request records.
+
+Throughput figures are ratios of sums, never means of per-request rates:
+
+- server pp t/s = sum(prompt_n) / sum(prompt_ms) over requests whose prompt was
+  not served from the cache beyond the case's intended depth;
+- server tg t/s = sum(predicted_n) / sum(predicted_ms);
+- aggregate output t/s = generated tokens of all requests / wall time from the
+  first request sent to the last one ended (the figure that grows with concurrency).
+
+Without llama.cpp ``timings`` the same figures are estimated on the client
+(pp from prompt tokens over TTFT, tg from tokens after the first over the time
+between first and last token) and labelled ``client_estimate``.
+
+Percentiles use linear interpolation between order statistics (NumPy's default,
+Hyndman & Fan 1996 type 7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bench.config import Baseline, Baselines
+from bench.records import RequestRecord, ServerTimings
+
+SERVER = "server_timings"
+CLIENT = "client_estimate"
+BUFFERED_SPAN_RATIO = 0.2
+MIN_EVENTS_FOR_DELIVERY = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Distribution:
+    n: int
+    mean: float
+    p50: float
+    p90: float
+    p99: float
+    min: float
+    max: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Distribution | None:
+        if not values:
+            return None
+        array = np.asarray(values, dtype=float)
+        p50, p90, p99 = np.percentile(array, [50, 90, 99])
+        return cls(
+            n=len(array),
+            mean=float(array.mean()),
+            p50=float(p50),
+            p90=float(p90),
+            p99=float(p99),
+            min=float(array.min()),
+            max=float(array.max()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CaseSummary:
+    case_id: str
+    scenario: str
+    prompt_tokens: int
+    output_tokens: int
+    concurrency: int
+    depth: int
+    stream: bool
+    requests: int
+    ok: int
+    failed: int
+    pp_tps: float | None
+    pp_source: str | None
+    tg_tps: float | None
+    tg_source: str | None
+    pp_tps_per_request: Distribution | None
+    tg_tps_per_request: Distribution | None
+    ttft_ms: Distribution | None
+    ttfb_ms: Distribution | None
+    itl_ms: Distribution | None
+    tpot_ms: Distribution | None
+    e2e_ms: Distribution | None
+    wall_s: float
+    request_rps: float | None
+    output_tps: float | None
+    cache_excluded: int
+    prompt_length_mismatches: int
+    output_length_mismatches: int
+    stream_delivery: str
+    errors: dict[str, int] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineCheck:
+    figure: str
+    baseline: float
+    unit: str
+    measured: float | None
+    ratio: float | None
+    status: str  # "pass", "below", "no data"
+    scenario: str | None
+    cases: tuple[str, ...]
+    tolerance_pct: float
+    condition: str
+    source: str | None  # where the measured figure came from
+
+    def sentence(self) -> str:
+        names = {"pp_tps": "prompt", "tg_tps": "generation", "vram_used_gib": "VRAM"}
+        name = names.get(self.figure, self.figure)
+        if self.measured is None or self.ratio is None:
+            return f"{name}: no data for the {self.baseline:,g} {self.unit} baseline"
+        return (
+            f"{name} {self.measured:,.2f} {self.unit} = {self.ratio * 100:.1f} % of "
+            f"{self.baseline:,g} {self.unit}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    cases: tuple[CaseSummary, ...]
+    baselines: tuple[BaselineCheck, ...]
+    requests: int
+    failed: int
+
+    @property
+    def error_rate(self) -> float:
+        return self.failed / self.requests if self.requests else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "failed": self.failed,
+            "error_rate": self.error_rate,
+            "cases": [asdict(c) for c in self.cases],
+            "baselines": [asdict(b) for b in self.baselines],
+        }
+
+
+def _pp_eligible(record: RequestRecord) -> bool:
+    t = record.timings
+    return t is not None and t.cache_n == record.depth_target and t.prompt_ms > 0
+
+
+def server_pp_tps(records: Iterable[RequestRecord]) -> float | None:
+    tokens = ms = 0.0
+    for r in records:
+        if r.timings is not None and _pp_eligible(r):
+            tokens += r.timings.prompt_n
+            ms += r.timings.prompt_ms
+    return tokens / ms * 1000.0 if ms > 0 else None
+
+
+def server_tg_tps(records: Iterable[RequestRecord]) -> float | None:
+    tokens = ms = 0.0
+    for r in records:
+        if r.timings is not None and r.timings.predicted_ms > 0:
+            tokens += r.timings.predicted_n
+            ms += r.timings.predicted_ms
+    return tokens / ms * 1000.0 if ms > 0 else None
+
+
+def client_pp_tps(records: Iterable[RequestRecord]) -> float | None:
+    """Prompt tokens over time to first token: an upper bound on prompt time, so a lower bound on pp."""
+    tokens = seconds = 0.0
+    for r in records:
+        ttft = r.ttft_ms
+        if ttft is not None and ttft > 0:
+            tokens += r.prompt_tokens_target
+            seconds += ttft / 1000.0
+    return tokens / seconds if seconds > 0 else None
+
+
+def client_tg_tps(records: Iterable[RequestRecord]) -> float | None:
+    tokens = seconds = 0.0
+    for r in records:
+        n = r.generated_tokens
+        if r.t_first_token is not None and r.token_times and n is not None and n > 1:
+            span = r.token_times[-1] - r.t_first_token
+            if span > 0:
+                tokens += n - 1
+                seconds += span
+    return tokens / seconds if seconds > 0 else None
+
+
+def stream_delivery(streams: Iterable[tuple[Sequence[float], ServerTimings | None]]) -> str:
+    """'buffered' when tokens reach the client far faster than the server made them.
+
+    Each item is one streamed response: its token arrival times and the server's
+    timings. A proxy that buffers SSE (nginx without ``proxy_buffering off``)
+    delivers a whole answer at once; then the client's span between first and last
+    token is a small fraction of the server's own generation time, and TTFT/ITL
+    are wrong.
+    """
+    ratios = []
+    for token_times, timings in streams:
+        events = len(token_times)
+        if timings is None or events < MIN_EVENTS_FOR_DELIVERY:
+            continue
+        expected_s = timings.predicted_ms / 1000.0 * (events - 1) / events
+        if expected_s <= 0.005:
+            continue
+        ratios.append((token_times[-1] - token_times[0]) / expected_s)
+    if not ratios:
+        return "n/a"
+    return "buffered" if float(np.median(ratios)) < BUFFERED_SPAN_RATIO else "incremental"
+
+
+def summarise_case(case_id: str, records: Sequence[RequestRecord]) -> CaseSummary:
+    measured = [r for r in records if not r.warmup]
+    ok = [r for r in measured if r.ok]
+    first = measured[0] if measured else records[0]
+    with_timings = [r for r in ok if r.timings is not None]
+    notes: list[str] = []
+
+    if with_timings:
+        pp, pp_source = server_pp_tps(with_timings), SERVER
+        tg, tg_source = server_tg_tps(with_timings), SERVER
+    else:
+        pp, tg = client_pp_tps(ok), client_tg_tps(ok)
+        pp_source = CLIENT if pp is not None else None
+        tg_source = CLIENT if tg is not None else None
+        if ok:
+            notes.append("server sent no llama.cpp timings: pp/tg are client-side estimates")
+    if pp is None:
+        pp_source = None
+    if tg is None:
+        tg_source = None
+
+    cache_excluded = sum(1 for r in with_timings if not _pp_eligible(r))
+    if cache_excluded:
+        notes.append(f"{cache_excluded} request(s) with cache_n != depth kept out of pp")
+    prompt_mismatch = sum(
+        1
+        for r in with_timings
+        if r.prompt_length_source == "tokenize" and _pp_eligible(r) and r.timings is not None
+        and r.timings.prompt_n != r.prompt_tokens_target
+    )
+    output_mismatch = sum(1 for r in ok if r.generated_tokens is not None and r.generated_tokens != r.output_tokens_target)
+    if output_mismatch:
+        notes.append(f"{output_mismatch} request(s) generated a different number of tokens than asked")
+
+    errors: dict[str, int] = {}
+    for r in measured:
+        if not r.ok:
+            key = (r.error or "unknown error")[:120]
+            errors[key] = errors.get(key, 0) + 1
+
+    wall_s = 0.0
+    if measured:
+        wall_s = max(r.t_end for r in measured) - min(r.t_sent for r in measured)
+    generated = sum(r.generated_tokens or 0 for r in ok)
+    delivery = stream_delivery((r.token_times, r.timings) for r in ok if r.stream)
+    if delivery == "buffered":
+        notes.append("streamed tokens arrived in bursts (a buffering proxy?): TTFT and ITL are distorted")
+
+    return CaseSummary(
+        case_id=case_id,
+        scenario=first.scenario,
+        prompt_tokens=first.prompt_tokens_target,
+        output_tokens=first.output_tokens_target,
+        concurrency=first.concurrency,
+        depth=first.depth_target,
+        stream=first.stream,
+        requests=len(measured),
+        ok=len(ok),
+        failed=len(measured) - len(ok),
+        pp_tps=pp,
+        pp_source=pp_source,
+        tg_tps=tg,
+        tg_source=tg_source,
+        pp_tps_per_request=Distribution.of(
+            [r.timings.prompt_n / r.timings.prompt_ms * 1000 for r in with_timings if r.timings and _pp_eligible(r)]
+        ),
+        tg_tps_per_request=Distribution.of(
+            [r.timings.predicted_n / r.timings.predicted_ms * 1000 for r in with_timings if r.timings and r.timings.predicted_ms > 0]
+        ),
+        ttft_ms=Distribution.of([v for r in ok if (v := r.ttft_ms) is not None]),
+        ttfb_ms=Distribution.of([v for r in ok if (v := r.ttfb_ms) is not None]),
+        itl_ms=Distribution.of([gap for r in ok for gap in r.itl_ms]),
+        tpot_ms=Distribution.of([v for r in ok if (v := r.tpot_ms) is not None]),
+        e2e_ms=Distribution.of([r.e2e_ms for r in ok]),
+        wall_s=wall_s,
+        request_rps=len(ok) / wall_s if wall_s > 0 else None,
+        output_tps=generated / wall_s if wall_s > 0 and generated else None,
+        cache_excluded=cache_excluded,
+        prompt_length_mismatches=prompt_mismatch,
+        output_length_mismatches=output_mismatch,
+        stream_delivery=delivery,
+        errors=errors,
+        notes=tuple(notes),
+    )
+
+
+def check_baseline(baseline: Baseline, records: Sequence[RequestRecord], case_ids: Sequence[str]) -> BaselineCheck:
+    ok = [r for r in records if r.ok and not r.warmup]
+    measured: float | None = None
+    source: str | None = None
+    if baseline.figure in ("pp_tps", "tg_tps"):
+        server = [r for r in ok if r.timings is not None]
+        if server:
+            measured = server_pp_tps(server) if baseline.figure == "pp_tps" else server_tg_tps(server)
+            source = SERVER
+        else:
+            measured = client_pp_tps(ok) if baseline.figure == "pp_tps" else client_tg_tps(ok)
+            source = CLIENT if measured is not None else None
+    ratio = measured / baseline.value if measured is not None else None
+    if ratio is None:
+        status = "no data"
+    elif ratio >= 1 - baseline.tolerance_pct / 100:
+        status = "pass"
+    else:
+        status = "below"
+    return BaselineCheck(
+        figure=baseline.figure,
+        baseline=baseline.value,
+        unit=baseline.unit,
+        measured=measured,
+        ratio=ratio,
+        status=status,
+        scenario=baseline.scenario,
+        cases=tuple(case_ids),
+        tolerance_pct=baseline.tolerance_pct,
+        condition=baseline.condition,
+        source=source,
+    )
+
+
+def summarise_run(records: Sequence[RequestRecord], baselines: Baselines | None = None) -> RunSummary:
+    by_case: dict[str, list[RequestRecord]] = {}
+    for record in records:
+        by_case.setdefault(record.case_id, []).append(record)
+    cases = tuple(summarise_case(case_id, rs) for case_id, rs in by_case.items())
+    checks: list[BaselineCheck] = []
+    for baseline in baselines.entries if baselines else ():
+        chosen = [r for r in records if baseline.scenario is None or r.scenario == baseline.scenario]
+        case_ids = sorted({r.case_id for r in chosen})
+        checks.append(check_baseline(baseline, chosen, case_ids))
+    measured = [r for r in records if not r.warmup]
+    return RunSummary(
+        cases=cases,
+        baselines=tuple(checks),
+        requests=len(measured),
+        failed=sum(1 for r in measured if not r.ok),
+    )

@@ -1,0 +1,321 @@
+"""A faithful fake of llama-server's HTTP API, for tests and client benchmarks.
+
+It speaks the same JSON and SSE as llama-server (``/health``, ``/props``,
+``/v1/models``, ``/tokenize``, ``/apply-template``, ``/v1/chat/completions``),
+counts tokens with a whitespace tokenizer so prompt lengths are exact, keeps a
+one-slot prompt cache so ``cache_prompt`` and ``cache_n`` behave as on the real
+server, and reports ``timings`` derived from its configured speeds. Faults are
+switched on through ``FakeConfig``.
+
+A thread per connection keeps one slow stream from delaying another, so the
+send times it logs are the truth a client's measurements can be checked against.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+BOS = "<bos>"
+
+
+@dataclass
+class FakeConfig:
+    model: str = "fake-model"
+    n_ctx: int = 4096
+    total_slots: int = 4
+    fingerprint: str = "b0000-fake"
+    pp_tps: float = 5000.0
+    tg_tps: float = 200.0
+    ttft_s: float = 0.0  # injected delay before the first token
+    itl_s: float = 0.0  # injected delay between tokens
+    api_key: str | None = None  # when set, requests need "Bearer <api_key>"
+    send_timings: bool = True
+    send_usage: bool = True
+    send_done: bool = True
+    reasoning_tokens: int = 0  # leading tokens sent as reasoning_content
+    eos_after: int | None = None  # natural end after this many tokens unless ignore_eos
+    status: int = 200  # answer every chat request with this status
+    drop_after_tokens: int | None = None  # close the connection mid-stream
+    malformed_event_at: int | None = None  # send invalid JSON as this event
+    has_tokenize: bool = True
+    has_props: bool = True
+    buffered: bool = False  # deliver a whole stream in one write (a buffering proxy)
+    tokens_per_chunk: int = 1
+
+
+@dataclass
+class FakeLog:
+    """What the server did, for tests to check against."""
+
+    chat_bodies: list[dict[str, Any]] = field(default_factory=list)
+    # per request: arrival time and the send time of every token event (time.time())
+    arrivals: list[float] = field(default_factory=list)
+    token_send_times: list[list[float]] = field(default_factory=list)
+    authorization_headers: list[str] = field(default_factory=list)
+
+
+def count_tokens(text: str, *, add_special: bool = True) -> list[str]:
+    pieces = text.split()
+    return [BOS, *pieces] if add_special else pieces
+
+
+def render_template(messages: list[dict[str, Any]]) -> str:
+    parts = []
+    for message in messages:
+        parts.append(f"<|{message.get('role', 'user')}|> {message.get('content', '')} <|end|>")
+    parts.append("<|assistant|>")
+    return " ".join(parts)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    # ----------------------------------------------------------- helpers
+    def _send_json(self, status: int, payload: Any) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _read_body(self) -> dict[str, Any]:
+        length = int(self.headers.get("Content-Length", "0"))
+        raw = self.rfile.read(length) if length else b"{}"
+        parsed = json.loads(raw)
+        return parsed if isinstance(parsed, dict) else {}
+
+    def _authorised(self) -> bool:
+        config = self.server.config
+        header = self.headers.get("Authorization", "")
+        self.server.log.authorization_headers.append(header)
+        if config.api_key is not None and header != f"Bearer {config.api_key}":
+            self._send_json(401, {"error": {"code": 401, "message": "Invalid API Key", "type": "authentication_error"}})
+            return False
+        return True
+
+    # ----------------------------------------------------------- routes
+    def do_GET(self) -> None:
+        config = self.server.config
+        if self.path == "/health":
+            self._send_json(200, {"status": "ok"})
+        elif not self._authorised():
+            return
+        elif self.path == "/props" and config.has_props:
+            self._send_json(
+                200,
+                {
+                    "default_generation_settings": {"n_ctx": config.n_ctx},
+                    "total_slots": config.total_slots,
+                    "model_path": f"/models/{config.model}.gguf",
+                    "build_info": config.fingerprint,
+                    "chat_template": "fake",
+                },
+            )
+        elif self.path == "/v1/models":
+            self._send_json(200, {"object": "list", "data": [{"id": config.model, "object": "model"}]})
+        else:
+            self._send_json(404, {"error": {"code": 404, "message": "File Not Found"}})
+
+    def do_POST(self) -> None:
+        config = self.server.config
+        arrival = time.time()
+        if not self._authorised():
+            return
+        body = self._read_body()
+        if self.path == "/tokenize" and config.has_tokenize:
+            tokens = count_tokens(str(body.get("content", "")), add_special=bool(body.get("add_special", False)))
+            self._send_json(200, {"tokens": [hash(t) % 50000 for t in tokens]})
+        elif self.path == "/apply-template" and config.has_tokenize:
+            self._send_json(200, {"prompt": render_template(body.get("messages", []))})
+        elif self.path == "/v1/chat/completions":
+            self._chat(body, arrival)
+        else:
+            self._send_json(404, {"error": {"code": 404, "message": "File Not Found"}})
+
+    def _chat(self, body: dict[str, Any], arrival: float) -> None:
+        config = self.server.config
+        log = self.server.log
+        with self.server.lock:
+            log.chat_bodies.append(body)
+            log.arrivals.append(arrival)
+            send_times: list[float] = []
+            log.token_send_times.append(send_times)
+        if config.status != 200:
+            self._send_json(config.status, {"error": {"code": config.status, "message": f"fake status {config.status}"}})
+            return
+        prompt = count_tokens(render_template(body.get("messages", [])))
+        cache_n = 0
+        with self.server.lock:
+            if body.get("cache_prompt", True):
+                previous = self.server.cached_prompt
+                while cache_n < min(len(previous), len(prompt) - 1) and previous[cache_n] == prompt[cache_n]:
+                    cache_n += 1
+            self.server.cached_prompt = prompt
+        prompt_n = len(prompt) - cache_n
+        max_tokens = int(body.get("max_tokens") or body.get("n_predict") or 16)
+        n_tokens = max_tokens
+        finish = "length"
+        if config.eos_after is not None and not body.get("ignore_eos") and config.eos_after < max_tokens:
+            n_tokens, finish = config.eos_after, "stop"
+        timings = {
+            "cache_n": cache_n,
+            "prompt_n": prompt_n,
+            "prompt_ms": prompt_n / config.pp_tps * 1000,
+            "prompt_per_token_ms": 1000 / config.pp_tps,
+            "prompt_per_second": config.pp_tps,
+            "predicted_n": n_tokens,
+            "predicted_ms": n_tokens / config.tg_tps * 1000,
+            "predicted_per_token_ms": 1000 / config.tg_tps,
+            "predicted_per_second": config.tg_tps,
+        }
+        usage = {"prompt_tokens": len(prompt), "completion_tokens": n_tokens, "total_tokens": len(prompt) + n_tokens}
+        common = {"id": "chatcmpl-fake", "created": int(arrival), "model": config.model,
+                  "system_fingerprint": config.fingerprint}
+        if not body.get("stream"):
+            if config.ttft_s:
+                time.sleep(config.ttft_s + config.itl_s * max(n_tokens - 1, 0))
+            reasoning = " ".join(["think"] * min(config.reasoning_tokens, n_tokens))
+            content = " ".join(["tok"] * max(n_tokens - config.reasoning_tokens, 0))
+            message: dict[str, Any] = {"role": "assistant", "content": content}
+            if config.reasoning_tokens:
+                message["reasoning_content"] = reasoning
+            payload: dict[str, Any] = {
+                **common,
+                "object": "chat.completion",
+                "choices": [{"index": 0, "finish_reason": finish, "message": message}],
+            }
+            if config.send_usage:
+                payload["usage"] = usage
+            if config.send_timings:
+                payload["timings"] = timings
+            self._send_json(200, payload)
+            return
+        self._stream(common, n_tokens, finish, usage, timings, send_times, arrival)
+
+    def _stream(
+        self,
+        common: dict[str, Any],
+        n_tokens: int,
+        finish: str,
+        usage: dict[str, Any],
+        timings: dict[str, Any],
+        send_times: list[float],
+        arrival: float,
+    ) -> None:
+        config = self.server.config
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        held: list[bytes] = []
+
+        def emit(payload: Any, raw: bytes | None = None) -> None:
+            data = raw if raw is not None else json.dumps(payload).encode()
+            line = b"data: " + data + b"\n\n"
+            if config.buffered:
+                held.append(line)
+            else:
+                self.wfile.write(line)
+                self.wfile.flush()
+
+        emit({**common, "object": "chat.completion.chunk",
+              "choices": [{"index": 0, "finish_reason": None, "delta": {"role": "assistant", "content": None}}]})
+        event = 0
+        sent = 0
+        next_send = arrival + config.ttft_s
+        while sent < n_tokens:
+            if config.drop_after_tokens is not None and sent >= config.drop_after_tokens:
+                self.wfile.flush()
+                self.connection.shutdown(2)
+                return
+            delay = next_send - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            batch = min(config.tokens_per_chunk, n_tokens - sent)
+            field_name = "reasoning_content" if sent < config.reasoning_tokens else "content"
+            event += 1
+            if config.malformed_event_at == event:
+                emit(None, raw=b"{not json")
+            else:
+                emit({**common, "object": "chat.completion.chunk",
+                      "choices": [{"index": 0, "finish_reason": None, "delta": {field_name: " tok" * batch}}]})
+            send_times.append(time.time())
+            sent += batch
+            next_send += config.itl_s
+        final: dict[str, Any] = {**common, "object": "chat.completion.chunk",
+                                 "choices": [{"index": 0, "finish_reason": finish, "delta": {}}]}
+        emit(final)
+        tail: dict[str, Any] = {**common, "object": "chat.completion.chunk", "choices": []}
+        if config.send_usage:
+            tail["usage"] = usage
+        if config.send_timings:
+            tail["timings"] = timings
+        emit(tail)
+        if config.send_done:
+            emit(None, raw=b"[DONE]")
+        if held:
+            self.wfile.write(b"".join(held))
+        self.wfile.flush()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    config: FakeConfig
+    log: FakeLog
+    lock: threading.Lock
+    cached_prompt: list[str]
+
+
+class FakeLlamaServer:
+    """Run the fake on 127.0.0.1 in a background thread: ``with FakeLlamaServer() as url: ...``."""
+
+    def __init__(self, config: FakeConfig | None = None) -> None:
+        self.config = config or FakeConfig()
+        self.log = FakeLog()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("fake server is not running")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> str:
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.config = self.config
+        server.log = self.log
+        server.lock = threading.Lock()
+        server.cached_prompt = []
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="fake-llama-server", daemon=True)
+        self._thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> str:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
