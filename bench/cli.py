@@ -20,10 +20,16 @@ import os
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench import __version__
 from bench.config import BUILTIN_SETS, load_baselines, load_scenario_set
 from bench.errors import BenchError, ConfigError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from bench.summary import RunSummary
 
 EXIT_OK = 0
 EXIT_ERROR_RATE = 5
@@ -140,7 +146,7 @@ def _server_args(args: argparse.Namespace) -> tuple[str, ...] | None:
 def _cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from bench.console import ConsoleObserver, baseline_table, case_table
+    from bench.console import ConsoleObserver
     from bench.runner import RunOptions, run_benchmark
 
     if not 0 <= args.max_error_rate <= 1:
@@ -172,15 +178,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"run_id": result.run_id, "run_dir": str(result.run_dir), **result.summary.to_json()}, indent=2))
     else:
-        console.print(case_table(result.summary))
-        if result.summary.baselines:
-            console.print(baseline_table(result.summary.baselines))
-        for check in result.summary.baselines:
-            console.print(check.sentence(), markup=False, highlight=False)
+        _print_summary(console, result.summary)
         console.print(f"results: {result.run_dir}", markup=False, highlight=False)
     for note in result.notes:
         print(f"bench: {note}", file=sys.stderr)
     return EXIT_ERROR_RATE if result.error_rate_exceeded else EXIT_OK
+
+
+def _print_summary(console: Console, summary: RunSummary) -> None:
+    from bench.console import baseline_lines, case_notes, case_table
+
+    console.print(case_table(summary))
+    for line in case_notes(summary):
+        console.print(f"note: {line}", markup=False, highlight=False)
+    for text, style in baseline_lines(summary.baselines):
+        console.print(text, style=style, markup=False, highlight=False)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -226,7 +238,6 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
 def _cmd_show(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from bench.console import baseline_table, case_table
     from bench.store import read_records, read_run_meta
     from bench.summary import summarise_run
 
@@ -247,8 +258,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     if meta.get("partial_reason"):
         console.print(f"partial: {meta['partial_reason']}", markup=False, highlight=False)
     if records:
-        console.print(case_table(summary))
-        console.print(baseline_table(summary.baselines))
+        _print_summary(console, summary)
     return EXIT_OK
 
 

@@ -25,6 +25,8 @@ from bench.records import ServerTimings, Usage
 from bench.sse import SSEParser
 
 ERROR_BODY_CHARS = 300
+# Transport errors that, before any response byte, mean a stale pooled connection.
+STALE_CONNECTION_ERRORS = ("RemoteProtocolError", "ReadError", "WriteError")
 
 
 @dataclass(slots=True)
@@ -128,15 +130,20 @@ class ChatClient:
         await self._http.aclose()
 
     # ---------------------------------------------------------------- probes
-    async def get_json(self, path: str) -> Any | None:
-        """GET an optional JSON endpoint; None when absent (404) or not JSON.
+    async def _probe(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any | None:
+        """Call an optional JSON endpoint; None when absent (404 or other non-200) or not JSON.
 
         Raises AuthError on 401/403 and EndpointError when the server cannot be reached.
         """
-        try:
-            response = await self._http.get(path)
-        except httpx.HTTPError as exc:
-            raise EndpointError(f"cannot reach {self.base_url}: {_describe_transport_error(exc)}") from None
+        for attempt in (1, 2):
+            try:
+                response = await self._http.request(method, path, json=body)
+                break
+            except httpx.HTTPError as exc:
+                stale = type(exc).__name__.startswith(STALE_CONNECTION_ERRORS)
+                if attempt == 1 and stale:
+                    continue  # a keep-alive connection the server closed: once more, fresh
+                raise EndpointError(f"cannot reach {self.base_url}: {_describe_transport_error(exc)}") from None
         if response.status_code in (401, 403):
             raise AuthError(
                 f"authentication failed at {self.base_url}{path} (HTTP {response.status_code}): "
@@ -149,19 +156,11 @@ class ChatClient:
         except ValueError:
             return None
 
+    async def get_json(self, path: str) -> Any | None:
+        return await self._probe("GET", path)
+
     async def post_json(self, path: str, body: dict[str, Any]) -> Any | None:
-        try:
-            response = await self._http.post(path, json=body)
-        except httpx.HTTPError as exc:
-            raise EndpointError(f"cannot reach {self.base_url}: {_describe_transport_error(exc)}") from None
-        if response.status_code in (401, 403):
-            raise AuthError(f"authentication failed at {self.base_url}{path} (HTTP {response.status_code})")
-        if response.status_code != 200:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            return None
+        return await self._probe("POST", path, body)
 
     async def tokenize(self, text: str) -> list[int] | None:
         """Token ids of a fully templated prompt, as the server will count them."""
@@ -218,6 +217,14 @@ class ChatClient:
         return body
 
     async def chat(self, body: dict[str, Any]) -> Exchange:
+        exchange = await self._chat_once(body)
+        if exchange.http_status is None and exchange.error and exchange.error.startswith(STALE_CONNECTION_ERRORS):
+            # A pooled keep-alive connection the server had already closed: nothing
+            # reached the server, so the request is sent again on a fresh connection.
+            exchange = await self._chat_once(body)
+        return exchange
+
+    async def _chat_once(self, body: dict[str, Any]) -> Exchange:
         clock = self.clock
         exchange = Exchange(t_sent=clock.now())
         try:

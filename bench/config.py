@@ -132,9 +132,16 @@ class Baseline:
     value: float
     unit: str
     scenario: str | None = None
+    model: str | None = None  # the model the figure belongs to; other models are not judged
     condition: str = ""
     tolerance_pct: float = 5.0
     source: str = ""
+
+    def applies_to(self, model: str | None) -> bool:
+        """Whether a run of ``model`` can pass or fail against this figure."""
+        if not self.model or not model:
+            return True
+        return self.model.lower() in model.lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +177,7 @@ _BASELINE_FIELDS = {
     "value": "a positive number",
     "unit": "text such as 't/s' or 'GiB'",
     "scenario": "the name of the scenario the figure is computed over",
+    "model": "the model name the figure was measured with (matched as a substring of the run's model)",
     "condition": "text: the setup the figure was measured on",
     "tolerance_pct": "a non-negative number (percent)",
     "source": "text: where the figure comes from",
@@ -372,7 +380,7 @@ def _parse_baseline(source: str, index: int, raw: Mapping[str, Any]) -> Baseline
     if tolerance < 0:
         raise where.error("tolerance_pct", _BASELINE_FIELDS["tolerance_pct"], tolerance)
     texts = {}
-    for key in ("unit", "scenario", "condition", "source"):
+    for key in ("unit", "scenario", "model", "condition", "source"):
         value_text = raw.get(key, "")
         if not isinstance(value_text, str):
             raise where.error(key, _BASELINE_FIELDS[key], value_text)
@@ -382,6 +390,7 @@ def _parse_baseline(source: str, index: int, raw: Mapping[str, Any]) -> Baseline
         value=value,
         unit=texts["unit"] or ("GiB" if figure == "vram_used_gib" else "t/s"),
         scenario=texts["scenario"] or None,
+        model=texts["model"] or None,
         condition=texts["condition"],
         tolerance_pct=tolerance,
         source=texts["source"],

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
 from rich.table import Table
 
 from bench.config import Case
@@ -77,42 +78,40 @@ class ConsoleObserver:
 
 
 def case_table(summary: RunSummary) -> Table:
-    table = Table(title="Figures per case (server t/s from llama.cpp timings; latencies p50)")
-    for name in ("case", "ok", "pp t/s", "tg t/s", "TTFT ms", "ITL ms", "TPOT ms", "e2e ms", "out t/s (wall)", "notes"):
-        table.add_column(name, justify="left" if name in ("case", "notes") else "right")
+    table = Table(title="Per case: server t/s from llama.cpp timings (* client estimate), latencies p50 ms")
+    for name in ("case", "ok", "pp t/s", "tg t/s", "TTFT", "ITL", "e2e", "out t/s"):
+        table.add_column(name, justify="left" if name == "case" else "right", overflow="fold")
     for c in summary.cases:
         estimate = " *" if c.pp_source == "client_estimate" or c.tg_source == "client_estimate" else ""
         table.add_row(
-            c.case_id,
+            escape(c.case_id),
             f"{c.ok}/{c.requests}",
             _fmt(c.pp_tps) + estimate,
             _fmt(c.tg_tps, 2) + estimate,
             _p50(c.ttft_ms),
             _p50(c.itl_ms),
-            _p50(c.tpot_ms),
             _p50(c.e2e_ms),
             _fmt(c.output_tps),
-            "; ".join(c.notes),
         )
     return table
 
 
-def baseline_table(checks: Sequence[BaselineCheck]) -> Table:
-    table = Table(title="Against the baselines")
-    for name in ("figure", "measured", "baseline", "ratio", "status", "computed over", "baseline condition"):
-        table.add_column(name, justify="right" if name in ("measured", "baseline", "ratio") else "left")
-    for b in checks:
-        style = {"pass": "green", "below": "red"}.get(b.status, "yellow")
-        table.add_row(
-            b.figure,
-            "-" if b.measured is None else f"{b.measured:,.2f} {b.unit}",
-            f"{b.baseline:,g} {b.unit}",
-            "-" if b.ratio is None else f"{b.ratio * 100:.1f} %",
-            f"[{style}]{b.status}[/{style}]",
-            f"scenario {b.scenario}" if b.scenario else "all cases",
-            b.condition,
-        )
-    return table
+def case_notes(summary: RunSummary) -> list[str]:
+    lines = [f"{c.case_id}: {note}" for c in summary.cases for note in c.notes]
+    for c in summary.cases:
+        for error, count in c.errors.items():
+            lines.append(f"{c.case_id}: {count} x {error}")
+    return lines
+
+
+def baseline_lines(checks: Sequence[BaselineCheck]) -> list[tuple[str, str]]:
+    """One sentence per baseline with the style to print it in."""
+    styles = {"pass": "green", "below": "red", "other model": "yellow"}
+    lines = []
+    for check in checks:
+        where = f"scenario {check.scenario}" if check.scenario else "all cases"
+        lines.append((f"{check.sentence()}  [{where}]", styles.get(check.status, "yellow")))
+    return lines
 
 
 def endpoint_table(info: EndpointInfo) -> Table:
@@ -133,5 +132,5 @@ def endpoint_table(info: EndpointInfo) -> Table:
         ("streaming", f"{'ok' if info.stream_ok else 'FAILED'}, tokens {info.stream_delivery}"),
     ]
     for what, found in rows:
-        table.add_row(what, found)
+        table.add_row(what, escape(found))
     return table

@@ -27,6 +27,7 @@ from bench.errors import ServerStartError
 
 LOOPBACK = "127.0.0.1"
 EMBEDDED_MODEL_NAME = "gemma-3-270m-q4_k_m.gguf"
+EMBEDDED_MODEL_ALIAS = "gemma-3-270m-q4_k_m"
 STOP_GRACE_S = 10.0
 
 
@@ -201,9 +202,14 @@ class LocalServer:
 
 
 def embedded_server_args(max_concurrency: int, ctx_per_slot: int = 4096) -> list[str]:
-    """Flags of the embedded default: the seed's ctx 4096 per slot, a slot per stream."""
+    """Flags of the default server: the seed's ctx 4096 per slot, a slot per stream.
+
+    ``--swa-full`` keeps the whole KV cache of sliding-window models (Gemma 3):
+    without it the server can reuse only the last window of a cached prefix, and
+    depth scenarios would re-process what they mean to hold in the cache.
+    """
     slots = max(1, max_concurrency)
-    return ["-c", str(ctx_per_slot * slots), "-np", str(slots), "--metrics", "--jinja"]
+    return ["-c", str(ctx_per_slot * slots), "-np", str(slots), "--metrics", "--jinja", "--swa-full"]
 
 
 def local_server(
@@ -215,9 +221,13 @@ def local_server(
     max_concurrency: int = 1,
 ) -> LocalServer:
     """A server the suite starts: the user's binary/model/flags where given, else the embedded ones."""
+    if args is None:
+        args = embedded_server_args(max_concurrency)
+        if model_file is None:
+            args += ["--alias", EMBEDDED_MODEL_ALIAS]
     return LocalServer(
         binary or embedded_binary(),
         model_file or embedded_model(),
-        args=list(args) if args is not None else embedded_server_args(max_concurrency),
+        args=list(args),
         log_path=log_path,
     )

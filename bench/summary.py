@@ -101,8 +101,10 @@ class BaselineCheck:
     unit: str
     measured: float | None
     ratio: float | None
-    status: str  # "pass", "below", "no data"
+    status: str  # "pass", "below", "no data", "other model"
     scenario: str | None
+    model: str | None  # the baseline's model
+    run_model: str | None
     cases: tuple[str, ...]
     tolerance_pct: float
     condition: str
@@ -112,11 +114,12 @@ class BaselineCheck:
         names = {"pp_tps": "prompt", "tg_tps": "generation", "vram_used_gib": "VRAM"}
         name = names.get(self.figure, self.figure)
         if self.measured is None or self.ratio is None:
-            return f"{name}: no data for the {self.baseline:,g} {self.unit} baseline"
-        return (
-            f"{name} {self.measured:,.2f} {self.unit} = {self.ratio * 100:.1f} % of "
-            f"{self.baseline:,g} {self.unit}"
-        )
+            why = "no GPU telemetry in this run" if self.figure == "vram_used_gib" else "no data"
+            return f"{name}: {why} (baseline {self.baseline:,g} {self.unit})"
+        text = f"{name} {self.measured:,.2f} {self.unit} = {self.ratio * 100:.1f} % of {self.baseline:,g} {self.unit}"
+        if self.status == "other model":
+            return f"{text} (baseline is for {self.model}, this run is {self.run_model}: for scale only)"
+        return f"{text}: {self.status}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +234,13 @@ def summarise_case(case_id: str, records: Sequence[RequestRecord]) -> CaseSummar
         tg_source = None
 
     cache_excluded = sum(1 for r in with_timings if not _pp_eligible(r))
+    short_depth = [r for r in with_timings if r.timings is not None and r.timings.cache_n < r.depth_target]
+    if short_depth:
+        reused = min(r.timings.cache_n for r in short_depth if r.timings is not None)
+        notes.append(
+            f"depth not reached: the server reused as few as {reused} of {first.depth_target} cached tokens "
+            "(a sliding-window model needs llama-server --swa-full)"
+        )
     if cache_excluded:
         notes.append(f"{cache_excluded} request(s) with cache_n != depth kept out of pp")
     prompt_mismatch = sum(
@@ -308,8 +318,11 @@ def check_baseline(baseline: Baseline, records: Sequence[RequestRecord], case_id
             measured = client_pp_tps(ok) if baseline.figure == "pp_tps" else client_tg_tps(ok)
             source = CLIENT if measured is not None else None
     ratio = measured / baseline.value if measured is not None else None
+    run_model = next((r.model for r in ok if r.model), None)
     if ratio is None:
         status = "no data"
+    elif not baseline.applies_to(run_model):
+        status = "other model"
     elif ratio >= 1 - baseline.tolerance_pct / 100:
         status = "pass"
     else:
@@ -322,6 +335,8 @@ def check_baseline(baseline: Baseline, records: Sequence[RequestRecord], case_id
         ratio=ratio,
         status=status,
         scenario=baseline.scenario,
+        model=baseline.model,
+        run_model=run_model,
         cases=tuple(case_ids),
         tolerance_pct=baseline.tolerance_pct,
         condition=baseline.condition,

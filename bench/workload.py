@@ -137,6 +137,12 @@ class PromptBuilder:
         async def measure(messages: Messages) -> int:
             return len(await self._tokens(messages))
 
+        floor = await measure(make(0))
+        if target < floor:
+            raise ConfigError(
+                f"a prompt of {target} tokens is shorter than this server's chat template and system "
+                f"prompt alone ({floor} tokens); use prompt_tokens >= {floor}"
+            )
         messages = await _fit(make, target, measure, f"a prompt of {target} tokens")
         return Prompt(messages, target, 0, "tokenize")
 

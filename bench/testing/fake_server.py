@@ -301,7 +301,7 @@ class FakeLlamaServer:
         server.lock = threading.Lock()
         server.cached_prompt = []
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="fake-llama-server", daemon=True)
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.02,), name="fake-llama-server", daemon=True)
         self._thread.start()
         return self.url
 
