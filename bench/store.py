@@ -98,12 +98,15 @@ class RunStore:
     def write_summary(self, summary: dict[str, Any]) -> None:
         _atomic_write_json(self.path / "summary.json", {"schema_version": RUN_SCHEMA, **summary})
 
+    def close(self) -> None:
+        if not self._requests.closed:
+            self._requests.close()
+
     def finish(self, status: str, **fields: Any) -> None:
         """Close the request log, write the Parquet table and the final metadata."""
         if status not in STATUSES:
             raise ValueError(f"unknown run status {status!r}")
-        if not self._requests.closed:
-            self._requests.close()
+        self.close()
         records = list(read_records(self.path))
         if records:
             records_frame(records).to_parquet(self.path / "requests.parquet", index=False)

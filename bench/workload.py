@@ -83,6 +83,9 @@ class PromptBuilder:
         self.run_tag = run_tag
         self._exact: bool | None = None
         self._next_marker = 0
+        # word count that hit each target last time: the next prompt of that
+        # length usually needs the same, so its fit costs one count, not several
+        self._fitted_words: dict[int, int] = {}
 
     async def exact_counts_available(self) -> bool:
         if self._exact is None:
@@ -143,7 +146,8 @@ class PromptBuilder:
                 f"a prompt of {target} tokens is shorter than this server's chat template and system "
                 f"prompt alone ({floor} tokens); use prompt_tokens >= {floor}"
             )
-        messages = await _fit(make, target, measure, f"a prompt of {target} tokens")
+        messages, n = await _fit(make, target, measure, f"a prompt of {target} tokens", self._fitted_words.get(target))
+        self._fitted_words[target] = n
         return Prompt(messages, target, 0, "tokenize")
 
     # ------------------------------------------------------------- depth d
@@ -165,7 +169,7 @@ class PromptBuilder:
         first_marker = _marker(0)
 
         async def shared_prefix(messages: Messages) -> int:
-            n_depth = _depth_words_in(messages, depth_words)
+            n_depth = _depth_words_in(messages)
             a = await self._tokens(layout(n_depth, prime_marker, 4))
             b = await self._tokens(layout(n_depth, first_marker, 4))
             return _common_prefix(a, b)
@@ -173,11 +177,11 @@ class PromptBuilder:
         def make_depth(n: int) -> Messages:
             return layout(n, first_marker, 4)
 
-        fitted = await _fit(make_depth, case.depth, shared_prefix, f"a cached depth of {case.depth} tokens")
-        n_depth = _depth_words_in(fitted, depth_words)
+        _, n_depth = await _fit(make_depth, case.depth, shared_prefix, f"a cached depth of {case.depth} tokens")
         prime_tokens = await self._tokens(layout(n_depth, prime_marker, 4))
 
         prompts: list[Prompt] = []
+        n_body: int | None = None
         for index in range(case.warmup + case.requests):
             marker = _marker(index)
 
@@ -188,15 +192,19 @@ class PromptBuilder:
                 tokens = await self._tokens(messages)
                 return len(tokens) - _common_prefix(tokens, prime_tokens)
 
-            messages = await _fit(
-                make_body, case.prompt_tokens, measured_tokens, f"a prompt of {case.prompt_tokens} tokens at depth {case.depth}"
+            messages, n_body = await _fit(
+                make_body,
+                case.prompt_tokens,
+                measured_tokens,
+                f"a prompt of {case.prompt_tokens} tokens at depth {case.depth}",
+                n_body,
             )
             prompts.append(Prompt(messages, case.prompt_tokens, case.depth, "tokenize"))
         prime = Prompt(layout(n_depth, prime_marker, 4), 0, 0, "tokenize")
         return CasePrompts(prime=prime, warmup=prompts[: case.warmup], measured=prompts[case.warmup :])
 
 
-def _depth_words_in(messages: Messages, depth_words: list[str]) -> int:
+def _depth_words_in(messages: Messages) -> int:
     head = messages[-1]["content"].split("\n", 1)[0]
     return len(head.split()) if head else 0
 
@@ -215,19 +223,21 @@ async def _fit(
     target: int,
     measure: Callable[[Messages], Awaitable[int]],
     what: str,
-) -> Messages:
-    """Find n such that measure(make(n)) == target; pad with short words if a step jumps over it.
+    start: int | None = None,
+) -> tuple[Messages, int]:
+    """Find n such that measure(make(n)) == target; returns the messages and n.
 
     measure(make(n)) grows with n by about one token per word, so a secant-like
-    step converges in a few requests even for thousands of tokens.
+    step from ``start`` converges in a few requests even for thousands of tokens.
+    Where one word jumps over the target, short words pad the last gap.
     """
-    n = target
+    n = target if start is None else start
     low_n, low_count = -1, -1
     high_n: int | None = None
     for _ in range(MAX_FIT_STEPS):
         count = await measure(make(n))
         if count == target:
-            return make(n)
+            return make(n), n
         if count < target:
             low_n, low_count = n, count
             step = target - count
@@ -251,5 +261,5 @@ async def _fit(
             padded = [dict(m) for m in base]
             padded[-1]["content"] = padded[-1]["content"] + (" " + pad) * missing
             if await measure(padded) == target:
-                return padded
+                return padded, low_n
     raise ConfigError(f"could not build {what}: the tokenizer's counts did not converge")

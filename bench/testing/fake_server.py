@@ -75,6 +75,7 @@ def render_template(messages: list[dict[str, Any]]) -> str:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else every small write waits ~40 ms for a delayed ACK
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bench.client import ChatClient
+from bench.config import Case, Pattern
+from bench.loadgen import CaseOutcome, CaseRunner
+from bench.records import RequestRecord
+from bench.testing.fake_server import FakeLlamaServer
+from bench.workload import PromptBuilder
+
+
+def case(pattern: Pattern = "sequential", concurrency: int = 1, requests: int = 4, *, rate: float | None = None,
+         max_duration_s: float = 60.0, warmup: int = 1) -> Case:
+    return Case(
+        scenario="s", prompt_tokens=40, output_tokens=4, concurrency=concurrency, depth=0, requests=requests,
+        warmup=warmup, stream=True, pattern=pattern, rate_rps=rate, max_duration_s=max_duration_s,
+        temperature=1.0, top_p=1.0,
+    )
+
+
+def run(url: str, c: Case) -> tuple[CaseOutcome, list[RequestRecord]]:
+    records: list[RequestRecord] = []
+
+    async def go() -> CaseOutcome:
+        async with ChatClient(url, max_connections=c.concurrency + 1) as client:
+            prompts = await PromptBuilder(client).build_case(c)
+            return await CaseRunner(client, "run1", c, prompts, records.append).run()
+
+    return asyncio.run(go()), records
+
+
+def overlapping(records: list[RequestRecord]) -> int:
+    """Most requests in flight at one time."""
+    events = sorted([(r.t_sent, 1) for r in records] + [(r.t_end, -1) for r in records])
+    level = peak = 0
+    for _, step in events:
+        level += step
+        peak = max(peak, level)
+    return peak
+
+
+def test_sequential_sends_warmup_then_measured_one_at_a_time(fake: FakeLlamaServer) -> None:
+    fake.config.itl_s = 0.002
+    outcome, records = run(fake.url, case())
+    assert [r.warmup for r in records] == [True, False, False, False, False]
+    assert [r.index for r in records if not r.warmup] == [0, 1, 2, 3]
+    assert overlapping([r for r in records if not r.warmup]) == 1
+    assert (outcome.measured, outcome.failed, outcome.stopped_by_deadline) == (4, 0, False)
+    assert all(r.prompt_tokens_target == 40 and r.timings and r.timings.prompt_n == 40 for r in records)
+
+
+def test_closed_loop_keeps_n_streams_busy(fake: FakeLlamaServer) -> None:
+    fake.config.itl_s = 0.01
+    _, records = run(fake.url, case("concurrent", concurrency=4, requests=8, warmup=0))
+    assert len(records) == 8
+    assert overlapping(records) == 4
+
+
+def test_open_loop_is_bounded_by_its_deadline(fake: FakeLlamaServer) -> None:
+    outcome, records = run(fake.url, case("poisson", concurrency=8, requests=200, rate=20.0, max_duration_s=0.5, warmup=0))
+    assert outcome.stopped_by_deadline
+    # about 10 arrivals in 0.5 s at 20 req/s; far fewer than the 200 prompts built
+    assert 1 <= len(records) < 40
+
+
+def test_failures_are_recorded_and_the_case_goes_on(fake: FakeLlamaServer) -> None:
+    fake.config.status = 500
+    outcome, records = run(fake.url, case(warmup=0))
+    assert outcome.failed == 4 and len(records) == 4
+    assert all(r.http_status == 500 and not r.ok for r in records)
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_records_carry_the_case_axes(fake: FakeLlamaServer, stream: bool) -> None:
+    from dataclasses import replace
+
+    _, records = run(fake.url, replace(case(warmup=0, requests=1), stream=stream))
+    (r,) = records
+    assert (r.case_id, r.stream, r.output_tokens_target, r.concurrency, r.run_id) == ("s/p40-o4-c1-d0", stream, 4, 1, "run1")
