@@ -57,14 +57,20 @@ def _add_endpoint_options(parser: argparse.ArgumentParser) -> None:
         help=f"sent as 'Authorization: Bearer KEY'; default: ${API_KEY_ENV} or 'EMPTY'. "
         "Never written to results or logs",
     )
-    group.add_argument("--model", metavar="NAME", help="model name sent in requests (default: what /v1/models lists first)")
-    group.add_argument("--timeout", type=float, default=600.0, metavar="S", help="per-request timeout in seconds (default 600)")
-    group.add_argument("--server-binary", type=Path, metavar="PATH", help="start this llama-server instead of the embedded one")
+    group.add_argument(
+        "--model", metavar="NAME", help="model name sent in requests (default: what /v1/models lists first)"
+    )
+    group.add_argument(
+        "--timeout", type=float, default=600.0, metavar="S", help="per-request timeout in seconds (default 600)"
+    )
+    group.add_argument(
+        "--server-binary", type=Path, metavar="PATH", help="start this llama-server instead of the embedded one"
+    )
     group.add_argument("--model-file", type=Path, metavar="PATH", help="GGUF model for the server the suite starts")
     group.add_argument(
         "--server-args",
         metavar="ARGS",
-        help="flags for the server the suite starts, as one string, e.g. \"-c 8192 -np 2 -fa on\" "
+        help='flags for the server the suite starts, as one string, e.g. "-c 8192 -np 2 -fa on" '
         "(default: -c 4096 per slot, one slot per concurrent stream, --metrics --jinja)",
     )
 
@@ -94,12 +100,33 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME|PATH",
         help=f"built-in set ({', '.join(BUILTIN_SETS)}) or a TOML file (default: baseline)",
     )
-    run.add_argument("--baselines", type=Path, metavar="PATH", help="baselines TOML (default: ./baselines.toml, else the packaged seed figures)")
-    run.add_argument("--results-dir", type=Path, default=Path("results"), metavar="DIR", help="where run directories go (default: results)")
+    run.add_argument(
+        "--baselines",
+        type=Path,
+        metavar="PATH",
+        help="baselines TOML (default: ./baselines.toml, else the packaged seed figures)",
+    )
+    run.add_argument(
+        "--results-dir",
+        type=Path,
+        default=Path("results"),
+        metavar="DIR",
+        help="where run directories go (default: results)",
+    )
     run.add_argument("--label", help="a name for this run, e.g. 'nightly' or 'fa-on'")
-    run.add_argument("--server-flags", metavar="TEXT", help="the server's flags as you started it (recorded, not used), e.g. '-fa 1 -ngl 999 -c 4096'")
+    run.add_argument(
+        "--server-flags",
+        metavar="TEXT",
+        help="the server's flags as you started it (recorded, not used), e.g. '-fa 1 -ngl 999 -c 4096'",
+    )
     run.add_argument("--seed", type=int, default=0, help="seed for prompt text and arrival times (default 0)")
-    run.add_argument("--max-error-rate", type=float, default=0.05, metavar="F", help="exit 5 when more than this share of requests failed (default 0.05)")
+    run.add_argument(
+        "--max-error-rate",
+        type=float,
+        default=0.05,
+        metavar="F",
+        help="exit 5 when more than this share of requests failed (default 0.05)",
+    )
     run.add_argument("--json", action="store_true", help="print the summary as JSON instead of tables")
     _add_endpoint_options(run)
 
@@ -123,8 +150,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     scenarios.add_argument("set", nargs="?", metavar="NAME|PATH")
 
-    show = commands.add_parser("show", help="print the figures of a stored run", description="Print the summary of a stored run.")
-    show.add_argument("run", type=Path, metavar="RUN_DIR", help="a run directory, e.g. results/20261125-101500-run-a1b2c3")
+    show = commands.add_parser(
+        "show", help="print the figures of a stored run", description="Print the summary of a stored run."
+    )
+    show.add_argument(
+        "run", type=Path, metavar="RUN_DIR", help="a run directory, e.g. results/20261125-101500-run-a1b2c3"
+    )
     show.add_argument("--json", action="store_true", help="print the figures as JSON")
     show.add_argument("--baselines", type=Path, metavar="PATH", help="baselines TOML to compare with")
     return parser
@@ -176,7 +207,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     finally:
         observer.stop()
     if args.json:
-        print(json.dumps({"run_id": result.run_id, "run_dir": str(result.run_dir), **result.summary.to_json()}, indent=2))
+        print(
+            json.dumps({"run_id": result.run_id, "run_dir": str(result.run_dir), **result.summary.to_json()}, indent=2)
+        )
     else:
         _print_summary(console, result.summary)
         console.print(f"results: {result.run_dir}", markup=False, highlight=False)

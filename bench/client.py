@@ -61,9 +61,7 @@ def normalise_endpoint(endpoint: str) -> str:
     """
     parts = urlsplit(endpoint.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(
-            f"--endpoint must be an http(s) URL such as http://127.0.0.1:8080; got {endpoint!r}"
-        )
+        raise ConfigError(f"--endpoint must be an http(s) URL such as http://127.0.0.1:8080; got {endpoint!r}")
     if parts.username or parts.password:
         raise ConfigError("--endpoint must not contain credentials; pass the key with --api-key or BENCH_API_KEY")
     path = parts.path.rstrip("/")

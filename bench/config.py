@@ -47,10 +47,7 @@ class Case:
 
     @property
     def case_id(self) -> str:
-        return (
-            f"{self.scenario}/p{self.prompt_tokens}-o{self.output_tokens}"
-            f"-c{self.concurrency}-d{self.depth}"
-        )
+        return f"{self.scenario}/p{self.prompt_tokens}-o{self.output_tokens}-c{self.concurrency}-d{self.depth}"
 
     @property
     def context_tokens(self) -> int:
@@ -217,8 +214,7 @@ def _check_unknown(where: _Where, table: Mapping[str, object], known: Mapping[st
     for key in table:
         if key not in known:
             raise ConfigError(
-                f"{where.source}: {where.table}: unknown field '{key}'; "
-                f"allowed fields: {', '.join(sorted(known))}"
+                f"{where.source}: {where.table}: unknown field '{key}'; allowed fields: {', '.join(sorted(known))}"
             )
 
 
@@ -327,9 +323,7 @@ def parse_scenario_set(data: Mapping[str, Any], source: str) -> ScenarioSet:
     allowed_top = {"schema_version", "name", "description", "defaults", "scenario"}
     for key in data:
         if key not in allowed_top:
-            raise ConfigError(
-                f"{source}: unknown top-level field '{key}'; allowed: {', '.join(sorted(allowed_top))}"
-            )
+            raise ConfigError(f"{source}: unknown top-level field '{key}'; allowed: {', '.join(sorted(allowed_top))}")
     defaults = data.get("defaults", {})
     if not isinstance(defaults, dict):
         raise ConfigError(f"{source}: [defaults] must be a table")
@@ -359,9 +353,7 @@ def load_scenario_set(name_or_path: str | Path) -> ScenarioSet:
         return parse_scenario_set(_read_toml(f"<built-in {text}>", resource.read_text("utf-8")), f"built-in:{text}")
     path = Path(text)
     if not path.exists():
-        raise ConfigError(
-            f"{text}: no such scenario file, and not a built-in set ({', '.join(BUILTIN_SETS)})"
-        )
+        raise ConfigError(f"{text}: no such scenario file, and not a built-in set ({', '.join(BUILTIN_SETS)})")
     return parse_scenario_set(_read_toml(path), str(path))
 
 
@@ -401,7 +393,9 @@ def parse_baselines(data: Mapping[str, Any], source: str) -> Baselines:
     _check_schema(source, data)
     for key in data:
         if key not in {"schema_version", "baseline", "description"}:
-            raise ConfigError(f"{source}: unknown top-level field '{key}'; allowed: baseline, description, schema_version")
+            raise ConfigError(
+                f"{source}: unknown top-level field '{key}'; allowed: baseline, description, schema_version"
+            )
     raw = data.get("baseline", [])
     if not isinstance(raw, list):
         raise ConfigError(f"{source}: 'baseline' must be an array of tables ([[baseline]])")

@@ -8,6 +8,7 @@ with telemetry samples taken on the same clock.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -142,7 +143,7 @@ class RequestRecord:
     def itl_ms(self) -> list[float]:
         """Gaps between consecutive token events (the first token excluded)."""
         times = self.token_times
-        return [(b - a) * 1000.0 for a, b in zip(times, times[1:], strict=False)]
+        return [(b - a) * 1000.0 for a, b in itertools.pairwise(times)]
 
     @property
     def generated_tokens(self) -> int | None:

@@ -191,9 +191,7 @@ async def _run(options: RunOptions, observer: RunObserver) -> RunResult:
         notes: list[str] = []
         exceeded = summary.error_rate > options.max_error_rate
         if exceeded:
-            notes.append(
-                f"error rate {summary.error_rate:.1%} is above the limit of {options.max_error_rate:.1%}"
-            )
+            notes.append(f"error rate {summary.error_rate:.1%} is above the limit of {options.max_error_rate:.1%}")
         store.write_summary(summary.to_json())
         store.finish("complete", ended=clock.now(), notes=notes)
         return RunResult(store.run_id, store.path, "complete", summary, info, exceeded, tuple(notes))
@@ -224,4 +222,3 @@ def _finish_early(
         if records:
             store.write_summary(summarise_run(records, options.baselines).to_json())
     store.finish(status, ended=clock.now(), partial_reason=reason)
-

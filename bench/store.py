@@ -184,8 +184,15 @@ def records_frame(records: list[RequestRecord]) -> pd.DataFrame:
         row["e2e_ms"] = record.e2e_ms
         rows.append(row)
     frame = pd.DataFrame(rows)
-    for key in ("cache_n", "prompt_n", "predicted_n", "http_status", "usage_prompt_tokens",
-                "usage_completion_tokens", "usage_total_tokens"):
+    for key in (
+        "cache_n",
+        "prompt_n",
+        "predicted_n",
+        "http_status",
+        "usage_prompt_tokens",
+        "usage_completion_tokens",
+        "usage_total_tokens",
+    ):
         if key in frame:
             frame[key] = frame[key].astype("Int64")
     return frame

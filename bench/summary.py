@@ -219,6 +219,8 @@ def summarise_case(case_id: str, records: Sequence[RequestRecord]) -> CaseSummar
     with_timings = [r for r in ok if r.timings is not None]
     notes: list[str] = []
 
+    pp_source: str | None
+    tg_source: str | None
     if with_timings:
         pp, pp_source = server_pp_tps(with_timings), SERVER
         tg, tg_source = server_tg_tps(with_timings), SERVER
@@ -246,10 +248,14 @@ def summarise_case(case_id: str, records: Sequence[RequestRecord]) -> CaseSummar
     prompt_mismatch = sum(
         1
         for r in with_timings
-        if r.prompt_length_source == "tokenize" and _pp_eligible(r) and r.timings is not None
+        if r.prompt_length_source == "tokenize"
+        and _pp_eligible(r)
+        and r.timings is not None
         and r.timings.prompt_n != r.prompt_tokens_target
     )
-    output_mismatch = sum(1 for r in ok if r.generated_tokens is not None and r.generated_tokens != r.output_tokens_target)
+    output_mismatch = sum(
+        1 for r in ok if r.generated_tokens is not None and r.generated_tokens != r.output_tokens_target
+    )
     if output_mismatch:
         notes.append(f"{output_mismatch} request(s) generated a different number of tokens than asked")
 
@@ -286,7 +292,11 @@ def summarise_case(case_id: str, records: Sequence[RequestRecord]) -> CaseSummar
             [r.timings.prompt_n / r.timings.prompt_ms * 1000 for r in with_timings if r.timings and _pp_eligible(r)]
         ),
         tg_tps_per_request=Distribution.of(
-            [r.timings.predicted_n / r.timings.predicted_ms * 1000 for r in with_timings if r.timings and r.timings.predicted_ms > 0]
+            [
+                r.timings.predicted_n / r.timings.predicted_ms * 1000
+                for r in with_timings
+                if r.timings and r.timings.predicted_ms > 0
+            ]
         ),
         ttft_ms=Distribution.of([v for r in ok if (v := r.ttft_ms) is not None]),
         ttfb_ms=Distribution.of([v for r in ok if (v := r.ttfb_ms) is not None]),

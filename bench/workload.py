@@ -30,16 +30,17 @@ ESTIMATED_TEMPLATE_TOKENS = 24
 MAX_FIT_STEPS = 24
 
 # Common English words: one token each in the tokenizers of the usual model families.
-_WORDS = (
-    "the of and to in is was for on that with as by at from his her they this have had are "
-    "not but which one were all their there been has when who will more if out so said what "
-    "up its about into than them can only other new some could time these two may then do first "
-    "any my now such like our over man me even most made after also did many before must through "
-    "back years where much your way well down should because each just those people how too little "
-    "state good very make world still own see men work long get here between both life being under "
-    "never day same another know while last might us great old year off come since against go came "
-    "right used take three"
-).split()
+_WORDS = tuple(
+    """
+    the of and to in is was for on that with as by at from his her they this have had are not but which
+    one were all their there been has when who will more if out so said what up its about into than them
+    can only other new some could time these two may then do first any my now such like our over man me
+    even most made after also did many before must through back years where much your way well down
+    should because each just those people how too little state good very make world still own see men
+    work long get here between both life being under never day same another know while last might us
+    great old year off come since against go came right used take three
+    """.split()
+)
 _PAD_WORDS = ("a", "I", "o", "x", "is", "it", "an", "as", "at", "be")
 
 Messages = list[dict[str, str]]

@@ -8,7 +8,9 @@ from bench.records import RequestRecord, ServerTimings, Usage
 
 
 def timings(prompt_n: int, prompt_ms: float, predicted_n: int, predicted_ms: float, cache_n: int = 0) -> ServerTimings:
-    return ServerTimings(prompt_n=prompt_n, prompt_ms=prompt_ms, predicted_n=predicted_n, predicted_ms=predicted_ms, cache_n=cache_n)
+    return ServerTimings(
+        prompt_n=prompt_n, prompt_ms=prompt_ms, predicted_n=predicted_n, predicted_ms=predicted_ms, cache_n=cache_n
+    )
 
 
 def record(**overrides: Any) -> RequestRecord:

@@ -36,7 +36,9 @@ def test_python_m_bench_and_help_explain_commands_and_exit_codes() -> None:
 def test_run_against_an_endpoint_prints_figures_and_exits_0(
     fake: FakeLlamaServer, scenario_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["run", "--endpoint", fake.url, "--scenarios", str(scenario_file), "--results-dir", str(tmp_path / "r")])
+    code = main(
+        ["run", "--endpoint", fake.url, "--scenarios", str(scenario_file), "--results-dir", str(tmp_path / "r")]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "pp/p40-o4-c1-d0" in out and "5,000.0" in out
@@ -46,7 +48,9 @@ def test_run_against_an_endpoint_prints_figures_and_exits_0(
 def test_run_json_output_is_machine_readable(
     fake: FakeLlamaServer, scenario_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["run", "--endpoint", fake.url, "--scenarios", str(scenario_file), "--results-dir", str(tmp_path), "--json"])
+    code = main(
+        ["run", "--endpoint", fake.url, "--scenarios", str(scenario_file), "--results-dir", str(tmp_path), "--json"]
+    )
     data = json.loads(capsys.readouterr().out)
     assert code == 0 and data["requests"] == 2 and data["cases"][0]["pp_tps"] == pytest.approx(5000.0)
     assert Path(data["run_dir"]).is_dir()
@@ -67,7 +71,11 @@ def test_unreachable_endpoint_exits_3(scenario_file: Path, tmp_path: Path, capsy
 
 
 def test_wrong_key_exits_3_with_authentication_failed(
-    fake: FakeLlamaServer, scenario_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    fake: FakeLlamaServer,
+    scenario_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     fake.config.api_key = "right"
     monkeypatch.setenv("BENCH_API_KEY", "wrong")
@@ -105,7 +113,19 @@ def test_show_recomputes_figures_from_a_stored_run(
     fake: FakeLlamaServer, scenario_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     results = tmp_path / "results"
-    main(["run", "--endpoint", fake.url, "--scenarios", str(scenario_file), "--results-dir", str(results), "--label", "x"])
+    main(
+        [
+            "run",
+            "--endpoint",
+            fake.url,
+            "--scenarios",
+            str(scenario_file),
+            "--results-dir",
+            str(results),
+            "--label",
+            "x",
+        ]
+    )
     capsys.readouterr()
     (run_dir,) = results.iterdir()
     assert main(["show", str(run_dir)]) == 0

@@ -86,15 +86,18 @@ stream = true
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ('prompt_tokens = -5\noutput_tokens = 8', "field 'prompt_tokens': must be a positive integer"),
-        ('prompt_tokens = 64\noutput_tokens = 0', "field 'output_tokens'"),
-        ('prompt_tokens = 64\noutput_tokens = 8\nprompt_lenght = 3', "unknown field 'prompt_lenght'"),
+        ("prompt_tokens = -5\noutput_tokens = 8", "field 'prompt_tokens': must be a positive integer"),
+        ("prompt_tokens = 64\noutput_tokens = 0", "field 'output_tokens'"),
+        ("prompt_tokens = 64\noutput_tokens = 8\nprompt_lenght = 3", "unknown field 'prompt_lenght'"),
         ('prompt_tokens = 64\noutput_tokens = 8\npattern = "burst"', "field 'pattern': must be one of sequential"),
-        ('prompt_tokens = 64\noutput_tokens = 8\nconcurrency = 4', "pattern 'sequential' runs one request at a time"),
+        ("prompt_tokens = 64\noutput_tokens = 8\nconcurrency = 4", "pattern 'sequential' runs one request at a time"),
         ('prompt_tokens = 64\noutput_tokens = 8\npattern = "poisson"', "needs field 'rate_rps'"),
-        ('prompt_tokens = 64\noutput_tokens = 8\ndepth = 512\nconcurrency = 2\npattern = "concurrent"', "depth' > 0 needs concurrency 1"),
-        ('prompt_tokens = 64\noutput_tokens = 8\ntop_p = 0', "field 'top_p'"),
-        ('prompt_tokens = 64\noutput_tokens = 8\nrepetitions = true', "field 'repetitions'"),
+        (
+            'prompt_tokens = 64\noutput_tokens = 8\ndepth = 512\nconcurrency = 2\npattern = "concurrent"',
+            "depth' > 0 needs concurrency 1",
+        ),
+        ("prompt_tokens = 64\noutput_tokens = 8\ntop_p = 0", "field 'top_p'"),
+        ("prompt_tokens = 64\noutput_tokens = 8\nrepetitions = true", "field 'repetitions'"),
         ("output_tokens = 8", "missing field 'prompt_tokens'"),
     ],
 )
@@ -153,7 +156,9 @@ def test_bad_baselines_are_refused(entry: dict[str, object], message: str) -> No
 
 
 def test_baseline_model_matches_as_a_substring() -> None:
-    (baseline,) = parse_baselines({"baseline": [{"figure": "tg_tps", "value": 1, "model": "gpt-oss-120b"}]}, "b").entries
+    (baseline,) = parse_baselines(
+        {"baseline": [{"figure": "tg_tps", "value": 1, "model": "gpt-oss-120b"}]}, "b"
+    ).entries
     assert baseline.applies_to("ggml-org/gpt-oss-120b-GGUF")
     assert not baseline.applies_to("gemma-3-270m-q4_k_m")
     assert baseline.applies_to(None)

@@ -12,12 +12,29 @@ from bench.testing.fake_server import FakeLlamaServer
 from bench.workload import PromptBuilder
 
 
-def case(pattern: Pattern = "sequential", concurrency: int = 1, requests: int = 4, *, rate: float | None = None,
-         max_duration_s: float = 60.0, warmup: int = 1) -> Case:
+def case(
+    pattern: Pattern = "sequential",
+    concurrency: int = 1,
+    requests: int = 4,
+    *,
+    rate: float | None = None,
+    max_duration_s: float = 60.0,
+    warmup: int = 1,
+) -> Case:
     return Case(
-        scenario="s", prompt_tokens=40, output_tokens=4, concurrency=concurrency, depth=0, requests=requests,
-        warmup=warmup, stream=True, pattern=pattern, rate_rps=rate, max_duration_s=max_duration_s,
-        temperature=1.0, top_p=1.0,
+        scenario="s",
+        prompt_tokens=40,
+        output_tokens=4,
+        concurrency=concurrency,
+        depth=0,
+        requests=requests,
+        warmup=warmup,
+        stream=True,
+        pattern=pattern,
+        rate_rps=rate,
+        max_duration_s=max_duration_s,
+        temperature=1.0,
+        top_p=1.0,
     )
 
 
@@ -60,7 +77,9 @@ def test_closed_loop_keeps_n_streams_busy(fake: FakeLlamaServer) -> None:
 
 
 def test_open_loop_is_bounded_by_its_deadline(fake: FakeLlamaServer) -> None:
-    outcome, records = run(fake.url, case("poisson", concurrency=8, requests=200, rate=20.0, max_duration_s=0.5, warmup=0))
+    outcome, records = run(
+        fake.url, case("poisson", concurrency=8, requests=200, rate=20.0, max_duration_s=0.5, warmup=0)
+    )
     assert outcome.stopped_by_deadline
     # about 10 arrivals in 0.5 s at 20 req/s; far fewer than the 200 prompts built
     assert 1 <= len(records) < 40
@@ -79,4 +98,10 @@ def test_records_carry_the_case_axes(fake: FakeLlamaServer, stream: bool) -> Non
 
     _, records = run(fake.url, replace(case(warmup=0, requests=1), stream=stream))
     (r,) = records
-    assert (r.case_id, r.stream, r.output_tokens_target, r.concurrency, r.run_id) == ("s/p40-o4-c1-d0", stream, 4, 1, "run1")
+    assert (r.case_id, r.stream, r.output_tokens_target, r.concurrency, r.run_id) == (
+        "s/p40-o4-c1-d0",
+        stream,
+        4,
+        1,
+        "run1",
+    )

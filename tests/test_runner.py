@@ -23,8 +23,13 @@ def small_set(**overrides: object) -> ScenarioSet:
 
 
 def options(url: str, tmp_path: Path, **kw: object) -> RunOptions:
-    return RunOptions(scenarios=kw.pop("scenarios", small_set()), endpoint=url, results_dir=tmp_path,  # type: ignore[arg-type]
-                      baselines=load_baselines(None), **kw)  # type: ignore[arg-type]
+    return RunOptions(
+        scenarios=kw.pop("scenarios", small_set()),
+        endpoint=url,
+        results_dir=tmp_path,  # type: ignore[arg-type]
+        baselines=load_baselines(None),
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def test_a_run_stores_every_request_and_figures_match_the_server(fake: FakeLlamaServer, tmp_path: Path) -> None:
@@ -43,6 +48,7 @@ def test_a_run_stores_every_request_and_figures_match_the_server(fake: FakeLlama
         assert case.pp_tps == pytest.approx(4000.0) and case.tg_tps == pytest.approx(250.0)
         assert case.pp_source == "server_timings" and case.prompt_length_mismatches == 0
     pp, tg, vram = result.summary.baselines
+    assert vram.status == "no data"
     assert pp.measured == pytest.approx(4000.0) and pp.status == "other model"
     assert tg.cases == ("tg/p40-o12-c1-d0",)
     summary = json.loads((result.run_dir / "summary.json").read_text())

@@ -47,8 +47,13 @@ def test_at_depth_the_cached_prefix_is_expected() -> None:
 
 
 def test_client_latencies_from_hand_computed_times() -> None:
-    r = record(t_sent=10.0, t_first_byte=10.05, token_times=(10.1, 10.12, 10.15, 10.19), t_end=10.2,
-               timings=timings(100, 80.0, 4, 90.0))
+    r = record(
+        t_sent=10.0,
+        t_first_byte=10.05,
+        token_times=(10.1, 10.12, 10.15, 10.19),
+        t_end=10.2,
+        timings=timings(100, 80.0, 4, 90.0),
+    )
     assert r.ttft_ms == pytest.approx(100.0)
     assert r.ttfb_ms == pytest.approx(50.0)
     assert r.itl_ms == pytest.approx([20.0, 30.0, 40.0])

@@ -13,9 +13,19 @@ from bench.workload import CasePrompts, PromptBuilder
 
 def case(prompt: int, depth: int = 0, requests: int = 3, warmup: int = 1) -> Case:
     return Case(
-        scenario="s", prompt_tokens=prompt, output_tokens=8, concurrency=1, depth=depth, requests=requests,
-        warmup=warmup, stream=True, pattern="sequential", rate_rps=None, max_duration_s=60.0,
-        temperature=1.0, top_p=1.0,
+        scenario="s",
+        prompt_tokens=prompt,
+        output_tokens=8,
+        concurrency=1,
+        depth=depth,
+        requests=requests,
+        warmup=warmup,
+        stream=True,
+        pattern="sequential",
+        rate_rps=None,
+        max_duration_s=60.0,
+        temperature=1.0,
+        top_p=1.0,
     )
 
 

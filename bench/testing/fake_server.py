@@ -152,7 +152,9 @@ class _Handler(BaseHTTPRequestHandler):
             send_times: list[float] = []
             log.token_send_times.append(send_times)
         if config.status != 200:
-            self._send_json(config.status, {"error": {"code": config.status, "message": f"fake status {config.status}"}})
+            self._send_json(
+                config.status, {"error": {"code": config.status, "message": f"fake status {config.status}"}}
+            )
             return
         prompt = count_tokens(render_template(body.get("messages", [])))
         cache_n = 0
@@ -180,8 +182,12 @@ class _Handler(BaseHTTPRequestHandler):
             "predicted_per_second": config.tg_tps,
         }
         usage = {"prompt_tokens": len(prompt), "completion_tokens": n_tokens, "total_tokens": len(prompt) + n_tokens}
-        common = {"id": "chatcmpl-fake", "created": int(arrival), "model": config.model,
-                  "system_fingerprint": config.fingerprint}
+        common = {
+            "id": "chatcmpl-fake",
+            "created": int(arrival),
+            "model": config.model,
+            "system_fingerprint": config.fingerprint,
+        }
         if not body.get("stream"):
             if config.ttft_s:
                 time.sleep(config.ttft_s + config.itl_s * max(n_tokens - 1, 0))
@@ -231,8 +237,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(line)
                 self.wfile.flush()
 
-        emit({**common, "object": "chat.completion.chunk",
-              "choices": [{"index": 0, "finish_reason": None, "delta": {"role": "assistant", "content": None}}]})
+        emit(
+            {
+                **common,
+                "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "finish_reason": None, "delta": {"role": "assistant", "content": None}}],
+            }
+        )
         event = 0
         sent = 0
         next_send = arrival + config.ttft_s
@@ -250,13 +261,21 @@ class _Handler(BaseHTTPRequestHandler):
             if config.malformed_event_at == event:
                 emit(None, raw=b"{not json")
             else:
-                emit({**common, "object": "chat.completion.chunk",
-                      "choices": [{"index": 0, "finish_reason": None, "delta": {field_name: " tok" * batch}}]})
+                emit(
+                    {
+                        **common,
+                        "object": "chat.completion.chunk",
+                        "choices": [{"index": 0, "finish_reason": None, "delta": {field_name: " tok" * batch}}],
+                    }
+                )
             send_times.append(time.time())
             sent += batch
             next_send += config.itl_s
-        final: dict[str, Any] = {**common, "object": "chat.completion.chunk",
-                                 "choices": [{"index": 0, "finish_reason": finish, "delta": {}}]}
+        final: dict[str, Any] = {
+            **common,
+            "object": "chat.completion.chunk",
+            "choices": [{"index": 0, "finish_reason": finish, "delta": {}}],
+        }
         emit(final)
         tail: dict[str, Any] = {**common, "object": "chat.completion.chunk", "choices": []}
         if config.send_usage:
@@ -302,7 +321,9 @@ class FakeLlamaServer:
         server.lock = threading.Lock()
         server.cached_prompt = []
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, args=(0.02,), name="fake-llama-server", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, args=(0.02,), name="fake-llama-server", daemon=True
+        )
         self._thread.start()
         return self.url
 

@@ -1,0 +1,34 @@
+"""Developer sessions: `nox -s tests`, `nox -s lint`, `nox -s bench_client`.
+
+Each session installs the project into its own virtualenv; pip's wheel cache
+keeps the embedded llama-server from being compiled twice.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The full test suite, integration tests against a real llama-server included."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff and mypy --strict over the library."""
+    session.install("-e", ".[dev]")
+    session.run("ruff", "check", "bench", "tests", "noxfile.py")
+    session.run("mypy")
+
+
+@nox.session
+def bench_client(session: nox.Session) -> None:
+    """The client's own cost (pytest-benchmark): SSE events/s and added TTFT."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "tests/test_client_benchmarks.py", "--benchmark-enable", "-s", *session.posargs)

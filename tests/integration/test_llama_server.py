@@ -1,0 +1,173 @@
+"""Against a real llama-server on loopback: exact lengths, cache, figures, crashes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.config import load_baselines, parse_scenario_set
+from bench.runner import RunOptions, run_benchmark
+from bench.server import LocalServer
+from bench.store import load_history, read_records, read_run_meta
+from bench.summary import server_pp_tps, server_tg_tps
+from tests.integration.conftest import running_commands
+
+pytestmark = pytest.mark.integration
+
+
+def scenario_set(*scenarios: dict[str, object]) -> object:
+    return parse_scenario_set({"scenario": list(scenarios)}, "integration")
+
+
+def run(server: LocalServer, tmp_path: Path, *scenarios: dict[str, object]):  # type: ignore[no-untyped-def]
+    return run_benchmark(
+        RunOptions(
+            scenarios=scenario_set(*scenarios),
+            endpoint=server.url,
+            results_dir=tmp_path,  # type: ignore[arg-type]
+            baselines=load_baselines(None),
+        )
+    )
+
+
+def test_exact_lengths_no_cache_and_figures_equal_the_servers(llama_server: LocalServer, tmp_path: Path) -> None:
+    result = run(
+        llama_server,
+        tmp_path,
+        {"name": "stream", "prompt_tokens": [64, 300], "output_tokens": 12, "repetitions": 2},
+        {"name": "plain", "prompt_tokens": 100, "output_tokens": 20, "repetitions": 2, "stream": False},
+    )
+    records = [r for r in read_records(result.run_dir) if not r.warmup]
+    assert len(records) == 6 and all(r.ok for r in records)
+    for r in records:
+        assert r.timings is not None
+        assert r.timings.prompt_n == r.prompt_tokens_target, r.case_id
+        assert r.timings.cache_n == 0
+        assert r.timings.predicted_n == r.output_tokens_target
+        assert r.finish_reason == "length"
+        assert r.prompt_length_source == "tokenize"
+    streamed = [r for r in records if r.stream]
+    assert all(r.token_event_count == r.output_tokens_target for r in streamed)
+    assert all(r.ttft_ms is not None and r.ttft_ms > 0 for r in streamed)
+    for case in result.summary.cases:
+        mine = [r for r in records if r.case_id == case.case_id]
+        assert case.pp_tps == pytest.approx(server_pp_tps(mine))
+        assert case.tg_tps == pytest.approx(server_tg_tps(mine))
+        # and the same as the server's own per-request rates would give for one request
+        assert case.pp_tps == pytest.approx(
+            sum(r.timings.prompt_n for r in mine if r.timings)
+            / sum(r.timings.prompt_ms for r in mine if r.timings)
+            * 1000
+        )
+        assert case.stream_delivery in ("incremental", "n/a")
+
+
+def test_depth_is_proven_by_cache_n(llama_server: LocalServer, tmp_path: Path) -> None:
+    result = run(
+        llama_server, tmp_path, {"name": "d", "prompt_tokens": 64, "output_tokens": 8, "depth": 700, "repetitions": 2}
+    )
+    records = [r for r in read_records(result.run_dir) if not r.warmup]
+    assert [(r.timings.cache_n, r.timings.prompt_n) for r in records if r.timings] == [(700, 64), (700, 64)]
+    (case,) = result.summary.cases
+    assert case.cache_excluded == 0 and case.pp_tps is not None
+
+
+def test_closed_loop_concurrency_runs_streams_in_parallel(llama_server: LocalServer, tmp_path: Path) -> None:
+    result = run(
+        llama_server,
+        tmp_path,
+        {
+            "name": "c",
+            "prompt_tokens": 64,
+            "output_tokens": 16,
+            "concurrency": 2,
+            "pattern": "concurrent",
+            "repetitions": 2,
+        },
+    )
+    records = [r for r in read_records(result.run_dir) if not r.warmup]
+    assert len(records) == 4 and all(r.ok for r in records)
+    starts = sorted(r.t_sent for r in records)
+    ends = sorted(r.t_end for r in records)
+    assert starts[1] < ends[0]  # the second request started before the first ended
+
+
+SLOW_SET = """
+[[scenario]]
+name = "long"
+prompt_tokens = 64
+output_tokens = 24
+repetitions = 200
+warmup = 0
+"""
+
+
+def _start_bench(tmp_path: Path, *args: str) -> subprocess.Popen[bytes]:
+    scenario = tmp_path / "slow.toml"
+    scenario.write_text(SLOW_SET)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "run",
+            "--scenarios",
+            str(scenario),
+            "--results-dir",
+            str(tmp_path / "results"),
+            *args,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _wait_for_records(results: Path, at_least: int, timeout_s: float = 120.0) -> Path:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for log in results.glob("*/requests.jsonl"):
+            if log.read_bytes().count(b"\n") >= at_least:
+                return log.parent
+        time.sleep(0.05)
+    raise AssertionError(f"no run under {results} reached {at_least} records in {timeout_s} s")
+
+
+def test_a_killed_run_leaves_readable_records_marked_partial(llama_server: LocalServer, tmp_path: Path) -> None:
+    proc = _start_bench(tmp_path, "--endpoint", llama_server.url)
+    try:
+        run_dir = _wait_for_records(tmp_path / "results", 3)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.communicate(timeout=30)
+    records = list(read_records(run_dir))
+    assert len(records) >= 3 and all(r.ok for r in records)
+    assert read_run_meta(run_dir)["status"] == "partial"
+    history = load_history(tmp_path / "results")
+    assert len(history) == len(records) and set(history["run_status"]) == {"partial"}
+
+
+def test_ctrl_c_on_the_embedded_default_keeps_records_and_stops_the_server(tmp_path: Path) -> None:
+    proc = _start_bench(tmp_path)  # no --endpoint: the suite starts its own llama-server
+    try:
+        run_dir = _wait_for_records(tmp_path / "results", 2)
+        meta = read_run_meta(run_dir)
+        port = meta["server"]["command"][meta["server"]["command"].index("--port") + 1]
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert b"interrupted" in err and b"Traceback" not in err
+    meta = read_run_meta(run_dir)
+    assert meta["status"] == "partial" and meta["partial_reason"] == "interrupted by the user"
+    assert len(list(read_records(run_dir))) >= 2
+    assert (run_dir / "server.log").stat().st_size > 0
+    assert not [c for c in running_commands() if "llama-server" in c and f"--port {port}" in c]
+    assert os.path.exists(run_dir / "summary.json")
