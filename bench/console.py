@@ -71,7 +71,14 @@ class ConsoleObserver:
         self.progress.update(self._task, advance=1, live=live)
 
     def case_done(self, case: Case, summary: CaseSummary, outcome: CaseOutcome) -> None:
-        pass
+        # One plain line per case, so logs and cron mail show progress too.
+        ttft = f"  TTFT p50 {summary.ttft_ms.p50:,.1f} ms" if summary.ttft_ms else ""
+        self.console.print(
+            f"{case.case_id}: {summary.ok}/{summary.requests} ok  pp {_fmt(summary.pp_tps)} t/s  "
+            f"tg {_fmt(summary.tg_tps, 2)} t/s{ttft}",
+            markup=False,
+            highlight=False,
+        )
 
     def stop(self) -> None:
         self.progress.stop()

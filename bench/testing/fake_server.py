@@ -109,6 +109,11 @@ class _Handler(BaseHTTPRequestHandler):
         config = self.server.config
         if self.path == "/health":
             self._send_json(200, {"status": "ok"})
+        elif self.path == "/fake/log":
+            # the truth a client's measurements are checked against (not a llama-server route)
+            with self.server.lock:
+                log = self.server.log
+                self._send_json(200, {"arrivals": log.arrivals, "token_send_times": log.token_send_times})
         elif not self._authorised():
             return
         elif self.path == "/props" and config.has_props:
@@ -341,3 +346,26 @@ class FakeLlamaServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the fake on 127.0.0.1 until killed; prints its URL on the first line."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bench.testing.fake_server", description=main.__doc__)
+    parser.add_argument("--ttft", type=float, default=0.0, help="seconds before the first token")
+    parser.add_argument("--itl", type=float, default=0.0, help="seconds between tokens")
+    parser.add_argument("--tokens-per-chunk", type=int, default=1)
+    args = parser.parse_args(argv)
+    server = FakeLlamaServer(FakeConfig(ttft_s=args.ttft, itl_s=args.itl, tokens_per_chunk=args.tokens_per_chunk))
+    print(server.start(), flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
