@@ -129,6 +129,41 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--json", action="store_true", help="print the summary as JSON instead of tables")
     _add_endpoint_options(run)
+    telemetry = run.add_argument_group("telemetry (GPU and llama-server /metrics, sampled in the background)")
+    telemetry.add_argument(
+        "--gpu-telemetry",
+        choices=("auto", "none"),
+        default="auto",
+        help="auto: NVML when this host has an NVIDIA driver, else a recorded 'no GPU telemetry'; none: off",
+    )
+    telemetry.add_argument(
+        "--gpu-telemetry-cmd",
+        metavar="CMD",
+        help="a command streaming nvidia-smi CSV, run as an argument list (no shell), e.g. "
+        '"ssh gpu-host nvidia-smi --query-gpu=... --format=csv,noheader,nounits -lms 250"; '
+        "'bench telemetry-command' prints the full query",
+    )
+    telemetry.add_argument(
+        "--telemetry-interval",
+        type=float,
+        default=0.25,
+        metavar="S",
+        help="seconds between NVML and /metrics samples (default 0.25, floor 0.05)",
+    )
+    telemetry.add_argument("--no-server-metrics", action="store_true", help="do not scrape the server's /metrics")
+    telemetry.add_argument(
+        "--active-weight-gib",
+        type=float,
+        metavar="GIB",
+        help="weights read per generated token (all weights for a dense model, the active experts' for MoE), "
+        "for the memory-bandwidth figure; the embedded model's file size by default",
+    )
+    telemetry.add_argument(
+        "--gpu-bandwidth-gbs",
+        type=float,
+        metavar="GB/S",
+        help="the GPU's peak memory bandwidth, where the suite does not know the card",
+    )
 
     check = commands.add_parser(
         "check",
@@ -149,6 +184,12 @@ def _parser() -> argparse.ArgumentParser:
         "and list its cases (prompt x output x concurrency x depth).",
     )
     scenarios.add_argument("set", nargs="?", metavar="NAME|PATH")
+
+    commands.add_parser(
+        "telemetry-command",
+        help="print the nvidia-smi command to pass as --gpu-telemetry-cmd",
+        description="Print a ready --gpu-telemetry-cmd value: nvidia-smi over SSH with the fields the suite parses.",
+    )
 
     show = commands.add_parser(
         "show", help="print the figures of a stored run", description="Print the summary of a stored run."
@@ -179,11 +220,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     from bench.console import ConsoleObserver
     from bench.runner import RunOptions, run_benchmark
+    from bench.telemetry.sampler import TelemetryConfig
 
     if not 0 <= args.max_error_rate <= 1:
         raise ConfigError(f"--max-error-rate must be between 0 and 1; got {args.max_error_rate}")
     scenario_set = load_scenario_set(args.scenarios)
     baselines = load_baselines(args.baselines)
+    telemetry_command = None
+    if args.gpu_telemetry_cmd:
+        try:
+            telemetry_command = tuple(shlex.split(args.gpu_telemetry_cmd))
+        except ValueError as exc:
+            raise ConfigError(f"--gpu-telemetry-cmd: {exc}") from None
+    if args.telemetry_interval <= 0:
+        raise ConfigError(f"--telemetry-interval must be positive; got {args.telemetry_interval}")
     options = RunOptions(
         scenarios=scenario_set,
         endpoint=args.endpoint,
@@ -199,6 +249,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         server_binary=args.server_binary,
         model_file=args.model_file,
         server_args=_server_args(args),
+        telemetry=TelemetryConfig(
+            interval_s=args.telemetry_interval,
+            gpu=args.gpu_telemetry,
+            command=telemetry_command,
+            metrics=not args.no_server_metrics,
+        ),
+        active_weight_gib=args.active_weight_gib,
+        peak_bandwidth_gbs=args.gpu_bandwidth_gbs,
     )
     console = Console(stderr=args.json)
     observer = ConsoleObserver(console)
@@ -219,9 +277,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_summary(console: Console, summary: RunSummary) -> None:
-    from bench.console import baseline_lines, case_notes, case_table
+    from bench.console import baseline_lines, case_notes, case_table, gpu_table
 
     console.print(case_table(summary))
+    if summary.gpu:
+        console.print(gpu_table(summary))
+    if summary.bandwidth:
+        console.print(summary.bandwidth.sentence(), markup=False, highlight=False)
     for line in case_notes(summary):
         console.print(f"note: {line}", markup=False, highlight=False)
     for text, style in baseline_lines(summary.baselines):
@@ -268,6 +330,13 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_telemetry_command(args: argparse.Namespace) -> int:
+    from bench.telemetry.smi import suggested_command
+
+    print(shlex.join(suggested_command()))
+    return EXIT_OK
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -301,7 +370,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    handlers = {"run": _cmd_run, "check": _cmd_check, "scenarios": _cmd_scenarios, "show": _cmd_show}
+    handlers = {
+        "run": _cmd_run,
+        "check": _cmd_check,
+        "scenarios": _cmd_scenarios,
+        "show": _cmd_show,
+        "telemetry-command": _cmd_telemetry_command,
+    }
     try:
         return handlers[args.command](args)
     except BenchError as exc:

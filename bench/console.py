@@ -103,6 +103,35 @@ def case_table(summary: RunSummary) -> Table:
     return table
 
 
+def gpu_table(summary: RunSummary) -> Table:
+    table = Table(title="GPU per case (VRAM GiB; utilisation % in prompt / generation phases, with sample counts)")
+    for name in (
+        "case",
+        "samples",
+        "VRAM peak",
+        "VRAM mean",
+        "util prompt",
+        "util gen",
+        "power W",
+        "max °C",
+        "throttle",
+    ):
+        table.add_column(name, justify="left" if name in ("case", "throttle") else "right", overflow="fold")
+    for g in summary.gpu:
+        table.add_row(
+            escape(g.case_id),
+            str(g.samples),
+            _fmt(g.vram_peak_gib, 2),
+            _fmt(g.vram_mean_gib, 2),
+            f"{_fmt(g.gpu_util_prompt_pct)} ({g.prompt_samples})",
+            f"{_fmt(g.gpu_util_generation_pct)} ({g.generation_samples})",
+            _fmt(g.power_mean_w),
+            _fmt(g.temperature_max_c, 0),
+            ", ".join(g.throttle_reasons) or "-",
+        )
+    return table
+
+
 def case_notes(summary: RunSummary) -> list[str]:
     lines = [f"{c.case_id}: {note}" for c in summary.cases for note in c.notes]
     for c in summary.cases:

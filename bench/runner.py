@@ -34,6 +34,8 @@ from bench.records import RequestRecord
 from bench.server import LocalServer, local_server
 from bench.store import RunStore, check_writable
 from bench.summary import CaseSummary, RunSummary, summarise_case, summarise_run
+from bench.telemetry.sampler import TelemetryConfig, TelemetrySampler, read_telemetry
+from bench.telemetry.samples import GpuSample
 from bench.workload import PromptBuilder
 
 DEFAULT_MAX_ERROR_RATE = 0.05
@@ -82,6 +84,9 @@ class RunOptions:
     server_binary: Path | None = None
     model_file: Path | None = None
     server_args: tuple[str, ...] | None = None  # flags for a server the suite starts
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    active_weight_gib: float | None = None  # weights read per generated token, for the bandwidth figure
+    peak_bandwidth_gbs: float | None = None  # overrides the card's data-sheet figure
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +128,8 @@ async def _run(options: RunOptions, observer: RunObserver) -> RunResult:
     clock = RunClock()
     records: list[RequestRecord] = []
     server: LocalServer | None = None
+    sampler: TelemetrySampler | None = None
+    active_weight_gib = options.active_weight_gib
     store.write_meta(
         suite_version=__version__,
         suite_git_sha=suite_git_sha(),
@@ -150,6 +157,9 @@ async def _run(options: RunOptions, observer: RunObserver) -> RunResult:
             await asyncio.to_thread(server.start)
             endpoint = server.url
             store.write_meta(server={"started_by_suite": True, "command": server.command, "args": list(server.args)})
+            if active_weight_gib is None and options.model_file is None:
+                # the embedded model is dense: every token reads all of its weights
+                active_weight_gib = server.model.stat().st_size / 1024**3
         max_streams = max(c.concurrency for c in cases)
         async with ChatClient(
             endpoint,
@@ -172,6 +182,18 @@ async def _run(options: RunOptions, observer: RunObserver) -> RunResult:
                     "requests beyond that queue on the server"
                 )
             builder = PromptBuilder(client, seed=options.seed, run_tag=store.run_id[-6:])
+            sampler = TelemetrySampler(
+                store.path,
+                clock,
+                options.telemetry,
+                metrics_url=f"{client.base_url}/metrics",
+                api_key=options.api_key,
+                server_pid=server.pid if server else None,
+            )
+            status = await asyncio.to_thread(sampler.start)
+            store.write_meta(telemetry=status.to_json())
+            if status.gpu_reason:
+                observer.message(status.gpu_reason)
 
             def sink(record: RequestRecord) -> None:
                 store.append(record)
@@ -187,7 +209,15 @@ async def _run(options: RunOptions, observer: RunObserver) -> RunResult:
                 observer.case_done(case, summarise_case(case.case_id, case_records), outcome)
                 if outcome.stopped_by_deadline:
                     observer.message(f"note: {case.case_id} stopped at its max_duration_s of {case.max_duration_s:g} s")
-        summary = summarise_run(records, options.baselines)
+        store.write_meta(telemetry=(await asyncio.to_thread(sampler.stop)).to_json())
+        sampler = None
+        summary = summarise_run(
+            records,
+            options.baselines,
+            _gpu_samples(store.path),
+            active_weight_gib=active_weight_gib,
+            peak_bandwidth_gbs=options.peak_bandwidth_gbs,
+        )
         notes: list[str] = []
         exceeded = summary.error_rate > options.max_error_rate
         if exceeded:
@@ -205,8 +235,15 @@ async def _run(options: RunOptions, observer: RunObserver) -> RunResult:
         _finish_early(store, records, options, clock, "partial" if records else "failed", f"crashed: {exc!r}")
         raise
     finally:
+        if sampler is not None:
+            with contextlib.suppress(Exception):  # never hide the run's own outcome
+                store.write_meta(telemetry=sampler.stop().to_json())
         if server is not None:
             await asyncio.to_thread(server.stop)
+
+
+def _gpu_samples(run_dir: Path) -> list[GpuSample]:
+    return [GpuSample(**row) for row in read_telemetry(run_dir, "gpu")]
 
 
 def _finish_early(
@@ -220,5 +257,6 @@ def _finish_early(
     """Keep what was measured: summary of the records so far, status and reason on disk."""
     with contextlib.suppress(Exception):  # the original error matters more than this one
         if records:
-            store.write_summary(summarise_run(records, options.baselines).to_json())
+            summary = summarise_run(records, options.baselines, _gpu_samples(store.path))
+            store.write_summary(summary.to_json())
     store.finish(status, ended=clock.now(), partial_reason=reason)

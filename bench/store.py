@@ -220,16 +220,42 @@ def load_run(run_dir: Path) -> pd.DataFrame:
     return frame
 
 
-def load_history(results_dir: str | Path = "results") -> pd.DataFrame:
-    """Every request of every run under ``results_dir`` in one DataFrame.
+TABLES = ("requests", "gpu", "server_metrics")
 
-    Columns include ``run_id``, ``label``, ``run_status``, ``case_id`` and the
-    request's timings, usage and client times; partial runs are included and
-    marked by ``run_status``.
+
+def load_telemetry(run_dir: Path, table: str) -> pd.DataFrame:
+    """A run's GPU samples (``gpu``) or /metrics scrapes (``server_metrics``), one row each."""
+    import pandas as pd
+
+    from bench.telemetry.sampler import read_telemetry
+
+    meta = read_run_meta(run_dir)
+    parquet = run_dir / f"{table}.parquet"
+    if parquet.exists():
+        frame = pd.read_parquet(parquet)
+    else:
+        frame = pd.DataFrame(read_telemetry(run_dir, table))
+    if not frame.empty:
+        frame["run_id"] = meta.get("run_id")
+        frame["run_status"] = meta.get("status")
+        frame["label"] = meta.get("label")
+    return frame
+
+
+def load_history(results_dir: str | Path = "results", table: str = "requests") -> pd.DataFrame:
+    """Every row of one table of every run under ``results_dir`` in one DataFrame.
+
+    ``table`` is ``requests`` (one row per request: ``run_id``, ``label``,
+    ``run_status``, ``case_id``, timings, usage, client times), ``gpu`` (one row
+    per GPU sample) or ``server_metrics`` (one row per /metrics scrape). Partial
+    runs are included and marked by ``run_status``.
     """
     import pandas as pd
 
-    frames = [load_run(path) for path in run_dirs(Path(results_dir))]
+    if table not in TABLES:
+        raise ValueError(f"table must be one of {', '.join(TABLES)}; got {table!r}")
+    paths = run_dirs(Path(results_dir))
+    frames = [load_run(path) if table == "requests" else load_telemetry(path, table) for path in paths]
     frames = [f for f in frames if not f.empty]
     if not frames:
         return pd.DataFrame()

@@ -26,6 +26,14 @@ import numpy as np
 
 from bench.config import Baseline, Baselines
 from bench.records import RequestRecord, ServerTimings
+from bench.telemetry.figures import (
+    BandwidthFigure,
+    GpuCaseFigures,
+    bandwidth_figure,
+    case_gpu_figures,
+    run_vram_peak_gib,
+)
+from bench.telemetry.samples import GpuSample
 
 SERVER = "server_timings"
 CLIENT = "client_estimate"
@@ -101,7 +109,7 @@ class BaselineCheck:
     unit: str
     measured: float | None
     ratio: float | None
-    status: str  # "pass", "below", "no data", "other model"
+    status: str  # "pass", "below" (t/s), "above" (VRAM), "no data", "other model"
     scenario: str | None
     model: str | None  # the baseline's model
     run_model: str | None
@@ -128,6 +136,8 @@ class RunSummary:
     baselines: tuple[BaselineCheck, ...]
     requests: int
     failed: int
+    gpu: tuple[GpuCaseFigures, ...] = ()
+    bandwidth: BandwidthFigure | None = None
 
     @property
     def error_rate(self) -> float:
@@ -140,6 +150,8 @@ class RunSummary:
             "error_rate": self.error_rate,
             "cases": [asdict(c) for c in self.cases],
             "baselines": [asdict(b) for b in self.baselines],
+            "gpu": [asdict(g) for g in self.gpu],
+            "bandwidth": asdict(self.bandwidth) if self.bandwidth else None,
         }
 
 
@@ -315,10 +327,18 @@ def summarise_case(case_id: str, records: Sequence[RequestRecord]) -> CaseSummar
     )
 
 
-def check_baseline(baseline: Baseline, records: Sequence[RequestRecord], case_ids: Sequence[str]) -> BaselineCheck:
+def check_baseline(
+    baseline: Baseline,
+    records: Sequence[RequestRecord],
+    case_ids: Sequence[str],
+    vram_peak_gib: float | None = None,
+) -> BaselineCheck:
     ok = [r for r in records if r.ok and not r.warmup]
     measured: float | None = None
     source: str | None = None
+    if baseline.figure == "vram_used_gib":
+        measured = vram_peak_gib
+        source = "gpu_telemetry" if measured is not None else None
     if baseline.figure in ("pp_tps", "tg_tps"):
         server = [r for r in ok if r.timings is not None]
         if server:
@@ -333,6 +353,9 @@ def check_baseline(baseline: Baseline, records: Sequence[RequestRecord], case_id
         status = "no data"
     elif not baseline.applies_to(run_model):
         status = "other model"
+    elif baseline.figure == "vram_used_gib":
+        # less memory is never a regression; more than the tolerance above is
+        status = "pass" if ratio <= 1 + baseline.tolerance_pct / 100 else "above"
     elif ratio >= 1 - baseline.tolerance_pct / 100:
         status = "pass"
     else:
@@ -354,20 +377,35 @@ def check_baseline(baseline: Baseline, records: Sequence[RequestRecord], case_id
     )
 
 
-def summarise_run(records: Sequence[RequestRecord], baselines: Baselines | None = None) -> RunSummary:
+def summarise_run(
+    records: Sequence[RequestRecord],
+    baselines: Baselines | None = None,
+    gpu_samples: Sequence[GpuSample] = (),
+    *,
+    active_weight_gib: float | None = None,
+    peak_bandwidth_gbs: float | None = None,
+) -> RunSummary:
     by_case: dict[str, list[RequestRecord]] = {}
     for record in records:
         by_case.setdefault(record.case_id, []).append(record)
     cases = tuple(summarise_case(case_id, rs) for case_id, rs in by_case.items())
+    gpu = tuple(case_gpu_figures(case_id, rs, gpu_samples) for case_id, rs in by_case.items()) if gpu_samples else ()
+    vram_peak = run_vram_peak_gib(gpu_samples)
     checks: list[BaselineCheck] = []
+    tg_records: Sequence[RequestRecord] = records
     for baseline in baselines.entries if baselines else ():
         chosen = [r for r in records if baseline.scenario is None or r.scenario == baseline.scenario]
+        if baseline.figure == "tg_tps" and chosen:
+            tg_records = chosen
         case_ids = sorted({r.case_id for r in chosen})
-        checks.append(check_baseline(baseline, chosen, case_ids))
+        checks.append(check_baseline(baseline, chosen, case_ids, vram_peak))
+    tg_ok = [r for r in tg_records if r.ok and not r.warmup and r.timings is not None]
     measured = [r for r in records if not r.warmup]
     return RunSummary(
         cases=cases,
         baselines=tuple(checks),
         requests=len(measured),
         failed=sum(1 for r in measured if not r.ok),
+        gpu=gpu,
+        bandwidth=bandwidth_figure(server_tg_tps(tg_ok), active_weight_gib, gpu_samples, peak_bandwidth_gbs),
     )

@@ -37,7 +37,16 @@ def test_a_run_stores_every_request_and_figures_match_the_server(fake: FakeLlama
     result = run_benchmark(options(fake.url, tmp_path, label="fa-on", server_flags="-fa 1"))
     assert result.status == "complete"
     files = sorted(p.name for p in result.run_dir.iterdir())
-    assert files == ["requests.jsonl", "requests.parquet", "run.json", "summary.json"]
+    assert files == [
+        "requests.jsonl",
+        "requests.parquet",
+        "run.json",
+        "server_metrics.jsonl",
+        "server_metrics.parquet",
+        "summary.json",
+    ]
+    metrics = load_history(tmp_path, table="server_metrics")
+    assert metrics["llamacpp:tokens_predicted_total"].is_monotonic_increasing
     meta = read_run_meta(result.run_dir)
     assert meta["label"] == "fa-on" and meta["server_flags"] == "-fa 1"
     assert meta["endpoint"]["base_url"] == fake.url and meta["build"] == "b0000-fake"
@@ -122,3 +131,44 @@ def test_server_errors_mid_run_are_recorded_and_the_error_rate_flagged(fake: Fak
     assert "error rate 33.3% is above the limit of 10.0%" in result.notes[0]
     tg = next(c for c in result.summary.cases if c.scenario == "tg")
     assert tg.errors == {"HTTP 500: fake status 500": 2}
+
+
+def test_gpu_samples_line_up_with_requests_and_feed_the_vram_baseline(
+    fake: FakeLlamaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench.telemetry import nvml as nvml_module
+    from bench.telemetry.sampler import TelemetryConfig
+    from tests.fake_nvml import FakeGpu, make_nvml
+
+    fake.config.itl_s = 0.01  # requests long enough for several 50 ms samples
+    fake.config.model = "gpt-oss-120b"
+    gib = 1024**3
+    monkeypatch.setattr(nvml_module, "_import_pynvml", lambda: make_nvml(FakeGpu(used=[61 * gib])))
+    result = run_benchmark(
+        options(fake.url, tmp_path, telemetry=TelemetryConfig(interval_s=0.05), active_weight_gib=2.5)
+    )
+    meta = read_run_meta(result.run_dir)
+    assert meta["telemetry"]["gpu_source"] == "nvml" and meta["telemetry"]["gpu_samples"] > 0
+    gpu = load_history(tmp_path, table="gpu")
+    requests = load_history(tmp_path)
+    assert len(gpu) == meta["telemetry"]["gpu_samples"]
+    assert gpu["t"].min() < requests["t_end"].max() and gpu["t"].max() > requests["t_sent"].min()
+    assert {g.case_id for g in result.summary.gpu} == {c.case_id for c in result.summary.cases}
+    assert any(g.samples > 0 for g in result.summary.gpu)
+    vram = next(b for b in result.summary.baselines if b.figure == "vram_used_gib")
+    assert vram.measured == pytest.approx(61.0) and vram.status == "pass"
+    assert result.summary.bandwidth is not None and result.summary.bandwidth.peak_bandwidth_gbs == 3350.0
+
+
+def test_without_a_gpu_the_run_says_no_gpu_telemetry_and_goes_on(
+    fake: FakeLlamaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench.telemetry import nvml as nvml_module
+    from tests.fake_nvml import FakeGpu, make_nvml
+
+    monkeypatch.setattr(nvml_module, "_import_pynvml", lambda: make_nvml(FakeGpu(), library_missing=True))
+    result = run_benchmark(options(fake.url, tmp_path))
+    telemetry = read_run_meta(result.run_dir)["telemetry"]
+    assert telemetry["gpu_source"] == "none" and telemetry["gpu_reason"].startswith("no GPU telemetry")
+    assert result.status == "complete" and result.summary.gpu == ()
+    assert load_history(tmp_path, table="gpu").empty

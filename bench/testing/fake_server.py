@@ -44,6 +44,7 @@ class FakeConfig:
     malformed_event_at: int | None = None  # send invalid JSON as this event
     has_tokenize: bool = True
     has_props: bool = True
+    has_metrics: bool = True  # llama-server started with --metrics
     buffered: bool = False  # deliver a whole stream in one write (a buffering proxy)
     tokens_per_chunk: int = 1
 
@@ -57,6 +58,8 @@ class FakeLog:
     arrivals: list[float] = field(default_factory=list)
     token_send_times: list[list[float]] = field(default_factory=list)
     authorization_headers: list[str] = field(default_factory=list)
+    prompt_tokens: int = 0
+    predicted_tokens: int = 0
 
 
 def count_tokens(text: str, *, add_special: bool = True) -> list[str]:
@@ -127,6 +130,20 @@ class _Handler(BaseHTTPRequestHandler):
                     "chat_template": "fake",
                 },
             )
+        elif self.path == "/metrics" and config.has_metrics:
+            log = self.server.log
+            body = (
+                "# HELP llamacpp:prompt_tokens_total Number of prompt tokens processed\n"
+                "# TYPE llamacpp:prompt_tokens_total counter\n"
+                f"llamacpp:prompt_tokens_total {log.prompt_tokens}\n"
+                "# TYPE llamacpp:tokens_predicted_total counter\n"
+                f"llamacpp:tokens_predicted_total {log.predicted_tokens}\n"
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
         elif self.path == "/v1/models":
             self._send_json(200, {"object": "list", "data": [{"id": config.model, "object": "model"}]})
         else:
@@ -170,6 +187,8 @@ class _Handler(BaseHTTPRequestHandler):
                     cache_n += 1
             self.server.cached_prompt = prompt
         prompt_n = len(prompt) - cache_n
+        with self.server.lock:
+            log.prompt_tokens += prompt_n
         max_tokens = int(body.get("max_tokens") or body.get("n_predict") or 16)
         n_tokens = max_tokens
         finish = "length"
@@ -187,6 +206,8 @@ class _Handler(BaseHTTPRequestHandler):
             "predicted_per_second": config.tg_tps,
         }
         usage = {"prompt_tokens": len(prompt), "completion_tokens": n_tokens, "total_tokens": len(prompt) + n_tokens}
+        with self.server.lock:
+            log.predicted_tokens += n_tokens
         common = {
             "id": "chatcmpl-fake",
             "created": int(arrival),
@@ -297,6 +318,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 256  # the default backlog of 5 refuses bursts of concurrent streams
     config: FakeConfig
     log: FakeLog
     lock: threading.Lock

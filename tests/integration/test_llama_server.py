@@ -171,3 +171,18 @@ def test_ctrl_c_on_the_embedded_default_keeps_records_and_stops_the_server(tmp_p
     assert (run_dir / "server.log").stat().st_size > 0
     assert not [c for c in running_commands() if "llama-server" in c and f"--port {port}" in c]
     assert os.path.exists(run_dir / "summary.json")
+
+
+def test_metrics_of_the_real_server_are_sampled_during_a_run(llama_server: LocalServer, tmp_path: Path) -> None:
+    result = run(llama_server, tmp_path, {"name": "m", "prompt_tokens": 64, "output_tokens": 48, "repetitions": 2})
+    telemetry = read_run_meta(result.run_dir)["telemetry"]
+    assert telemetry["metrics_source"] == "prometheus" and telemetry["metrics_samples"] >= 3
+    # this machine has no NVIDIA driver: the run says so and goes on
+    assert telemetry["gpu_source"] == "none" and telemetry["gpu_reason"].startswith("no GPU telemetry")
+    metrics = load_history(tmp_path, table="server_metrics")
+    for name in ("llamacpp:prompt_tokens_total", "llamacpp:tokens_predicted_total", "llamacpp:requests_processing"):
+        assert name in metrics.columns
+    predicted = metrics["llamacpp:tokens_predicted_total"]
+    assert predicted.is_monotonic_increasing and predicted.iloc[-1] - predicted.iloc[0] >= 48
+    requests = load_history(tmp_path)
+    assert requests["t_sent"].min() - 1 < metrics["t"].min() < requests["t_end"].max()

@@ -1,0 +1,245 @@
+"""The background sampler: GPU and /metrics samples on the run clock, written as they come.
+
+One thread ticks every ``interval_s`` (default 250 ms, floor 50 ms) and reads
+NVML and the server's ``/metrics``; a remote telemetry command runs in its own
+thread at its own cadence. Samples go to ``gpu.jsonl`` and
+``server_metrics.jsonl`` in the run directory as they arrive (a crash keeps
+them) and into Parquet tables when the run ends. The thread only sleeps and
+makes a few short calls, so it costs well under 1 % of a core at 250 ms (the
+benchmark in tests/test_telemetry_benchmarks.py measures it).
+
+Sources are chosen in this order: a configured command; NVML when the suite runs
+on a host with an NVIDIA driver; otherwise none, with the reason recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+from bench.clock import RunClock
+from bench.telemetry.nvml import NvmlReader, TelemetryUnavailable
+from bench.telemetry.prom import parse_prometheus
+from bench.telemetry.samples import GpuSample, MetricsSample, TelemetryGap
+from bench.telemetry.smi import SmiCommandSource
+
+MIN_INTERVAL_S = 0.05
+DEFAULT_INTERVAL_S = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryConfig:
+    interval_s: float = DEFAULT_INTERVAL_S
+    gpu: str = "auto"  # "auto": NVML if it works here; "nvml": NVML or a clear reason; "none"
+    command: tuple[str, ...] | None = None  # remote nvidia-smi CSV command (argument list)
+    metrics: bool = True  # scrape the server's /metrics when it serves them
+
+
+@dataclass
+class TelemetryStatus:
+    gpu_source: str = "none"
+    gpu_reason: str | None = None
+    metrics_source: str = "none"
+    metrics_reason: str | None = None
+    gpu_samples: int = 0
+    metrics_samples: int = 0
+    gaps: list[dict[str, Any]] = field(default_factory=list)
+    interval_s: float = DEFAULT_INTERVAL_S
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class TelemetrySampler:
+    def __init__(
+        self,
+        run_dir: Path,
+        clock: RunClock,
+        config: TelemetryConfig,
+        *,
+        metrics_url: str | None = None,
+        api_key: str = "EMPTY",
+        server_pid: int | None = None,
+        nvml_module: Any = None,
+    ) -> None:
+        self.run_dir = run_dir
+        self.clock = clock
+        self.config = config
+        self.interval_s = max(config.interval_s, MIN_INTERVAL_S)
+        self.status = TelemetryStatus(interval_s=self.interval_s)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._nvml: NvmlReader | None = None
+        self._command: SmiCommandSource | None = None
+        self._open_gap: TelemetryGap | None = None
+        # opened only for a source that runs, so a run without telemetry has no empty files
+        self._gpu_log: IO[str] | None = None
+        self._metrics_log: IO[str] | None = None
+        self._http: httpx.Client | None = None
+        self._metrics_url = metrics_url
+        self._api_key = api_key
+        self._server_pid = server_pid
+        self._nvml_module = nvml_module
+
+    # ------------------------------------------------------------ sources
+    def _choose_gpu_source(self) -> None:
+        config = self.config
+        if config.command:
+            self._command = SmiCommandSource(config.command, self.clock.now, self._write_sample, self._write_gap)
+            self.status.gpu_source = "command"
+            return
+        if config.gpu == "none":
+            self.status.gpu_reason = "GPU telemetry switched off (--gpu-telemetry none)"
+            return
+        try:
+            self._nvml = NvmlReader(self._nvml_module, server_pid=self._server_pid)
+            self.status.gpu_source = "nvml"
+        except TelemetryUnavailable as exc:
+            self.status.gpu_reason = f"no GPU telemetry: {exc}; on a client, pass --gpu-telemetry-cmd"
+
+    def _choose_metrics_source(self) -> None:
+        if not self.config.metrics or not self._metrics_url:
+            self.status.metrics_reason = "not requested"
+            return
+        self._http = httpx.Client(timeout=2.0, headers={"Authorization": f"Bearer {self._api_key}"}, trust_env=False)
+        try:
+            response = self._http.get(self._metrics_url)
+        except httpx.HTTPError as exc:
+            self.status.metrics_reason = f"/metrics unreachable: {type(exc).__name__}"
+            return
+        if response.status_code != 200 or not parse_prometheus(response.text):
+            self.status.metrics_reason = (
+                f"/metrics answered HTTP {response.status_code}: start llama-server with --metrics to record it"
+            )
+            return
+        self.status.metrics_source = "prometheus"
+
+    # ------------------------------------------------------------ writing
+    def _gpu_line(self, row: dict[str, Any]) -> None:
+        """Append one line to gpu.jsonl; the caller holds the lock."""
+        if self._gpu_log is None:
+            self._gpu_log = (self.run_dir / "gpu.jsonl").open("a", encoding="utf-8")
+        self._gpu_log.write(json.dumps(row) + "\n")
+        self._gpu_log.flush()
+
+    def _write_sample(self, sample: GpuSample) -> None:
+        with self._lock:
+            if self._open_gap is not None:
+                self._close_gap(sample.t)
+            self._gpu_line(sample.to_json())
+            self.status.gpu_samples += 1
+
+    def _write_gap(self, gap: TelemetryGap) -> None:
+        with self._lock:
+            self._gpu_line(gap.to_json())
+            self.status.gaps.append(gap.to_json())
+
+    def _close_gap(self, t: float) -> None:
+        gap = self._open_gap
+        assert gap is not None
+        closed = TelemetryGap(gap.t_start, t, gap.source, gap.reason)
+        self._open_gap = None
+        self._gpu_line(closed.to_json())
+        self.status.gaps.append(closed.to_json())
+
+    # ------------------------------------------------------------ running
+    def start(self) -> TelemetryStatus:
+        self._choose_gpu_source()
+        self._choose_metrics_source()
+        if self._command is not None:
+            self._command.start()
+        if self._nvml is not None or self.status.metrics_source != "none":
+            self._thread = threading.Thread(target=self._loop, name="telemetry-sampler", daemon=True)
+            self._thread.start()
+        return self.status
+
+    def _loop(self) -> None:
+        next_tick = self.clock.now()
+        while not self._stop.is_set():
+            self._tick()
+            next_tick += self.interval_s
+            # fixed cadence: a slow read does not push every later sample back
+            self._stop.wait(max(0.0, next_tick - self.clock.now()))
+
+    def _tick(self) -> None:
+        t = self.clock.now()
+        if self._nvml is not None:
+            try:
+                samples = self._nvml.read(t)
+            except TelemetryUnavailable as exc:
+                with self._lock:
+                    if self._open_gap is None:
+                        self._open_gap = TelemetryGap(t, None, "nvml", str(exc))
+            else:
+                for sample in samples:
+                    self._write_sample(sample)
+        if self._http is not None and self.status.metrics_source != "none" and self._metrics_url:
+            try:
+                response = self._http.get(self._metrics_url)
+            except httpx.HTTPError:
+                return
+            if response.status_code == 200:
+                values = parse_prometheus(response.text)
+                if values:
+                    scrape = MetricsSample(t, values)
+                    with self._lock:
+                        if self._metrics_log is None:
+                            self._metrics_log = (self.run_dir / "server_metrics.jsonl").open("a", encoding="utf-8")
+                        self._metrics_log.write(json.dumps(scrape.to_json()) + "\n")
+                        self._metrics_log.flush()
+                        self.status.metrics_samples += 1
+
+    def stop(self) -> TelemetryStatus:
+        """Stop every source, close the logs and write the Parquet tables."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._command is not None:
+            self._command.stop()
+        with self._lock:
+            if self._open_gap is not None:
+                self._close_gap(self.clock.now())
+            for log in (self._gpu_log, self._metrics_log):
+                if log is not None:
+                    log.close()
+        if self._nvml is not None:
+            self._nvml.close()
+        if self._http is not None:
+            self._http.close()
+        write_tables(self.run_dir)
+        return self.status
+
+
+def read_telemetry(run_dir: Path, kind: str) -> list[dict[str, Any]]:
+    """Rows of ``gpu.jsonl`` ("gpu", samples only) or ``server_metrics.jsonl`` ("server_metrics")."""
+    name = "gpu.jsonl" if kind == "gpu" else "server_metrics.jsonl"
+    path = run_dir / name
+    if not path.exists():
+        return []
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if not line.endswith("\n"):
+                break  # torn by a crash mid-write
+            row = json.loads(line)
+            if kind == "gpu" and row.get("kind") != "gpu":
+                continue
+            row.pop("schema", None)
+            row.pop("kind", None)
+            rows.append(row)
+    return rows
+
+
+def write_tables(run_dir: Path) -> None:
+    import pandas as pd
+
+    for kind, table in (("gpu", "gpu.parquet"), ("server_metrics", "server_metrics.parquet")):
+        rows = read_telemetry(run_dir, kind)
+        if rows:
+            pd.DataFrame(rows).to_parquet(run_dir / table, index=False)

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from bench.clock import RunClock
+from bench.telemetry.sampler import TelemetryConfig, TelemetrySampler, read_telemetry
+from bench.telemetry.samples import GpuSample, TelemetryGap
+from bench.telemetry.smi import SMI_QUERY, SmiCommandSource, SmiLineParser, suggested_command
+
+MIB = 1024 * 1024
+LINE = "0, NVIDIA H100 80GB HBM3, 61234, 81559, 512, 97, 83, 612.45, 700.00, 71, 1980, 2619, 0x0000000000000004"
+
+
+def test_noheader_nounits_line_in_the_documented_order() -> None:
+    sample = SmiLineParser().parse(LINE, t=5.0)
+    assert sample is not None
+    assert (sample.t, sample.source, sample.gpu, sample.name) == (5.0, "command", 0, "NVIDIA H100 80GB HBM3")
+    assert sample.memory_used_bytes == 61234 * MIB and sample.memory_total_bytes == 81559 * MIB
+    assert (sample.gpu_util_pct, sample.memory_util_pct, sample.power_w) == (97.0, 83.0, 612.45)
+    assert (sample.temperature_c, sample.sm_clock_mhz, sample.memory_clock_mhz) == (71.0, 1980.0, 2619.0)
+    assert sample.throttle_reasons == "sw_power_cap"
+
+
+def test_units_and_not_available_values_are_tolerated() -> None:
+    parser = SmiLineParser()
+    header = "index, name, memory.used [MiB], memory.total [MiB], utilization.gpu [%], power.draw [W]"
+    assert parser.parse(header, 0.0) is None
+    sample = parser.parse("1, RTX PRO 6000, 60000 MiB, 97887 MiB, 45 %, [N/A]", 1.0)
+    assert sample is not None and sample.gpu == 1
+    assert sample.memory_used_bytes == 60000 * MIB and sample.gpu_util_pct == 45.0
+    assert sample.power_w is None  # "[N/A]" is missing, not zero
+    assert sample.temperature_c is None  # a field the command did not ask for
+
+
+def test_junk_lines_are_counted_and_skipped() -> None:
+    parser = SmiLineParser()
+    assert parser.parse("ssh: connect to host gpu-host port 22: Connection refused", 0.0) is None
+    assert parser.parse("", 0.0) is None
+    assert parser.parse("x, y, z, " * 5, 0.0) is None
+    assert parser.junk_lines == 2
+
+
+FAKE_SMI = textwrap.dedent(
+    """
+    import sys, time
+    line = {line!r}
+    out = sys.stdout.buffer
+    for i in range(3):
+        out.write((line + "\\n").encode()); out.flush(); time.sleep(0.02)
+    half = len(line) // 2
+    out.write(line[:half].encode()); out.flush(); time.sleep(0.05)   # a line split across writes
+    out.write((line[half:] + "\\n").encode()); out.flush()
+    out.write(b"garbage that is not csv\\n"); out.flush()
+    sys.exit(255)  # the SSH session dies
+    """
+)
+
+
+def test_a_dying_command_is_restarted_with_the_gap_marked(tmp_path: Path) -> None:
+    script = tmp_path / "fake_smi.py"
+    script.write_text(FAKE_SMI.format(line=LINE))
+    samples: list[GpuSample] = []
+    gaps: list[TelemetryGap] = []
+    source = SmiCommandSource([sys.executable, str(script)], RunClock().now, samples.append, gaps.append)
+    source.start()
+    deadline = time.monotonic() + 10
+    while len(gaps) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    source.stop()
+    assert len(gaps) >= 2 and gaps[0].reason == "telemetry command exited with code 255"
+    assert gaps[1].t_end is not None and gaps[1].t_end - gaps[1].t_start >= 0.9  # back-off doubled: 0.5 s, 1 s
+    assert len(samples) >= 8 and all(s.memory_used_bytes == 61234 * MIB for s in samples)
+    assert source.parser.junk_lines >= 2
+    assert source.restarts >= 2
+
+
+def test_a_command_that_cannot_start_is_a_gap_not_a_crash(tmp_path: Path) -> None:
+    gaps: list[TelemetryGap] = []
+    source = SmiCommandSource([str(tmp_path / "no-such-ssh")], RunClock().now, lambda s: None, gaps.append)
+    source.start()
+    deadline = time.monotonic() + 5
+    while not gaps and time.monotonic() < deadline:
+        time.sleep(0.02)
+    source.stop()
+    assert gaps and gaps[0].reason.startswith("cannot start")
+
+
+def test_sampler_runs_the_command_and_writes_its_samples(tmp_path: Path) -> None:
+    script = tmp_path / "fake_smi.py"
+    script.write_text(FAKE_SMI.format(line=LINE))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    sampler = TelemetrySampler(run_dir, RunClock(), TelemetryConfig(command=(sys.executable, str(script))))
+    assert sampler.start().gpu_source == "command"
+    deadline = time.monotonic() + 5
+    while sampler.status.gpu_samples < 4 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    sampler.stop()
+    rows = read_telemetry(run_dir, "gpu")
+    assert len(rows) >= 4 and rows[0]["source"] == "command"
+    assert (run_dir / "gpu.parquet").exists()
+
+
+def test_suggested_command_queries_every_parsed_field() -> None:
+    command = suggested_command(250)
+    assert command[:3] == ["ssh", "gpu-host", "nvidia-smi"]
+    assert f"--query-gpu={SMI_QUERY}" in command and "-lms=250" in command
