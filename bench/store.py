@@ -231,10 +231,7 @@ def load_telemetry(run_dir: Path, table: str) -> pd.DataFrame:
 
     meta = read_run_meta(run_dir)
     parquet = run_dir / f"{table}.parquet"
-    if parquet.exists():
-        frame = pd.read_parquet(parquet)
-    else:
-        frame = pd.DataFrame(read_telemetry(run_dir, table))
+    frame = pd.read_parquet(parquet) if parquet.exists() else pd.DataFrame(read_telemetry(run_dir, table))
     if not frame.empty:
         frame["run_id"] = meta.get("run_id")
         frame["run_status"] = meta.get("status")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def test_sampler_records_a_gap_when_a_gpu_vanishes_and_resumes(tmp_path: Path) -
     assert gap["t_end"] is not None and gap["t_end"] > gap["t_start"]
     rows = read_telemetry(tmp_path, "gpu")
     assert [r["memory_used_bytes"] for r in rows[:2]] == [GIB, 2 * GIB]
-    assert all(a["t"] < b["t"] for a, b in zip(rows, rows[1:], strict=False))
+    assert all(a["t"] < b["t"] for a, b in itertools.pairwise(rows))
     assert len(rows) == status.gpu_samples >= 5
     assert (tmp_path / "gpu.parquet").exists()
 

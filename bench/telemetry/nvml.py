@@ -6,6 +6,7 @@ with the same functions and exceptions; nothing else in the suite touches NVML.
 
 from __future__ import annotations
 
+import contextlib
 from types import ModuleType
 from typing import Any
 
@@ -118,10 +119,8 @@ class NvmlReader:
         return None
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(self.nvml.NVMLError):
             self.nvml.nvmlShutdown()
-        except self.nvml.NVMLError:
-            pass
 
 
 def _int(value: object) -> int | None:
