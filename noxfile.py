@@ -29,6 +29,13 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def bench_client(session: nox.Session) -> None:
-    """The client's own cost (pytest-benchmark): SSE events/s and added TTFT."""
+    """The suite's own cost (pytest-benchmark): SSE events/s, added TTFT, the telemetry sampler's CPU."""
     session.install("-e", ".[test]")
-    session.run("pytest", "tests/test_client_benchmarks.py", "--benchmark-enable", "-s", *session.posargs)
+    session.run(
+        "pytest",
+        "tests/test_client_benchmarks.py",
+        "tests/test_telemetry_benchmarks.py",
+        "--benchmark-enable",
+        "-s",
+        *session.posargs,
+    )

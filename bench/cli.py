@@ -342,11 +342,12 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
     from bench.store import read_records, read_run_meta
     from bench.summary import summarise_run
+    from bench.telemetry.sampler import read_gpu_samples
 
     meta = read_run_meta(args.run)
     records = list(read_records(args.run))
     # Figures are recomputed from the stored records, so a partial run shows what it measured.
-    summary = summarise_run(records, load_baselines(args.baselines))
+    summary = summarise_run(records, load_baselines(args.baselines), read_gpu_samples(args.run))
     if args.json:
         print(json.dumps({"run": meta, **summary.to_json()}, indent=2, default=str))
         return EXIT_OK
@@ -359,6 +360,9 @@ def _cmd_show(args: argparse.Namespace) -> int:
     )
     if meta.get("partial_reason"):
         console.print(f"partial: {meta['partial_reason']}", markup=False, highlight=False)
+    telemetry = meta.get("telemetry") or {}
+    if telemetry.get("gpu_reason"):
+        console.print(telemetry["gpu_reason"], markup=False, highlight=False)
     if records:
         _print_summary(console, summary)
     return EXIT_OK

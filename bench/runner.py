@@ -34,8 +34,7 @@ from bench.records import RequestRecord
 from bench.server import LocalServer, local_server
 from bench.store import RunStore, check_writable
 from bench.summary import CaseSummary, RunSummary, summarise_case, summarise_run
-from bench.telemetry.sampler import TelemetryConfig, TelemetrySampler, read_telemetry
-from bench.telemetry.samples import GpuSample
+from bench.telemetry.sampler import TelemetryConfig, TelemetrySampler, read_gpu_samples
 from bench.workload import PromptBuilder
 
 DEFAULT_MAX_ERROR_RATE = 0.05
@@ -214,7 +213,7 @@ async def _run(options: RunOptions, observer: RunObserver) -> RunResult:
         summary = summarise_run(
             records,
             options.baselines,
-            _gpu_samples(store.path),
+            read_gpu_samples(store.path),
             active_weight_gib=active_weight_gib,
             peak_bandwidth_gbs=options.peak_bandwidth_gbs,
         )
@@ -242,10 +241,6 @@ async def _run(options: RunOptions, observer: RunObserver) -> RunResult:
             await asyncio.to_thread(server.stop)
 
 
-def _gpu_samples(run_dir: Path) -> list[GpuSample]:
-    return [GpuSample(**row) for row in read_telemetry(run_dir, "gpu")]
-
-
 def _finish_early(
     store: RunStore,
     records: list[RequestRecord],
@@ -257,6 +252,6 @@ def _finish_early(
     """Keep what was measured: summary of the records so far, status and reason on disk."""
     with contextlib.suppress(Exception):  # the original error matters more than this one
         if records:
-            summary = summarise_run(records, options.baselines, _gpu_samples(store.path))
+            summary = summarise_run(records, options.baselines, read_gpu_samples(store.path))
             store.write_summary(summary.to_json())
     store.finish(status, ended=clock.now(), partial_reason=reason)

@@ -12,8 +12,6 @@ import asyncio
 import itertools
 import json
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -23,6 +21,7 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 from bench.client import ChatClient, Exchange
 from bench.sse import SSEParser
+from bench.testing.fake_server import fake_server_process
 
 CHUNK = (
     b'data: {"choices":[{"finish_reason":null,"index":0,"delta":{"content":" tok"}}],"created":1761251091,'
@@ -31,22 +30,10 @@ CHUNK = (
 )
 
 
-def start_fake(*args: str) -> tuple[subprocess.Popen[str], str]:
-    """The fake server in its own process, so this process's CPU time is the client's alone."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.testing.fake_server", *args], stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
-    return proc, url
-
-
 @pytest.fixture
 def fast_fake() -> Iterator[str]:
-    proc, url = start_fake()
-    yield url
-    proc.terminate()
-    proc.communicate(timeout=10)
+    with fake_server_process() as url:
+        yield url
 
 
 def test_sse_parser_events_per_second(benchmark: BenchmarkFixture) -> None:
@@ -87,17 +74,13 @@ def test_client_token_events_per_cpu_second(benchmark: BenchmarkFixture, fast_fa
 
 @pytest.mark.parametrize("n_streams", [1, 64])
 def test_added_ttft_against_the_servers_own_send_times(benchmark: BenchmarkFixture, n_streams: int) -> None:
-    proc, url = start_fake("--ttft", "0.05", "--itl", "0.02")
-    try:
+    with fake_server_process("--ttft", "0.05", "--itl", "0.02") as url:
 
         def run() -> list[Exchange]:
             return asyncio.run(_streams(url, n_streams, 8))
 
         exchanges = benchmark.pedantic(run, rounds=1, iterations=1)
         truth = json.loads(httpx.get(f"{url}/fake/log", trust_env=False).text)["token_send_times"]
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=10)
     assert [e.error for e in exchanges if not e.ok] == []
     # match each request to its server log by the order of first-token times
     client_first = sorted(e.token_times[0] for e in exchanges)

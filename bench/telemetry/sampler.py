@@ -236,6 +236,10 @@ def read_telemetry(run_dir: Path, kind: str) -> list[dict[str, Any]]:
     return rows
 
 
+def read_gpu_samples(run_dir: Path) -> list[GpuSample]:
+    return [GpuSample(**row) for row in read_telemetry(run_dir, "gpu")]
+
+
 def write_tables(run_dir: Path) -> None:
     import pandas as pd
 

@@ -13,9 +13,13 @@ send times it logs are the truth a client's measurements can be checked against.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -368,6 +372,20 @@ class FakeLlamaServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def fake_server_process(*args: str) -> Iterator[str]:
+    """The fake in its own process (options as for ``main``), so this process's CPU time is the client's alone."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.testing.fake_server", *args], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        yield process.stdout.readline().strip()
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
 
 
 def main(argv: list[str] | None = None) -> None:
