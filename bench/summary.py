@@ -169,10 +169,16 @@ def server_pp_tps(records: Iterable[RequestRecord]) -> float | None:
     return tokens / ms * 1000.0 if ms > 0 else None
 
 
+def _tg_eligible(timings: ServerTimings) -> bool:
+    # A single generated token comes from the prompt's own logits: llama.cpp
+    # reports next to no generation time for it, so it says nothing about tg.
+    return timings.predicted_n >= 2 and timings.predicted_ms > 0
+
+
 def server_tg_tps(records: Iterable[RequestRecord]) -> float | None:
     tokens = ms = 0.0
     for r in records:
-        if r.timings is not None and r.timings.predicted_ms > 0:
+        if r.timings is not None and _tg_eligible(r.timings):
             tokens += r.timings.predicted_n
             ms += r.timings.predicted_ms
     return tokens / ms * 1000.0 if ms > 0 else None
@@ -307,7 +313,7 @@ def summarise_case(case_id: str, records: Sequence[RequestRecord]) -> CaseSummar
             [
                 r.timings.predicted_n / r.timings.predicted_ms * 1000
                 for r in with_timings
-                if r.timings and r.timings.predicted_ms > 0
+                if r.timings and _tg_eligible(r.timings)
             ]
         ),
         ttft_ms=Distribution.of([v for r in ok if (v := r.ttft_ms) is not None]),

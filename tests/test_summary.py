@@ -138,3 +138,11 @@ def test_baseline_checks_judge_only_the_named_scenario_and_model() -> None:
     assert checks[0].ratio == pytest.approx(0.8)
     assert checks[0].cases == ("pp/x",)
     assert checks[1].sentence() == "generation 200.00 t/s = 100.0 % of 200 t/s: pass"
+
+
+def test_one_generated_token_says_nothing_about_tg() -> None:
+    # llama-server reports ~0 ms of generation for a single token (it comes from the prompt's logits)
+    single = record(timings=timings(512, 780.0, 1, 0.001))
+    assert server_tg_tps([single]) is None
+    assert server_pp_tps([single]) == pytest.approx(512 / 0.78)
+    assert summarise_case("c", [single]).tg_tps_per_request is None
