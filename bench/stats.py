@@ -1,0 +1,203 @@
+"""Pure statistics for comparisons and the nightly gate. No I/O.
+
+Methods and where they come from:
+
+- Percentile bootstrap confidence interval of a ratio of two statistics, the
+  requests of each run resampled independently (Efron & Tibshirani, *An
+  Introduction to the Bootstrap*, 1993, ch. 13). The statistic is the same one
+  the summary reports: a ratio of sums for throughput (never a mean of rates),
+  a median for latencies.
+- Mann-Whitney U test, two-sided (Mann & Whitney, 1947), through
+  ``scipy.stats.mannwhitneyu``: no normality assumption, robust to the long
+  right tails of latency data.
+- Robust spread: the median absolute deviation scaled by 1.4826, a consistent
+  estimator of the standard deviation for normal data (Rousseeuw & Croux, 1993).
+- E-divisive means change-point detection (Matteson & James, "A Nonparametric
+  Approach for Multiple Change Point Analysis of Multivariate Data", JASA 2014),
+  as Apache Otava / Hunter use it on nightly series (Fleming et al., ICPE 2023):
+  binary segmentation on the energy divergence between the series before and
+  after a candidate point, each split kept only if a permutation test finds it
+  significant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+MAD_TO_SD = 1.4826
+
+
+@dataclass(frozen=True, slots=True)
+class RatioEstimate:
+    ratio: float  # statistic of B / statistic of A
+    low: float
+    high: float
+    confidence: float
+
+
+Array = NDArray[np.float64]
+
+
+def _as_array(values: Sequence[float] | Array) -> Array:
+    return np.asarray(values, dtype=float)
+
+
+def ratio_of_sums(numerators: Array, denominators: Array) -> float:
+    return float(numerators.sum() / denominators.sum())
+
+
+def bootstrap_ratio_of_sums(
+    a_num: Sequence[float],
+    a_den: Sequence[float],
+    b_num: Sequence[float],
+    b_den: Sequence[float],
+    *,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> RatioEstimate:
+    """CI of (sum b_num / sum b_den) / (sum a_num / sum a_den), e.g. B's pp t/s over A's.
+
+    Each request is a (tokens, milliseconds) pair; pairs are resampled together.
+    """
+    an, ad, bn, bd = (_as_array(v) for v in (a_num, a_den, b_num, b_den))
+    if len(an) == 0 or len(bn) == 0:
+        raise ValueError("both samples need at least one request")
+    rng = np.random.default_rng(seed)
+    ia = rng.integers(0, len(an), size=(resamples, len(an)))
+    ib = rng.integers(0, len(bn), size=(resamples, len(bn)))
+    stat_a = an[ia].sum(axis=1) / ad[ia].sum(axis=1)
+    stat_b = bn[ib].sum(axis=1) / bd[ib].sum(axis=1)
+    return _interval(ratio_of_sums(bn, bd) / ratio_of_sums(an, ad), stat_b / stat_a, confidence)
+
+
+def bootstrap_ratio_of_medians(
+    a: Sequence[float],
+    b: Sequence[float],
+    *,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> RatioEstimate:
+    """CI of median(b) / median(a), e.g. B's TTFT over A's."""
+    xa, xb = _as_array(a), _as_array(b)
+    if len(xa) == 0 or len(xb) == 0:
+        raise ValueError("both samples need at least one value")
+    rng = np.random.default_rng(seed)
+    med_a = np.median(xa[rng.integers(0, len(xa), size=(resamples, len(xa)))], axis=1)
+    med_b = np.median(xb[rng.integers(0, len(xb), size=(resamples, len(xb)))], axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = med_b / med_a
+    return _interval(float(np.median(xb) / np.median(xa)), ratios, confidence)
+
+
+def _interval(point: float, replicates: Array, confidence: float) -> RatioEstimate:
+    finite = replicates[np.isfinite(replicates)]
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(finite, [tail, 100 - tail]) if len(finite) else (np.nan, np.nan)
+    return RatioEstimate(point, float(low), float(high), confidence)
+
+
+def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float:
+    """Two-sided Mann-Whitney U p-value; 1.0 when either side is empty or all values are equal."""
+    from scipy.stats import mannwhitneyu
+
+    xa, xb = _as_array(a), _as_array(b)
+    if len(xa) == 0 or len(xb) == 0 or np.all(np.concatenate([xa, xb]) == xa[0]):
+        return 1.0
+    return float(mannwhitneyu(xa, xb, alternative="two-sided").pvalue)
+
+
+def robust_cv(values: Sequence[float]) -> float | None:
+    """Spread relative to the centre: 1.4826 x MAD / median; None for fewer than 3 values."""
+    x = _as_array(values)
+    if len(x) < 3:
+        return None
+    centre = float(np.median(x))
+    if centre == 0:
+        return None
+    return MAD_TO_SD * float(np.median(np.abs(x - centre))) / abs(centre)
+
+
+# ------------------------------------------------------------- change points
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePoint:
+    index: int  # first position of the new segment
+    p_value: float
+    mean_before: float
+    mean_after: float
+
+    @property
+    def relative_change(self) -> float:
+        return self.mean_after / self.mean_before - 1 if self.mean_before else float("nan")
+
+
+def _energy_statistics(distances: Array, min_size: int) -> Array:
+    """Scaled energy divergence for every split point tau (segment [0, tau) vs [tau, n)).
+
+    With prefix sums of the pairwise |x_i - x_j| matrix, every tau costs O(1)
+    after an O(n^2) set-up.
+    """
+    n = len(distances)
+    prefix = np.zeros((n + 1, n + 1))
+    prefix[1:, 1:] = distances.cumsum(axis=0).cumsum(axis=1)
+    scores = np.full(n, -np.inf)
+    taus = np.arange(min_size, n - min_size + 1)
+    if len(taus) == 0:
+        return scores
+    m, k = taus.astype(float), (n - taus).astype(float)
+    # sums of |x_i - x_j| over the blocks [0,tau)x[tau,n), [0,tau)^2 and [tau,n)^2
+    between = prefix[taus, n] - prefix[taus, taus]
+    within_a = prefix[taus, taus]
+    within_b = prefix[n, n] - prefix[taus, n] - prefix[n, taus] + prefix[taus, taus]
+    scores[taus] = (m * k / n) * (2 * between / (m * k) - within_a / (m * m) - within_b / (k * k))
+    return scores
+
+
+def e_divisive(
+    series: Sequence[float],
+    *,
+    min_size: int = 3,
+    alpha: float = 0.05,
+    permutations: int = 199,
+    seed: int = 0,
+) -> list[ChangePoint]:
+    """Change points of a series by E-divisive means; sorted by position.
+
+    Each candidate split is tested against ``permutations`` shuffles of its
+    segment (p = (1 + #shuffles scoring at least as high) / (permutations + 1)).
+    """
+    x = _as_array(series)
+    rng = np.random.default_rng(seed)
+    found: list[ChangePoint] = []
+    segments = [(0, len(x))]
+    while segments:
+        start, end = segments.pop()
+        segment = x[start:end]
+        if len(segment) < 2 * min_size:
+            continue
+        scores = _energy_statistics(np.abs(segment[:, None] - segment[None, :]), min_size)
+        tau = int(np.argmax(scores))
+        observed = scores[tau]
+        if not np.isfinite(observed) or observed <= 0:
+            continue
+        exceed = 0
+        for _ in range(permutations):
+            shuffled = rng.permutation(segment)
+            distances = np.abs(shuffled[:, None] - shuffled[None, :])
+            if np.max(_energy_statistics(distances, min_size)) >= observed:
+                exceed += 1
+        p_value = (1 + exceed) / (permutations + 1)
+        if p_value >= alpha:
+            continue
+        found.append(
+            ChangePoint(start + tau, p_value, float(segment[:tau].mean()), float(segment[tau:].mean()))
+        )
+        segments += [(start, start + tau), (start + tau, end)]
+    return sorted(found, key=lambda c: c.index)
