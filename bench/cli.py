@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from bench.summary import RunSummary
 
 EXIT_OK = 0
+EXIT_REGRESSION = 1
 EXIT_ERROR_RATE = 5
 EXIT_INTERRUPTED = 130
 API_KEY_ENV = "BENCH_API_KEY"
@@ -185,6 +186,34 @@ def _parser() -> argparse.ArgumentParser:
     )
     scenarios.add_argument("set", nargs="?", metavar="NAME|PATH")
 
+    compare = commands.add_parser(
+        "compare",
+        help="compare two runs per case and figure: ratio, 95 % CI, p-value, verdict",
+        description="Compare run B against run A. For each case and figure (pp and tg t/s from the server's "
+        "timings, TTFT, ITL, e2e latency): both values, the change B/A - 1, a 95 % bootstrap confidence "
+        "interval (requests resampled), a Mann-Whitney U p-value and a verdict. A and B are run ids, run "
+        "directories, labels (the newest run with that label), 'latest' or 'previous'.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    compare.add_argument("a", metavar="A", help="the reference run")
+    compare.add_argument("b", metavar="B", help="the run judged against A")
+    compare.add_argument("--results-dir", type=Path, default=Path("results"), metavar="DIR")
+    compare.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    compare.add_argument(
+        "--min-effect",
+        type=float,
+        default=2.0,
+        metavar="PCT",
+        help="smallest change in percent reported as improved/regressed (default 2)",
+    )
+    compare.add_argument(
+        "--force", action="store_true", help="compare runs of different models or scenario definitions"
+    )
+    compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    compare.add_argument("--markdown", action="store_true", help="print a Markdown table (for an issue or PR)")
+    compare.add_argument("--fail-on-regression", action="store_true", help="exit 1 if any figure regressed")
+
     commands.add_parser(
         "telemetry-command",
         help="print the nvidia-smi command to pass as --gpu-telemetry-cmd",
@@ -330,6 +359,35 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from bench.compare import REGRESSED, compare_runs, resolve_run, to_markdown
+
+    if not 0 < args.alpha < 1:
+        raise ConfigError(f"--alpha must be between 0 and 1; got {args.alpha}")
+    comparison = compare_runs(
+        resolve_run(args.a, args.results_dir),
+        resolve_run(args.b, args.results_dir),
+        alpha=args.alpha,
+        min_effect=args.min_effect / 100,
+        force=args.force,
+    )
+    if args.json:
+        print(json.dumps(comparison.to_json(), indent=2, default=str))
+    elif args.markdown:
+        print(to_markdown(comparison), end="")
+    else:
+        from rich.console import Console
+
+        from bench.console import comparison_table
+
+        console = Console()
+        for line in comparison.differences:
+            console.print(line, markup=False, highlight=False)
+        console.print(comparison_table(comparison))
+    regressed = bool(comparison.by_verdict(REGRESSED))
+    return EXIT_REGRESSION if args.fail_on_regression and regressed else EXIT_OK
+
+
 def _cmd_telemetry_command(args: argparse.Namespace) -> int:
     from bench.telemetry.smi import suggested_command
 
@@ -380,6 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         "scenarios": _cmd_scenarios,
         "show": _cmd_show,
         "telemetry-command": _cmd_telemetry_command,
+        "compare": _cmd_compare,
     }
     try:
         return handlers[args.command](args)

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from bench.compare import Comparison
 from bench.config import Case
 from bench.loadgen import CaseOutcome
 from bench.preflight import EndpointInfo
@@ -169,4 +170,16 @@ def endpoint_table(info: EndpointInfo) -> Table:
     ]
     for what, found in rows:
         table.add_row(what, escape(found))
+    return table
+
+
+def comparison_table(comparison: Comparison) -> Table:
+    from bench.compare import HEADERS, IMPROVED, REGRESSED, comparison_rows, headline
+
+    table = Table(title=escape(f"A {comparison.a.run_id} vs B {comparison.b.run_id}"), caption=headline(comparison))
+    for name in HEADERS:
+        table.add_column(name, justify="left" if name in ("case", "figure", "verdict") else "right", overflow="fold")
+    styles = {IMPROVED: "green", REGRESSED: "red"}
+    for figure, row in zip(comparison.figures, comparison_rows(comparison), strict=True):
+        table.add_row(*(escape(cell) for cell in row), style=styles.get(figure.verdict))
     return table

@@ -196,8 +196,6 @@ def e_divisive(
         p_value = (1 + exceed) / (permutations + 1)
         if p_value >= alpha:
             continue
-        found.append(
-            ChangePoint(start + tau, p_value, float(segment[:tau].mean()), float(segment[tau:].mean()))
-        )
+        found.append(ChangePoint(start + tau, p_value, float(segment[:tau].mean()), float(segment[tau:].mean())))
         segments += [(start, start + tau), (start + tau, end)]
     return sorted(found, key=lambda c: c.index)

@@ -1,0 +1,382 @@
+"""Compare two runs, figure by figure and case by case, with statistics a person can trust.
+
+For each case both runs measured and each figure: both values, the ratio B / A,
+a 95 % bootstrap confidence interval of the ratio (requests resampled), a
+two-sided Mann-Whitney U test on the per-request values, and a verdict:
+
+- ``improved`` / ``regressed``: p < alpha, the interval excludes 1, and the
+  change is at least ``min_effect`` (so a tiny but certain change is not news);
+- ``no significant change`` otherwise;
+- ``not comparable``: too few requests on a side, or the case ran only in one.
+
+Runs of different models or different scenario definitions are refused unless
+``force`` is given: a different build or server flags is what a comparison is
+for, and is shown, not refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.errors import ConfigError, ResultsError
+from bench.records import RequestRecord
+from bench.stats import bootstrap_ratio_of_medians, bootstrap_ratio_of_sums, mann_whitney_p
+from bench.store import read_records, read_run_meta, run_dirs
+
+ALPHA = 0.05
+MIN_EFFECT = 0.02
+MIN_SAMPLES = 3
+
+IMPROVED = "improved"
+REGRESSED = "regressed"
+NO_CHANGE = "no significant change"
+NOT_COMPARABLE = "not comparable"
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    name: str
+    label: str
+    unit: str
+    higher_is_better: bool
+    # (numerator, denominator) per request for ratio-of-sums figures, else one value per request
+    pairs: Callable[[RequestRecord], tuple[float, float] | None] | None = None
+    value: Callable[[RequestRecord], float | None] | None = None
+
+
+def _pp_pair(r: RequestRecord) -> tuple[float, float] | None:
+    t = r.timings
+    if t is None or t.cache_n != r.depth_target or t.prompt_ms <= 0:
+        return None
+    return float(t.prompt_n), t.prompt_ms / 1000.0
+
+
+def _tg_pair(r: RequestRecord) -> tuple[float, float] | None:
+    t = r.timings
+    if t is None or t.predicted_n < 2 or t.predicted_ms <= 0:
+        return None
+    return float(t.predicted_n), t.predicted_ms / 1000.0
+
+
+def _median_itl(r: RequestRecord) -> float | None:
+    gaps = sorted(r.itl_ms)
+    return gaps[len(gaps) // 2] if gaps else None
+
+
+FIGURES: tuple[Figure, ...] = (
+    Figure("pp_tps", "pp", "t/s", True, pairs=_pp_pair),
+    Figure("tg_tps", "tg", "t/s", True, pairs=_tg_pair),
+    Figure("ttft_ms", "TTFT p50", "ms", False, value=lambda r: r.ttft_ms),
+    Figure("itl_ms", "ITL p50", "ms", False, value=_median_itl),
+    Figure("e2e_ms", "e2e p50", "ms", False, value=lambda r: r.e2e_ms),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FigureComparison:
+    case_id: str
+    figure: str
+    label: str
+    unit: str
+    higher_is_better: bool
+    a: float | None
+    b: float | None
+    ratio: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    n_a: int
+    n_b: int
+    verdict: str
+    reason: str = ""
+
+    @property
+    def change(self) -> float | None:
+        return None if self.ratio is None else self.ratio - 1
+
+
+@dataclass(frozen=True, slots=True)
+class RunRef:
+    run_id: str
+    path: Path
+    label: str | None
+    model: str | None
+    build: str | None
+    server_flags: str | None
+    started: float | None
+    status: str | None
+
+    @classmethod
+    def load(cls, path: Path) -> RunRef:
+        meta = read_run_meta(path)
+        return cls(
+            run_id=str(meta.get("run_id", path.name)),
+            path=path,
+            label=meta.get("label"),
+            model=meta.get("model"),
+            build=meta.get("build"),
+            server_flags=meta.get("server_flags"),
+            started=meta.get("started"),
+            status=meta.get("status"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    a: RunRef
+    b: RunRef
+    figures: tuple[FigureComparison, ...]
+    differences: tuple[str, ...] = field(default_factory=tuple)  # what changed between A and B
+    alpha: float = ALPHA
+    min_effect: float = MIN_EFFECT
+
+    def by_verdict(self, verdict: str) -> list[FigureComparison]:
+        return [f for f in self.figures if f.verdict == verdict]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "a": {**asdict(self.a), "path": str(self.a.path)},
+            "b": {**asdict(self.b), "path": str(self.b.path)},
+            "alpha": self.alpha,
+            "min_effect": self.min_effect,
+            "differences": list(self.differences),
+            "figures": [asdict(f) for f in self.figures],
+        }
+
+
+# ------------------------------------------------------------------ resolving
+
+
+def resolve_run(ref: str, results_dir: Path) -> Path:
+    """A run id, a run directory, a label (its newest run), ``latest`` or ``previous``."""
+    as_path = Path(ref)
+    if (as_path / "run.json").is_file():
+        return as_path
+    runs = run_dirs(results_dir)
+    if (results_dir / ref / "run.json").is_file():
+        return results_dir / ref
+    ordered = sorted(runs, key=lambda p: read_run_meta(p).get("started") or 0)
+    if ref in ("latest", "previous"):
+        need = 1 if ref == "latest" else 2
+        if len(ordered) < need:
+            raise ResultsError(f"'{ref}': {results_dir} holds {len(ordered)} run(s)")
+        return ordered[-need]
+    labelled = [p for p in ordered if read_run_meta(p).get("label") == ref]
+    if labelled:
+        return labelled[-1]
+    raise ResultsError(
+        f"no run '{ref}' in {results_dir}: give a run id, a run directory, a label, 'latest' or 'previous'"
+    )
+
+
+# ------------------------------------------------------------------ comparing
+
+
+def _not_comparable(case_id: str, figure: Figure, reason: str, n_a: int = 0, n_b: int = 0) -> FigureComparison:
+    return FigureComparison(
+        case_id=case_id,
+        figure=figure.name,
+        label=figure.label,
+        unit=figure.unit,
+        higher_is_better=figure.higher_is_better,
+        a=None,
+        b=None,
+        ratio=None,
+        ci_low=None,
+        ci_high=None,
+        p_value=None,
+        n_a=n_a,
+        n_b=n_b,
+        verdict=NOT_COMPARABLE,
+        reason=reason,
+    )
+
+
+def compare_figure(
+    case_id: str,
+    figure: Figure,
+    a: Sequence[RequestRecord],
+    b: Sequence[RequestRecord],
+    *,
+    alpha: float = ALPHA,
+    min_effect: float = MIN_EFFECT,
+    seed: int = 0,
+) -> FigureComparison:
+    ok_a = [r for r in a if r.ok and not r.warmup]
+    ok_b = [r for r in b if r.ok and not r.warmup]
+    if figure.pairs is not None:
+        pa = [p for p in map(figure.pairs, ok_a) if p is not None]
+        pb = [p for p in map(figure.pairs, ok_b) if p is not None]
+        n_a, n_b = len(pa), len(pb)
+        if n_a == 0 and n_b == 0:
+            return _not_comparable(case_id, figure, "no data on either side")
+        if n_a < MIN_SAMPLES or n_b < MIN_SAMPLES:
+            return _not_comparable(case_id, figure, f"too few samples (A {n_a}, B {n_b}; need {MIN_SAMPLES})", n_a, n_b)
+        estimate = bootstrap_ratio_of_sums(
+            [n for n, _ in pa], [d for _, d in pa], [n for n, _ in pb], [d for _, d in pb], seed=seed
+        )
+        value_a = sum(n for n, _ in pa) / sum(d for _, d in pa)
+        value_b = sum(n for n, _ in pb) / sum(d for _, d in pb)
+        p_value = mann_whitney_p([n / d for n, d in pa], [n / d for n, d in pb])
+    else:
+        assert figure.value is not None
+        va = [v for v in map(figure.value, ok_a) if v is not None]
+        vb = [v for v in map(figure.value, ok_b) if v is not None]
+        n_a, n_b = len(va), len(vb)
+        if n_a == 0 and n_b == 0:
+            return _not_comparable(case_id, figure, "no data on either side")
+        if n_a < MIN_SAMPLES or n_b < MIN_SAMPLES:
+            return _not_comparable(case_id, figure, f"too few samples (A {n_a}, B {n_b}; need {MIN_SAMPLES})", n_a, n_b)
+        estimate = bootstrap_ratio_of_medians(va, vb, seed=seed)
+        value_a, value_b = _median(va), _median(vb)
+        p_value = mann_whitney_p(va, vb)
+
+    ratio = estimate.ratio
+    excludes_one = estimate.low > 1 or estimate.high < 1
+    material = abs(ratio - 1) >= min_effect
+    if p_value < alpha and excludes_one and material:
+        better = (ratio > 1) == figure.higher_is_better
+        verdict, reason = (IMPROVED if better else REGRESSED), ""
+    else:
+        verdict = NO_CHANGE
+        if p_value >= alpha:
+            reason = f"p = {p_value:.2g}"
+        elif not excludes_one:
+            reason = "interval includes no change"
+        else:
+            reason = f"change below {min_effect:.0%}"
+    return FigureComparison(
+        case_id=case_id,
+        figure=figure.name,
+        label=figure.label,
+        unit=figure.unit,
+        higher_is_better=figure.higher_is_better,
+        a=value_a,
+        b=value_b,
+        ratio=ratio,
+        ci_low=estimate.low,
+        ci_high=estimate.high,
+        p_value=p_value,
+        n_a=n_a,
+        n_b=n_b,
+        verdict=verdict,
+        reason=reason,
+    )
+
+
+def _median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _scenario_definitions(path: Path) -> dict[str, Any]:
+    scenario_set = read_run_meta(path).get("scenario_set") or {}
+    return {s["name"]: s for s in scenario_set.get("scenarios", []) if isinstance(s, dict) and "name" in s}
+
+
+def compare_runs(
+    path_a: Path,
+    path_b: Path,
+    *,
+    alpha: float = ALPHA,
+    min_effect: float = MIN_EFFECT,
+    force: bool = False,
+) -> Comparison:
+    """Compare run B against run A (B / A > 1 means B is higher)."""
+    a, b = RunRef.load(path_a), RunRef.load(path_b)
+    if a.model and b.model and a.model != b.model and not force:
+        raise ConfigError(f"runs are of different models ({a.model} vs {b.model}); pass --force to compare anyway")
+    defs_a, defs_b = _scenario_definitions(path_a), _scenario_definitions(path_b)
+    changed = sorted(name for name in set(defs_a) & set(defs_b) if defs_a[name] != defs_b[name])
+    if changed and not force:
+        raise ConfigError(
+            f"scenario definitions differ between the runs ({', '.join(changed)}); pass --force to compare anyway"
+        )
+    records_a, records_b = list(read_records(path_a)), list(read_records(path_b))
+    cases_a = {r.case_id for r in records_a}
+    cases_b = {r.case_id for r in records_b}
+    differences = [
+        f"{what}: {getattr(a, attr)!s} -> {getattr(b, attr)!s}"
+        for what, attr in (("build", "build"), ("server flags", "server_flags"), ("label", "label"), ("model", "model"))
+        if getattr(a, attr) != getattr(b, attr)
+    ]
+    results: list[FigureComparison] = []
+    for case_id in sorted(cases_a | cases_b):
+        in_a = [r for r in records_a if r.case_id == case_id]
+        in_b = [r for r in records_b if r.case_id == case_id]
+        for figure in FIGURES:
+            if not in_a or not in_b:
+                side = "A" if in_a else "B"
+                reason = f"case ran only in {side}"
+                results.append(_not_comparable(case_id, figure, reason, len(in_a), len(in_b)))
+                continue
+            comparison = compare_figure(case_id, figure, in_a, in_b, alpha=alpha, min_effect=min_effect)
+            if comparison.n_a or comparison.n_b:
+                results.append(comparison)
+    return Comparison(a, b, tuple(results), tuple(differences), alpha, min_effect)
+
+
+# ------------------------------------------------------------------ output
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _pct(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{(ratio - 1) * 100:+.1f} %"
+
+
+def comparison_rows(comparison: Comparison) -> list[list[str]]:
+    rows = []
+    for f in comparison.figures:
+        interval = "-" if f.ci_low is None else f"[{_pct(f.ci_low)}, {_pct(f.ci_high)}]"
+        rows.append(
+            [
+                f.case_id,
+                f"{f.label} ({f.unit})",
+                _fmt(f.a),
+                _fmt(f.b),
+                _pct(f.ratio),
+                interval,
+                "-" if f.p_value is None else f"{f.p_value:.3g}",
+                f"{f.n_a}/{f.n_b}",
+                f.verdict + (f" ({f.reason})" if f.reason and f.verdict == NOT_COMPARABLE else ""),
+            ]
+        )
+    return rows
+
+
+HEADERS = ["case", "figure", "A", "B", "change", "95 % CI", "p", "n A/B", "verdict"]
+
+
+def headline(comparison: Comparison) -> str:
+    regressed = comparison.by_verdict(REGRESSED)
+    improved = comparison.by_verdict(IMPROVED)
+    parts = []
+    if regressed:
+        parts.append(f"{len(regressed)} regressed")
+    if improved:
+        parts.append(f"{len(improved)} improved")
+    if not parts:
+        parts.append("no significant change")
+    tested = sum(1 for f in comparison.figures if f.verdict != NOT_COMPARABLE)
+    rule = f"alpha {comparison.alpha}, min effect {comparison.min_effect:.0%}"
+    return f"B vs A: {', '.join(parts)} over {tested} figure(s) ({rule})"
+
+
+def to_markdown(comparison: Comparison) -> str:
+    lines = [
+        f"**A** `{comparison.a.run_id}` ({comparison.a.label or 'no label'}) vs "
+        f"**B** `{comparison.b.run_id}` ({comparison.b.label or 'no label'})",
+        "",
+    ]
+    lines += [f"- {d}" for d in comparison.differences]
+    lines += ["", headline(comparison), "", "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    for row in comparison_rows(comparison):
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+from bench.compare import (
+    IMPROVED,
+    NO_CHANGE,
+    NOT_COMPARABLE,
+    REGRESSED,
+    compare_runs,
+    resolve_run,
+    to_markdown,
+)
+from bench.errors import ConfigError, ResultsError
+from tests.factories import noisy_records, write_run
+
+
+def verdicts(comparison: object) -> dict[str, str]:
+    return {f.figure: f.verdict for f in comparison.figures}  # type: ignore[attr-defined]
+
+
+def test_a_vs_a_is_no_significant_change(tmp_path: Path) -> None:
+    a = write_run(tmp_path, noisy_records(12, pp_tps=650, tg_tps=72, cv=0.03, seed=1))
+    b = write_run(tmp_path, noisy_records(12, pp_tps=650, tg_tps=72, cv=0.03, seed=2))
+    found = verdicts(compare_runs(a, b))
+    assert found["pp_tps"] == NO_CHANGE and found["tg_tps"] == NO_CHANGE
+
+
+def test_a_real_generation_speed_up_is_improved_with_its_interval(tmp_path: Path) -> None:
+    a = write_run(tmp_path, noisy_records(12, pp_tps=650, tg_tps=72, cv=0.02, seed=1), label="fa-off")
+    b = write_run(tmp_path, noisy_records(12, pp_tps=650, tg_tps=72 * 1.065, cv=0.02, seed=2), label="fa-on")
+    comparison = compare_runs(a, b)
+    tg = next(f for f in comparison.figures if f.figure == "tg_tps")
+    assert tg.verdict == IMPROVED
+    assert tg.ratio == pytest.approx(1.065, abs=0.02)
+    assert tg.ci_low is not None and tg.ci_high is not None and 1 < tg.ci_low < tg.ratio < tg.ci_high
+    assert tg.p_value is not None and tg.p_value < 0.05
+    # the same change seen from the other side is a regression, and latencies follow
+    back = compare_runs(b, a)
+    assert verdicts(back)["tg_tps"] == REGRESSED and verdicts(back)["itl_ms"] == REGRESSED
+    assert "label: fa-off -> fa-on" in comparison.differences
+
+
+def test_a_certain_but_tiny_change_is_not_news(tmp_path: Path) -> None:
+    a = write_run(tmp_path, noisy_records(40, pp_tps=650, tg_tps=72, cv=0.001, seed=1))
+    b = write_run(tmp_path, noisy_records(40, pp_tps=650 * 1.01, tg_tps=72, cv=0.001, seed=2))
+    pp = next(f for f in compare_runs(a, b).figures if f.figure == "pp_tps")
+    assert pp.verdict == NO_CHANGE and pp.reason == "change below 2%"
+    assert pp.p_value is not None and pp.p_value < 0.001
+
+
+def test_too_few_requests_and_one_sided_cases_are_not_comparable(tmp_path: Path) -> None:
+    a = write_run(
+        tmp_path,
+        noisy_records(2, pp_tps=650, tg_tps=72, cv=0.02, seed=1)
+        + noisy_records(3, pp_tps=650, tg_tps=72, cv=0.02, seed=3, case_id="only-a"),
+    )
+    b = write_run(tmp_path, noisy_records(5, pp_tps=650, tg_tps=72, cv=0.02, seed=2))
+    figures = compare_runs(a, b).figures
+    few = next(f for f in figures if f.case_id == "s/p100-o10-c1-d0" and f.figure == "pp_tps")
+    assert few.verdict == NOT_COMPARABLE and few.reason == "too few samples (A 2, B 5; need 3)"
+    alone = next(f for f in figures if f.case_id == "only-a")
+    assert alone.verdict == NOT_COMPARABLE and alone.reason == "case ran only in A"
+
+
+def test_different_models_or_scenario_definitions_are_refused_unless_forced(tmp_path: Path) -> None:
+    records = noisy_records(5, pp_tps=650, tg_tps=72, cv=0.02, seed=1)
+    a = write_run(tmp_path, records, model="gpt-oss-120b")
+    b = write_run(tmp_path, records, model="gpt-oss-20b")
+    with pytest.raises(ConfigError, match="different models"):
+        compare_runs(a, b)
+    assert compare_runs(a, b, force=True).figures
+    c = write_run(
+        tmp_path,
+        records,
+        model="gpt-oss-120b",
+        scenarios={"name": "s", "scenarios": [{"name": "s", "prompt_tokens": [200]}]},
+    )
+    with pytest.raises(ConfigError, match=r"scenario definitions differ between the runs \(s\)"):
+        compare_runs(a, c)
+
+
+def test_runs_resolve_by_id_label_latest_and_previous(tmp_path: Path) -> None:
+    records = noisy_records(3, pp_tps=650, tg_tps=72, cv=0.02, seed=1)
+    first = write_run(tmp_path, records, label="nightly", started=1.0)
+    second = write_run(tmp_path, records, label="fa-on", started=2.0)
+    third = write_run(tmp_path, records, label="nightly", started=3.0)
+    assert resolve_run("latest", tmp_path) == third
+    assert resolve_run("previous", tmp_path) == second
+    assert resolve_run("nightly", tmp_path) == third
+    assert resolve_run(first.name, tmp_path) == first
+    assert resolve_run(str(second), tmp_path) == second
+    with pytest.raises(ResultsError, match="no run 'nope'"):
+        resolve_run("nope", tmp_path)
+
+
+def test_markdown_and_json_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = write_run(tmp_path, noisy_records(8, pp_tps=650, tg_tps=72, cv=0.02, seed=1), label="a", started=1.0)
+    b = write_run(tmp_path, noisy_records(8, pp_tps=650, tg_tps=60, cv=0.02, seed=2), label="b", started=2.0)
+    markdown = to_markdown(compare_runs(a, b))
+    assert "| case | figure | A | B | change | 95 % CI | p | n A/B | verdict |" in markdown
+    assert "regressed" in markdown
+    assert main(["compare", "a", "b", "--results-dir", str(tmp_path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {f["verdict"] for f in data["figures"] if f["figure"] == "tg_tps"} == {REGRESSED}
+    assert main(["compare", "previous", "latest", "--results-dir", str(tmp_path), "--fail-on-regression"]) == 1
+    assert "regressed" in capsys.readouterr().out
