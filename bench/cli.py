@@ -188,9 +188,9 @@ def _parser() -> argparse.ArgumentParser:
 
     compare = commands.add_parser(
         "compare",
-        help="compare two runs per case and figure: ratio, 95 % CI, p-value, verdict",
+        help="compare two runs per case and figure: ratio, 95 %% CI, p-value, verdict",
         description="Compare run B against run A. For each case and figure (pp and tg t/s from the server's "
-        "timings, TTFT, ITL, e2e latency): both values, the change B/A - 1, a 95 % bootstrap confidence "
+        "timings, TTFT, ITL, e2e latency): both values, the change B/A - 1, a 95 %% bootstrap confidence "
         "interval (requests resampled), a Mann-Whitney U p-value and a verdict. A and B are run ids, run "
         "directories, labels (the newest run with that label), 'latest' or 'previous'.",
         epilog=EPILOG,

@@ -136,3 +136,11 @@ def test_show_recomputes_figures_from_a_stored_run(
 def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert "usage: bench" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["run", "check", "scenarios", "show", "compare", "telemetry-command"])
+def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    assert f"usage: bench {command}" in capsys.readouterr().out
