@@ -29,6 +29,7 @@ from bench.errors import BenchError, ConfigError
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from bench.runner import RunOptions
     from bench.summary import RunSummary
 
 EXIT_OK = 0
@@ -76,61 +77,48 @@ def _add_endpoint_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="bench",
-        description="Benchmark llama-server or any OpenAI-compatible endpoint: prompt and generation "
-        "t/s from the server's own timings, TTFT/ITL/latency on the client, compared with baselines.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"llama-server-bench {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    run = commands.add_parser(
-        "run",
-        help="run a scenario set and store the results",
-        description="Run a scenario set against the endpoint (or the embedded llama-server), store every "
-        "request in results/<run-id>/ as it ends, and print the figures against the baselines.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    run.add_argument(
+def _add_run_options(parser: argparse.ArgumentParser, default_label: str | None = None) -> None:
+    """Options shared by ``run`` and ``nightly``."""
+    parser.add_argument(
         "--scenarios",
         default="baseline",
         metavar="NAME|PATH",
         help=f"built-in set ({', '.join(BUILTIN_SETS)}) or a TOML file (default: baseline)",
     )
-    run.add_argument(
+    parser.add_argument(
         "--baselines",
         type=Path,
         metavar="PATH",
         help="baselines TOML (default: ./baselines.toml, else the packaged seed figures)",
     )
-    run.add_argument(
+    parser.add_argument(
         "--results-dir",
         type=Path,
         default=Path("results"),
         metavar="DIR",
         help="where run directories go (default: results)",
     )
-    run.add_argument("--label", help="a name for this run, e.g. 'nightly' or 'fa-on'")
-    run.add_argument(
+    parser.add_argument(
+        "--label",
+        default=default_label,
+        help=f"a name for this run, e.g. 'nightly' or 'fa-on' (default: {default_label})",
+    )
+    parser.add_argument(
         "--server-flags",
         metavar="TEXT",
         help="the server's flags as you started it (recorded, not used), e.g. '-fa 1 -ngl 999 -c 4096'",
     )
-    run.add_argument("--seed", type=int, default=0, help="seed for prompt text and arrival times (default 0)")
-    run.add_argument(
+    parser.add_argument("--seed", type=int, default=0, help="seed for prompt text and arrival times (default 0)")
+    parser.add_argument(
         "--max-error-rate",
         type=float,
         default=0.05,
         metavar="F",
         help="exit 5 when more than this share of requests failed (default 0.05)",
     )
-    run.add_argument("--json", action="store_true", help="print the summary as JSON instead of tables")
-    _add_endpoint_options(run)
-    telemetry = run.add_argument_group("telemetry (GPU and llama-server /metrics, sampled in the background)")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON instead of tables")
+    _add_endpoint_options(parser)
+    telemetry = parser.add_argument_group("telemetry (GPU and llama-server /metrics, sampled in the background)")
     telemetry.add_argument(
         "--gpu-telemetry",
         choices=("auto", "none"),
@@ -166,6 +154,28 @@ def _parser() -> argparse.ArgumentParser:
         help="the GPU's peak memory bandwidth, where the suite does not know the card",
     )
 
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bench",
+        description="Benchmark llama-server or any OpenAI-compatible endpoint: prompt and generation "
+        "t/s from the server's own timings, TTFT/ITL/latency on the client, compared with baselines.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"llama-server-bench {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="run a scenario set and store the results",
+        description="Run a scenario set against the endpoint (or the embedded llama-server), store every "
+        "request in results/<run-id>/ as it ends, and print the figures against the baselines.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_run_options(run)
+
     check = commands.add_parser(
         "check",
         help="check that an endpoint can be benchmarked and show what it offers",
@@ -185,6 +195,32 @@ def _parser() -> argparse.ArgumentParser:
         "and list its cases (prompt x output x concurrency x depth).",
     )
     scenarios.add_argument("set", nargs="?", metavar="NAME|PATH")
+
+    nightly = commands.add_parser(
+        "nightly",
+        help="run the scenario set and judge it: exit 0 ok, 1 regression, 2 run failed",
+        description="The nightly regression gate. Runs the scenario set (default: baseline), then judges it against "
+        "(1) the baselines file with its tolerances, (2) the last good nightly (bootstrap CI and Mann-Whitney U, "
+        "held against a threshold from the measured night-to-night noise: a drop of twice the threshold pages at "
+        "once, a smaller one only on the second night in a row), and (3) the nightly history with E-divisive "
+        "change points. Writes nightly.json into the run directory and a plain summary on stdout for cron mail. "
+        "A lock in the results directory keeps two nightlies from overlapping.",
+        epilog="exit codes: 0 no regression; 1 regression found (which figure, how much, how sure is printed);\n"
+        "  2 the run itself failed (endpoint down, error rate above --max-error-rate, bad configuration,\n"
+        "  another nightly running)\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_run_options(nightly, default_label="nightly")
+    gate = nightly.add_argument_group("gate and retention")
+    gate.add_argument(
+        "--min-effect",
+        type=float,
+        default=3.0,
+        metavar="PCT",
+        help="smallest drop in percent that can count as a regression (default 3); measured noise can raise it",
+    )
+    gate.add_argument("--keep-runs", type=int, metavar="N", help="keep the newest N runs of this label, delete older")
+    gate.add_argument("--keep-days", type=float, metavar="D", help="delete runs of this label older than D days")
 
     compare = commands.add_parser(
         "compare",
@@ -244,11 +280,8 @@ def _server_args(args: argparse.Namespace) -> tuple[str, ...] | None:
         raise ConfigError(f"--server-args: {exc}") from None
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from bench.console import ConsoleObserver
-    from bench.runner import RunOptions, run_benchmark
+def _run_options(args: argparse.Namespace) -> RunOptions:
+    from bench.runner import RunOptions
     from bench.telemetry.sampler import TelemetryConfig
 
     if not 0 <= args.max_error_rate <= 1:
@@ -263,7 +296,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--gpu-telemetry-cmd: {exc}") from None
     if args.telemetry_interval <= 0:
         raise ConfigError(f"--telemetry-interval must be positive; got {args.telemetry_interval}")
-    options = RunOptions(
+    return RunOptions(
         scenarios=scenario_set,
         endpoint=args.endpoint,
         api_key=_api_key(args),
@@ -287,6 +320,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         active_weight_gib=args.active_weight_gib,
         peak_bandwidth_gbs=args.gpu_bandwidth_gbs,
     )
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from bench.console import ConsoleObserver
+    from bench.runner import run_benchmark
+
+    options = _run_options(args)
     console = Console(stderr=args.json)
     observer = ConsoleObserver(console)
     try:
@@ -357,6 +399,56 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
         stream = "stream" if case.stream else "no-stream"
         print(f"  {case.case_id:40} {case.pattern:10} {case.requests:3} requests + {case.warmup} warm-up  {stream}")
     return EXIT_OK
+
+
+def _cmd_nightly(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from bench.console import ConsoleObserver
+    from bench.nightly import (
+        EXIT_RUN_FAILED,
+        apply_retention,
+        judge,
+        nightly_history,
+        nightly_lock,
+        plain_summary,
+        protected_runs,
+        write_verdict,
+    )
+    from bench.runner import run_benchmark
+
+    if args.keep_runs is not None and args.keep_runs < 1:
+        raise ConfigError(f"--keep-runs must be at least 1; got {args.keep_runs}")
+    options = _run_options(args)
+    # progress and tables go to stderr; stdout carries the plain summary for cron mail
+    console = Console(stderr=True)
+    with nightly_lock(options.results_dir):
+        observer = ConsoleObserver(console)
+        try:
+            result = run_benchmark(options, observer)
+        except BenchError as exc:
+            print(f"nightly: RUN FAILED (exit {EXIT_RUN_FAILED}): {exc}")
+            return EXIT_RUN_FAILED
+        finally:
+            observer.stop()
+        _print_summary(console, result.summary)
+        if result.error_rate_exceeded:
+            print(f"nightly {result.run_id}: RUN FAILED (exit {EXIT_RUN_FAILED}): {'; '.join(result.notes)}")
+            return EXIT_RUN_FAILED
+        history = nightly_history(options.results_dir, args.label, options.scenarios.name)
+        verdict = judge(result.run_dir, result.summary, history, min_effect=args.min_effect / 100)
+        write_verdict(result.run_dir, verdict)
+        protect = protected_runs(options.baselines) | {result.run_id}
+        if verdict.compared_with:
+            protect.add(verdict.compared_with)
+        removed = apply_retention(
+            options.results_dir, args.label, keep_runs=args.keep_runs, keep_days=args.keep_days, protect=protect
+        )
+    print(plain_summary(verdict))
+    print(f"results: {result.run_dir}")
+    if removed:
+        print(f"retention: removed {len(removed)} old run(s)")
+    return verdict.exit_code
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -439,6 +531,7 @@ def main(argv: list[str] | None = None) -> int:
         "show": _cmd_show,
         "telemetry-command": _cmd_telemetry_command,
         "compare": _cmd_compare,
+        "nightly": _cmd_nightly,
     }
     try:
         return handlers[args.command](args)

@@ -16,6 +16,7 @@ for, and is shown, not refused.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -175,6 +176,20 @@ def resolve_run(ref: str, results_dir: Path) -> Path:
 # ------------------------------------------------------------------ comparing
 
 
+def min_mann_whitney_p(n_a: int, n_b: int) -> float:
+    """The smallest two-sided p-value Mann-Whitney U can give for these sizes: 2 / C(n_a + n_b, n_a)."""
+    return min(1.0, 2 / math.comb(n_a + n_b, n_a))
+
+
+def _sample_size_problem(n_a: int, n_b: int, alpha: float) -> str | None:
+    if n_a < MIN_SAMPLES or n_b < MIN_SAMPLES:
+        return f"too few samples (A {n_a}, B {n_b}; need {MIN_SAMPLES})"
+    floor = min_mann_whitney_p(n_a, n_b)
+    if floor >= alpha:
+        return f"{n_a} vs {n_b} requests cannot reach p < {alpha} (smallest possible p {floor:.2g}): add repetitions"
+    return None
+
+
 def _not_comparable(case_id: str, figure: Figure, reason: str, n_a: int = 0, n_b: int = 0) -> FigureComparison:
     return FigureComparison(
         case_id=case_id,
@@ -213,8 +228,8 @@ def compare_figure(
         n_a, n_b = len(pa), len(pb)
         if n_a == 0 and n_b == 0:
             return _not_comparable(case_id, figure, "no data on either side")
-        if n_a < MIN_SAMPLES or n_b < MIN_SAMPLES:
-            return _not_comparable(case_id, figure, f"too few samples (A {n_a}, B {n_b}; need {MIN_SAMPLES})", n_a, n_b)
+        if problem := _sample_size_problem(n_a, n_b, alpha):
+            return _not_comparable(case_id, figure, problem, n_a, n_b)
         estimate = bootstrap_ratio_of_sums(
             [n for n, _ in pa], [d for _, d in pa], [n for n, _ in pb], [d for _, d in pb], seed=seed
         )
@@ -228,8 +243,8 @@ def compare_figure(
         n_a, n_b = len(va), len(vb)
         if n_a == 0 and n_b == 0:
             return _not_comparable(case_id, figure, "no data on either side")
-        if n_a < MIN_SAMPLES or n_b < MIN_SAMPLES:
-            return _not_comparable(case_id, figure, f"too few samples (A {n_a}, B {n_b}; need {MIN_SAMPLES})", n_a, n_b)
+        if problem := _sample_size_problem(n_a, n_b, alpha):
+            return _not_comparable(case_id, figure, problem, n_a, n_b)
         estimate = bootstrap_ratio_of_medians(va, vb, seed=seed)
         value_a, value_b = _median(va), _median(vb)
         p_value = mann_whitney_p(va, vb)

@@ -133,6 +133,9 @@ class Baseline:
     condition: str = ""
     tolerance_pct: float = 5.0
     source: str = ""
+    run_id: str | None = None  # the run it was adopted from (never deleted by retention)
+    set_at: str | None = None
+    history: tuple[dict[str, Any], ...] = ()  # earlier values, newest first
 
     def applies_to(self, model: str | None) -> bool:
         """Whether a run of ``model`` can pass or fail against this figure."""
@@ -178,6 +181,9 @@ _BASELINE_FIELDS = {
     "condition": "text: the setup the figure was measured on",
     "tolerance_pct": "a non-negative number (percent)",
     "source": "text: where the figure comes from",
+    "run_id": "the id of the run the figure was adopted from",
+    "set_at": "when the figure was set (ISO 8601 text)",
+    "history": "earlier values of this figure, as written by 'bench baseline set'",
 }
 KNOWN_FIGURES = ("pp_tps", "tg_tps", "vram_used_gib")
 
@@ -372,7 +378,10 @@ def _parse_baseline(source: str, index: int, raw: Mapping[str, Any]) -> Baseline
     if tolerance < 0:
         raise where.error("tolerance_pct", _BASELINE_FIELDS["tolerance_pct"], tolerance)
     texts = {}
-    for key in ("unit", "scenario", "model", "condition", "source"):
+    history = raw.get("history", [])
+    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+        raise where.error("history", _BASELINE_FIELDS["history"], history)
+    for key in ("unit", "scenario", "model", "condition", "source", "run_id", "set_at"):
         value_text = raw.get(key, "")
         if not isinstance(value_text, str):
             raise where.error(key, _BASELINE_FIELDS[key], value_text)
@@ -386,6 +395,9 @@ def _parse_baseline(source: str, index: int, raw: Mapping[str, Any]) -> Baseline
         condition=texts["condition"],
         tolerance_pct=tolerance,
         source=texts["source"],
+        run_id=texts["run_id"] or None,
+        set_at=texts["set_at"] or None,
+        history=tuple(history),
     )
 
 

@@ -23,6 +23,7 @@ from bench.records import RequestRecord
 from bench.workload import CasePrompts, Prompt
 
 RecordSink = Callable[[RequestRecord], None]
+WARMUP_MAX_TOKENS = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +105,9 @@ class CaseRunner:
         )
 
     async def _send(self, index: int, prompt: Prompt, *, warmup: bool) -> None:
-        exchange = await self.client.chat(self._body(prompt, self.case.output_tokens))
+        # A warm-up needs the full prompt (graphs, caches) but not a long answer.
+        max_tokens = min(self.case.output_tokens, WARMUP_MAX_TOKENS) if warmup else self.case.output_tokens
+        exchange = await self.client.chat(self._body(prompt, max_tokens))
         record = to_record(self.run_id, self.case, index, prompt, exchange, warmup=warmup)
         if not warmup:
             self._measured += 1

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
+import random
 import subprocess
 import sys
 import threading
@@ -51,6 +53,8 @@ class FakeConfig:
     has_metrics: bool = True  # llama-server started with --metrics
     buffered: bool = False  # deliver a whole stream in one write (a buffering proxy)
     tokens_per_chunk: int = 1
+    jitter_cv: float = 0.0  # per-request spread of the reported speeds (log-normal), for statistics tests
+    seed: int = 0
 
 
 @dataclass
@@ -198,16 +202,21 @@ class _Handler(BaseHTTPRequestHandler):
         finish = "length"
         if config.eos_after is not None and not body.get("ignore_eos") and config.eos_after < max_tokens:
             n_tokens, finish = config.eos_after, "stop"
+        pp_tps, tg_tps = config.pp_tps, config.tg_tps
+        if config.jitter_cv:
+            with self.server.lock:
+                pp_tps *= _lognormal(self.server.rng, config.jitter_cv)
+                tg_tps *= _lognormal(self.server.rng, config.jitter_cv)
         timings = {
             "cache_n": cache_n,
             "prompt_n": prompt_n,
-            "prompt_ms": prompt_n / config.pp_tps * 1000,
-            "prompt_per_token_ms": 1000 / config.pp_tps,
-            "prompt_per_second": config.pp_tps,
+            "prompt_ms": prompt_n / pp_tps * 1000,
+            "prompt_per_token_ms": 1000 / pp_tps,
+            "prompt_per_second": pp_tps,
             "predicted_n": n_tokens,
-            "predicted_ms": n_tokens / config.tg_tps * 1000,
-            "predicted_per_token_ms": 1000 / config.tg_tps,
-            "predicted_per_second": config.tg_tps,
+            "predicted_ms": n_tokens / tg_tps * 1000,
+            "predicted_per_token_ms": 1000 / tg_tps,
+            "predicted_per_second": tg_tps,
         }
         usage = {"prompt_tokens": len(prompt), "completion_tokens": n_tokens, "total_tokens": len(prompt) + n_tokens}
         with self.server.lock:
@@ -320,6 +329,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
+def _lognormal(rng: random.Random, cv: float) -> float:
+    sigma = math.sqrt(math.log(1 + cv * cv))
+    return rng.lognormvariate(-sigma * sigma / 2, sigma)
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256  # the default backlog of 5 refuses bursts of concurrent streams
@@ -327,6 +341,7 @@ class _Server(ThreadingHTTPServer):
     log: FakeLog
     lock: threading.Lock
     cached_prompt: list[str]
+    rng: random.Random
 
 
 class FakeLlamaServer:
@@ -351,6 +366,7 @@ class FakeLlamaServer:
         server.log = self.log
         server.lock = threading.Lock()
         server.cached_prompt = []
+        server.rng = random.Random(self.config.seed)
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, args=(0.02,), name="fake-llama-server", daemon=True

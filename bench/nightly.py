@@ -1,0 +1,375 @@
+"""The nightly regression gate: run, judge against baselines, last good night and history.
+
+Judgement, per case and figure (pp and tg t/s from the server's timings):
+
+1. **Baselines**: a figure below its baseline by more than the baseline's
+   tolerance (for the baseline's model) is a regression.
+2. **Last good nightly** (the newest earlier nightly judged ``ok``): the two runs
+   are compared as ``bench compare`` does (bootstrap CI, Mann-Whitney U). A
+   significant drop is then held against a threshold from measured noise:
+   ``T = max(min_effect, 2 x night-to-night robust CV)`` over the last nights.
+   A drop of at least ``2T`` is a regression at once; a drop between ``T`` and
+   ``2T`` is *suspect* and only becomes a regression if the previous nightly was
+   suspect for the same figure too, so one noisy night pages nobody.
+3. **History**: E-divisive means over the figure's nightly series; a change
+   point in the last three nights that moves the figure the wrong way by at
+   least ``T`` is a regression.
+
+Exit status: 0 no regression, 1 regression, 2 the run itself failed (endpoint
+down, error rate above the limit, another nightly holding the lock).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from bench.compare import FIGURES, REGRESSED, FigureComparison, compare_figure
+from bench.config import Baselines
+from bench.errors import BenchError, ResultsError
+from bench.records import RequestRecord
+from bench.stats import e_divisive, mann_whitney_p, robust_cv
+from bench.store import read_records, read_run_meta, run_dirs
+from bench.summary import RunSummary
+
+NIGHTLY_SCHEMA = 1
+JUDGED_FIGURES = ("pp_tps", "tg_tps")
+MIN_EFFECT = 0.03
+HISTORY_WINDOW = 30
+MIN_NIGHTS_FOR_NOISE = 5
+RECENT_NIGHTS = 3
+
+EXIT_OK, EXIT_REGRESSION, EXIT_RUN_FAILED = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    kind: str  # "baseline", "last_good", "change_point"
+    severity: str  # "regression" or "suspect"
+    figure: str
+    case_id: str | None
+    change: float | None  # relative, signed (-0.05 = 5 % lower)
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class NightlyVerdict:
+    run_id: str
+    verdict: str  # "ok", "suspect", "regression"
+    findings: tuple[Finding, ...]
+    compared_with: str | None
+    thresholds: dict[str, float] = field(default_factory=dict)
+    headline: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_REGRESSION if self.verdict == "regression" else EXIT_OK
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema_version": NIGHTLY_SCHEMA, **asdict(self)}
+
+
+# ------------------------------------------------------------------ history
+
+
+@dataclass(frozen=True, slots=True)
+class Night:
+    path: Path
+    run_id: str
+    started: float
+    verdict: str | None
+    figures: dict[tuple[str, str], float]  # (case_id, figure) -> value
+    findings: tuple[dict[str, Any], ...]
+
+
+def _night(path: Path) -> Night | None:
+    try:
+        meta = read_run_meta(path)
+    except ResultsError:
+        return None
+    if meta.get("status") != "complete" or not (path / "summary.json").exists():
+        return None
+    summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
+    figures = {
+        (case["case_id"], name): float(case[name])
+        for case in summary.get("cases", [])
+        for name in JUDGED_FIGURES
+        if case.get(name) is not None
+    }
+    verdict_path = path / "nightly.json"
+    verdict = json.loads(verdict_path.read_text(encoding="utf-8")) if verdict_path.exists() else {}
+    return Night(
+        path=path,
+        run_id=str(meta.get("run_id")),
+        started=float(meta.get("started") or 0),
+        verdict=verdict.get("verdict"),
+        figures=figures,
+        findings=tuple(verdict.get("findings", ())),
+    )
+
+
+def nightly_history(results_dir: Path, label: str, scenario_set: str) -> list[Night]:
+    """Completed nightlies of this label and scenario set, oldest first."""
+    nights = []
+    for path in run_dirs(results_dir):
+        try:
+            meta = read_run_meta(path)
+        except ResultsError:
+            continue
+        if meta.get("label") != label or (meta.get("scenario_set") or {}).get("name") != scenario_set:
+            continue
+        night = _night(path)
+        if night is not None:
+            nights.append(night)
+    return sorted(nights, key=lambda n: n.started)
+
+
+# ------------------------------------------------------------------ judging
+
+
+def _baseline_findings(summary: RunSummary) -> list[Finding]:
+    return [
+        Finding("baseline", "regression", check.figure, None, (check.ratio or 0) - 1, check.sentence())
+        for check in summary.baselines
+        if check.status in ("below", "above")
+    ]
+
+
+def _pooled(records: Sequence[RequestRecord], figure: str) -> tuple[list[float], list[float]]:
+    spec = next(f for f in FIGURES if f.name == figure)
+    assert spec.pairs is not None
+    pairs = [p for p in (spec.pairs(r) for r in records if r.ok and not r.warmup) if p is not None]
+    return [n for n, _ in pairs], [d for _, d in pairs]
+
+
+def headline_text(
+    summary: RunSummary, tonight: Sequence[RequestRecord], last: Sequence[RequestRecord] | None, verdict: str
+) -> str:
+    """'prompt 92 % of 5,136 t/s, generation 101 % of 219.71 t/s, no regression vs last night (p = 0.41)'."""
+    parts = []
+    names = {"pp_tps": "prompt", "tg_tps": "generation"}
+    for check in summary.baselines:
+        if check.figure in names and check.ratio is not None:
+            parts.append(f"{names[check.figure]} {check.ratio:.0%} of {check.baseline:,g} {check.unit}")
+    state = {"ok": "no regression", "suspect": "a suspect drop", "regression": "REGRESSION"}[verdict]
+    if last:
+        p_values = []
+        for figure in JUDGED_FIGURES:
+            a_num, a_den = _pooled(last, figure)
+            b_num, b_den = _pooled(tonight, figure)
+            if len(a_num) >= 3 and len(b_num) >= 3:
+                p_values.append(
+                    mann_whitney_p(
+                        [n / d for n, d in zip(a_num, a_den, strict=True)],
+                        [n / d for n, d in zip(b_num, b_den, strict=True)],
+                    )
+                )
+        p_text = f" (p = {min(p_values):.2g})" if p_values else ""
+        parts.append(f"{state} vs last good night{p_text}")
+    else:
+        parts.append(f"{state} (no earlier good night to compare with)")
+    return ", ".join(parts)
+
+
+def judge(
+    run_dir: Path,
+    summary: RunSummary,
+    history: Sequence[Night],
+    *,
+    min_effect: float = MIN_EFFECT,
+) -> NightlyVerdict:
+    """Judge tonight's run (``run_dir``) against the baselines in ``summary`` and earlier nights."""
+    tonight_records = list(read_records(run_dir))
+    earlier = [n for n in history if n.path != run_dir]
+    findings = _baseline_findings(summary)
+    last_good = next((n for n in reversed(earlier) if n.verdict in ("ok", None)), None)
+    previous = earlier[-1] if earlier else None
+    previous_suspects = {
+        (f.get("case_id"), f.get("figure")) for f in (previous.findings if previous else ()) if f.get("severity")
+    }
+    tonight = _night_from_summary(summary)
+    thresholds: dict[str, float] = {}
+    last_records = list(read_records(last_good.path)) if last_good else None
+    for case_id, figure in sorted(tonight):
+        series = [n.figures[(case_id, figure)] for n in earlier[-HISTORY_WINDOW:] if (case_id, figure) in n.figures]
+        noise = robust_cv(series) if len(series) >= MIN_NIGHTS_FOR_NOISE else None
+        threshold = max(min_effect, 2 * noise) if noise is not None else min_effect
+        thresholds[f"{case_id} {figure}"] = threshold
+        if last_records is not None:
+            spec = next(f for f in FIGURES if f.name == figure)
+            comparison = compare_figure(
+                case_id,
+                spec,
+                [r for r in last_records if r.case_id == case_id],
+                [r for r in tonight_records if r.case_id == case_id],
+                min_effect=min_effect,
+            )
+            finding = _gate(comparison, threshold, (case_id, figure) in previous_suspects, last_good)
+            if finding is not None:
+                findings.append(finding)
+        full = [*series, tonight[(case_id, figure)]]
+        for change in e_divisive(full[-HISTORY_WINDOW:]):
+            recent = change.index >= len(full[-HISTORY_WINDOW:]) - RECENT_NIGHTS
+            if recent and change.relative_change <= -threshold:
+                findings.append(
+                    Finding(
+                        "change_point",
+                        "regression",
+                        figure,
+                        case_id,
+                        change.relative_change,
+                        f"E-divisive change point {len(full[-HISTORY_WINDOW:]) - change.index} night(s) ago: "
+                        f"mean {change.mean_before:,.2f} -> {change.mean_after:,.2f} "
+                        f"({change.relative_change:+.1%}, permutation p = {change.p_value:.2g})",
+                    )
+                )
+    if any(f.severity == "regression" for f in findings):
+        verdict = "regression"
+    elif findings:
+        verdict = "suspect"
+    else:
+        verdict = "ok"
+    return NightlyVerdict(
+        run_id=run_dir.name,
+        verdict=verdict,
+        findings=tuple(findings),
+        compared_with=last_good.run_id if last_good else None,
+        thresholds=thresholds,
+        headline=headline_text(summary, tonight_records, last_records, verdict),
+    )
+
+
+def _night_from_summary(summary: RunSummary) -> dict[tuple[str, str], float]:
+    values: dict[tuple[str, str], float] = {}
+    for case in summary.cases:
+        for name in JUDGED_FIGURES:
+            value = getattr(case, name)
+            if value is not None:
+                values[(case.case_id, name)] = float(value)
+    return values
+
+
+def _gate(comparison: FigureComparison, threshold: float, was_suspect: bool, last_good: Night | None) -> Finding | None:
+    if comparison.verdict != REGRESSED or comparison.change is None:
+        return None
+    drop = -comparison.change
+    if drop < threshold:
+        return None
+    how_sure = (
+        f"{comparison.a:,.2f} -> {comparison.b:,.2f} {comparison.unit} ({comparison.change:+.1%}, 95 % CI "
+        f"[{(comparison.ci_low or 0) - 1:+.1%}, {(comparison.ci_high or 0) - 1:+.1%}], p = {comparison.p_value:.2g}) "
+        f"vs last good night {last_good.run_id if last_good else '-'}"
+    )
+    if drop >= 2 * threshold:
+        return Finding(
+            "last_good",
+            "regression",
+            comparison.figure,
+            comparison.case_id,
+            comparison.change,
+            f"{how_sure}; large: at least twice the {threshold:.1%} noise threshold",
+        )
+    if was_suspect:
+        return Finding(
+            "last_good",
+            "regression",
+            comparison.figure,
+            comparison.case_id,
+            comparison.change,
+            f"{how_sure}; second night in a row above the {threshold:.1%} noise threshold",
+        )
+    return Finding(
+        "last_good",
+        "suspect",
+        comparison.figure,
+        comparison.case_id,
+        comparison.change,
+        f"{how_sure}; above the {threshold:.1%} noise threshold once: watching, not paging",
+    )
+
+
+# ------------------------------------------------------------------ unattended running
+
+
+@contextlib.contextmanager
+def nightly_lock(results_dir: Path) -> Iterator[None]:
+    """Hold ``results_dir/.nightly.lock`` for the run; a second nightly fails at once."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / ".nightly.lock"
+    handle: IO[str] = path.open("a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise NightlyLocked(f"another nightly holds {path} (pid {holder}); not starting a second one") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+class NightlyLocked(BenchError):
+    exit_code = EXIT_RUN_FAILED
+
+
+def protected_runs(baselines: Baselines | None) -> set[str]:
+    return {b.run_id for b in (baselines.entries if baselines else ()) if b.run_id}
+
+
+def apply_retention(
+    results_dir: Path,
+    label: str,
+    *,
+    keep_runs: int | None,
+    keep_days: float | None,
+    protect: set[str],
+    now: float | None = None,
+) -> list[Path]:
+    """Delete old runs of this label beyond ``keep_runs`` or older than ``keep_days``; never protected ones."""
+    if keep_runs is None and keep_days is None:
+        return []
+    now = time.time() if now is None else now
+    candidates = []
+    for path in run_dirs(results_dir):
+        try:
+            meta = read_run_meta(path)
+        except ResultsError:
+            continue
+        if meta.get("label") == label and meta.get("status") != "running":
+            candidates.append((float(meta.get("started") or 0), path, str(meta.get("run_id"))))
+    candidates.sort(reverse=True)  # newest first
+    removed = []
+    for position, (started, path, run_id) in enumerate(candidates):
+        too_many = keep_runs is not None and position >= keep_runs
+        too_old = keep_days is not None and now - started > keep_days * 86400
+        if (too_many or too_old) and run_id not in protect and path.name not in protect:
+            shutil.rmtree(path)
+            removed.append(path)
+    return removed
+
+
+def write_verdict(run_dir: Path, verdict: NightlyVerdict) -> None:
+    tmp = run_dir / ".nightly.json.tmp"
+    tmp.write_text(json.dumps(verdict.to_json(), indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, run_dir / "nightly.json")
+
+
+def plain_summary(verdict: NightlyVerdict) -> str:
+    lines = [f"nightly {verdict.run_id}: {verdict.verdict.upper()} (exit {verdict.exit_code})", verdict.headline]
+    for finding in verdict.findings:
+        where = f"{finding.case_id} " if finding.case_id else ""
+        lines.append(f"  [{finding.severity}] {where}{finding.figure}: {finding.detail}")
+    return "\n".join(lines)

@@ -1,0 +1,159 @@
+from __future__ import annotations
+
+import json
+import re
+import threading
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+from bench.nightly import apply_retention, nightly_lock
+from bench.store import read_run_meta, run_dirs
+from bench.testing.fake_server import FakeLlamaServer
+
+SET = """
+name = "gate"
+[[scenario]]
+name = "tg"
+prompt_tokens = 40
+output_tokens = 8
+repetitions = 6
+warmup = 0
+"""
+BASELINES = """
+[[baseline]]
+figure = "tg_tps"
+value = 200
+scenario = "tg"
+model = "fake-model"
+tolerance_pct = 20
+"""
+
+
+@pytest.fixture
+def setup(tmp_path: Path, fake: FakeLlamaServer) -> tuple[Path, list[str]]:
+    (tmp_path / "set.toml").write_text(SET)
+    (tmp_path / "baselines.toml").write_text(BASELINES)
+    fake.config.jitter_cv = 0.01
+    argv = [
+        "nightly", "--endpoint", fake.url, "--scenarios", str(tmp_path / "set.toml"),
+        "--baselines", str(tmp_path / "baselines.toml"), "--results-dir", str(tmp_path / "results"),
+    ]  # fmt: skip
+    return tmp_path / "results", argv
+
+
+def night(fake: FakeLlamaServer, argv: list[str], tg_tps: float, seed: int) -> int:
+    fake.config.tg_tps = tg_tps
+    fake.config.seed = seed
+    return main(argv)
+
+
+def verdict_of_latest(results: Path) -> dict[str, object]:
+    latest = max(run_dirs(results), key=lambda p: read_run_meta(p)["started"])
+    data: dict[str, object] = json.loads((latest / "nightly.json").read_text())
+    return data
+
+
+def test_steady_nights_pass_and_a_large_drop_pages(
+    fake: FakeLlamaServer, setup: tuple[Path, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    results, argv = setup
+    assert night(fake, argv, 200.0, 1) == 0
+    first = capsys.readouterr().out
+    assert "OK (exit 0)" in first and "no earlier good night" in first
+    assert night(fake, argv, 200.0, 2) == 0
+    out = capsys.readouterr().out
+    assert "generation 100% of 200 t/s, no regression vs last good night (p = " in out
+    assert night(fake, argv, 180.0, 3) == 1  # -10 %: at least twice the 3 % threshold
+    out = capsys.readouterr().out
+    assert "REGRESSION (exit 1)" in out
+    assert "[regression] tg/p40-o8-c1-d0-" not in out  # the case id is printed whole
+    assert "tg/p40-o8-c1-d0 tg_tps:" in out and "95 % CI" in out and "large" in out
+    verdict = verdict_of_latest(results)
+    assert verdict["verdict"] == "regression" and verdict["compared_with"] is not None
+
+
+def test_one_moderate_drop_is_watched_and_a_second_one_pages(
+    fake: FakeLlamaServer, setup: tuple[Path, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    results, argv = setup
+    assert night(fake, argv, 200.0, 1) == 0
+    assert night(fake, argv, 200.0, 2) == 0
+    assert night(fake, argv, 191.0, 3) == 0  # -4.5 %: above 3 %, below 6 %
+    assert "[suspect]" in capsys.readouterr().out
+    assert verdict_of_latest(results)["verdict"] == "suspect"
+    assert night(fake, argv, 191.0, 4) == 1  # the same drop again, against the last good night
+    assert "second night in a row" in capsys.readouterr().out
+
+
+def test_baseline_miss_is_a_regression(
+    fake: FakeLlamaServer, setup: tuple[Path, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, argv = setup
+    assert night(fake, argv, 150.0, 1) == 1  # 75 % of the 200 t/s baseline, tolerance 20 %
+    out = capsys.readouterr().out
+    assert re.search(r"\[regression\] tg_tps: generation 1[45]\d\.\d\d t/s = 7\d\.\d % of 200 t/s: below", out)
+
+
+def test_run_failures_exit_2(
+    setup: tuple[Path, list[str]], fake: FakeLlamaServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results, argv = setup
+    down = [a if a != fake.url else "http://127.0.0.1:9" for a in argv]
+    assert main(down) == 2
+    assert "RUN FAILED (exit 2)" in capsys.readouterr().out
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with nightly_lock(results):
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(5)
+    try:
+        assert main(argv) == 2
+    finally:
+        release.set()
+        holder.join()
+    assert "another nightly holds" in capsys.readouterr().err
+
+
+def test_retention_keeps_the_newest_and_never_protected_runs(tmp_path: Path) -> None:
+    from tests.factories import noisy_records, write_run
+
+    day = 86400.0
+    records = noisy_records(1, pp_tps=1, tg_tps=1, cv=0, seed=0)
+    paths = [write_run(tmp_path, records, label="nightly", started=d * day) for d in range(6)]
+    other = write_run(tmp_path, records, label="fa-on", started=0)
+    now = 5.5 * day
+    removed = apply_retention(tmp_path, "nightly", keep_runs=2, keep_days=None, protect={paths[0].name}, now=now)
+    assert sorted(removed) == sorted(paths[1:4])
+    assert all(p.exists() for p in (paths[0], paths[4], paths[5], other))
+    removed = apply_retention(tmp_path, "nightly", keep_runs=None, keep_days=1, protect=set(), now=now)
+    assert sorted(removed) == sorted([paths[0], paths[4]])
+    assert paths[5].exists() and other.exists()
+
+
+def test_a_slow_drift_is_caught_by_the_change_point_in_history(tmp_path: Path) -> None:
+    from bench.nightly import Night, judge
+    from bench.store import read_records
+    from bench.summary import summarise_run
+    from tests.factories import noisy_records, write_run
+
+    case = "s/p100-o10-c1-d0"
+    # 20 steady nights at 72 t/s, then a drift of about -2 % a night: never 3 % below the night before
+    values = [72.0 * (1 + 0.002 * ((i * 7) % 5 - 2)) for i in range(20)] + [70.6, 69.2, 67.8]
+    history = [
+        Night(tmp_path / f"n{i}", f"n{i}", float(i), "ok", {(case, "tg_tps"): v}, ()) for i, v in enumerate(values)
+    ]
+    tonight = write_run(tmp_path, noisy_records(6, pp_tps=650, tg_tps=66.5, cv=0.005, seed=1), label="nightly")
+    summary = summarise_run(list(read_records(tonight)))
+    verdict = judge(tonight, summary, history)
+    points = [f for f in verdict.findings if f.kind == "change_point" and f.figure == "tg_tps"]
+    assert points and points[0].severity == "regression"
+    assert "E-divisive change point" in points[0].detail
+    assert verdict.verdict == "regression"
