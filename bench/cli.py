@@ -196,6 +196,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     scenarios.add_argument("set", nargs="?", metavar="NAME|PATH")
 
+    baseline = commands.add_parser(
+        "baseline",
+        help="adopt a measured run as the new baselines",
+        description="'bench baseline set --from RUN' writes the run's figures into the baselines file, each over "
+        "its baseline's scenario, and keeps every old value in that entry's history.",
+    )
+    baseline_commands = baseline.add_subparsers(dest="baseline_command", metavar="ACTION", required=True)
+    baseline_set = baseline_commands.add_parser("set", help="adopt a run's figures", description=baseline.description)
+    baseline_set.add_argument("--from", dest="from_run", required=True, metavar="RUN", help="run id, directory or label")
+    baseline_set.add_argument("--results-dir", type=Path, default=Path("results"), metavar="DIR")
+    baseline_set.add_argument(
+        "--baselines",
+        type=Path,
+        default=Path("baselines.toml"),
+        metavar="PATH",
+        help="the file to write (default ./baselines.toml, created from the current baselines if absent)",
+    )
+
     nightly = commands.add_parser(
         "nightly",
         help="run the scenario set and judge it: exit 0 ok, 1 regression, 2 run failed",
@@ -451,6 +469,21 @@ def _cmd_nightly(args: argparse.Namespace) -> int:
     return verdict.exit_code
 
 
+def _cmd_baseline(args: argparse.Namespace) -> int:
+    from bench.baseline_update import adopt_run
+    from bench.compare import resolve_run
+
+    run_dir = resolve_run(args.from_run, args.results_dir)
+    for change in adopt_run(run_dir, args.baselines):
+        where = f" (scenario {change.scenario})" if change.scenario else ""
+        if change.new is None:
+            print(f"{change.figure}{where}: not measured by {run_dir.name}; kept {change.old:,g}")
+        else:
+            print(f"{change.figure}{where}: {change.old:,g} -> {change.new:,g}")
+    print(f"wrote {args.baselines}; earlier values are kept in each entry's history")
+    return EXIT_OK
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     from bench.compare import REGRESSED, compare_runs, resolve_run, to_markdown
 
@@ -532,6 +565,7 @@ def main(argv: list[str] | None = None) -> int:
         "telemetry-command": _cmd_telemetry_command,
         "compare": _cmd_compare,
         "nightly": _cmd_nightly,
+        "baseline": _cmd_baseline,
     }
     try:
         return handlers[args.command](args)
