@@ -204,7 +204,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     baseline_commands = baseline.add_subparsers(dest="baseline_command", metavar="ACTION", required=True)
     baseline_set = baseline_commands.add_parser("set", help="adopt a run's figures", description=baseline.description)
-    baseline_set.add_argument("--from", dest="from_run", required=True, metavar="RUN", help="run id, directory or label")
+    baseline_set.add_argument(
+        "--from", dest="from_run", required=True, metavar="RUN", help="run id, directory or label"
+    )
     baseline_set.add_argument("--results-dir", type=Path, default=Path("results"), metavar="DIR")
     baseline_set.add_argument(
         "--baselines",
@@ -213,6 +215,17 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="the file to write (default ./baselines.toml, created from the current baselines if absent)",
     )
+
+    export = commands.add_parser(
+        "export",
+        help="export a run for pytest-benchmark (compare, history, --benchmark-compare-fail)",
+        description="Write a run in pytest-benchmark's JSON format: one benchmark per case and figure (pp and tg "
+        "as seconds per token, TTFT and e2e as seconds: lower is better, as pytest-benchmark expects). "
+        "'pytest-benchmark compare A.json B.json' then reads our runs.",
+    )
+    export.add_argument("run", metavar="RUN", help="run id, directory, label, latest or previous")
+    export.add_argument("--results-dir", type=Path, default=Path("results"), metavar="DIR")
+    export.add_argument("-o", "--output", type=Path, metavar="FILE", help="write here (default: stdout)")
 
     nightly = commands.add_parser(
         "nightly",
@@ -484,6 +497,19 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from bench.compare import resolve_run
+    from bench.export import to_pytest_benchmark
+
+    document = json.dumps(to_pytest_benchmark(resolve_run(args.run, args.results_dir)), indent=2, default=str)
+    if args.output:
+        args.output.write_text(document + "\n", encoding="utf-8")
+        print(f"wrote {args.output}")
+    else:
+        print(document)
+    return EXIT_OK
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     from bench.compare import REGRESSED, compare_runs, resolve_run, to_markdown
 
@@ -566,6 +592,7 @@ def main(argv: list[str] | None = None) -> int:
         "compare": _cmd_compare,
         "nightly": _cmd_nightly,
         "baseline": _cmd_baseline,
+        "export": _cmd_export,
     }
     try:
         return handlers[args.command](args)

@@ -9,12 +9,27 @@ from bench.config import load_baselines
 from tests.factories import noisy_records, write_run
 
 
-def test_adopting_a_run_sets_new_values_and_keeps_the_old_ones(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_adopting_a_run_sets_new_values_and_keeps_the_old_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     records = noisy_records(5, pp_tps=650, tg_tps=72, cv=0.0, seed=1, scenario="tg")
     run = write_run(tmp_path / "results", records, label="good", model="gemma", build="b1", server_flags="-t 2")
     target = tmp_path / "baselines.toml"
-    assert main(["baseline", "set", "--from", "good", "--results-dir", str(tmp_path / "results"),
-                 "--baselines", str(target)]) == 0
+    assert (
+        main(
+            [
+                "baseline",
+                "set",
+                "--from",
+                "good",
+                "--results-dir",
+                str(tmp_path / "results"),
+                "--baselines",
+                str(target),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "tg_tps (scenario tg): 219.71 -> 72" in out
     assert "vram_used_gib: not measured" in out and "kept 59.02" in out
