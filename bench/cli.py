@@ -1,8 +1,8 @@
 """The ``bench`` command: parse options, call the library, print, return an exit code.
 
-Exit codes (also in ``bench --help``):
+Exit codes (also in ``bench --help``; ``bench nightly`` has its own 0/1/2):
   0  success
-  1  unexpected internal error
+  1  unexpected internal error; ``compare --fail-on-regression``: a regression
   2  bad configuration or options (scenario/baseline file, flags)
   3  endpoint unusable: unreachable, authentication failed, server errors,
      or the embedded llama-server failed to start
@@ -39,7 +39,8 @@ EXIT_INTERRUPTED = 130
 API_KEY_ENV = "BENCH_API_KEY"
 
 EPILOG = """exit codes:
-  0 success; 1 internal error; 2 bad configuration or options; 3 endpoint unusable
+  0 success; 1 internal error (compare --fail-on-regression: a regression);
+  2 bad configuration or options; 3 endpoint unusable
   (unreachable, auth failed, server errors, embedded server failed to start);
   4 results directory not writable; 5 error rate above --max-error-rate; 130 interrupted
 """

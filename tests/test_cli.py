@@ -138,7 +138,9 @@ def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) 
     assert "usage: bench" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", ["run", "check", "scenarios", "show", "compare", "telemetry-command"])
+@pytest.mark.parametrize(
+    "command", ["run", "check", "scenarios", "show", "compare", "telemetry-command", "nightly", "baseline", "export"]
+)
 def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main([command, "--help"])

@@ -1,0 +1,119 @@
+"""Calibration of the comparison: false-positive rate and power on synthetic runs.
+
+Two runs of ``n`` requests each are drawn with per-request t/s spread as
+measured on the embedded CPU server (log-normal, coefficient of variation
+``cv``; optionally a share of requests slowed by a busy machine), run B shifted
+by a known amount. ``bench compare``'s verdict rule (bootstrap CI, Mann-Whitney
+U, minimum effect) is applied to each pair; the share of pairs called
+"regressed" is the false-positive rate at a 0 % shift and the power otherwise.
+
+``python -m bench.calibration`` prints the table kept in docs/statistics.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.compare import FIGURES, REGRESSED, compare_figure
+from bench.records import RequestRecord, ServerTimings
+
+# Per-request spread measured on the embedded server (gemma3-270m, 2 CPU threads), quiet machine.
+PP_CV = 0.03
+TG_CV = 0.015
+SHIFTS = (0.0, 0.03, 0.065, 0.10)
+
+
+@dataclass(frozen=True, slots=True)
+class Noise:
+    cv: float
+    outlier_share: float = 0.0  # requests slowed by another process on the machine
+    outlier_slowdown: float = 0.7
+
+
+def synthetic_run(n: int, tg_tps: float, noise: Noise, rng: np.random.Generator) -> list[RequestRecord]:
+    sigma = float(np.sqrt(np.log(1 + noise.cv**2)))
+    speeds = tg_tps * rng.lognormal(-(sigma**2) / 2, sigma, n)
+    slowed = rng.random(n) < noise.outlier_share
+    speeds[slowed] *= noise.outlier_slowdown
+    records = []
+    for i, speed in enumerate(speeds):
+        predicted_ms = 128 / speed * 1000
+        records.append(
+            RequestRecord(
+                run_id="cal",
+                case_id="c",
+                scenario="c",
+                index=i,
+                warmup=False,
+                stream=False,
+                prompt_tokens_target=64,
+                output_tokens_target=128,
+                depth_target=0,
+                concurrency=1,
+                prompt_length_source="tokenize",
+                ok=True,
+                http_status=200,
+                error=None,
+                finish_reason="length",
+                content_chars=0,
+                reasoning_chars=0,
+                system_fingerprint=None,
+                model=None,
+                timings=ServerTimings(prompt_n=64, prompt_ms=100.0, predicted_n=128, predicted_ms=predicted_ms),
+                usage=None,
+                t_sent=0.0,
+                t_first_byte=None,
+                t_first_token=None,
+                t_end=predicted_ms / 1000,
+            )  # fmt: skip
+        )
+    return records
+
+
+def detection_rate(
+    n: int, shift: float, noise: Noise, *, trials: int = 500, seed: int = 0, min_effect: float = 0.02
+) -> float:
+    """Share of trials in which a drop of ``shift`` in tg t/s is called regressed."""
+    tg = next(f for f in FIGURES if f.name == "tg_tps")
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for trial in range(trials):
+        a = synthetic_run(n, 100.0, noise, rng)
+        b = synthetic_run(n, 100.0 * (1 - shift), noise, rng)
+        verdict = compare_figure("c", tg, a, b, min_effect=min_effect, seed=trial).verdict
+        hits += verdict == REGRESSED
+    return hits / trials
+
+
+def requests_for_power(shift: float, noise: Noise, *, power: float = 0.95, trials: int = 300, seed: int = 0) -> int:
+    """Smallest n per run (from 4, in steps) whose detection rate reaches ``power``."""
+    for n in (4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60, 80, 100):
+        if detection_rate(n, shift, noise, trials=trials, seed=seed) >= power:
+            return n
+    return -1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.calibration", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trials", type=int, default=1000)
+    args = parser.parse_args()
+    rows = []
+    for name, noise in (
+        (f"tg, cv {TG_CV:.1%}", Noise(TG_CV)),
+        (f"pp, cv {PP_CV:.1%}", Noise(PP_CV)),
+        (f"pp, cv {PP_CV:.1%} + 5 % slowed 30 %", Noise(PP_CV, 0.05)),
+    ):
+        for n in (5, 10):
+            rates = [detection_rate(n, s, noise, trials=args.trials, seed=17) for s in SHIFTS]
+            rows.append(f"| {name} | {n} | " + " | ".join(f"{r:.1%}" for r in rates) + " |")
+        rows.append(f"| {name} | n for 95 % power at 3 % | {requests_for_power(0.03, noise)} | | | |")
+    print("| noise | requests per run | 0 % (false positives) | 3 % | 6.5 % | 10 % |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
