@@ -68,7 +68,7 @@ def synthetic_run(n: int, tg_tps: float, noise: Noise, rng: np.random.Generator)
                 t_first_byte=None,
                 t_first_token=None,
                 t_end=predicted_ms / 1000,
-            )  # fmt: skip
+            )
         )
     return records
 

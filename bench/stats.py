@@ -2,11 +2,10 @@
 
 Methods and where they come from:
 
-- Percentile bootstrap confidence interval of a ratio of two statistics, the
+- Percentile bootstrap confidence interval of a ratio of two medians, the
   requests of each run resampled independently (Efron & Tibshirani, *An
-  Introduction to the Bootstrap*, 1993, ch. 13). The statistic is the same one
-  the summary reports: a ratio of sums for throughput (never a mean of rates),
-  a median for latencies.
+  Introduction to the Bootstrap*, 1993, ch. 13). Medians of per-request values,
+  so a few requests disturbed by the machine cannot drag the interval.
 - Mann-Whitney U test, two-sided (Mann & Whitney, 1947), through
   ``scipy.stats.mannwhitneyu``: no normality assumption, robust to the long
   right tails of latency data.
@@ -44,35 +43,6 @@ Array = NDArray[np.float64]
 
 def _as_array(values: Sequence[float] | Array) -> Array:
     return np.asarray(values, dtype=float)
-
-
-def ratio_of_sums(numerators: Array, denominators: Array) -> float:
-    return float(numerators.sum() / denominators.sum())
-
-
-def bootstrap_ratio_of_sums(
-    a_num: Sequence[float],
-    a_den: Sequence[float],
-    b_num: Sequence[float],
-    b_den: Sequence[float],
-    *,
-    confidence: float = 0.95,
-    resamples: int = 2000,
-    seed: int = 0,
-) -> RatioEstimate:
-    """CI of (sum b_num / sum b_den) / (sum a_num / sum a_den), e.g. B's pp t/s over A's.
-
-    Each request is a (tokens, milliseconds) pair; pairs are resampled together.
-    """
-    an, ad, bn, bd = (_as_array(v) for v in (a_num, a_den, b_num, b_den))
-    if len(an) == 0 or len(bn) == 0:
-        raise ValueError("both samples need at least one request")
-    rng = np.random.default_rng(seed)
-    ia = rng.integers(0, len(an), size=(resamples, len(an)))
-    ib = rng.integers(0, len(bn), size=(resamples, len(bn)))
-    stat_a = an[ia].sum(axis=1) / ad[ia].sum(axis=1)
-    stat_b = bn[ib].sum(axis=1) / bd[ib].sum(axis=1)
-    return _interval(ratio_of_sums(bn, bd) / ratio_of_sums(an, ad), stat_b / stat_a, confidence)
 
 
 def bootstrap_ratio_of_medians(

@@ -186,3 +186,35 @@ def test_metrics_of_the_real_server_are_sampled_during_a_run(llama_server: Local
     assert predicted.is_monotonic_increasing and predicted.iloc[-1] - predicted.iloc[0] >= 48
     requests = load_history(tmp_path)
     assert requests["t_sent"].min() - 1 < metrics["t"].min() < requests["t_end"].max()
+
+
+AB_CASE = {"name": "ab", "prompt_tokens": 64, "output_tokens": 48, "repetitions": 6}
+
+
+def test_a_vs_a_on_the_real_server_is_no_significant_change(llama_server: LocalServer, tmp_path: Path) -> None:
+    from bench.compare import IMPROVED, REGRESSED, compare_runs
+
+    first = run(llama_server, tmp_path, AB_CASE)
+    second = run(llama_server, tmp_path, AB_CASE)
+    comparison = compare_runs(first.run_dir, second.run_dir)
+    judged = {f.figure: f for f in comparison.figures if f.figure in ("pp_tps", "tg_tps")}
+    assert set(judged) == {"pp_tps", "tg_tps"}
+    assert all(f.verdict not in (IMPROVED, REGRESSED) for f in judged.values()), judged
+
+
+def test_one_vs_two_server_threads_is_detected_with_the_right_sign(tmp_path: Path) -> None:
+    from bench.compare import IMPROVED, compare_runs
+
+    def run_with(threads: str) -> Path:
+        options = RunOptions(
+            scenarios=scenario_set(AB_CASE),  # type: ignore[arg-type]
+            results_dir=tmp_path,
+            server_args=("-c", "4096", "-np", "1", "--swa-full", "-t", threads),
+            label=f"t{threads}",
+        )
+        return run_benchmark(options).run_dir
+
+    one, two = run_with("1"), run_with("2")
+    tg = next(f for f in compare_runs(one, two).figures if f.figure == "tg_tps")
+    assert tg.verdict == IMPROVED and tg.ratio is not None and tg.ratio > 1.2
+    assert tg.p_value is not None and tg.p_value < 0.05
