@@ -19,6 +19,7 @@ for, and is shown, not refused.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Any
 from bench.errors import ConfigError, ResultsError
 from bench.records import RequestRecord
 from bench.stats import bootstrap_ratio_of_medians, mann_whitney_p
-from bench.store import read_records, read_run_meta, run_dirs
+from bench.store import read_records, read_run_meta, runs_with_meta
 
 ALPHA = 0.05
 MIN_EFFECT = 0.02
@@ -158,16 +159,15 @@ def resolve_run(ref: str, results_dir: Path) -> Path:
     as_path = Path(ref)
     if (as_path / "run.json").is_file():
         return as_path
-    runs = run_dirs(results_dir)
     if (results_dir / ref / "run.json").is_file():
         return results_dir / ref
-    ordered = sorted(runs, key=lambda p: read_run_meta(p).get("started") or 0)
+    ordered = sorted(runs_with_meta(results_dir), key=lambda run: run[1].get("started") or 0)
     if ref in ("latest", "previous"):
         need = 1 if ref == "latest" else 2
         if len(ordered) < need:
             raise ResultsError(f"'{ref}': {results_dir} holds {len(ordered)} run(s)")
-        return ordered[-need]
-    labelled = [p for p in ordered if read_run_meta(p).get("label") == ref]
+        return ordered[-need][0]
+    labelled = [path for path, meta in ordered if meta.get("label") == ref]
     if labelled:
         return labelled[-1]
     raise ResultsError(
@@ -251,7 +251,7 @@ def compare_figure(
         if problem := _sample_size_problem(n_a, n_b, alpha):
             return _not_comparable(case_id, figure, problem, n_a, n_b)
         estimate = bootstrap_ratio_of_medians(va, vb, seed=seed)
-        value_a, value_b = _median(va), _median(vb)
+        value_a, value_b = statistics.median(va), statistics.median(vb)
         p_value = mann_whitney_p(va, vb)
 
     ratio = estimate.ratio
@@ -285,12 +285,6 @@ def compare_figure(
         verdict=verdict,
         reason=reason,
     )
-
-
-def _median(values: Sequence[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 def _scenario_definitions(path: Path) -> dict[str, Any]:

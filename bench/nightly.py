@@ -37,7 +37,7 @@ from bench.config import Baselines
 from bench.errors import BenchError, ResultsError
 from bench.records import RequestRecord
 from bench.stats import e_divisive, mann_whitney_p, robust_cv
-from bench.store import read_records, read_run_meta, run_dirs
+from bench.store import read_records, read_run_meta, runs_with_meta
 from bench.summary import RunSummary
 
 NIGHTLY_SCHEMA = 1
@@ -119,11 +119,7 @@ def _night(path: Path) -> Night | None:
 def nightly_history(results_dir: Path, label: str, scenario_set: str) -> list[Night]:
     """Completed nightlies of this label and scenario set, oldest first."""
     nights = []
-    for path in run_dirs(results_dir):
-        try:
-            meta = read_run_meta(path)
-        except ResultsError:
-            continue
+    for path, meta in runs_with_meta(results_dir):
         if meta.get("label") != label or (meta.get("scenario_set") or {}).get("name") != scenario_set:
             continue
         night = _night(path)
@@ -343,11 +339,7 @@ def apply_retention(
         return []
     now = time.time() if now is None else now
     candidates = []
-    for path in run_dirs(results_dir):
-        try:
-            meta = read_run_meta(path)
-        except ResultsError:
-            continue
+    for path, meta in runs_with_meta(results_dir):
         if meta.get("label") == label and meta.get("status") != "running":
             candidates.append((float(meta.get("started") or 0), path, str(meta.get("run_id"))))
     candidates.sort(reverse=True)  # newest first

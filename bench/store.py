@@ -204,6 +204,15 @@ def run_dirs(results_dir: Path) -> list[Path]:
     return sorted(p for p in results_dir.iterdir() if (p / "run.json").is_file())
 
 
+def runs_with_meta(results_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every readable run under ``results_dir`` with its metadata; unreadable ones are skipped."""
+    for path in run_dirs(results_dir):
+        try:
+            yield path, read_run_meta(path)
+        except ResultsError:
+            continue
+
+
 def load_run(run_dir: Path) -> pd.DataFrame:
     """One run's records as a DataFrame (Parquet when written, else the JSONL log)."""
     import pandas as pd
