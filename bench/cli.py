@@ -78,6 +78,17 @@ def _add_endpoint_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_report_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--reports-dir",
+        type=Path,
+        default=Path("reports"),
+        metavar="DIR",
+        help="where HTML reports go (default: reports)",
+    )
+    parser.add_argument("--no-report", action="store_true", help="do not write the HTML report")
+
+
 def _add_run_options(parser: argparse.ArgumentParser, default_label: str | None = None) -> None:
     """Options shared by ``run`` and ``nightly``."""
     parser.add_argument(
@@ -118,6 +129,7 @@ def _add_run_options(parser: argparse.ArgumentParser, default_label: str | None 
         help="exit 5 when more than this share of requests failed (default 0.05)",
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON instead of tables")
+    _add_report_options(parser)
     _add_endpoint_options(parser)
     telemetry = parser.add_argument_group("telemetry (GPU and llama-server /metrics, sampled in the background)")
     telemetry.add_argument(
@@ -281,6 +293,21 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
     compare.add_argument("--markdown", action="store_true", help="print a Markdown table (for an issue or PR)")
     compare.add_argument("--fail-on-regression", action="store_true", help="exit 1 if any figure regressed")
+    _add_report_options(compare)
+
+    report = commands.add_parser(
+        "report",
+        help="write HTML reports of runs, or the nightly trend of a label",
+        description="Write self-contained HTML reports (no network needed to open them) into the reports "
+        "directory and update its index.html: one report per RUN (run ids, directories, labels, latest, "
+        "previous), and with --trend LABEL the nightly trend of that label. 'bench run', 'bench compare' and "
+        "'bench nightly' write theirs automatically.",
+    )
+    report.add_argument("runs", nargs="*", metavar="RUN")
+    report.add_argument("--trend", metavar="LABEL", help="also write the trend report of this label's nightly runs")
+    report.add_argument("--results-dir", type=Path, default=Path("results"), metavar="DIR")
+    report.add_argument("--reports-dir", type=Path, default=Path("reports"), metavar="DIR")
+    report.add_argument("--baselines", type=Path, metavar="PATH", help="baselines TOML to compare with")
 
     commands.add_parser(
         "telemetry-command",
@@ -374,6 +401,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         _print_summary(console, result.summary)
         console.print(f"results: {result.run_dir}", markup=False, highlight=False)
+    if not args.no_report:
+        from bench.report.render import render_run_report
+
+        path = render_run_report(result.run_dir, args.reports_dir, options.baselines)
+        print(f"report: {path}", file=sys.stderr if args.json else sys.stdout)
     for note in result.notes:
         print(f"bench: {note}", file=sys.stderr)
     return EXIT_ERROR_RATE if result.error_rate_exceeded else EXIT_OK
@@ -478,6 +510,11 @@ def _cmd_nightly(args: argparse.Namespace) -> int:
         )
     print(plain_summary(verdict))
     print(f"results: {result.run_dir}")
+    if not args.no_report:
+        from bench.report.render import render_run_report, render_trend_report
+
+        print(f"report: {render_run_report(result.run_dir, args.reports_dir, options.baselines)}")
+        print(f"trend: {render_trend_report(options.results_dir, args.label, args.reports_dir, options.baselines)}")
     if removed:
         print(f"retention: removed {len(removed)} old run(s)")
     return verdict.exit_code
@@ -495,6 +532,21 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
         else:
             print(f"{change.figure}{where}: {change.old:,g} -> {change.new:,g}")
     print(f"wrote {args.baselines}; earlier values are kept in each entry's history")
+    return EXIT_OK
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from bench.compare import resolve_run
+    from bench.report.render import render_run_report, render_trend_report
+
+    if not args.runs and not args.trend:
+        raise ConfigError("name at least one RUN, or --trend LABEL")
+    baselines = load_baselines(args.baselines)
+    for ref in args.runs:
+        print(f"wrote {render_run_report(resolve_run(ref, args.results_dir), args.reports_dir, baselines)}")
+    if args.trend:
+        print(f"wrote {render_trend_report(args.results_dir, args.trend, args.reports_dir, baselines)}")
+    print(f"index: {args.reports_dir / 'index.html'}")
     return EXIT_OK
 
 
@@ -536,6 +588,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         for line in comparison.differences:
             console.print(line, markup=False, highlight=False)
         console.print(comparison_table(comparison))
+    if not args.no_report:
+        from bench.report.render import render_comparison_report
+
+        path = render_comparison_report(comparison, args.reports_dir)
+        print(f"report: {path}", file=sys.stderr if (args.json or args.markdown) else sys.stdout)
     regressed = bool(comparison.by_verdict(REGRESSED))
     return EXIT_REGRESSION if args.fail_on_regression and regressed else EXIT_OK
 
@@ -594,6 +651,7 @@ def main(argv: list[str] | None = None) -> int:
         "nightly": _cmd_nightly,
         "baseline": _cmd_baseline,
         "export": _cmd_export,
+        "report": _cmd_report,
     }
     try:
         return handlers[args.command](args)

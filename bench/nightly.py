@@ -88,6 +88,9 @@ class Night:
     verdict: str | None
     figures: dict[tuple[str, str], float]  # (case_id, figure) -> value
     findings: tuple[dict[str, Any], ...]
+    build: str | None = None
+    server_flags: str | None = None
+    model: str | None = None
 
 
 def _night(path: Path) -> Night | None:
@@ -113,6 +116,9 @@ def _night(path: Path) -> Night | None:
         verdict=verdict.get("verdict"),
         figures=figures,
         findings=tuple(verdict.get("findings", ())),
+        build=meta.get("build"),
+        server_flags=meta.get("server_flags"),
+        model=meta.get("model"),
     )
 
 

@@ -1,0 +1,239 @@
+"""Plots for the HTML reports: matplotlib figures rendered to inline SVG text.
+
+SVG keeps the reports self-contained (no image files, no network) and sharp when
+printed. Text stays text (``svg.fonttype = none``), so plots are small and
+searchable. Every function returns one ``<svg>`` string or None when there is
+nothing to draw, so a report shows a short note instead of an empty frame.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display, ever
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+from bench.compare import IMPROVED, REGRESSED, FigureComparison
+from bench.records import RequestRecord
+from bench.summary import BaselineCheck, CaseSummary
+from bench.telemetry.samples import GpuSample
+
+matplotlib.rcParams.update(
+    {
+        "svg.fonttype": "none",
+        "font.size": 9,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+        "figure.dpi": 100,
+    }
+)
+BLUE, ORANGE, GREEN, RED, GREY = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#7f7f7f"
+GIB = 1024**3
+
+
+def _svg(fig: Figure) -> str:
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    text = buffer.getvalue()
+    return text[text.index("<svg") :]  # drop the XML prologue: it is inlined in HTML
+
+
+def _baseline_line(ax: Any, check: BaselineCheck | None) -> None:
+    """Draw a baseline only where it belongs to this run's model (else its scale would flatten the data)."""
+    if check is None or check.status == "other model":
+        return
+    ax.axhline(check.baseline, color=RED, linestyle="--", linewidth=1, label=f"baseline {check.baseline:,g}")
+    low = check.baseline * (1 - check.tolerance_pct / 100)
+    ax.axhspan(low, check.baseline, color=RED, alpha=0.06, label=f"tolerance {check.tolerance_pct:g} %")
+
+
+def throughput_by_length(
+    cases: Sequence[CaseSummary], figure: str, axis: str, baseline: BaselineCheck | None
+) -> str | None:
+    """pp t/s vs prompt length, or tg t/s vs output length or depth: one line per scenario."""
+    points: dict[str, list[tuple[int, float]]] = {}
+    for case in cases:
+        value = getattr(case, figure)
+        if value is None or case.concurrency != 1:
+            continue
+        x = {"prompt": case.prompt_tokens, "output": case.output_tokens, "depth": case.depth}[axis]
+        if axis != "depth" and case.depth != 0:
+            continue
+        points.setdefault(case.scenario, []).append((x, value))
+    points = {k: sorted(v) for k, v in points.items() if len(v) >= 1}
+    if axis == "depth":
+        points = {k: v for k, v in points.items() if len({x for x, _ in v}) > 1 or any(x > 0 for x, _ in v)}
+    if not points:
+        return None
+    fig, ax = plt.subplots(figsize=(6.2, 3.2))
+    for (scenario, xy), colour in zip(points.items(), (BLUE, ORANGE, GREEN, GREY) * 4, strict=False):
+        ax.plot([x for x, _ in xy], [y for _, y in xy], marker="o", color=colour, label=scenario)
+    _baseline_line(ax, baseline)
+    label = {"prompt": "prompt tokens", "output": "generated tokens", "depth": "context depth (cached tokens)"}
+    ax.set_xlabel(label[axis])
+    ax.set_ylabel(f"{'pp' if figure == 'pp_tps' else 'tg'} t/s (server timings)")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="best", fontsize=8)
+    return _svg(fig)
+
+
+def latency_percentiles(cases: Sequence[CaseSummary]) -> str | None:
+    """TTFT, ITL and e2e p50 / p90 / p99 per case (log scale: they span milliseconds to minutes)."""
+    rows = [c for c in cases if c.e2e_ms is not None]
+    if not rows:
+        return None
+    fig, axes = plt.subplots(1, 3, figsize=(9.6, max(2.2, 0.32 * len(rows) + 1)), sharey=True)
+    names = [c.case_id for c in rows]
+    positions = range(len(rows))
+    for ax, (metric, title) in zip(
+        axes, (("ttft_ms", "TTFT"), ("itl_ms", "ITL"), ("e2e_ms", "e2e latency")), strict=True
+    ):
+        for offset, (pct, colour) in enumerate((("p50", BLUE), ("p90", ORANGE), ("p99", RED))):
+            values = [getattr(getattr(c, metric), pct) if getattr(c, metric) else float("nan") for c in rows]
+            ax.barh([p + (offset - 1) * 0.27 for p in positions], values, height=0.27, color=colour, label=pct)
+        ax.set_xscale("log")
+        ax.set_title(f"{title} (ms)")
+        ax.grid(axis="y", visible=False)
+    axes[0].set_yticks(list(positions), names, fontsize=7)
+    axes[0].invert_yaxis()
+    axes[2].legend(fontsize=7, loc="lower right")
+    return _svg(fig)
+
+
+def throughput_by_concurrency(cases: Sequence[CaseSummary]) -> str | None:
+    """Aggregate output t/s (tokens over wall time) and per-request tg vs concurrency."""
+    groups: dict[tuple[str, int, int], list[CaseSummary]] = {}
+    for case in cases:
+        groups.setdefault((case.scenario, case.prompt_tokens, case.output_tokens), []).append(case)
+    series = {
+        k: sorted(v, key=lambda c: c.concurrency) for k, v in groups.items() if len({c.concurrency for c in v}) > 1
+    }
+    if not series:
+        return None
+    fig, ax = plt.subplots(figsize=(6.2, 3.2))
+    for (scenario, prompt, output), rows in series.items():
+        ax.plot(
+            [c.concurrency for c in rows],
+            [c.output_tps or 0 for c in rows],
+            marker="o",
+            label=f"{scenario} p{prompt} o{output}: aggregate",
+        )
+    ax.set_xlabel("concurrent streams")
+    ax.set_ylabel("output t/s (all streams, wall time)")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=7)
+    return _svg(fig)
+
+
+def gpu_timeline(samples: Sequence[GpuSample], records: Sequence[RequestRecord]) -> str | None:
+    """VRAM, utilisation and power over the run, prompt phases shaded orange, generation blue."""
+    if not samples:
+        return None
+    start = min(s.t for s in samples)
+    fig, axes = plt.subplots(3, 1, figsize=(9.6, 5.2), sharex=True)
+    t = [s.t - start for s in samples]
+    series = (
+        (
+            "VRAM used (GiB)",
+            [s.memory_used_bytes / GIB if s.memory_used_bytes is not None else float("nan") for s in samples],
+        ),
+        ("GPU utilisation (%)", [s.gpu_util_pct if s.gpu_util_pct is not None else float("nan") for s in samples]),
+        ("power (W)", [s.power_w if s.power_w is not None else float("nan") for s in samples]),
+    )
+    for ax, (label, values) in zip(axes, series, strict=True):
+        for r in records:
+            if r.warmup or not r.ok:
+                continue
+            split = r.t_first_token if r.t_first_token is not None else r.t_sent
+            ax.axvspan(r.t_sent - start, split - start, color=ORANGE, alpha=0.15, linewidth=0)
+            ax.axvspan(split - start, r.t_end - start, color=BLUE, alpha=0.08, linewidth=0)
+        ax.plot(t, values, color="black", linewidth=1)
+        ax.set_ylabel(label, fontsize=8)
+    axes[-1].set_xlabel("seconds since the first sample (orange: prompt phases, blue: generation)")
+    return _svg(fig)
+
+
+def forest(figures: Sequence[FigureComparison]) -> str | None:
+    """Change B/A - 1 with its 95 % interval, one row per case and figure, coloured by verdict."""
+    rows = [f for f in figures if f.ratio is not None and f.ci_low is not None and f.ci_high is not None]
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(8.0, max(2.0, 0.28 * len(rows) + 0.8)))
+    for y, f in enumerate(rows):
+        assert f.ratio is not None and f.ci_low is not None and f.ci_high is not None
+        colour = {IMPROVED: GREEN, REGRESSED: RED}.get(f.verdict, GREY)
+        change = (f.ratio - 1) * 100
+        ax.plot([(f.ci_low - 1) * 100, (f.ci_high - 1) * 100], [y, y], color=colour, linewidth=2)
+        ax.plot([change], [y], "o", color=colour)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks(range(len(rows)), [f"{f.case_id}  {f.label}" for f in rows], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("change B vs A (%), 95 % CI; green improved, red regressed, grey no significant change")
+    ax.grid(axis="y", visible=False)
+    return _svg(fig)
+
+
+def distributions(
+    case_ids: Sequence[str], values_a: Sequence[Sequence[float]], values_b: Sequence[Sequence[float]], ylabel: str
+) -> str | None:
+    """Per-request values of A and B side by side for each case: boxes plus every point."""
+    keep = [i for i, (a, b) in enumerate(zip(values_a, values_b, strict=True)) if a and b]
+    if not keep:
+        return None
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.1 * len(keep) + 1.5), 3.2))
+    for slot, i in enumerate(keep):
+        for side, (data, colour) in enumerate(((values_a[i], BLUE), (values_b[i], ORANGE))):
+            x = slot * 3 + side
+            ax.boxplot(
+                [data],
+                positions=[x],
+                widths=0.7,
+                patch_artist=True,
+                boxprops={"facecolor": colour, "alpha": 0.3},
+                medianprops={"color": colour},
+                showfliers=False,
+            )
+            ax.plot([x] * len(data), data, ".", color=colour, alpha=0.7)
+    ax.set_xticks([slot * 3 + 0.5 for slot in range(len(keep))], [case_ids[i] for i in keep], fontsize=7, rotation=20)
+    ax.set_ylabel(ylabel)
+    ax.plot([], [], "s", color=BLUE, label="A")
+    ax.plot([], [], "s", color=ORANGE, label="B")
+    ax.legend(fontsize=7)
+    return _svg(fig)
+
+
+def trend(
+    dates: Sequence[float],
+    values: Sequence[float],
+    title: str,
+    baseline: float | None,
+    tolerance_pct: float | None,
+    change_points: Sequence[tuple[int, str]],
+) -> str:
+    """One figure over the nightly runs, with baseline, tolerance band and change points marked."""
+    # matplotlib's date axis counts days since 1970-01-01
+    when = [d / 86400.0 for d in dates]
+    fig, ax = plt.subplots(figsize=(8.0, 2.6))
+    ax.plot(when, values, marker=".", color=BLUE, linewidth=1)
+    if baseline is not None:
+        ax.axhline(baseline, color=RED, linestyle="--", linewidth=1, label=f"baseline {baseline:,g}")
+        if tolerance_pct:
+            ax.axhspan(baseline * (1 - tolerance_pct / 100), baseline, color=RED, alpha=0.06)
+    for index, text in change_points:
+        ax.axvline(when[index], color=ORANGE, linewidth=1.2)
+        ax.annotate(text, (when[index], max(values)), fontsize=7, color=ORANGE, rotation=90, va="top", ha="right")
+    ax.set_title(title, fontsize=9)
+    ax.set_ylim(bottom=0)
+    ax.xaxis_date()
+    fig.autofmt_xdate()
+    if baseline is not None:
+        ax.legend(fontsize=7, loc="lower left")
+    return _svg(fig)

@@ -1,0 +1,355 @@
+"""Render run, comparison and trend reports into ``reports/``, and keep ``reports/index.html``.
+
+Every page is one self-contained HTML file (inline CSS, inline SVG plots, a few
+lines of inline script to sort tables): it opens offline and can be mailed.
+Every string from a server or a user goes through Jinja2's autoescaping.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from bench import __version__
+from bench.compare import HEADERS, Comparison, comparison_rows, headline
+from bench.config import Baselines
+from bench.nightly import Night, nightly_history
+from bench.report import plots
+from bench.stats import e_divisive
+from bench.store import read_records, read_run_meta
+from bench.summary import Distribution, RunSummary, summarise_run
+from bench.telemetry.sampler import read_gpu_samples
+
+INDEX_SCHEMA = 1
+FIGURE_NAMES = {"pp_tps": "prompt processing", "tg_tps": "generation", "vram_used_gib": "VRAM"}
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("bench.report", "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals.update(fmt=_fmt, pct=_pct)
+    return env
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _pct(dist: Distribution | None, which: str) -> str:
+    return "-" if dist is None else f"{getattr(dist, which):,.1f}"
+
+
+def _date(epoch: float | None) -> str:
+    if not epoch:
+        return "-"
+    return dt.datetime.fromtimestamp(float(epoch), tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _now() -> str:
+    return dt.datetime.now(tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _write(reports_dir: Path, name: str, html: str) -> Path:
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    path = reports_dir / name
+    tmp = reports_dir / f".{name}.{os.getpid()}.tmp"
+    tmp.write_text(html, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+# ------------------------------------------------------------------ index
+
+
+def update_index(reports_dir: Path, entry: dict[str, Any]) -> Path:
+    """Add or replace one report in ``index.json`` and render ``index.html`` from it, newest first."""
+    manifest = reports_dir / "index.json"
+    entries: list[dict[str, Any]] = []
+    if manifest.exists():
+        try:
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+            entries = [e for e in data.get("reports", []) if isinstance(e, dict)]
+        except ValueError:
+            entries = []  # a damaged index is rebuilt from the reports written from now on
+    entries = [e for e in entries if e.get("file") != entry["file"]] + [entry]
+    entries.sort(key=lambda e: str(e.get("date", "")), reverse=True)
+    _write(reports_dir, "index.json", json.dumps({"schema_version": INDEX_SCHEMA, "reports": entries}, indent=2))
+    html = (
+        _env()
+        .get_template("index.html.j2")
+        .render(title="llama-server-bench reports", entries=entries, suite_version=__version__, generated=_now())
+    )
+    return _write(reports_dir, "index.html", html)
+
+
+# ------------------------------------------------------------------ run report
+
+
+def _summary_view(summary: RunSummary) -> dict[str, Any]:
+    return {
+        "baselines": [
+            {**asdict(b), "figure_name": FIGURE_NAMES.get(b.figure, b.figure), "sentence": b.sentence()}
+            for b in summary.baselines
+        ],
+        "cases": summary.cases,
+        "gpu": summary.gpu,
+        "requests": summary.requests,
+        "failed": summary.failed,
+        "error_rate": summary.error_rate,
+        "bandwidth": summary.bandwidth,
+        "bandwidth_sentence": summary.bandwidth.sentence() if summary.bandwidth else "",
+    }
+
+
+def render_run_report(run_dir: Path, reports_dir: Path, baselines: Baselines | None = None) -> Path:
+    meta = read_run_meta(run_dir)
+    records = list(read_records(run_dir))
+    samples = read_gpu_samples(run_dir)
+    summary = summarise_run(records, baselines, samples)
+    check = {b.figure: b for b in summary.baselines}
+    nightly_path = run_dir / "nightly.json"
+    nightly = json.loads(nightly_path.read_text(encoding="utf-8")) if nightly_path.exists() else None
+    errors = sorted(
+        ((c.case_id, error, count) for c in summary.cases for error, count in c.errors.items()),
+        key=lambda row: -row[2],
+    )
+    measured_plots = {
+        "pp": plots.throughput_by_length(summary.cases, "pp_tps", "prompt", check.get("pp_tps")),
+        "tg": plots.throughput_by_length(summary.cases, "tg_tps", "output", check.get("tg_tps")),
+        "depth": plots.throughput_by_length(summary.cases, "tg_tps", "depth", check.get("tg_tps")),
+        "latency": plots.latency_percentiles(summary.cases),
+        "concurrency": plots.throughput_by_concurrency(summary.cases),
+        "gpu": plots.gpu_timeline(samples, records),
+    }
+    headline_text = "; ".join(b.sentence() for b in summary.baselines if b.measured is not None)
+    html = (
+        _env()
+        .get_template("run.html.j2")
+        .render(
+            title=f"Run {meta.get('run_id')}",
+            meta=meta,
+            started=_date(meta.get("started")),
+            summary=_summary_view(summary),
+            nightly=nightly,
+            headline=headline_text,
+            telemetry=meta.get("telemetry") or {},
+            gpu_name=next((s.name for s in samples if s.name), None),
+            plots=measured_plots,
+            errors=errors,
+            meta_json=json.dumps(meta, indent=2, default=str),
+            suite_version=__version__,
+            generated=_now(),
+        )
+    )
+    name = f"run-{meta.get('run_id', run_dir.name)}.html"
+    path = _write(reports_dir, name, html)
+    verdict = nightly["verdict"] if nightly else _baseline_verdict(summary)
+    update_index(
+        reports_dir,
+        {
+            "file": name,
+            "kind": "run",
+            "title": str(meta.get("run_id")),
+            "date": _date(meta.get("started")),
+            "label": meta.get("label"),
+            "build": meta.get("build"),
+            "verdict": verdict,
+        },
+    )
+    return path
+
+
+def _baseline_verdict(summary: RunSummary) -> str:
+    statuses = {b.status for b in summary.baselines}
+    if statuses & {"below", "above"}:
+        return "below baseline"
+    if "pass" in statuses:
+        return "pass"
+    return "errors" if summary.failed else "measured"
+
+
+# ------------------------------------------------------------------ comparison report
+
+
+def render_comparison_report(comparison: Comparison, reports_dir: Path) -> Path:
+    records_a = list(read_records(comparison.a.path))
+    records_b = list(read_records(comparison.b.path))
+    cases = sorted({f.case_id for f in comparison.figures})
+
+    def rates(records: Sequence[Any], case_id: str, figure: str) -> list[float]:
+        out = []
+        for r in records:
+            t = r.timings
+            if r.case_id != case_id or r.warmup or not r.ok or t is None:
+                continue
+            if figure == "pp" and t.cache_n == r.depth_target and t.prompt_ms > 0:
+                out.append(t.prompt_n / t.prompt_ms * 1000)
+            if figure == "tg" and t.predicted_n >= 2 and t.predicted_ms > 0:
+                out.append(t.predicted_n / t.predicted_ms * 1000)
+        return out
+
+    comparison_plots = {
+        "forest": plots.forest(comparison.figures),
+        "pp": plots.distributions(
+            cases, [rates(records_a, c, "pp") for c in cases], [rates(records_b, c, "pp") for c in cases], "pp t/s"
+        ),
+        "tg": plots.distributions(
+            cases, [rates(records_a, c, "tg") for c in cases], [rates(records_b, c, "tg") for c in cases], "tg t/s"
+        ),
+    }
+    rows = list(zip(comparison_rows(comparison), comparison.figures, strict=True))
+    html = (
+        _env()
+        .get_template("compare.html.j2")
+        .render(
+            title=f"{comparison.a.run_id} vs {comparison.b.run_id}",
+            a=comparison.a,
+            b=comparison.b,
+            headline=headline(comparison),
+            differences=comparison.differences,
+            headers=HEADERS,
+            rows=rows,
+            alpha=comparison.alpha,
+            min_effect=comparison.min_effect,
+            plots=comparison_plots,
+            suite_version=__version__,
+            generated=_now(),
+        )
+    )
+    name = f"compare-{comparison.a.run_id}-vs-{comparison.b.run_id}.html"
+    path = _write(reports_dir, name, html)
+    regressed = sum(f.verdict == "regressed" for f in comparison.figures)
+    improved = sum(f.verdict == "improved" for f in comparison.figures)
+    update_index(
+        reports_dir,
+        {
+            "file": name,
+            "kind": "comparison",
+            "title": f"{comparison.a.label or comparison.a.run_id} vs {comparison.b.label or comparison.b.run_id}",
+            "date": _date(comparison.b.started),
+            "label": comparison.b.label,
+            "build": comparison.b.build,
+            "verdict": "regressed" if regressed else "improved" if improved else "no significant change",
+        },
+    )
+    return path
+
+
+# ------------------------------------------------------------------ trend report
+
+
+def _what_changed(before: Night, after: Night) -> str:
+    parts = []
+    if before.build != after.build:
+        parts.append(f"build {before.build} -> {after.build}")
+    if before.server_flags != after.server_flags:
+        parts.append(f"flags {before.server_flags} -> {after.server_flags}")
+    return ", ".join(parts) or "no build or flag change recorded"
+
+
+def render_trend_report(results_dir: Path, label: str, reports_dir: Path, baselines: Baselines | None = None) -> Path:
+    latest_meta = None
+    nights: list[Night] = []
+    for scenario_set in _scenario_sets(results_dir, label):
+        nights = nightly_history(results_dir, label, scenario_set)
+        if nights:
+            latest_meta = scenario_set
+            break
+    panels = []
+    keys = sorted({key for night in nights for key in night.figures})
+    for case_id, figure in keys:
+        points = [(n.started, n.figures[(case_id, figure)], n) for n in nights if (case_id, figure) in n.figures]
+        if len(points) < 2:
+            continue
+        values = [v for _, v, _ in points]
+        baseline = _baseline_for(baselines, figure, case_id.split("/", 1)[0], points[-1][2].model)
+        changes = e_divisive(values, permutations=99)
+        marks = [(c.index, _what_changed(points[c.index - 1][2], points[c.index][2])) for c in changes]
+        title = f"{case_id}: {FIGURE_NAMES.get(figure, figure)} (t/s)"
+        panels.append(
+            {
+                "title": title,
+                "svg": plots.trend(
+                    [t for t, _, _ in points],
+                    values,
+                    title,
+                    baseline.value if baseline else None,
+                    baseline.tolerance_pct if baseline else None,
+                    marks,
+                ),
+                "changes": [
+                    f"change point at {_date(points[c.index][0])}: {c.mean_before:,.2f} -> {c.mean_after:,.2f} t/s "
+                    f"({c.relative_change:+.1%}, p = {c.p_value:.2g}); {text}"
+                    for c, (_, text) in zip(changes, marks, strict=True)
+                ],
+            }
+        )
+    latest = None
+    if nights and (nights[-1].path / "nightly.json").exists():
+        latest = json.loads((nights[-1].path / "nightly.json").read_text(encoding="utf-8"))
+    html = (
+        _env()
+        .get_template("trend.html.j2")
+        .render(
+            title=f"Nightly trend: {label}",
+            label=label,
+            nights=len(nights),
+            first=_date(nights[0].started) if nights else "-",
+            last=_date(nights[-1].started) if nights else "-",
+            latest=latest,
+            panels=panels,
+            table=[
+                {"run_id": n.run_id, "date": _date(n.started), "build": n.build, "verdict": n.verdict}
+                for n in reversed(nights)
+            ],
+            suite_version=__version__,
+            generated=_now(),
+        )
+    )
+    name = f"trend-{label}.html"
+    path = _write(reports_dir, name, html)
+    update_index(
+        reports_dir,
+        {
+            "file": name,
+            "kind": "trend",
+            "title": f"{label} over {len(nights)} nights ({latest_meta or '-'})",
+            "date": _date(nights[-1].started) if nights else _now(),
+            "label": label,
+            "build": nights[-1].build if nights else None,
+            "verdict": latest["verdict"] if latest else None,
+        },
+    )
+    return path
+
+
+def _scenario_sets(results_dir: Path, label: str) -> list[str]:
+    """Scenario sets of this label's runs, the most recent run's first."""
+    from bench.store import runs_with_meta
+
+    seen: list[tuple[float, str]] = []
+    for _, meta in runs_with_meta(results_dir):
+        if meta.get("label") == label:
+            name = (meta.get("scenario_set") or {}).get("name")
+            if name:
+                seen.append((float(meta.get("started") or 0), str(name)))
+    ordered = [name for _, name in sorted(seen, reverse=True)]
+    return list(dict.fromkeys(ordered))
+
+
+def _baseline_for(baselines: Baselines | None, figure: str, scenario: str, model: str | None) -> Any:
+    for baseline in baselines.entries if baselines else ():
+        if baseline.figure == figure and baseline.scenario in (None, scenario) and baseline.applies_to(model):
+            return baseline
+    return None

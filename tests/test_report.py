@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+from bench.compare import compare_runs
+from bench.config import load_baselines
+from bench.report.render import render_comparison_report, render_run_report, render_trend_report
+from bench.testing.fake_server import FakeLlamaServer
+from tests.factories import noisy_records, write_run
+
+HOSTILE = '<script>window.__pwned=1;alert(1)</script>"><img src=x onerror="window.__pwned=2">'
+SET = """
+[[scenario]]
+name = "pp"
+prompt_tokens = [40, 80]
+output_tokens = 8
+repetitions = 4
+[[scenario]]
+name = "tg"
+prompt_tokens = 40
+output_tokens = [8, 16]
+repetitions = 4
+"""
+
+
+def no_external_resources(html: str) -> bool:
+    return not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//|@import|url\(\s*["']?https?:""", html)
+
+
+def test_run_report_has_verdict_plots_tables_and_metadata(
+    fake: FakeLlamaServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "set.toml").write_text(SET)
+    reports = tmp_path / "reports"
+    code = main(["run", "--endpoint", fake.url, "--scenarios", str(tmp_path / "set.toml"),
+                 "--results-dir", str(tmp_path / "results"), "--reports-dir", str(reports), "--label", "nightly"])
+    assert code == 0
+    out = capsys.readouterr().out
+    (report,) = reports.glob("run-*.html")
+    assert f"report: {report}" in out
+    html = report.read_text()
+    for element in ('id="baselines"', 'id="cases"', 'id="plot-pp"', 'id="plot-tg"', 'id="plot-latency"',
+                    'id="no-gpu"', 'id="metadata"'):
+        assert element in html, element
+    assert html.count("<svg") >= 3
+    assert "prompt processing" in html and "of 5,136 t/s" in html
+    assert no_external_resources(html)
+    index = (reports / "index.html").read_text()
+    assert report.name in index and "nightly" in index
+
+
+def test_hostile_strings_from_servers_and_users_are_escaped(tmp_path: Path) -> None:
+    records = noisy_records(4, pp_tps=650, tg_tps=72, cv=0.02, seed=1)
+    from dataclasses import replace
+
+    records[0] = replace(records[0], ok=False, error=HOSTILE, http_status=500)
+    run = write_run(tmp_path / "results", records, label=HOSTILE, model=HOSTILE, build=HOSTILE, server_flags=HOSTILE)
+    html = render_run_report(run, tmp_path / "reports", load_baselines(None)).read_text()
+    assert "<script>window.__pwned" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;window.__pwned=1" in html
+    index = (tmp_path / "reports" / "index.html").read_text()
+    assert "<script>window.__pwned" not in index
+
+
+def test_comparison_report_has_forest_plot_and_distributions(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "r", noisy_records(8, pp_tps=650, tg_tps=72, cv=0.02, seed=1), label="fa-off", started=1)
+    b = write_run(tmp_path / "r", noisy_records(8, pp_tps=650, tg_tps=77, cv=0.02, seed=2), label="fa-on", started=2)
+    path = render_comparison_report(compare_runs(a, b), tmp_path / "reports")
+    html = path.read_text()
+    for element in ('id="plot-forest"', 'id="comparison"', 'id="plot-dist-pp"', 'id="plot-dist-tg"', "improved"):
+        assert element in html, element
+    assert html.count("<svg") == 3
+    assert no_external_resources(html)
+
+
+def write_nights(results: Path, values: list[float], *, build_change_at: int | None = None) -> None:
+    """Nightly runs with a tg figure per night, as `bench nightly` leaves them."""
+    for i, tg in enumerate(values):
+        build = "b2" if build_change_at is not None and i >= build_change_at else "b1"
+        run = write_run(results, noisy_records(4, pp_tps=650, tg_tps=tg, cv=0.002, seed=i, case_id="tg/x", scenario="tg"),
+                        label="nightly", started=86400.0 * (i + 1), build=build)
+        from bench.store import read_records
+        from bench.summary import summarise_run
+
+        summary = summarise_run(list(read_records(run)))
+        (run / "summary.json").write_text(json.dumps({"schema_version": 1, **summary.to_json()}))
+        (run / "nightly.json").write_text(json.dumps({"verdict": "ok", "headline": f"night {i}", "findings": []}))
+
+
+def test_trend_report_marks_change_points_with_what_changed(tmp_path: Path) -> None:
+    write_nights(tmp_path / "results", [72.0] * 12 + [66.0] * 8, build_change_at=12)
+    html = render_trend_report(tmp_path / "results", "nightly", tmp_path / "reports").read_text()
+    assert "20 nights" in html and "tg/x: generation" in html
+    assert "build b1 -&gt; b2" in html  # the change point names the build that changed there
+    assert "change point at" in html
+    assert no_external_resources(html)
