@@ -35,6 +35,7 @@ def bench_client(session: nox.Session) -> None:
         "pytest",
         "tests/test_client_benchmarks.py",
         "tests/test_telemetry_benchmarks.py",
+        "tests/test_report_benchmarks.py",
         "--benchmark-enable",
         "-s",
         *session.posargs,

@@ -38,7 +38,7 @@ from bench.errors import BenchError, ResultsError
 from bench.records import RequestRecord
 from bench.stats import e_divisive, mann_whitney_p, robust_cv
 from bench.store import read_records, read_run_meta, runs_with_meta
-from bench.summary import RunSummary
+from bench.summary import RunSummary, baseline_headline
 
 NIGHTLY_SCHEMA = 1
 JUDGED_FIGURES = ("pp_tps", "tg_tps")
@@ -156,11 +156,8 @@ def headline_text(
     summary: RunSummary, tonight: Sequence[RequestRecord], last: Sequence[RequestRecord] | None, verdict: str
 ) -> str:
     """'prompt 92 % of 5,136 t/s, generation 101 % of 219.71 t/s, no regression vs last night (p = 0.41)'."""
-    parts = []
-    names = {"pp_tps": "prompt", "tg_tps": "generation"}
-    for check in summary.baselines:
-        if check.figure in names and check.ratio is not None:
-            parts.append(f"{names[check.figure]} {check.ratio:.0%} of {check.baseline:,g} {check.unit}")
+    throughput = [c for c in summary.baselines if c.figure in JUDGED_FIGURES]
+    parts = [baseline_headline(throughput)] if any(c.ratio is not None for c in throughput) else []
     state = {"ok": "no regression", "suspect": "a suspect drop", "regression": "REGRESSION"}[verdict]
     if last:
         p_values = []

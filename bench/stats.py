@@ -111,21 +111,20 @@ class ChangePoint:
 def _energy_statistics(distances: Array, min_size: int) -> Array:
     """Scaled energy divergence for every split point tau (segment [0, tau) vs [tau, n)).
 
-    With prefix sums of the pairwise |x_i - x_j| matrix, every tau costs O(1)
-    after an O(n^2) set-up.
+    With cumulative row sums of the pairwise |x_i - x_j| matrix (full rows and the
+    part before the diagonal), every tau costs O(1) after an O(n^2) pass.
     """
     n = len(distances)
-    prefix = np.zeros((n + 1, n + 1))
-    prefix[1:, 1:] = distances.cumsum(axis=0).cumsum(axis=1)
     scores = np.full(n, -np.inf)
     taus = np.arange(min_size, n - min_size + 1)
     if len(taus) == 0:
         return scores
+    rows = np.concatenate([[0.0], distances.sum(axis=1).cumsum()])  # sum of rows [0, tau)
+    lower = np.concatenate([[0.0], np.tril(distances, -1).sum(axis=1).cumsum()])
+    within_a = 2 * lower[taus]  # sum over [0, tau)^2
+    between = rows[taus] - within_a  # [0, tau) x [tau, n)
+    within_b = rows[n] - 2 * rows[taus] + within_a  # [tau, n)^2
     m, k = taus.astype(float), (n - taus).astype(float)
-    # sums of |x_i - x_j| over the blocks [0,tau)x[tau,n), [0,tau)^2 and [tau,n)^2
-    between = prefix[taus, n] - prefix[taus, taus]
-    within_a = prefix[taus, taus]
-    within_b = prefix[n, n] - prefix[taus, n] - prefix[n, taus] + prefix[taus, taus]
     scores[taus] = (m * k / n) * (2 * between / (m * k) - within_a / (m * m) - within_b / (k * k))
     return scores
 

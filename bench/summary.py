@@ -130,6 +130,20 @@ class BaselineCheck:
         return f"{text}: {self.status}"
 
 
+def baseline_headline(checks: Sequence[BaselineCheck]) -> str:
+    """'prompt 92 % of 5,136 t/s, generation 101 % of 219.71 t/s' (and a caveat for another model)."""
+    names = {"pp_tps": "prompt", "tg_tps": "generation", "vram_used_gib": "VRAM"}
+    text = ", ".join(
+        f"{names.get(c.figure, c.figure)} {c.ratio * 100:.0f} % of {c.baseline:,g} {c.unit}"
+        for c in checks
+        if c.ratio is not None
+    )
+    other = next((c for c in checks if c.status == "other model"), None)
+    if other is not None:
+        text += f" (baselines are for {other.model}; this run is {other.run_model}: for scale only)"
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class RunSummary:
     cases: tuple[CaseSummary, ...]

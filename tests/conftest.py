@@ -16,3 +16,9 @@ def fake() -> Iterator[FakeLlamaServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _work_in_a_temporary_directory(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commands default to ./results and ./reports: keep tests from writing into the checkout."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))

@@ -64,7 +64,7 @@ def test_steady_nights_pass_and_a_large_drop_pages(
     assert "OK (exit 0)" in first and "no earlier good night" in first
     assert night(fake, argv, 200.0, 2) == 0
     out = capsys.readouterr().out
-    assert "generation 100% of 200 t/s, no regression vs last good night (p = " in out
+    assert "generation 100 % of 200 t/s, no regression vs last good night (p = " in out
     assert night(fake, argv, 180.0, 3) == 1  # -10 %: at least twice the 3 % threshold
     out = capsys.readouterr().out
     assert "REGRESSION (exit 1)" in out

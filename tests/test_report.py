@@ -37,15 +37,35 @@ def test_run_report_has_verdict_plots_tables_and_metadata(
 ) -> None:
     (tmp_path / "set.toml").write_text(SET)
     reports = tmp_path / "reports"
-    code = main(["run", "--endpoint", fake.url, "--scenarios", str(tmp_path / "set.toml"),
-                 "--results-dir", str(tmp_path / "results"), "--reports-dir", str(reports), "--label", "nightly"])
+    code = main(
+        [
+            "run",
+            "--endpoint",
+            fake.url,
+            "--scenarios",
+            str(tmp_path / "set.toml"),
+            "--results-dir",
+            str(tmp_path / "results"),
+            "--reports-dir",
+            str(reports),
+            "--label",
+            "nightly",
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     (report,) = reports.glob("run-*.html")
     assert f"report: {report}" in out
     html = report.read_text()
-    for element in ('id="baselines"', 'id="cases"', 'id="plot-pp"', 'id="plot-tg"', 'id="plot-latency"',
-                    'id="no-gpu"', 'id="metadata"'):
+    for element in (
+        'id="baselines"',
+        'id="cases"',
+        'id="plot-pp"',
+        'id="plot-tg"',
+        'id="plot-latency"',
+        'id="no-gpu"',
+        'id="metadata"',
+    ):
         assert element in html, element
     assert html.count("<svg") >= 3
     assert "prompt processing" in html and "of 5,136 t/s" in html
@@ -82,8 +102,13 @@ def write_nights(results: Path, values: list[float], *, build_change_at: int | N
     """Nightly runs with a tg figure per night, as `bench nightly` leaves them."""
     for i, tg in enumerate(values):
         build = "b2" if build_change_at is not None and i >= build_change_at else "b1"
-        run = write_run(results, noisy_records(4, pp_tps=650, tg_tps=tg, cv=0.002, seed=i, case_id="tg/x", scenario="tg"),
-                        label="nightly", started=86400.0 * (i + 1), build=build)
+        run = write_run(
+            results,
+            noisy_records(4, pp_tps=650, tg_tps=tg, cv=0.002, seed=i, case_id="tg/x", scenario="tg"),
+            label="nightly",
+            started=86400.0 * (i + 1),
+            build=build,
+        )
         from bench.store import read_records
         from bench.summary import summarise_run
 

@@ -68,9 +68,12 @@ def throughput_by_length(
         if axis != "depth" and case.depth != 0:
             continue
         points.setdefault(case.scenario, []).append((x, value))
-    points = {k: sorted(v) for k, v in points.items() if len(v) >= 1}
+    points = {k: sorted(v) for k, v in points.items()}
     if axis == "depth":
-        points = {k: v for k, v in points.items() if len({x for x, _ in v}) > 1 or any(x > 0 for x, _ in v)}
+        points = {k: v for k, v in points.items() if any(x > 0 for x, _ in v)}
+    # a scenario that varies this axis tells the story; single points only where none does
+    varying = {k: v for k, v in points.items() if len({x for x, _ in v}) > 1}
+    points = varying or points
     if not points:
         return None
     fig, ax = plt.subplots(figsize=(6.2, 3.2))
@@ -86,7 +89,7 @@ def throughput_by_length(
 
 
 def latency_percentiles(cases: Sequence[CaseSummary]) -> str | None:
-    """TTFT, ITL and e2e p50 / p90 / p99 per case (log scale: they span milliseconds to minutes)."""
+    """TTFT, ITL and e2e p50 / p90 / p99 per case, one panel each (their scales differ)."""
     rows = [c for c in cases if c.e2e_ms is not None]
     if not rows:
         return None
@@ -99,7 +102,6 @@ def latency_percentiles(cases: Sequence[CaseSummary]) -> str | None:
         for offset, (pct, colour) in enumerate((("p50", BLUE), ("p90", ORANGE), ("p99", RED))):
             values = [getattr(getattr(c, metric), pct) if getattr(c, metric) else float("nan") for c in rows]
             ax.barh([p + (offset - 1) * 0.27 for p in positions], values, height=0.27, color=colour, label=pct)
-        ax.set_xscale("log")
         ax.set_title(f"{title} (ms)")
         ax.grid(axis="y", visible=False)
     axes[0].set_yticks(list(positions), names, fontsize=7)

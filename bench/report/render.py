@@ -24,7 +24,7 @@ from bench.nightly import Night, nightly_history
 from bench.report import plots
 from bench.stats import e_divisive
 from bench.store import read_records, read_run_meta
-from bench.summary import Distribution, RunSummary, summarise_run
+from bench.summary import Distribution, RunSummary, baseline_headline, summarise_run
 from bench.telemetry.sampler import read_gpu_samples
 
 INDEX_SCHEMA = 1
@@ -132,7 +132,10 @@ def render_run_report(run_dir: Path, reports_dir: Path, baselines: Baselines | N
         "concurrency": plots.throughput_by_concurrency(summary.cases),
         "gpu": plots.gpu_timeline(samples, records),
     }
-    headline_text = "; ".join(b.sentence() for b in summary.baselines if b.measured is not None)
+    headline_text = baseline_headline(summary.baselines) or (
+        f"{summary.requests} requests in {len(summary.cases)} case(s), {summary.failed} failed; "
+        "no baseline figure is computed over these scenarios"
+    )
     html = (
         _env()
         .get_template("run.html.j2")

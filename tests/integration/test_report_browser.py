@@ -1,0 +1,94 @@
+"""Generated reports in real headless Chromium (Debian's): no console errors, key parts there, no script runs."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.compare import compare_runs
+from bench.config import load_baselines
+from bench.report.render import render_comparison_report, render_run_report, render_trend_report
+from tests.factories import noisy_records, write_run
+from tests.test_report import HOSTILE, write_nights
+
+pytestmark = pytest.mark.integration
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("report tests need Debian's chromium: apt-get install -y chromium (see README)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield instance
+        instance.close()
+
+
+def open_report(browser: Any, path: Path, screenshot: Path) -> tuple[Any, list[str], list[str]]:
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    errors: list[str] = []
+    dialogs: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    # anything that tries the network is a bug: a report must open offline
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file://") else route.abort())
+    page.goto(path.as_uri())
+    page.wait_for_load_state("load")
+    page.screenshot(path=str(screenshot), full_page=True)
+    return page, errors, dialogs
+
+
+def test_run_report_renders_cleanly_and_tables_sort(browser: Any, tmp_path: Path) -> None:
+    records = noisy_records(6, pp_tps=650, tg_tps=72, cv=0.02, seed=1, case_id="pp/p100-o10-c1-d0", scenario="pp")
+    records += noisy_records(6, pp_tps=640, tg_tps=70, cv=0.02, seed=2, case_id="tg/p200-o10-c1-d0", scenario="tg")
+    run = write_run(tmp_path / "results", records, label="nightly")
+    path = render_run_report(run, tmp_path / "reports", load_baselines(None))
+    page, errors, dialogs = open_report(browser, path, tmp_path / "run.png")
+    assert errors == [] and dialogs == []
+    assert page.locator("#headline").inner_text().startswith("prompt")
+    assert page.locator("#baselines .card").count() == 3
+    assert page.locator("#cases tbody tr").count() == 2
+    assert page.locator(".plot svg").count() >= 3
+    first_before = page.locator("#cases tbody tr").first.inner_text()
+    page.locator("#cases th", has_text="case").click()
+    page.locator("#cases th", has_text="case").click()  # descending
+    assert page.locator("#cases tbody tr").first.inner_text() != first_before
+    assert (tmp_path / "run.png").stat().st_size > 10_000
+
+
+def test_comparison_and_trend_reports_render_cleanly(browser: Any, tmp_path: Path) -> None:
+    a = write_run(tmp_path / "r", noisy_records(8, pp_tps=650, tg_tps=72, cv=0.02, seed=1), label="a", started=1)
+    b = write_run(tmp_path / "r", noisy_records(8, pp_tps=650, tg_tps=66, cv=0.02, seed=2), label="b", started=2)
+    compared = render_comparison_report(compare_runs(a, b), tmp_path / "reports")
+    page, errors, _ = open_report(browser, compared, tmp_path / "compare.png")
+    assert errors == [] and page.locator("#plot-forest svg").count() == 1
+    assert "regressed" in page.locator("#comparison").inner_text()
+    write_nights(tmp_path / "nights", [72.0] * 10 + [65.0] * 6, build_change_at=10)
+    trend = render_trend_report(tmp_path / "nights", "nightly", tmp_path / "reports")
+    page, errors, _ = open_report(browser, trend, tmp_path / "trend.png")
+    assert errors == [] and page.locator(".trend svg").count() >= 1
+    index, errors, _ = open_report(browser, tmp_path / "reports" / "index.html", tmp_path / "index.png")
+    assert errors == [] and index.locator("#reports tbody tr").count() == 2
+
+
+def test_hostile_strings_do_not_run_in_the_browser(browser: Any, tmp_path: Path) -> None:
+    records = noisy_records(4, pp_tps=650, tg_tps=72, cv=0.02, seed=1)
+    records[0] = replace(records[0], ok=False, error=HOSTILE, http_status=500)
+    run = write_run(tmp_path / "results", records, label=HOSTILE, model=HOSTILE, build=HOSTILE, server_flags=HOSTILE)
+    path = render_run_report(run, tmp_path / "reports", load_baselines(None))
+    for page_path in (path, tmp_path / "reports" / "index.html"):
+        page, errors, dialogs = open_report(browser, page_path, tmp_path / f"{page_path.stem}.png")
+        assert dialogs == [] and page.evaluate("window.__pwned") is None
+        assert HOSTILE in page.locator("body").inner_text()  # shown as text, not run
+        assert errors == []
