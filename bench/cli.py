@@ -266,6 +266,41 @@ def _parser() -> argparse.ArgumentParser:
     gate.add_argument("--keep-runs", type=int, metavar="N", help="keep the newest N runs of this label, delete older")
     gate.add_argument("--keep-days", type=float, metavar="D", help="delete runs of this label older than D days")
 
+    ab = commands.add_parser(
+        "ab",
+        help="compare server flag variants, interleaved in blocks, with the servers started or switched",
+        description="Before/after comparison of server flags. Either the suite starts the servers (--server-cmd, "
+        "or the embedded server without it): for each block each variant's server starts on 127.0.0.1, is measured "
+        "with the scenario set and stopped. Or a remote --endpoint, with an optional --switch command per variant "
+        "that reconfigures it (run as an argument list, then /health is awaited). Blocks interleave the variants "
+        "(A B, B A, ... or --order random, recorded), so drift falls on both. Every later variant is compared with "
+        "the first, each pooling its blocks; a temperature-0 answer per run flags variants that say different things.",
+        epilog='example: bench ab --server-cmd "llama-server -m model.gguf -ngl 999 -c 4096" '
+        '--variant fa_off="-fa off" --variant fa_on="-fa on"\n' + EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_run_options(ab)
+    variants = ab.add_argument_group("variants")
+    variants.add_argument(
+        "--variant", action="append", default=[], metavar="NAME=FLAGS", help="a variant's server flags (2 or more)"
+    )
+    variants.add_argument(
+        "--server-cmd",
+        metavar="CMD",
+        help='the server command the variants\' flags are appended to, e.g. "llama-server -m model.gguf -c 4096" '
+        "(default: the embedded llama-server with its default flags)",
+    )
+    variants.add_argument(
+        "--switch",
+        action="append",
+        default=[],
+        metavar="NAME=CMD",
+        help="with --endpoint: a command that switches the remote server to this variant, e.g. "
+        'fa_on="ssh gpu-host sudo systemctl restart llama@fa-on"',
+    )
+    variants.add_argument("--blocks", type=int, default=2, help="rounds of all variants (default 2)")
+    variants.add_argument("--order", choices=("alternate", "random"), default="alternate", help="order within blocks")
+
     compare = commands.add_parser(
         "compare",
         help="compare two runs per case and figure: ratio, 95 %% CI, p-value, verdict",
@@ -563,6 +598,59 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_ab(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from bench.ab import AbPlan, Variant, parse_variant, run_ab
+    from bench.console import ConsoleObserver, comparison_table
+
+    parsed = [parse_variant(text) for text in args.variant]
+    switches = dict(parse_variant(text) for text in args.switch)
+    unknown = sorted(set(switches) - {name for name, _ in parsed})
+    if unknown:
+        raise ConfigError(f"--switch for unknown variant(s): {', '.join(unknown)}")
+    try:
+        server_command = tuple(shlex.split(args.server_cmd)) if args.server_cmd else None
+    except ValueError as exc:
+        raise ConfigError(f"--server-cmd: {exc}") from None
+    plan = AbPlan(
+        base=_run_options(args),
+        variants=tuple(Variant(name, flags, switches.get(name)) for name, flags in parsed),
+        server_command=server_command,
+        blocks=args.blocks,
+        order=args.order,
+    )
+    console = Console()
+    observer = ConsoleObserver(console)
+    try:
+        result = run_ab(plan, observer)
+    finally:
+        observer.stop()
+    print(f"order: {', '.join(f'{name}' for _, name in result.order)}")
+    for variant in result.variants:
+        print(f"{variant.name} [{variant.flags}]: {len(variant.runs)} run(s) {' '.join(variant.runs)}")
+        for failure in variant.failures:
+            print(f"  FAILED {failure}")
+    for comparison in result.comparisons:
+        console.print(comparison_table(comparison))
+        if not args.no_report:
+            from bench.report.render import render_comparison_report
+
+            path = render_comparison_report(
+                comparison,
+                args.reports_dir,
+                result.records.get(comparison.a.label or ""),
+                result.records.get(comparison.b.label or ""),
+            )
+            print(f"report: {path}")
+    if result.outputs_differ:
+        print("outputs differ: the variants gave different temperature-0 answers; faster is not the same")
+    elif result.outputs_differ is False:
+        print("outputs: identical temperature-0 answers across variants")
+    print(f"ab: {result.path}")
+    return 3 if any(not v.runs for v in result.variants) else EXIT_OK
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     from bench.compare import REGRESSED, compare_runs, resolve_run, to_markdown
 
@@ -652,6 +740,7 @@ def main(argv: list[str] | None = None) -> int:
         "baseline": _cmd_baseline,
         "export": _cmd_export,
         "report": _cmd_report,
+        "ab": _cmd_ab,
     }
     try:
         return handlers[args.command](args)

@@ -234,10 +234,12 @@ def compare_figure(
             return _not_comparable(case_id, figure, problem, n_a, n_b)
         rates_a = [n / d for n, d in pa]
         rates_b = [n / d for n, d in pb]
+        groups_a = [r.run_id for r in ok_a if figure.pairs(r) is not None]
+        groups_b = [r.run_id for r in ok_b if figure.pairs(r) is not None]
         # A and B are the run figures (ratio of sums); the change and its interval are
         # of the per-request medians, which a few requests slowed by a busy machine
         # cannot drag (docs/statistics.md shows the ratio of sums losing power there).
-        estimate = bootstrap_ratio_of_medians(rates_a, rates_b, seed=seed)
+        estimate = bootstrap_ratio_of_medians(rates_a, rates_b, groups_a=groups_a, groups_b=groups_b, seed=seed)
         value_a = sum(n for n, _ in pa) / sum(d for _, d in pa)
         value_b = sum(n for n, _ in pb) / sum(d for _, d in pb)
         p_value = mann_whitney_p(rates_a, rates_b)
@@ -250,11 +252,19 @@ def compare_figure(
             return _not_comparable(case_id, figure, "no data on either side")
         if problem := _sample_size_problem(n_a, n_b, alpha):
             return _not_comparable(case_id, figure, problem, n_a, n_b)
-        estimate = bootstrap_ratio_of_medians(va, vb, seed=seed)
+        estimate = bootstrap_ratio_of_medians(
+            va,
+            vb,
+            groups_a=[r.run_id for r in ok_a if figure.value(r) is not None],
+            groups_b=[r.run_id for r in ok_b if figure.value(r) is not None],
+            seed=seed,
+        )
         value_a, value_b = statistics.median(va), statistics.median(vb)
         p_value = mann_whitney_p(va, vb)
 
     ratio = estimate.ratio
+    if not math.isfinite(ratio) or not math.isfinite(estimate.low) or not math.isfinite(estimate.high):
+        return _not_comparable(case_id, figure, "A's values are all zero: no ratio", n_a, n_b)
     excludes_one = estimate.low > 1 or estimate.high < 1
     material = abs(ratio - 1) >= min_effect
     if p_value < alpha and excludes_one and material:
@@ -287,7 +297,7 @@ def compare_figure(
     )
 
 
-def _scenario_definitions(path: Path) -> dict[str, Any]:
+def scenario_definitions(path: Path) -> dict[str, Any]:
     scenario_set = read_run_meta(path).get("scenario_set") or {}
     return {s["name"]: s for s in scenario_set.get("scenarios", []) if isinstance(s, dict) and "name" in s}
 
@@ -301,16 +311,39 @@ def compare_runs(
     force: bool = False,
 ) -> Comparison:
     """Compare run B against run A (B / A > 1 means B is higher)."""
-    a, b = RunRef.load(path_a), RunRef.load(path_b)
+    return compare_record_sets(
+        RunRef.load(path_a),
+        list(read_records(path_a)),
+        scenario_definitions(path_a),
+        RunRef.load(path_b),
+        list(read_records(path_b)),
+        scenario_definitions(path_b),
+        alpha=alpha,
+        min_effect=min_effect,
+        force=force,
+    )
+
+
+def compare_record_sets(
+    a: RunRef,
+    records_a: Sequence[RequestRecord],
+    defs_a: dict[str, Any],
+    b: RunRef,
+    records_b: Sequence[RequestRecord],
+    defs_b: dict[str, Any],
+    *,
+    alpha: float = ALPHA,
+    min_effect: float = MIN_EFFECT,
+    force: bool = False,
+) -> Comparison:
+    """Compare B's records with A's, case by case; A and B may each pool several runs (bench ab)."""
     if a.model and b.model and a.model != b.model and not force:
         raise ConfigError(f"runs are of different models ({a.model} vs {b.model}); pass --force to compare anyway")
-    defs_a, defs_b = _scenario_definitions(path_a), _scenario_definitions(path_b)
     changed = sorted(name for name in set(defs_a) & set(defs_b) if defs_a[name] != defs_b[name])
     if changed and not force:
         raise ConfigError(
             f"scenario definitions differ between the runs ({', '.join(changed)}); pass --force to compare anyway"
         )
-    records_a, records_b = list(read_records(path_a)), list(read_records(path_b))
     cases_a = {r.case_id for r in records_a}
     cases_b = {r.case_id for r in records_b}
     differences = [

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import platform
 import subprocess
 import sys
@@ -84,6 +85,7 @@ class RunOptions:
     model_file: Path | None = None
     server_args: tuple[str, ...] | None = None  # flags for a server the suite starts
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    output_probe: bool = False  # after the cases, record a temperature-0 answer (A/B output checks)
     active_weight_gib: float | None = None  # weights read per generated token, for the bandwidth figure
     peak_bandwidth_gbs: float | None = None  # overrides the card's data-sheet figure
 
@@ -152,11 +154,11 @@ async def _run(options: RunOptions, observer: RunObserver) -> RunResult:
                 log_path=store.path / "server.log",
                 max_concurrency=max(c.concurrency for c in cases),
             )
-            observer.message(f"starting llama-server on {server.url} ({server.model.name})")
+            observer.message(f"starting {server.binary.name} on {server.url}")
             await asyncio.to_thread(server.start)
             endpoint = server.url
             store.write_meta(server={"started_by_suite": True, "command": server.command, "args": list(server.args)})
-            if active_weight_gib is None and options.model_file is None:
+            if active_weight_gib is None and options.model_file is None and server.model is not None:
                 # the embedded model is dense: every token reads all of its weights
                 active_weight_gib = server.model.stat().st_size / 1024**3
         max_streams = max(c.concurrency for c in cases)
@@ -208,6 +210,8 @@ async def _run(options: RunOptions, observer: RunObserver) -> RunResult:
                 observer.case_done(case, summarise_case(case.case_id, case_records), outcome)
                 if outcome.stopped_by_deadline:
                     observer.message(f"note: {case.case_id} stopped at its max_duration_s of {case.max_duration_s:g} s")
+            if options.output_probe:
+                store.write_meta(output_sample=await output_sample(client))
         store.write_meta(telemetry=(await asyncio.to_thread(sampler.stop)).to_json())
         sampler = None
         summary = summarise_run(
@@ -239,6 +243,26 @@ async def _run(options: RunOptions, observer: RunObserver) -> RunResult:
                 store.write_meta(telemetry=sampler.stop().to_json())
         if server is not None:
             await asyncio.to_thread(server.stop)
+
+
+OUTPUT_PROBE = [
+    {"role": "system", "content": "You are a helpful assistant."},
+    {"role": "user", "content": "List the first eight prime numbers, then name the largest planet."},
+]
+
+
+async def output_sample(client: ChatClient, max_tokens: int = 48) -> dict[str, object]:
+    """A deterministic answer (temperature 0, fixed seed) to compare what two server variants say."""
+    body = client.chat_body(
+        OUTPUT_PROBE, max_tokens=max_tokens, stream=False, temperature=0.0, force_length=False, seed=42
+    )
+    answer = await client.post_json("/v1/chat/completions", body)
+    text = None
+    if isinstance(answer, dict) and answer.get("choices"):
+        message = answer["choices"][0].get("message") or {}
+        text = (message.get("reasoning_content") or "") + (message.get("content") or "")
+    digest = hashlib.sha256(text.encode()).hexdigest() if text is not None else None
+    return {"max_tokens": max_tokens, "text": text, "sha256": digest}
 
 
 def _finish_early(

@@ -94,7 +94,7 @@ class LocalServer:
     def __init__(
         self,
         binary: Path,
-        model: Path,
+        model: Path | None,
         *,
         args: Sequence[str] = (),
         log_path: Path,
@@ -118,7 +118,8 @@ class LocalServer:
 
     @property
     def command(self) -> list[str]:
-        return [str(self.binary), "-m", str(self.model), "--host", self.host, "--port", str(self.port), *self.args]
+        model = ["-m", str(self.model)] if self.model is not None else []  # else the args name it
+        return [str(self.binary), *model, "--host", self.host, "--port", str(self.port), *self.args]
 
     @property
     def pid(self) -> int | None:
@@ -127,7 +128,7 @@ class LocalServer:
     def start(self) -> str:
         if not self.binary.is_file():
             raise ServerStartError(f"llama-server binary not found: {self.binary}")
-        if not self.model.is_file():
+        if self.model is not None and not self.model.is_file():
             raise ServerStartError(f"model file not found: {self.model}")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
@@ -217,14 +218,22 @@ def local_server(
     log_path: Path,
     max_concurrency: int = 1,
 ) -> LocalServer:
-    """A server the suite starts: the user's binary/model/flags where given, else the embedded ones."""
+    """A server the suite starts: the user's binary/model/flags where given, else the embedded ones.
+
+    Flags that name a model themselves (``-m``, ``--model``, ``-hf``) replace the model file.
+    """
     if args is None:
         args = embedded_server_args(max_concurrency)
         if model_file is None:
             args += ["--alias", EMBEDDED_MODEL_ALIAS]
-    return LocalServer(
-        binary or embedded_binary(),
-        model_file or embedded_model(),
-        args=list(args),
-        log_path=log_path,
-    )
+    model: Path | None = model_file
+    if model is None and not names_a_model(args):
+        model = embedded_model()
+    return LocalServer(binary or embedded_binary(), model, args=list(args), log_path=log_path)
+
+
+MODEL_FLAGS = ("-m", "--model", "-hf", "--hf-repo", "-mu", "--model-url")
+
+
+def names_a_model(args: Sequence[str]) -> bool:
+    return any(arg in MODEL_FLAGS or arg.split("=", 1)[0] in MODEL_FLAGS for arg in args)

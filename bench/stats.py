@@ -49,20 +49,46 @@ def bootstrap_ratio_of_medians(
     a: Sequence[float],
     b: Sequence[float],
     *,
+    groups_a: Sequence[object] | None = None,
+    groups_b: Sequence[object] | None = None,
     confidence: float = 0.95,
     resamples: int = 2000,
     seed: int = 0,
 ) -> RatioEstimate:
-    """CI of median(b) / median(a), e.g. B's TTFT over A's."""
+    """CI of median(b) / median(a), e.g. B's TTFT over A's.
+
+    With ``groups`` (e.g. the run each request came from), a two-stage cluster
+    bootstrap resamples the groups, then the values within each drawn group
+    (Davison & Hinkley, *Bootstrap Methods and their Application*, 1997, sec.
+    3.8): requests of one server instance share its quirks, so treating them as
+    independent would overstate how sure a comparison of instances can be.
+    """
     xa, xb = _as_array(a), _as_array(b)
     if len(xa) == 0 or len(xb) == 0:
         raise ValueError("both samples need at least one value")
     rng = np.random.default_rng(seed)
-    med_a = np.median(xa[rng.integers(0, len(xa), size=(resamples, len(xa)))], axis=1)
-    med_b = np.median(xb[rng.integers(0, len(xb), size=(resamples, len(xb)))], axis=1)
+    med_a = _resampled_medians(xa, groups_a, resamples, rng)
+    med_b = _resampled_medians(xb, groups_b, resamples, rng)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = med_b / med_a
-    return _interval(float(np.median(xb) / np.median(xa)), ratios, confidence)
+        point = float(np.median(xb) / np.median(xa))  # nan or inf when A's median is 0
+    return _interval(point, ratios, confidence)
+
+
+def _resampled_medians(
+    values: Array, groups: Sequence[object] | None, resamples: int, rng: np.random.Generator
+) -> Array:
+    labels = list(dict.fromkeys(groups)) if groups is not None else []
+    if len(labels) <= 1:
+        return np.median(values[rng.integers(0, len(values), size=(resamples, len(values)))], axis=1)
+    assert groups is not None
+    members = [values[[i for i, g in enumerate(groups) if g == label]] for label in labels]
+    medians = np.empty(resamples)
+    for r in range(resamples):
+        drawn = rng.integers(0, len(members), size=len(members))
+        pooled = np.concatenate([members[g][rng.integers(0, len(members[g]), size=len(members[g]))] for g in drawn])
+        medians[r] = np.median(pooled)
+    return medians
 
 
 def _interval(point: float, replicates: Array, confidence: float) -> RatioEstimate:

@@ -185,9 +185,17 @@ def _baseline_verdict(summary: RunSummary) -> str:
 # ------------------------------------------------------------------ comparison report
 
 
-def render_comparison_report(comparison: Comparison, reports_dir: Path) -> Path:
-    records_a = list(read_records(comparison.a.path))
-    records_b = list(read_records(comparison.b.path))
+def render_comparison_report(
+    comparison: Comparison,
+    reports_dir: Path,
+    records_a: Sequence[Any] | None = None,
+    records_b: Sequence[Any] | None = None,
+) -> Path:
+    """The comparison page; records default to the two runs' own (bench ab passes pooled ones)."""
+    if records_a is None:
+        records_a = list(read_records(comparison.a.path))
+    if records_b is None:
+        records_b = list(read_records(comparison.b.path))
     cases = sorted({f.case_id for f in comparison.figures})
 
     def rates(records: Sequence[Any], case_id: str, figure: str) -> list[float]:
@@ -230,7 +238,7 @@ def render_comparison_report(comparison: Comparison, reports_dir: Path) -> Path:
             generated=_now(),
         )
     )
-    name = f"compare-{comparison.a.run_id}-vs-{comparison.b.run_id}.html"
+    name = f"compare-{comparison.a.run_id}-vs-{comparison.b.run_id}.html".replace(":", "-")
     path = _write(reports_dir, name, html)
     regressed = sum(f.verdict == "regressed" for f in comparison.figures)
     improved = sum(f.verdict == "improved" for f in comparison.figures)

@@ -202,19 +202,24 @@ def test_a_vs_a_on_the_real_server_is_no_significant_change(llama_server: LocalS
     assert all(f.verdict not in (IMPROVED, REGRESSED) for f in judged.values()), judged
 
 
-def test_one_vs_two_server_threads_is_detected_with_the_right_sign(tmp_path: Path) -> None:
-    from bench.compare import IMPROVED, compare_runs
+def test_ab_starts_each_variant_detects_threads_and_survives_a_broken_one(tmp_path: Path) -> None:
+    from bench.ab import AbPlan, Variant, run_ab
+    from bench.compare import IMPROVED
 
-    def run_with(threads: str) -> Path:
-        options = RunOptions(
-            scenarios=scenario_set(AB_CASE),  # type: ignore[arg-type]
-            results_dir=tmp_path,
-            server_args=("-c", "4096", "-np", "1", "--swa-full", "-t", threads),
-            label=f"t{threads}",
-        )
-        return run_benchmark(options).run_dir
-
-    one, two = run_with("1"), run_with("2")
-    tg = next(f for f in compare_runs(one, two).figures if f.figure == "tg_tps")
-    assert tg.verdict == IMPROVED and tg.ratio is not None and tg.ratio > 1.2
-    assert tg.p_value is not None and tg.p_value < 0.05
+    plan = AbPlan(
+        RunOptions(scenarios=scenario_set(AB_CASE), results_dir=tmp_path),  # type: ignore[arg-type]
+        (Variant("t1", ("-t", "1")), Variant("t2", ("-t", "2")), Variant("broken", ("--no-such-flag",))),
+        blocks=1,
+    )
+    result = run_ab(plan)
+    t1, t2, broken = result.variants
+    assert len(t1.runs) == len(t2.runs) == 1 and broken.runs == []
+    assert "llama-server exited with code" in broken.failures[0]  # with its log tail
+    assert t2.command is not None and t2.command[-2:] == ["-t", "2"]
+    tg = next(f for f in result.comparisons[0].figures if f.figure == "tg_tps")
+    assert tg.verdict == IMPROVED and tg.ratio is not None and tg.ratio > 1.1
+    assert result.outputs_differ is False  # threads change speed, not answers
+    ports = [cmd[cmd.index("--port") + 1] for cmd in (t1.command, t2.command) if cmd]
+    left = [c for c in running_commands() if "llama-server" in c and any(f"--port {p} " in c + " " for p in ports)]
+    assert len(ports) == 2 and left == []  # every variant's server was stopped
+    assert not [c for c in running_commands() if "--no-such-flag" in c]
