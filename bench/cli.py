@@ -122,6 +122,16 @@ def _add_run_options(parser: argparse.ArgumentParser, default_label: str | None 
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for prompt text and arrival times (default 0)")
     parser.add_argument(
+        "--max-run-time", type=float, metavar="S", help="stop the whole run after S seconds; it is kept, marked partial"
+    )
+    parser.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="how long to wait while the server answers 503 because it is loading its model (default 300)",
+    )
+    parser.add_argument(
         "--max-error-rate",
         type=float,
         default=0.05,
@@ -401,6 +411,8 @@ def _run_options(args: argparse.Namespace) -> RunOptions:
         server_flags=args.server_flags,
         seed=args.seed,
         request_timeout_s=args.timeout,
+        max_run_s=args.max_run_time,
+        ready_timeout_s=args.ready_timeout,
         max_error_rate=args.max_error_rate,
         server_binary=args.server_binary,
         model_file=args.model_file,

@@ -12,6 +12,7 @@ an ``Exchange``, an error text or a log line.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,6 +78,18 @@ def _describe_transport_error(exc: httpx.HTTPError) -> str:
     return f"{kind}: {detail}"
 
 
+async def _read_capped(response: httpx.Response, limit: int = 65536) -> bytes:
+    """At most ``limit`` bytes of an error body: enough to quote, never a whole huge page in memory."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        parts.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(parts)[:limit]
+
+
 def _error_text(status: int, body: bytes) -> str:
     text = body.decode("utf-8", errors="replace").strip()
     try:
@@ -105,6 +118,9 @@ class ChatClient:
     ) -> None:
         self.base_url = normalise_endpoint(endpoint)
         self.model = model
+        # httpx's timeout bounds each read; a response that trickles a byte at a time
+        # needs a bound on the whole request too
+        self.request_timeout_s = timeout_s
         self.clock = clock or RunClock()
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._http = httpx.AsyncClient(
@@ -128,20 +144,23 @@ class ChatClient:
         await self._http.aclose()
 
     # ---------------------------------------------------------------- probes
+    async def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+        """One small request, sent again once on a fresh connection if a pooled one had gone stale."""
+        for attempt in (1, 2):
+            try:
+                return await self._http.request(method, path, json=body)
+            except httpx.HTTPError as exc:
+                stale = type(exc).__name__.startswith(STALE_CONNECTION_ERRORS)
+                if not (attempt == 1 and stale):
+                    raise EndpointError(f"cannot reach {self.base_url}: {_describe_transport_error(exc)}") from None
+        raise AssertionError("unreachable")
+
     async def _probe(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any | None:
         """Call an optional JSON endpoint; None when absent (404 or other non-200) or not JSON.
 
         Raises AuthError on 401/403 and EndpointError when the server cannot be reached.
         """
-        for attempt in (1, 2):
-            try:
-                response = await self._http.request(method, path, json=body)
-                break
-            except httpx.HTTPError as exc:
-                stale = type(exc).__name__.startswith(STALE_CONNECTION_ERRORS)
-                if attempt == 1 and stale:
-                    continue  # a keep-alive connection the server closed: once more, fresh
-                raise EndpointError(f"cannot reach {self.base_url}: {_describe_transport_error(exc)}") from None
+        response = await self._request(method, path, body)
         if response.status_code in (401, 403):
             raise AuthError(
                 f"authentication failed at {self.base_url}{path} (HTTP {response.status_code}): "
@@ -153,6 +172,10 @@ class ChatClient:
             return response.json()
         except ValueError:
             return None
+
+    async def status_of(self, path: str) -> int:
+        """The HTTP status of a GET; EndpointError when the server cannot be reached."""
+        return (await self._request("GET", path)).status_code
 
     async def get_json(self, path: str) -> Any | None:
         return await self._probe("GET", path)
@@ -226,23 +249,30 @@ class ChatClient:
         clock = self.clock
         exchange = Exchange(t_sent=clock.now())
         try:
-            async with self._http.stream("POST", "/v1/chat/completions", json=body) as response:
-                exchange.http_status = response.status_code
-                if response.status_code != 200:
-                    raw = await response.aread()
-                    exchange.t_first_byte = clock.now()
-                    exchange.error = _error_text(response.status_code, raw)
-                elif body.get("stream"):
-                    await self._read_stream(response, exchange)
-                else:
-                    await self._read_whole(response, exchange)
+            async with asyncio.timeout(self.request_timeout_s):
+                async with self._http.stream("POST", "/v1/chat/completions", json=body) as response:
+                    exchange.http_status = response.status_code
+                    kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+                    if response.status_code != 200:
+                        raw = await _read_capped(response)
+                        exchange.t_first_byte = clock.now()
+                        exchange.error = _error_text(response.status_code, raw)
+                    elif kind == "text/html":
+                        await _read_capped(response)
+                        exchange.error = "not an OpenAI-compatible answer: the server sent an HTML page"
+                    elif body.get("stream"):
+                        await self._read_stream(response, exchange)
+                    else:
+                        await self._read_whole(response, exchange)
+        except TimeoutError:
+            exchange.error = f"request took longer than {self.request_timeout_s:g} s (--timeout)"
         except httpx.HTTPError as exc:
             exchange.error = _describe_transport_error(exc)
         exchange.t_end = clock.now()
         return exchange
 
     async def _read_whole(self, response: httpx.Response, exchange: Exchange) -> None:
-        parts: list[bytes] = []
+        parts: list[bytes] = []  # a whole answer is kept to parse it; its size is the server's
         async for chunk in response.aiter_bytes():
             if exchange.t_first_byte is None:
                 exchange.t_first_byte = self.clock.now()

@@ -123,10 +123,15 @@ class CaseRunner:
         loop = asyncio.get_running_loop()
         started = self.client.clock.now()
         deadline = loop.time() + case.max_duration_s
-        if case.pattern == "poisson":
-            stopped = await self._open_loop(deadline)
-        else:
-            stopped = await self._closed_loop(deadline, case.concurrency)
+        try:
+            if case.pattern == "poisson":
+                stopped = await self._open_loop(deadline)
+            else:
+                stopped = await self._closed_loop(deadline, case.concurrency)
+        except BaseExceptionGroup as group:
+            # A stream failed in a way that ends the run (a full disk, say): the
+            # caller handles that error, not the task group wrapped around it.
+            raise group.exceptions[0] from None
         return CaseOutcome(
             case_id=case.case_id,
             measured=self._measured,

@@ -8,6 +8,8 @@ required.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -44,6 +46,29 @@ class EndpointInfo:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+async def wait_until_ready(client: ChatClient, timeout_s: float, say: Callable[[str], None] = lambda _: None) -> None:
+    """Wait while ``/health`` answers 503 (llama-server loading its model), with a bounded back-off.
+
+    A server without ``/health`` (404) or one that is ready goes on at once; one that
+    cannot be reached fails at once (EndpointError), as waiting would not help.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    delay = 0.5
+    told = False
+    while True:
+        status = await client.status_of("/health")
+        if status != 503:
+            return
+        if not told:
+            say(f"{client.base_url} is loading its model (HTTP 503); waiting up to {timeout_s:g} s")
+            told = True
+        if loop.time() + delay > deadline:
+            raise ServerError(f"{client.base_url} still answers 503 (loading) after {timeout_s:g} s")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5.0)
 
 
 def _props_summary(props: Any) -> tuple[int | None, int | None, str | None, str | None]:

@@ -30,7 +30,7 @@ from bench.clock import RunClock
 from bench.config import Baselines, Case, ScenarioSet
 from bench.errors import BenchError
 from bench.loadgen import CaseOutcome, CaseRunner
-from bench.preflight import EndpointInfo, check_cases_fit, probe, props_subset
+from bench.preflight import EndpointInfo, check_cases_fit, probe, props_subset, wait_until_ready
 from bench.records import RequestRecord
 from bench.server import LocalServer, local_server
 from bench.store import RunStore, check_writable
@@ -85,6 +85,8 @@ class RunOptions:
     model_file: Path | None = None
     server_args: tuple[str, ...] | None = None  # flags for a server the suite starts
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    ready_timeout_s: float = 300.0  # how long to wait while the server answers 503 (loading the model)
+    max_run_s: float | None = None  # stop the whole run after this long (partial)
     output_probe: bool = False  # after the cases, record a temperature-0 answer (A/B output checks)
     active_weight_gib: float | None = None  # weights read per generated token, for the bandwidth figure
     peak_bandwidth_gbs: float | None = None  # overrides the card's data-sheet figure
@@ -128,6 +130,7 @@ async def _run(options: RunOptions, observer: RunObserver) -> RunResult:
     store = RunStore.create(options.results_dir, options.label)
     clock = RunClock()
     records: list[RequestRecord] = []
+    stopped: str | None = None  # why the run ended before its last case, if it did
     server: LocalServer | None = None
     sampler: TelemetrySampler | None = None
     active_weight_gib = options.active_weight_gib
@@ -170,6 +173,7 @@ async def _run(options: RunOptions, observer: RunObserver) -> RunResult:
             timeout_s=options.request_timeout_s,
             clock=clock,
         ) as client:
+            await wait_until_ready(client, options.ready_timeout_s, observer.message)
             props = await client.get_json("/props")
             n_ctx = props.get("default_generation_settings", {}).get("n_ctx") if isinstance(props, dict) else None
             check_cases_fit(cases, n_ctx if isinstance(n_ctx, int) else None)
@@ -191,25 +195,32 @@ async def _run(options: RunOptions, observer: RunObserver) -> RunResult:
                 api_key=options.api_key,
                 server_pid=server.pid if server else None,
             )
-            status = await asyncio.to_thread(sampler.start)
-            store.write_meta(telemetry=status.to_json())
-            if status.gpu_reason:
-                observer.message(status.gpu_reason)
+            telemetry = await asyncio.to_thread(sampler.start)
+            store.write_meta(telemetry=telemetry.to_json())
+            if telemetry.gpu_reason:
+                observer.message(telemetry.gpu_reason)
 
             def sink(record: RequestRecord) -> None:
                 store.append(record)
                 records.append(record)
                 observer.request_done(record)
 
-            for number, case in enumerate(cases):
-                observer.case_started(case)
-                prompts = await builder.build_case(case)
-                runner = CaseRunner(client, store.run_id, case, prompts, sink, seed=options.seed + number)
-                outcome = await runner.run()
-                case_records = [r for r in records if r.case_id == case.case_id]
-                observer.case_done(case, summarise_case(case.case_id, case_records), outcome)
-                if outcome.stopped_by_deadline:
-                    observer.message(f"note: {case.case_id} stopped at its max_duration_s of {case.max_duration_s:g} s")
+            try:
+                async with asyncio.timeout(options.max_run_s):
+                    for number, case in enumerate(cases):
+                        observer.case_started(case)
+                        prompts = await builder.build_case(case)
+                        runner = CaseRunner(client, store.run_id, case, prompts, sink, seed=options.seed + number)
+                        outcome = await runner.run()
+                        case_records = [r for r in records if r.case_id == case.case_id]
+                        observer.case_done(case, summarise_case(case.case_id, case_records), outcome)
+                        if outcome.stopped_by_deadline:
+                            observer.message(
+                                f"note: {case.case_id} stopped at its max_duration_s of {case.max_duration_s:g} s"
+                            )
+            except TimeoutError:
+                stopped = f"stopped at the run time limit of {options.max_run_s:g} s"
+                observer.message(f"note: {stopped}; what was measured is kept")
             if options.output_probe:
                 store.write_meta(output_sample=await output_sample(client))
         store.write_meta(telemetry=(await asyncio.to_thread(sampler.stop)).to_json())
@@ -226,8 +237,11 @@ async def _run(options: RunOptions, observer: RunObserver) -> RunResult:
         if exceeded:
             notes.append(f"error rate {summary.error_rate:.1%} is above the limit of {options.max_error_rate:.1%}")
         store.write_summary(summary.to_json())
-        store.finish("complete", ended=clock.now(), notes=notes)
-        return RunResult(store.run_id, store.path, "complete", summary, info, exceeded, tuple(notes))
+        status = "partial" if stopped else "complete"
+        if stopped:
+            notes.append(stopped)
+        store.finish(status, ended=clock.now(), notes=notes, **({"partial_reason": stopped} if stopped else {}))
+        return RunResult(store.run_id, store.path, status, summary, info, exceeded, tuple(notes))
     except (asyncio.CancelledError, KeyboardInterrupt):
         _finish_early(store, records, options, clock, "partial", "interrupted by the user")
         raise
@@ -278,4 +292,5 @@ def _finish_early(
         if records:
             summary = summarise_run(records, options.baselines, read_gpu_samples(store.path))
             store.write_summary(summary.to_json())
-    store.finish(status, ended=clock.now(), partial_reason=reason)
+    with contextlib.suppress(OSError):  # a full disk must not hide why the run stopped
+        store.finish(status, ended=clock.now(), partial_reason=reason)

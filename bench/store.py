@@ -91,8 +91,11 @@ class RunStore:
 
     def append(self, record: RequestRecord) -> None:
         # One line, flushed: after a SIGKILL the OS still holds every finished record.
-        self._requests.write(json.dumps(record.to_json(), separators=(",", ":")) + "\n")
-        self._requests.flush()
+        try:
+            self._requests.write(json.dumps(record.to_json(), separators=(",", ":")) + "\n")
+            self._requests.flush()
+        except OSError as exc:
+            raise ResultsError(f"cannot write to {self.path / 'requests.jsonl'}: {exc.strerror or exc}") from None
         self.records_written += 1
 
     def write_summary(self, summary: dict[str, Any]) -> None:

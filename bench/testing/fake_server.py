@@ -53,6 +53,10 @@ class FakeConfig:
     has_metrics: bool = True  # llama-server started with --metrics
     buffered: bool = False  # deliver a whole stream in one write (a buffering proxy)
     tokens_per_chunk: int = 1
+    hang_s: float = 0.0  # wait this long before answering a chat request
+    loading_until: float = 0.0  # time.time() before which /health and chat answer 503 "Loading model"
+    html_page: bool = False  # answer chat with an HTML page (a non-OpenAI server or a proxy's error page)
+    huge_chars: int = 0  # pad non-streamed content to this many characters
     jitter_cv: float = 0.0  # per-request spread of the reported speeds (log-normal), for statistics tests
     seed: int = 0
 
@@ -119,7 +123,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         config = self.server.config
         if self.path == "/health":
-            self._send_json(200, {"status": "ok"})
+            if time.time() < config.loading_until:
+                self._send_json(503, {"error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}})
+            else:
+                self._send_json(200, {"status": "ok"})
         elif self.path == "/fake/log":
             # the truth a client's measurements are checked against (not a llama-server route)
             with self.server.lock:
@@ -181,6 +188,19 @@ class _Handler(BaseHTTPRequestHandler):
             log.arrivals.append(arrival)
             send_times: list[float] = []
             log.token_send_times.append(send_times)
+        if config.hang_s:
+            time.sleep(config.hang_s)
+        if time.time() < config.loading_until:
+            self._send_json(503, {"error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}})
+            return
+        if config.html_page:
+            page = b"<html><body><h1>Welcome to nginx!</h1></body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+            return
         if config.status != 200:
             self._send_json(
                 config.status, {"error": {"code": config.status, "message": f"fake status {config.status}"}}
@@ -232,6 +252,7 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(config.ttft_s + config.itl_s * max(n_tokens - 1, 0))
             reasoning = " ".join(["think"] * min(config.reasoning_tokens, n_tokens))
             content = " ".join(["tok"] * max(n_tokens - config.reasoning_tokens, 0))
+            content += "x" * max(config.huge_chars - len(content), 0)
             message: dict[str, Any] = {"role": "assistant", "content": content}
             if config.reasoning_tokens:
                 message["reasoning_content"] = reasoning

@@ -1,0 +1,179 @@
+"""Faults a nightly run meets: each is survived, reported clearly, and loses no measured record."""
+
+from __future__ import annotations
+
+import errno
+import io
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.cli import main
+from bench.config import ScenarioSet, parse_scenario_set
+from bench.errors import EndpointError, ResultsError, ServerError
+from bench.records import RequestRecord
+from bench.runner import QuietObserver, RunOptions, run_benchmark
+from bench.store import read_records, read_run_meta
+from bench.testing.fake_server import FakeLlamaServer
+
+
+def one_case(requests: int = 4, output: int = 8) -> ScenarioSet:
+    return parse_scenario_set(
+        {"scenario": [{"name": "tg", "prompt_tokens": 40, "output_tokens": output, "repetitions": requests,
+                       "warmup": 0}]}, "faults"
+    )  # fmt: skip
+
+
+def options(url: str, tmp_path: Path, **kw: Any) -> RunOptions:
+    return RunOptions(scenarios=kw.pop("scenarios", one_case()), endpoint=url, results_dir=tmp_path, **kw)
+
+
+def only_run(tmp_path: Path) -> Path:
+    (run,) = [p for p in tmp_path.iterdir() if (p / "run.json").exists()]
+    return run
+
+
+def test_a_name_that_does_not_resolve_is_a_clear_endpoint_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real = socket.getaddrinfo
+
+    def resolver(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "gpu-host.example":  # no DNS query leaves this machine
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    assert (
+        main(
+            [
+                "run",
+                "--endpoint",
+                "http://gpu-host.example",
+                "--results-dir",
+                str(tmp_path),
+                "--scenarios",
+                "smoke",
+                "--no-report",
+            ]
+        )
+        == 3
+    )
+    err = capsys.readouterr().err
+    assert "cannot reach http://gpu-host.example" in err and "Name or service not known" in err
+    assert "Traceback" not in err
+
+
+def test_tls_to_a_plain_http_port_is_a_clear_endpoint_error(fake: FakeLlamaServer, tmp_path: Path) -> None:
+    with pytest.raises(EndpointError, match=r"cannot reach https://127\.0\.0\.1:\d+: ConnectError: .*SSL"):
+        run_benchmark(options(fake.url.replace("http://", "https://"), tmp_path))
+
+
+def test_a_loading_server_is_waited_for(fake: FakeLlamaServer, tmp_path: Path) -> None:
+    fake.config.loading_until = time.time() + 1.2
+    messages: list[str] = []
+
+    class Listen(QuietObserver):
+        def message(self, text: str) -> None:
+            messages.append(text)
+
+    result = run_benchmark(options(fake.url, tmp_path), Listen())
+    assert result.status == "complete" and result.summary.failed == 0
+    assert any("is loading its model (HTTP 503)" in m for m in messages)
+
+
+def test_a_server_that_never_finishes_loading_fails_after_the_bound(fake: FakeLlamaServer, tmp_path: Path) -> None:
+    fake.config.loading_until = time.time() + 60
+    started = time.monotonic()
+    with pytest.raises(ServerError, match="still answers 503 .* after 1 s"):
+        run_benchmark(options(fake.url, tmp_path, ready_timeout_s=1.0))
+    assert time.monotonic() - started < 5
+
+
+class StatusFrom(QuietObserver):
+    """Switches the fake's answer once measuring starts (after preflight), as a proxy in trouble would."""
+
+    def __init__(self, fake: FakeLlamaServer, **changes: Any) -> None:
+        self.fake, self.changes = fake, changes
+
+    def case_started(self, case: Any) -> None:
+        for key, value in self.changes.items():
+            setattr(self.fake.config, key, value)
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503])
+def test_error_statuses_mid_run_are_recorded_and_counted(fake: FakeLlamaServer, tmp_path: Path, status: int) -> None:
+    result = run_benchmark(options(fake.url, tmp_path), StatusFrom(fake, status=status))
+    records = list(read_records(result.run_dir))
+    assert len(records) == 4 and all(r.http_status == status and not r.ok for r in records)
+    assert result.summary.failed == 4 and result.error_rate_exceeded
+
+
+def test_a_hanging_request_times_out_and_the_run_goes_on(fake: FakeLlamaServer, tmp_path: Path) -> None:
+    result = run_benchmark(options(fake.url, tmp_path, request_timeout_s=0.4), StatusFrom(fake, hang_s=1.0))
+    records = list(read_records(result.run_dir))
+    assert len(records) == 4
+    assert all(r.error == "request took longer than 0.4 s (--timeout)" for r in records)
+
+
+def test_a_trickling_stream_is_bounded_as_a_whole(fake: FakeLlamaServer, tmp_path: Path) -> None:
+    # each token arrives well within the timeout, the whole answer does not
+    result = run_benchmark(options(fake.url, tmp_path, request_timeout_s=0.5), StatusFrom(fake, itl_s=0.15))
+    records = list(read_records(result.run_dir))
+    assert all("longer than 0.5 s" in (r.error or "") for r in records)
+    assert all(1 <= r.token_event_count < 8 for r in records)  # what arrived before the cut is kept
+
+
+def test_the_whole_run_is_bounded_and_kept_as_partial(fake: FakeLlamaServer, tmp_path: Path) -> None:
+    result = run_benchmark(
+        options(fake.url, tmp_path, scenarios=one_case(50), max_run_s=0.6), StatusFrom(fake, itl_s=0.02)
+    )
+    assert result.status == "partial"
+    meta = read_run_meta(result.run_dir)
+    assert meta["status"] == "partial" and "run time limit of 0.6 s" in meta["partial_reason"]
+    assert 1 <= len(list(read_records(result.run_dir))) < 50
+
+
+def test_a_huge_answer_is_measured(fake: FakeLlamaServer, tmp_path: Path) -> None:
+    fake.config.huge_chars = 5_000_000
+    result = run_benchmark(options(fake.url, tmp_path, scenarios=parse_scenario_set(
+        {"scenario": [{"name": "big", "prompt_tokens": 40, "output_tokens": 8, "repetitions": 2, "stream": False}]},
+        "big")))  # fmt: skip
+    records = [r for r in read_records(result.run_dir) if not r.warmup]
+    assert all(r.ok and r.content_chars >= 5_000_000 for r in records)
+
+
+def test_an_html_answer_is_not_mistaken_for_a_model(fake: FakeLlamaServer, tmp_path: Path) -> None:
+    fake.config.html_page = True
+    with pytest.raises(ServerError, match="not an OpenAI-compatible answer: the server sent an HTML page"):
+        run_benchmark(options(fake.url, tmp_path))
+
+
+def test_a_full_disk_stops_the_run_with_a_results_error_and_keeps_what_was_written(
+    fake: FakeLlamaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench import store
+
+    written: list[RequestRecord] = []
+    original = store.RunStore.append
+
+    class FullDisk(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def append(self: store.RunStore, record: RequestRecord) -> None:
+        if len(written) == 2:
+            self._requests.close()
+            self._requests = FullDisk()  # the third record meets a full disk
+        original(self, record)
+        written.append(record)
+
+    monkeypatch.setattr(store.RunStore, "append", append)
+    with pytest.raises(ResultsError, match="No space left on device"):
+        run_benchmark(options(fake.url, tmp_path))
+    run = only_run(tmp_path)
+    assert [r.index for r in read_records(run)] == [0, 1]  # nothing measured before the fault is lost
+    assert read_run_meta(run)["status"] == "partial"
