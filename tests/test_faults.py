@@ -88,7 +88,7 @@ def test_a_loading_server_is_waited_for(fake: FakeLlamaServer, tmp_path: Path) -
 def test_a_server_that_never_finishes_loading_fails_after_the_bound(fake: FakeLlamaServer, tmp_path: Path) -> None:
     fake.config.loading_until = time.time() + 60
     started = time.monotonic()
-    with pytest.raises(ServerError, match="still answers 503 .* after 1 s"):
+    with pytest.raises(ServerError, match=r"still answers 503 .* after 1 s"):
         run_benchmark(options(fake.url, tmp_path, ready_timeout_s=1.0))
     assert time.monotonic() - started < 5
 
