@@ -18,6 +18,7 @@ Hyndman & Fan 1996 type 7).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -37,7 +38,9 @@ from bench.telemetry.samples import GpuSample
 
 SERVER = "server_timings"
 CLIENT = "client_estimate"
-BUFFERED_SPAN_RATIO = 0.2
+BUFFERED_SPAN_RATIO = 0.2  # whole answer arrived in a fifth of the time the server took
+BUNCHED_GAP_SHARE = 0.1  # a gap under a tenth of the server's time per token is "bunched"
+BUNCHED_SHARE = 0.5  # most gaps bunched: tokens came a buffer at a time
 MIN_EVENTS_FOR_DELIVERY = 8
 
 
@@ -222,26 +225,30 @@ def client_tg_tps(records: Iterable[RequestRecord]) -> float | None:
 
 
 def stream_delivery(streams: Iterable[tuple[Sequence[float], ServerTimings | None]]) -> str:
-    """'buffered' when tokens reach the client far faster than the server made them.
+    """'buffered' when tokens reach the client in bursts the server did not send them in.
 
     Each item is one streamed response: its token arrival times and the server's
     timings. A proxy that buffers SSE (nginx without ``proxy_buffering off``)
-    delivers a whole answer at once; then the client's span between first and last
-    token is a small fraction of the server's own generation time, and TTFT/ITL
-    are wrong.
+    holds tokens back and releases them a buffer at a time: most gaps between
+    arrivals then shrink to almost nothing though the server spent its usual
+    time per token, or the whole answer lands at once. Either way TTFT and ITL
+    measure the proxy, not the server.
     """
-    ratios = []
+    verdicts = []
     for token_times, timings in streams:
         events = len(token_times)
-        if timings is None or events < MIN_EVENTS_FOR_DELIVERY:
+        if timings is None or events < MIN_EVENTS_FOR_DELIVERY or timings.predicted_n < 2:
             continue
-        expected_s = timings.predicted_ms / 1000.0 * (events - 1) / events
-        if expected_s <= 0.005:
-            continue
-        ratios.append((token_times[-1] - token_times[0]) / expected_s)
-    if not ratios:
+        per_token_s = timings.predicted_ms / 1000.0 / max(timings.predicted_n - 1, 1)
+        if per_token_s * (events - 1) <= 0.005:
+            continue  # a server this fast leaves nothing to tell apart
+        gaps = [b - a for a, b in itertools.pairwise(token_times)]
+        bunched = sum(gap < BUNCHED_GAP_SHARE * per_token_s for gap in gaps) / len(gaps)
+        span_ratio = (token_times[-1] - token_times[0]) / (per_token_s * (events - 1))
+        verdicts.append(bunched > BUNCHED_SHARE or span_ratio < BUFFERED_SPAN_RATIO)
+    if not verdicts:
         return "n/a"
-    return "buffered" if float(np.median(ratios)) < BUFFERED_SPAN_RATIO else "incremental"
+    return "buffered" if sum(verdicts) * 2 > len(verdicts) else "incremental"
 
 
 def summarise_case(case_id: str, records: Sequence[RequestRecord]) -> CaseSummary:

@@ -112,6 +112,9 @@ def test_buffered_stream_is_detected_from_token_span_vs_server_time() -> None:
     burst = tuple(1.0 + i * 0.00001 for i in range(20))  # all within 0.2 ms at the client
     paced = tuple(1.0 + i * 0.01 for i in range(20))
     assert stream_delivery([(burst, server)]) == "buffered"
+    # a proxy releasing a 4 KB buffer at a time: five tokens at once, then a pause
+    chunks = tuple(1.0 + (i // 5) * 0.05 + (i % 5) * 0.00001 for i in range(20))
+    assert stream_delivery([(chunks, server)]) == "buffered"
     assert stream_delivery([(paced, server)]) == "incremental"
     assert stream_delivery([((1.0, 1.1), server)]) == "n/a"
 
