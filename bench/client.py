@@ -28,6 +28,7 @@ from bench.sse import SSEParser
 ERROR_BODY_CHARS = 300
 # Transport errors that, before any response byte, mean a stale pooled connection.
 STALE_CONNECTION_ERRORS = ("RemoteProtocolError", "ReadError", "WriteError")
+CONNECTION_LOST_ERRORS = ("ConnectError", "RemoteProtocolError", "ReadError", "WriteError")
 
 
 @dataclass(slots=True)
@@ -53,6 +54,11 @@ class Exchange:
     @property
     def ok(self) -> bool:
         return self.error is None and self.http_status == 200
+
+    @property
+    def lost_connection(self) -> bool:
+        """The server went away: refused the connection or closed it mid-answer."""
+        return self.error is not None and self.error.startswith(CONNECTION_LOST_ERRORS)
 
 
 def normalise_endpoint(endpoint: str) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bench.client import ChatClient, Exchange
@@ -82,6 +82,7 @@ class CaseRunner:
         sink: RecordSink,
         *,
         seed: int = 0,
+        recover: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.client = client
         self.run_id = run_id
@@ -89,6 +90,8 @@ class CaseRunner:
         self.prompts = prompts
         self.sink = sink
         self.rng = random.Random(seed)
+        # called after a request that could not reach the server: waits until it is back
+        self.recover = recover
         self._failed = 0
         self._measured = 0
 
@@ -113,6 +116,8 @@ class CaseRunner:
             self._measured += 1
             self._failed += 0 if record.ok else 1
         self.sink(record)
+        if self.recover is not None and exchange.lost_connection:
+            await self.recover()
 
     async def run(self) -> CaseOutcome:
         case = self.case

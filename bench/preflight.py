@@ -15,7 +15,7 @@ from typing import Any
 
 from bench.client import ChatClient, raise_for_chat_failure
 from bench.config import Case
-from bench.errors import ConfigError, ServerError
+from bench.errors import ConfigError, EndpointError, ServerError
 from bench.summary import stream_delivery
 
 PROBE_MESSAGES = [
@@ -48,25 +48,38 @@ class EndpointInfo:
         return asdict(self)
 
 
-async def wait_until_ready(client: ChatClient, timeout_s: float, say: Callable[[str], None] = lambda _: None) -> None:
+async def wait_until_ready(
+    client: ChatClient,
+    timeout_s: float,
+    say: Callable[[str], None] = lambda _: None,
+    *,
+    while_unreachable: bool = False,
+) -> None:
     """Wait while ``/health`` answers 503 (llama-server loading its model), with a bounded back-off.
 
-    A server without ``/health`` (404) or one that is ready goes on at once; one that
-    cannot be reached fails at once (EndpointError), as waiting would not help.
+    A server without ``/health`` (404) or one that is ready goes on at once. One that
+    cannot be reached fails at once (EndpointError) before a run, as waiting would not
+    help; mid-run (``while_unreachable``) it is waited for too: a restarted server.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     delay = 0.5
     told = False
     while True:
-        status = await client.status_of("/health")
+        try:
+            status = await client.status_of("/health")
+            now, still = "is loading its model (HTTP 503)", "still answers 503 (loading)"
+        except EndpointError:
+            if not while_unreachable:
+                raise
+            status, now, still = 503, "cannot be reached", "still cannot be reached"
         if status != 503:
             return
         if not told:
-            say(f"{client.base_url} is loading its model (HTTP 503); waiting up to {timeout_s:g} s")
+            say(f"{client.base_url} {now}; waiting up to {timeout_s:g} s")
             told = True
         if loop.time() + delay > deadline:
-            raise ServerError(f"{client.base_url} still answers 503 (loading) after {timeout_s:g} s")
+            raise ServerError(f"{client.base_url} {still} after {timeout_s:g} s")
         await asyncio.sleep(delay)
         delay = min(delay * 2, 5.0)
 

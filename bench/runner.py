@@ -200,6 +200,9 @@ async def _run(options: RunOptions, observer: RunObserver) -> RunResult:
             if telemetry.gpu_reason:
                 observer.message(telemetry.gpu_reason)
 
+            async def recover() -> None:
+                await wait_until_ready(client, options.ready_timeout_s, observer.message, while_unreachable=True)
+
             def sink(record: RequestRecord) -> None:
                 store.append(record)
                 records.append(record)
@@ -210,7 +213,9 @@ async def _run(options: RunOptions, observer: RunObserver) -> RunResult:
                     for number, case in enumerate(cases):
                         observer.case_started(case)
                         prompts = await builder.build_case(case)
-                        runner = CaseRunner(client, store.run_id, case, prompts, sink, seed=options.seed + number)
+                        runner = CaseRunner(
+                            client, store.run_id, case, prompts, sink, seed=options.seed + number, recover=recover
+                        )
                         outcome = await runner.run()
                         case_records = [r for r in records if r.case_id == case.case_id]
                         observer.case_done(case, summarise_case(case.case_id, case_records), outcome)

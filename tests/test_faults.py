@@ -177,3 +177,20 @@ def test_a_full_disk_stops_the_run_with_a_results_error_and_keeps_what_was_writt
     run = only_run(tmp_path)
     assert [r.index for r in read_records(run)] == [0, 1]  # nothing measured before the fault is lost
     assert read_run_meta(run)["status"] == "partial"
+
+
+def test_a_server_gone_for_good_mid_run_ends_it_partial_after_the_bound(fake: FakeLlamaServer, tmp_path: Path) -> None:
+    class StopAfterTwo(QuietObserver):
+        seen = 0
+
+        def request_done(self, record: RequestRecord) -> None:
+            self.seen += 1
+            if self.seen == 2:
+                fake.stop()
+
+    with pytest.raises(ServerError, match="still cannot be reached after 1 s"):
+        run_benchmark(options(fake.url, tmp_path, ready_timeout_s=1.0), StopAfterTwo())
+    run = only_run(tmp_path)
+    records = list(read_records(run))
+    assert len(records) == 3 and [r.ok for r in records] == [True, True, False]
+    assert read_run_meta(run)["status"] == "partial"

@@ -223,3 +223,50 @@ def test_ab_starts_each_variant_detects_threads_and_survives_a_broken_one(tmp_pa
     left = [c for c in running_commands() if "llama-server" in c and any(f"--port {p} " in c + " " for p in ports)]
     assert len(ports) == 2 and left == []  # every variant's server was stopped
     assert not [c for c in running_commands() if "--no-such-flag" in c]
+
+
+def test_server_killed_mid_stream_and_restarted_mid_run(tmp_path: Path) -> None:
+    """SIGKILL the real llama-server during a stream, start it again: the run goes on and loses nothing."""
+    import threading
+
+    from bench.server import local_server
+
+    def server() -> LocalServer:
+        instance = local_server(binary=None, model_file=None, args=None, log_path=tmp_path / "server.log")
+        return instance
+
+    first = server()
+    first.start()
+    port = first.port
+    options = RunOptions(
+        scenarios=scenario_set({"name": "long", "prompt_tokens": 64, "output_tokens": 48, "repetitions": 12,
+                                "warmup": 0}),  # type: ignore[arg-type]
+        endpoint=first.url,
+        results_dir=tmp_path / "results",
+        request_timeout_s=60,
+    )  # fmt: skip
+    outcome: dict[str, object] = {}
+    runner = threading.Thread(target=lambda: outcome.update(result=run_benchmark(options)))
+    runner.start()
+    second: LocalServer | None = None
+    try:
+        _wait_for_records(tmp_path / "results", 3)
+        time.sleep(0.3)  # now inside the fourth stream
+        assert first.pid is not None
+        os.kill(first.pid, signal.SIGKILL)
+        first.stop()
+        second = server()
+        second.port = port
+        second.start()
+        runner.join(timeout=120)
+    finally:
+        runner.join(timeout=120)
+        if second is not None:
+            second.stop()
+    result = outcome["result"]
+    records = list(read_records(result.run_dir))  # type: ignore[attr-defined]
+    assert len(records) == 12  # every request is on disk, failed or not
+    failed = [r for r in records if not r.ok]
+    assert 1 <= len(failed) < 12 and records[-1].ok
+    assert any(r.token_event_count > 0 for r in failed)  # the stream cut mid-way kept its tokens
+    assert result.status == "complete" and result.error_rate_exceeded  # type: ignore[attr-defined]
