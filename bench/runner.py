@@ -208,11 +208,14 @@ async def _run(options: RunOptions, observer: RunObserver) -> RunResult:
                 records.append(record)
                 observer.request_done(record)
 
+            # Every prompt is built before any load is sent: a case that cannot be built
+            # (shorter than the chat template, say) stops the run before it starts.
+            observer.message(f"building exact-length prompts for {len(cases)} case(s)")
+            prepared = [await builder.build_case(case) for case in cases]
             try:
                 async with asyncio.timeout(options.max_run_s):
-                    for number, case in enumerate(cases):
+                    for number, (case, prompts) in enumerate(zip(cases, prepared, strict=True)):
                         observer.case_started(case)
-                        prompts = await builder.build_case(case)
                         runner = CaseRunner(
                             client, store.run_id, case, prompts, sink, seed=options.seed + number, recover=recover
                         )
