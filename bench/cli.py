@@ -29,6 +29,7 @@ from bench.errors import BenchError, ConfigError
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from bench.config import Baselines
     from bench.runner import RunOptions
     from bench.summary import RunSummary
 
@@ -338,6 +339,7 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
     compare.add_argument("--markdown", action="store_true", help="print a Markdown table (for an issue or PR)")
     compare.add_argument("--fail-on-regression", action="store_true", help="exit 1 if any figure regressed")
+    compare.add_argument("--baselines", type=Path, metavar="PATH", help="baselines TOML to hold both runs against")
     _add_report_options(compare)
 
     report = commands.add_parser(
@@ -675,10 +677,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         min_effect=args.min_effect / 100,
         force=args.force,
     )
+    baselines = load_baselines(args.baselines)
+    against = {side: _baseline_text(ref.path, baselines) for side, ref in (("A", comparison.a), ("B", comparison.b))}
     if args.json:
-        print(json.dumps(comparison.to_json(), indent=2, default=str))
+        print(json.dumps({**comparison.to_json(), "baselines": against}, indent=2, default=str))
     elif args.markdown:
         print(to_markdown(comparison), end="")
+        print("".join(f"\n- {side} against the baselines: {text}" for side, text in against.items() if text))
     else:
         from rich.console import Console
 
@@ -688,6 +693,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         for line in comparison.differences:
             console.print(line, markup=False, highlight=False)
         console.print(comparison_table(comparison))
+        for side, text in against.items():
+            if text:
+                console.print(f"{side} against the baselines: {text}", markup=False, highlight=False)
     if not args.no_report:
         from bench.report.render import render_comparison_report
 
@@ -695,6 +703,14 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         print(f"report: {path}", file=sys.stderr if (args.json or args.markdown) else sys.stdout)
     regressed = bool(comparison.by_verdict(REGRESSED))
     return EXIT_REGRESSION if args.fail_on_regression and regressed else EXIT_OK
+
+
+def _baseline_text(run_dir: Path, baselines: Baselines) -> str:
+    from bench.store import read_records
+    from bench.summary import baseline_headline, summarise_run
+    from bench.telemetry.sampler import read_gpu_samples
+
+    return baseline_headline(summarise_run(list(read_records(run_dir)), baselines, read_gpu_samples(run_dir)).baselines)
 
 
 def _cmd_telemetry_command(args: argparse.Namespace) -> int:

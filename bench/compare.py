@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ IMPROVED = "improved"
 REGRESSED = "regressed"
 NO_CHANGE = "no significant change"
 NOT_COMPARABLE = "not comparable"
+NOT_TESTED = "not tested"  # shown for context (one value per run), no statistics
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,7 +365,33 @@ def compare_record_sets(
             comparison = compare_figure(case_id, figure, in_a, in_b, alpha=alpha, min_effect=min_effect)
             if comparison.n_a or comparison.n_b:
                 results.append(comparison)
+        if in_a and in_b:
+            results.append(_throughput_row(case_id, in_a, in_b))
     return Comparison(a, b, tuple(results), tuple(differences), alpha, min_effect)
+
+
+THROUGHPUT = Figure("output_tps", "out t/s (wall)", "t/s", True)
+
+
+def _throughput_row(case_id: str, a: Sequence[RequestRecord], b: Sequence[RequestRecord]) -> FigureComparison:
+    """Aggregate output t/s: one value per run (the median over pooled runs), shown but not tested."""
+
+    def per_run(records: Sequence[RequestRecord]) -> list[float]:
+        values = []
+        for run_id in dict.fromkeys(r.run_id for r in records):
+            ok = [r for r in records if r.run_id == run_id and r.ok and not r.warmup]
+            wall = max((r.t_end for r in ok), default=0.0) - min((r.t_sent for r in ok), default=0.0)
+            tokens = sum(r.generated_tokens or 0 for r in ok)
+            if wall > 0 and tokens:
+                values.append(tokens / wall)
+        return values
+
+    va, vb = per_run(a), per_run(b)
+    row = _not_comparable(case_id, THROUGHPUT, "one value per run: shown, not tested", len(va), len(vb))
+    if not va or not vb:
+        return row
+    value_a, value_b = statistics.median(va), statistics.median(vb)
+    return replace(row, a=value_a, b=value_b, ratio=value_b / value_a, verdict=NOT_TESTED)
 
 
 # ------------------------------------------------------------------ output
@@ -392,7 +419,7 @@ def comparison_rows(comparison: Comparison) -> list[list[str]]:
                 interval,
                 "-" if f.p_value is None else f"{f.p_value:.3g}",
                 f"{f.n_a}/{f.n_b}",
-                f.verdict + (f" ({f.reason})" if f.reason and f.verdict == NOT_COMPARABLE else ""),
+                f.verdict + (f" ({f.reason})" if f.reason and f.verdict in (NOT_COMPARABLE, NOT_TESTED) else ""),
             ]
         )
     return rows
@@ -411,7 +438,7 @@ def headline(comparison: Comparison) -> str:
         parts.append(f"{len(improved)} improved")
     if not parts:
         parts.append("no significant change")
-    tested = sum(1 for f in comparison.figures if f.verdict != NOT_COMPARABLE)
+    tested = sum(1 for f in comparison.figures if f.verdict in (IMPROVED, REGRESSED, NO_CHANGE))
     rule = f"alpha {comparison.alpha}, min effect {comparison.min_effect:.0%}"
     return f"B vs A: {', '.join(parts)} over {tested} figure(s) ({rule})"
 

@@ -104,8 +104,11 @@ def test_markdown_and_json_output(tmp_path: Path, capsys: pytest.CaptureFixture[
     markdown = to_markdown(compare_runs(a, b))
     assert "| case | figure | A | B | change | 95 % CI | p | n A/B | verdict |" in markdown
     assert "regressed" in markdown
+    assert "out t/s (wall) (t/s)" in markdown and "not tested (one value per run)" in markdown
     assert main(["compare", "a", "b", "--results-dir", str(tmp_path), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert {f["verdict"] for f in data["figures"] if f["figure"] == "tg_tps"} == {REGRESSED}
     assert main(["compare", "previous", "latest", "--results-dir", str(tmp_path), "--fail-on-regression"]) == 1
-    assert "regressed" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "regressed" in out
+    assert "B against the baselines:" not in out  # scenario "s" is not one the baselines are computed over
