@@ -387,7 +387,7 @@ def _throughput_row(case_id: str, a: Sequence[RequestRecord], b: Sequence[Reques
         return values
 
     va, vb = per_run(a), per_run(b)
-    row = _not_comparable(case_id, THROUGHPUT, "one value per run: shown, not tested", len(va), len(vb))
+    row = _not_comparable(case_id, THROUGHPUT, "one value per run", len(va), len(vb))
     if not va or not vb:
         return row
     value_a, value_b = statistics.median(va), statistics.median(vb)
