@@ -387,9 +387,9 @@ def _throughput_row(case_id: str, a: Sequence[RequestRecord], b: Sequence[Reques
         return values
 
     va, vb = per_run(a), per_run(b)
-    row = _not_comparable(case_id, THROUGHPUT, "one value per run", len(va), len(vb))
     if not va or not vb:
-        return row
+        return _not_comparable(case_id, THROUGHPUT, "no generated tokens on a side", len(va), len(vb))
+    row = _not_comparable(case_id, THROUGHPUT, "one value per run", len(va), len(vb))
     value_a, value_b = statistics.median(va), statistics.median(vb)
     return replace(row, a=value_a, b=value_b, ratio=value_b / value_a, verdict=NOT_TESTED)
 
