@@ -268,30 +268,13 @@ def _gate(comparison: FigureComparison, threshold: float, was_suspect: bool, las
         f"vs last good night {last_good.run_id if last_good else '-'}"
     )
     if drop >= 2 * threshold:
-        return Finding(
-            "last_good",
-            "regression",
-            comparison.figure,
-            comparison.case_id,
-            comparison.change,
-            f"{how_sure}; large: at least twice the {threshold:.1%} noise threshold",
-        )
-    if was_suspect:
-        return Finding(
-            "last_good",
-            "regression",
-            comparison.figure,
-            comparison.case_id,
-            comparison.change,
-            f"{how_sure}; second night in a row above the {threshold:.1%} noise threshold",
-        )
+        severity, why = "regression", f"large: at least twice the {threshold:.1%} noise threshold"
+    elif was_suspect:
+        severity, why = "regression", f"second night in a row above the {threshold:.1%} noise threshold"
+    else:
+        severity, why = "suspect", f"above the {threshold:.1%} noise threshold once: watching, not paging"
     return Finding(
-        "last_good",
-        "suspect",
-        comparison.figure,
-        comparison.case_id,
-        comparison.change,
-        f"{how_sure}; above the {threshold:.1%} noise threshold once: watching, not paging",
+        "last_good", severity, comparison.figure, comparison.case_id, comparison.change, f"{how_sure}; {why}"
     )
 
 
