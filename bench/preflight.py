@@ -148,8 +148,8 @@ async def probe(client: ChatClient, *, chat: bool = True) -> tuple[EndpointInfo,
         delivery = stream_delivery([(streamed.token_times, streamed.timings)])
         if delivery == "buffered":
             notes.append(
-                "streamed tokens arrive in one burst: a proxy is buffering SSE "
-                "(nginx: proxy_buffering off); TTFT and ITL would be wrong"
+                "streamed tokens arrive in bursts: a proxy is buffering SSE (nginx: proxy_buffering off, "
+                "and no gzip for text/event-stream); TTFT and ITL would be wrong"
             )
     build = build or (plain.system_fingerprint if plain else None)
     info = EndpointInfo(

@@ -162,3 +162,16 @@ def test_baseline_model_matches_as_a_substring() -> None:
     assert baseline.applies_to("ggml-org/gpt-oss-120b-GGUF")
     assert not baseline.applies_to("gemma-3-270m-q4_k_m")
     assert baseline.applies_to(None)
+
+
+def test_the_readme_examples_parse() -> None:
+    import re
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", readme, re.S)
+    scenario_example = next(b for b in blocks if "[[scenario]]" in b)
+    baseline_example = next(b for b in blocks if "[[baseline]]" in b)
+    import tomllib
+
+    assert parse_scenario_set(tomllib.loads(scenario_example), "README").cases()
+    assert parse_baselines(tomllib.loads(baseline_example), "README").entries[0].value == 219.71
