@@ -35,5 +35,4 @@ def run_check(
 
 async def _check(endpoint: str, api_key: str, model: str | None, timeout_s: float) -> EndpointInfo:
     async with ChatClient(endpoint, api_key=api_key, model=model, timeout_s=timeout_s) as client:
-        info, _ = await probe(client)
-        return info
+        return await probe(client)

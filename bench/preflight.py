@@ -112,10 +112,11 @@ def props_subset(props: Any) -> dict[str, Any]:
     return subset
 
 
-async def probe(client: ChatClient, *, chat: bool = True) -> tuple[EndpointInfo, Any]:
-    """Check the endpoint; returns what it offers and its raw /props (or None)."""
+async def probe(client: ChatClient, *, chat: bool = True, props: Any = None) -> EndpointInfo:
+    """Check the endpoint and say what it offers; ``props`` is its /props when already fetched."""
     notes: list[str] = []
-    props = await client.get_json("/props")
+    if props is None:
+        props = await client.get_json("/props")
     n_ctx, slots, build, model_path = _props_summary(props)
     models = await client.list_models()
     model = client.model
@@ -170,7 +171,7 @@ async def probe(client: ChatClient, *, chat: bool = True) -> tuple[EndpointInfo,
         stream_ok=streamed is not None and streamed.ok,
         notes=tuple(notes),
     )
-    return info, props
+    return info
 
 
 def check_cases_fit(cases: list[Case], n_ctx: int | None) -> None:

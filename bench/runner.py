@@ -147,6 +147,7 @@ async def _run(options: RunOptions, observer: RunObserver) -> RunResult:
         seed=options.seed,
     )
     observer.run_started(store.path, cases)
+    max_streams = max(c.concurrency for c in cases)
     try:
         endpoint = options.endpoint
         if endpoint is None:
@@ -155,7 +156,7 @@ async def _run(options: RunOptions, observer: RunObserver) -> RunResult:
                 model_file=options.model_file,
                 args=options.server_args,
                 log_path=store.path / "server.log",
-                max_concurrency=max(c.concurrency for c in cases),
+                max_concurrency=max_streams,
             )
             observer.message(f"starting {server.binary.name} on {server.url}")
             await asyncio.to_thread(server.start)
@@ -164,7 +165,6 @@ async def _run(options: RunOptions, observer: RunObserver) -> RunResult:
             if active_weight_gib is None and options.model_file is None and server.model is not None:
                 # the embedded model is dense: every token reads all of its weights
                 active_weight_gib = server.model.stat().st_size / 1024**3
-        max_streams = max(c.concurrency for c in cases)
         async with ChatClient(
             endpoint,
             api_key=options.api_key,
@@ -177,7 +177,7 @@ async def _run(options: RunOptions, observer: RunObserver) -> RunResult:
             props = await client.get_json("/props")
             n_ctx = props.get("default_generation_settings", {}).get("n_ctx") if isinstance(props, dict) else None
             check_cases_fit(cases, n_ctx if isinstance(n_ctx, int) else None)
-            info, props = await probe(client)
+            info = await probe(client, props=props)
             for note in info.notes:
                 observer.message(f"note: {note}")
             store.write_meta(endpoint=info.to_json(), props=props_subset(props), model=info.model, build=info.build)
