@@ -94,17 +94,17 @@ class PromptBuilder:
             self._exact = await self.count(probe) is not None
         return self._exact
 
-    async def count(self, messages: Messages) -> int | None:
-        """Templated token count of messages, or None without server support."""
+    async def templated_tokens(self, messages: Messages) -> list[int] | None:
+        """Token ids of the messages as the server templates them, or None without server support."""
         rendered = await self.client.apply_template(messages)
-        if rendered is None:
-            return None
-        tokens = await self.client.tokenize(rendered)
+        return None if rendered is None else await self.client.tokenize(rendered)
+
+    async def count(self, messages: Messages) -> int | None:
+        tokens = await self.templated_tokens(messages)
         return None if tokens is None else len(tokens)
 
     async def _tokens(self, messages: Messages) -> list[int]:
-        rendered = await self.client.apply_template(messages)
-        tokens = await self.client.tokenize(rendered) if rendered is not None else None
+        tokens = await self.templated_tokens(messages)
         if tokens is None:
             raise ConfigError("the server stopped answering /apply-template or /tokenize while prompts were built")
         return tokens
