@@ -107,4 +107,4 @@ def test_sampler_runs_the_command_and_writes_its_samples(tmp_path: Path) -> None
 def test_suggested_command_queries_every_parsed_field() -> None:
     command = suggested_command(250)
     assert command[:3] == ["ssh", "gpu-host", "nvidia-smi"]
-    assert f"--query-gpu={SMI_QUERY}" in command and "-lms=250" in command
+    assert f"--query-gpu={SMI_QUERY}" in command and command[-2:] == ["-lms", "250"]
