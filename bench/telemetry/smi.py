@@ -53,7 +53,8 @@ def suggested_command(interval_ms: int = 250, host: str = "gpu-host") -> list[st
         "nvidia-smi",
         f"--query-gpu={SMI_QUERY}",
         "--format=csv,noheader,nounits",
-        f"-lms={interval_ms}",
+        "-lms",
+        str(interval_ms),
     ]
 
 
