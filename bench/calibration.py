@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.compare import FIGURES, REGRESSED, compare_figure
-from bench.records import RequestRecord, ServerTimings
+from bench.records import RequestRecord
+from bench.testing.records import record, timings
 
 # Per-request spread measured on the embedded server (gemma3-270m, 2 CPU threads), quiet machine.
 PP_CV = 0.03
@@ -42,31 +43,15 @@ def synthetic_run(n: int, tg_tps: float, noise: Noise, rng: np.random.Generator)
     for i, speed in enumerate(speeds):
         predicted_ms = 128 / speed * 1000
         records.append(
-            RequestRecord(
+            record(
                 run_id="cal",
                 case_id="c",
                 scenario="c",
                 index=i,
-                warmup=False,
                 stream=False,
                 prompt_tokens_target=64,
                 output_tokens_target=128,
-                depth_target=0,
-                concurrency=1,
-                prompt_length_source="tokenize",
-                ok=True,
-                http_status=200,
-                error=None,
-                finish_reason="length",
-                content_chars=0,
-                reasoning_chars=0,
-                system_fingerprint=None,
-                model=None,
-                timings=ServerTimings(prompt_n=64, prompt_ms=100.0, predicted_n=128, predicted_ms=predicted_ms),
-                usage=None,
-                t_sent=0.0,
-                t_first_byte=None,
-                t_first_token=None,
+                timings=timings(64, 100.0, 128, predicted_ms),
                 t_end=predicted_ms / 1000,
             )
         )
