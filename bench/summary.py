@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from bench.config import Baseline, Baselines
 from bench.records import RequestRecord, ServerTimings
@@ -55,8 +56,8 @@ class Distribution:
     max: float
 
     @classmethod
-    def of(cls, values: Sequence[float]) -> Distribution | None:
-        if not values:
+    def of(cls, values: Sequence[float] | NDArray[np.float64]) -> Distribution | None:
+        if len(values) == 0:
             return None
         array = np.asarray(values, dtype=float)
         p50, p90, p99 = np.percentile(array, [50, 90, 99])
@@ -224,31 +225,62 @@ def client_tg_tps(records: Iterable[RequestRecord]) -> float | None:
     return tokens / seconds if seconds > 0 else None
 
 
+def _flatten(token_times: Sequence[Sequence[float]]) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """All token times in one array (one C-level pass, not a numpy call per request) and the counts."""
+    counts = np.fromiter((len(t) for t in token_times), dtype=np.int64, count=len(token_times))
+    flat = np.fromiter(itertools.chain.from_iterable(token_times), dtype=np.float64, count=int(counts.sum()))
+    return flat, counts
+
+
+def _within_request_gaps(flat: NDArray[np.float64], counts: NDArray[np.int64]) -> NDArray[np.float64]:
+    """Gaps between consecutive token times of the same request (request boundaries dropped)."""
+    if len(flat) < 2:
+        return np.empty(0)
+    gaps = np.diff(flat)
+    ends = np.cumsum(counts)[:-1] - 1  # the gap from a request's last token to the next request's first
+    keep = np.ones(len(gaps), dtype=bool)
+    keep[ends[(ends >= 0) & (ends < len(gaps))]] = False
+    return gaps[keep]
+
+
 def stream_delivery(streams: Iterable[tuple[Sequence[float], ServerTimings | None]]) -> str:
     """'buffered' when tokens reach the client in bursts the server did not send them in.
 
     Each item is one streamed response: its token arrival times and the server's
-    timings. A proxy that buffers SSE (nginx without ``proxy_buffering off``)
+    timings. A proxy that buffers SSE (nginx with gzip on event streams, say)
     holds tokens back and releases them a buffer at a time: most gaps between
     arrivals then shrink to almost nothing though the server spent its usual
     time per token, or the whole answer lands at once. Either way TTFT and ITL
     measure the proxy, not the server.
     """
-    verdicts = []
-    for token_times, timings in streams:
-        events = len(token_times)
-        if timings is None or events < MIN_EVENTS_FOR_DELIVERY or timings.predicted_n < 2:
-            continue
-        per_token_s = timings.predicted_ms / 1000.0 / max(timings.predicted_n - 1, 1)
-        if per_token_s * (events - 1) <= 0.005:
-            continue  # a server this fast leaves nothing to tell apart
-        gaps = [b - a for a, b in itertools.pairwise(token_times)]
-        bunched = sum(gap < BUNCHED_GAP_SHARE * per_token_s for gap in gaps) / len(gaps)
-        span_ratio = (token_times[-1] - token_times[0]) / (per_token_s * (events - 1))
-        verdicts.append(bunched > BUNCHED_SHARE or span_ratio < BUFFERED_SPAN_RATIO)
-    if not verdicts:
+    kept = [
+        (times, timings)
+        for times, timings in streams
+        if timings is not None and len(times) >= MIN_EVENTS_FOR_DELIVERY and timings.predicted_n >= 2
+    ]
+    if not kept:
         return "n/a"
-    return "buffered" if sum(verdicts) * 2 > len(verdicts) else "incremental"
+    flat, counts = _flatten([times for times, _ in kept])
+    per_token_s = np.array([t.predicted_ms / 1000.0 / max(t.predicted_n - 1, 1) for _, t in kept])
+    gaps = _within_request_gaps(flat, counts)
+    owner = np.repeat(np.arange(len(kept)), counts - 1)
+    bunched = np.bincount(owner, weights=gaps < BUNCHED_GAP_SHARE * per_token_s[owner], minlength=len(kept))
+    bunched_share = bunched / (counts - 1)
+    starts = np.cumsum(counts) - counts
+    span = flat[starts + counts - 1] - flat[starts]
+    expected = per_token_s * (counts - 1)
+    usable = expected > 0.005  # a server this fast leaves nothing to tell apart
+    if not usable.any():
+        return "n/a"
+    verdicts = (bunched_share > BUNCHED_SHARE) | (span / np.where(usable, expected, 1.0) < BUFFERED_SPAN_RATIO)
+    verdicts = verdicts[usable]
+    return "buffered" if int(verdicts.sum()) * 2 > len(verdicts) else "incremental"
+
+
+def _pooled_gaps_ms(records: Sequence[RequestRecord]) -> NDArray[np.float64]:
+    """Every gap between consecutive token events of the records, in ms (a big run has millions)."""
+    flat, counts = _flatten([r.token_times for r in records])
+    return _within_request_gaps(flat, counts) * 1000.0
 
 
 def summarise_case(case_id: str, records: Sequence[RequestRecord]) -> CaseSummary:
@@ -339,7 +371,7 @@ def summarise_case(case_id: str, records: Sequence[RequestRecord]) -> CaseSummar
         ),
         ttft_ms=Distribution.of([v for r in ok if (v := r.ttft_ms) is not None]),
         ttfb_ms=Distribution.of([v for r in ok if (v := r.ttfb_ms) is not None]),
-        itl_ms=Distribution.of([gap for r in ok for gap in r.itl_ms]),
+        itl_ms=Distribution.of(_pooled_gaps_ms(ok)),
         tpot_ms=Distribution.of([v for r in ok if (v := r.tpot_ms) is not None]),
         e2e_ms=Distribution.of([r.e2e_ms for r in ok]),
         wall_s=wall_s,
