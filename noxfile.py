@@ -36,6 +36,7 @@ def bench_client(session: nox.Session) -> None:
         "tests/test_client_benchmarks.py",
         "tests/test_telemetry_benchmarks.py",
         "tests/test_report_benchmarks.py",
+        "tests/test_store_benchmarks.py",
         "--benchmark-enable",
         "-s",
         *session.posargs,
