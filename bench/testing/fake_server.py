@@ -17,6 +17,7 @@ import contextlib
 import json
 import math
 import random
+import socket
 import subprocess
 import sys
 import threading
@@ -70,6 +71,7 @@ class FakeLog:
     arrivals: list[float] = field(default_factory=list)
     token_send_times: list[list[float]] = field(default_factory=list)
     authorization_headers: list[str] = field(default_factory=list)
+    write_bounds: list[float] = field(default_factory=list)  # seconds each token event's write took
     prompt_tokens: int = 0
     predicted_tokens: int = 0
 
@@ -94,6 +96,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.lock:
+            self.server.open_connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.lock:
+            self.server.open_connections.discard(self.connection)
+        super().finish()
 
     # ----------------------------------------------------------- helpers
     def _send_json(self, status: int, payload: Any) -> None:
@@ -131,7 +143,14 @@ class _Handler(BaseHTTPRequestHandler):
             # the truth a client's measurements are checked against (not a llama-server route)
             with self.server.lock:
                 log = self.server.log
-                self._send_json(200, {"arrivals": log.arrivals, "token_send_times": log.token_send_times})
+                contents = [str((b.get("messages") or [{}])[-1].get("content", "")) for b in log.chat_bodies]
+                payload = {
+                    "arrivals": log.arrivals,
+                    "token_send_times": log.token_send_times,
+                    "write_bounds": log.write_bounds,
+                    "contents": contents,
+                }
+                self._send_json(200, payload)
         elif not self._authorised():
             return
         elif self.path == "/props" and config.has_props:
@@ -283,10 +302,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
-        self.send_header("Connection", "close")
+        # chunked, so the connection stays open for the next request, as with llama-server
+        self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        self.close_connection = True
         held: list[bytes] = []
+        write_bounds = self.server.log.write_bounds
 
         def emit(payload: Any, raw: bytes | None = None) -> None:
             data = raw if raw is not None else json.dumps(payload).encode()
@@ -294,7 +314,7 @@ class _Handler(BaseHTTPRequestHandler):
             if config.buffered:
                 held.append(line)
             else:
-                self.wfile.write(line)
+                self.wfile.write(_chunk(line))
                 self.wfile.flush()
 
         emit(
@@ -310,6 +330,7 @@ class _Handler(BaseHTTPRequestHandler):
         while sent < n_tokens:
             if config.drop_after_tokens is not None and sent >= config.drop_after_tokens:
                 self.wfile.flush()
+                self.close_connection = True
                 self.connection.shutdown(2)
                 return
             delay = next_send - time.time()
@@ -318,6 +339,7 @@ class _Handler(BaseHTTPRequestHandler):
             batch = min(config.tokens_per_chunk, n_tokens - sent)
             field_name = "reasoning_content" if sent < config.reasoning_tokens else "content"
             event += 1
+            before = time.time()
             if config.malformed_event_at == event:
                 emit(None, raw=b"{not json")
             else:
@@ -328,7 +350,10 @@ class _Handler(BaseHTTPRequestHandler):
                         "choices": [{"index": 0, "finish_reason": None, "delta": {field_name: " tok" * batch}}],
                     }
                 )
-            send_times.append(time.time())
+            after = time.time()
+            # the bytes left between `before` and `after`: the truth's own error bound
+            send_times.append(after)
+            write_bounds.append(after - before)
             sent += batch
             next_send += config.itl_s
         final: dict[str, Any] = {
@@ -346,8 +371,13 @@ class _Handler(BaseHTTPRequestHandler):
         if config.send_done:
             emit(None, raw=b"[DONE]")
         if held:
-            self.wfile.write(b"".join(held))
+            self.wfile.write(_chunk(b"".join(held)))
+        self.wfile.write(b"0\r\n\r\n")  # the last chunk: the response is complete
         self.wfile.flush()
+
+
+def _chunk(data: bytes) -> bytes:
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
 
 
 def _lognormal(rng: random.Random, cv: float) -> float:
@@ -363,6 +393,7 @@ class _Server(ThreadingHTTPServer):
     lock: threading.Lock
     cached_prompt: list[str]
     rng: random.Random
+    open_connections: set[Any]
 
 
 class FakeLlamaServer:
@@ -387,6 +418,7 @@ class FakeLlamaServer:
         server.log = self.log
         server.lock = threading.Lock()
         server.cached_prompt = []
+        server.open_connections = set()
         server.rng = random.Random(self.config.seed)
         self._server = server
         self._thread = threading.Thread(
@@ -396,9 +428,15 @@ class FakeLlamaServer:
         return self.url
 
     def stop(self) -> None:
+        """Stop serving and cut every open keep-alive connection, as a dying server would."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            with self._server.lock:
+                connections = list(self._server.open_connections)
+            for connection in connections:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
             self._server = None
         if self._thread is not None:
             self._thread.join(timeout=5)
