@@ -29,6 +29,7 @@ from bench.errors import ConfigError, ResultsError
 from bench.records import RequestRecord
 from bench.stats import bootstrap_ratio_of_medians, mann_whitney_p
 from bench.store import read_records, read_run_meta, runs_with_meta
+from bench.summary import pp_sample, tg_sample
 
 ALPHA = 0.05
 MIN_EFFECT = 0.02
@@ -52,28 +53,14 @@ class Figure:
     value: Callable[[RequestRecord], float | None] | None = None
 
 
-def _pp_pair(r: RequestRecord) -> tuple[float, float] | None:
-    t = r.timings
-    if t is None or t.cache_n != r.depth_target or t.prompt_ms <= 0:
-        return None
-    return float(t.prompt_n), t.prompt_ms / 1000.0
-
-
-def _tg_pair(r: RequestRecord) -> tuple[float, float] | None:
-    t = r.timings
-    if t is None or t.predicted_n < 2 or t.predicted_ms <= 0:
-        return None
-    return float(t.predicted_n), t.predicted_ms / 1000.0
-
-
 def _median_itl(r: RequestRecord) -> float | None:
     gaps = sorted(r.itl_ms)
     return gaps[len(gaps) // 2] if gaps else None
 
 
 FIGURES: tuple[Figure, ...] = (
-    Figure("pp_tps", "pp", "t/s", True, pairs=_pp_pair),
-    Figure("tg_tps", "tg", "t/s", True, pairs=_tg_pair),
+    Figure("pp_tps", "pp", "t/s", True, pairs=pp_sample),
+    Figure("tg_tps", "tg", "t/s", True, pairs=tg_sample),
     Figure("ttft_ms", "TTFT p50", "ms", False, value=lambda r: r.ttft_ms),
     Figure("itl_ms", "ITL p50", "ms", False, value=_median_itl),
     Figure("e2e_ms", "e2e p50", "ms", False, value=lambda r: r.e2e_ms),
@@ -226,8 +213,11 @@ def compare_figure(
     ok_a = [r for r in a if r.ok and not r.warmup]
     ok_b = [r for r in b if r.ok and not r.warmup]
     if figure.pairs is not None:
-        pa = [p for p in map(figure.pairs, ok_a) if p is not None]
-        pb = [p for p in map(figure.pairs, ok_b) if p is not None]
+        # each sample with the run it came from: the bootstrap resamples runs first
+        sa = [(p, r.run_id) for r in ok_a if (p := figure.pairs(r)) is not None]
+        sb = [(p, r.run_id) for r in ok_b if (p := figure.pairs(r)) is not None]
+        pa, groups_a = [p for p, _ in sa], [g for _, g in sa]
+        pb, groups_b = [p for p, _ in sb], [g for _, g in sb]
         n_a, n_b = len(pa), len(pb)
         if n_a == 0 and n_b == 0:
             return _not_comparable(case_id, figure, "no data on either side")
@@ -235,8 +225,6 @@ def compare_figure(
             return _not_comparable(case_id, figure, problem, n_a, n_b)
         rates_a = [n / d for n, d in pa]
         rates_b = [n / d for n, d in pb]
-        groups_a = [r.run_id for r in ok_a if figure.pairs(r) is not None]
-        groups_b = [r.run_id for r in ok_b if figure.pairs(r) is not None]
         # A and B are the run figures (ratio of sums); the change and its interval are
         # of the per-request medians, which a few requests slowed by a busy machine
         # cannot drag (docs/statistics.md shows the ratio of sums losing power there).
@@ -246,8 +234,9 @@ def compare_figure(
         p_value = mann_whitney_p(rates_a, rates_b)
     else:
         assert figure.value is not None
-        va = [v for v in map(figure.value, ok_a) if v is not None]
-        vb = [v for v in map(figure.value, ok_b) if v is not None]
+        ua = [(v, r.run_id) for r in ok_a if (v := figure.value(r)) is not None]
+        ub = [(v, r.run_id) for r in ok_b if (v := figure.value(r)) is not None]
+        va, vb = [v for v, _ in ua], [v for v, _ in ub]
         n_a, n_b = len(va), len(vb)
         if n_a == 0 and n_b == 0:
             return _not_comparable(case_id, figure, "no data on either side")
@@ -256,8 +245,8 @@ def compare_figure(
         estimate = bootstrap_ratio_of_medians(
             va,
             vb,
-            groups_a=[r.run_id for r in ok_a if figure.value(r) is not None],
-            groups_b=[r.run_id for r in ok_b if figure.value(r) is not None],
+            groups_a=[g for _, g in ua],
+            groups_b=[g for _, g in ub],
             seed=seed,
         )
         value_a, value_b = statistics.median(va), statistics.median(vb)

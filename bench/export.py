@@ -24,16 +24,16 @@ from typing import Any
 from bench import __version__
 from bench.records import RequestRecord
 from bench.store import read_records, read_run_meta
+from bench.summary import pp_sample, tg_sample
+
+
+def _seconds_per_token(sample: tuple[float, float] | None) -> float | None:
+    return None if sample is None or sample[0] == 0 else sample[1] / sample[0]
+
 
 EXPORTED: dict[str, Callable[[RequestRecord], float | None]] = {
-    "pp": lambda r: (
-        r.timings.prompt_ms / r.timings.prompt_n / 1000
-        if r.timings and r.timings.prompt_n > 0 and r.timings.cache_n == r.depth_target
-        else None
-    ),
-    "tg": lambda r: (
-        r.timings.predicted_ms / r.timings.predicted_n / 1000 if r.timings and r.timings.predicted_n >= 2 else None
-    ),
+    "pp": lambda r: _seconds_per_token(pp_sample(r)),
+    "tg": lambda r: _seconds_per_token(tg_sample(r)),
     "ttft": lambda r: r.ttft_ms / 1000 if r.ttft_ms is not None else None,
     "e2e": lambda r: r.e2e_ms / 1000,
 }

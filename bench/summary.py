@@ -173,33 +173,49 @@ class RunSummary:
         }
 
 
-def _pp_eligible(record: RequestRecord) -> bool:
+def pp_sample(record: RequestRecord) -> tuple[float, float] | None:
+    """(prompt tokens, seconds) of a request that measures prompt processing, else None.
+
+    The one rule every pp figure uses (summary, comparison, reports, export): the
+    server's timings are there, and no more and no less of the prompt came from the
+    cache than the case's depth intended.
+    """
     t = record.timings
-    return t is not None and t.cache_n == record.depth_target and t.prompt_ms > 0
+    if t is None or t.cache_n != record.depth_target or t.prompt_ms <= 0:
+        return None
+    return float(t.prompt_n), t.prompt_ms / 1000.0
+
+
+def tg_sample(record: RequestRecord) -> tuple[float, float] | None:
+    """(generated tokens, seconds) of a request that measures generation, else None."""
+    t = record.timings
+    # A single generated token comes from the prompt's own logits: llama.cpp
+    # reports next to no generation time for it, so it says nothing about tg.
+    if t is None or t.predicted_n < 2 or t.predicted_ms <= 0:
+        return None
+    return float(t.predicted_n), t.predicted_ms / 1000.0
+
+
+def _ratio_of_sums(samples: Iterable[tuple[float, float] | None]) -> float | None:
+    tokens = seconds = 0.0
+    for sample in samples:
+        if sample is not None:
+            tokens += sample[0]
+            seconds += sample[1]
+    return tokens / seconds if seconds > 0 else None
+
+
+def _rates(samples: Iterable[tuple[float, float] | None]) -> list[float]:
+    """Per-request t/s of the samples that measure something."""
+    return [tokens / seconds for tokens, seconds in (s for s in samples if s is not None)]
 
 
 def server_pp_tps(records: Iterable[RequestRecord]) -> float | None:
-    tokens = ms = 0.0
-    for r in records:
-        if r.timings is not None and _pp_eligible(r):
-            tokens += r.timings.prompt_n
-            ms += r.timings.prompt_ms
-    return tokens / ms * 1000.0 if ms > 0 else None
-
-
-def _tg_eligible(timings: ServerTimings) -> bool:
-    # A single generated token comes from the prompt's own logits: llama.cpp
-    # reports next to no generation time for it, so it says nothing about tg.
-    return timings.predicted_n >= 2 and timings.predicted_ms > 0
+    return _ratio_of_sums(map(pp_sample, records))
 
 
 def server_tg_tps(records: Iterable[RequestRecord]) -> float | None:
-    tokens = ms = 0.0
-    for r in records:
-        if r.timings is not None and _tg_eligible(r.timings):
-            tokens += r.timings.predicted_n
-            ms += r.timings.predicted_ms
-    return tokens / ms * 1000.0 if ms > 0 else None
+    return _ratio_of_sums(map(tg_sample, records))
 
 
 def client_pp_tps(records: Iterable[RequestRecord]) -> float | None:
@@ -306,7 +322,7 @@ def summarise_case(case_id: str, records: Sequence[RequestRecord]) -> CaseSummar
     if tg is None:
         tg_source = None
 
-    cache_excluded = sum(1 for r in with_timings if not _pp_eligible(r))
+    cache_excluded = sum(1 for r in with_timings if pp_sample(r) is None)
     short_depth = [r for r in with_timings if r.timings is not None and r.timings.cache_n < r.depth_target]
     if short_depth:
         reused = min(r.timings.cache_n for r in short_depth if r.timings is not None)
@@ -320,7 +336,7 @@ def summarise_case(case_id: str, records: Sequence[RequestRecord]) -> CaseSummar
         1
         for r in with_timings
         if r.prompt_length_source == "tokenize"
-        and _pp_eligible(r)
+        and pp_sample(r) is not None
         and r.timings is not None
         and r.timings.prompt_n != r.prompt_tokens_target
     )
@@ -359,16 +375,8 @@ def summarise_case(case_id: str, records: Sequence[RequestRecord]) -> CaseSummar
         pp_source=pp_source,
         tg_tps=tg,
         tg_source=tg_source,
-        pp_tps_per_request=Distribution.of(
-            [r.timings.prompt_n / r.timings.prompt_ms * 1000 for r in with_timings if r.timings and _pp_eligible(r)]
-        ),
-        tg_tps_per_request=Distribution.of(
-            [
-                r.timings.predicted_n / r.timings.predicted_ms * 1000
-                for r in with_timings
-                if r.timings and _tg_eligible(r.timings)
-            ]
-        ),
+        pp_tps_per_request=Distribution.of(_rates(map(pp_sample, with_timings))),
+        tg_tps_per_request=Distribution.of(_rates(map(tg_sample, with_timings))),
         ttft_ms=Distribution.of([v for r in ok if (v := r.ttft_ms) is not None]),
         ttfb_ms=Distribution.of([v for r in ok if (v := r.ttfb_ms) is not None]),
         itl_ms=Distribution.of(_pooled_gaps_ms(ok)),

@@ -24,7 +24,7 @@ from bench.nightly import Night, nightly_history
 from bench.report import plots
 from bench.stats import e_divisive
 from bench.store import read_records, read_run_meta
-from bench.summary import Distribution, RunSummary, baseline_headline, summarise_run
+from bench.summary import Distribution, RunSummary, baseline_headline, pp_sample, summarise_run, tg_sample
 from bench.telemetry.sampler import read_gpu_samples
 
 INDEX_SCHEMA = 1
@@ -199,16 +199,9 @@ def render_comparison_report(
     cases = sorted({f.case_id for f in comparison.figures})
 
     def rates(records: Sequence[Any], case_id: str, figure: str) -> list[float]:
-        out = []
-        for r in records:
-            t = r.timings
-            if r.case_id != case_id or r.warmup or not r.ok or t is None:
-                continue
-            if figure == "pp" and t.cache_n == r.depth_target and t.prompt_ms > 0:
-                out.append(t.prompt_n / t.prompt_ms * 1000)
-            if figure == "tg" and t.predicted_n >= 2 and t.predicted_ms > 0:
-                out.append(t.predicted_n / t.predicted_ms * 1000)
-        return out
+        sample = pp_sample if figure == "pp" else tg_sample
+        ok = [r for r in records if r.case_id == case_id and r.ok and not r.warmup]
+        return [tokens / seconds for tokens, seconds in (s for s in map(sample, ok) if s is not None)]
 
     comparison_plots = {
         "forest": plots.forest(comparison.figures),
