@@ -1,4 +1,4 @@
-"""Developer sessions: `nox -s tests`, `nox -s lint`, `nox -s bench_client`.
+"""Developer sessions: `nox -s tests`, `nox -s lint`, `nox -s bench_client`, `nox -s perf`.
 
 Each session installs the project into its own virtualenv; pip's wheel cache
 keeps the embedded llama-server from being compiled twice.
@@ -41,3 +41,15 @@ def bench_client(session: nox.Session) -> None:
         "-s",
         *session.posargs,
     )
+
+
+@nox.session
+def perf(session: nox.Session) -> None:
+    """This suite vs guidellm, AIPerf and llama-benchy against the compiled truth server (docs/performance.md).
+
+    Each peer is pip-installed, pinned, into its own virtualenv under .perf/venvs on
+    first use (guidellm needs torch: the CPU build is installed first). Arguments
+    go to ``python -m bench.perf``, e.g. ``nox -s perf -- --streams 1,16``.
+    """
+    session.install("-e", ".")
+    session.run("python", "-m", "bench.perf", *session.posargs)

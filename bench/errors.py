@@ -43,3 +43,7 @@ class ServerStartError(BenchError):
 
 class ResultsError(BenchError):
     exit_code = 4
+
+
+class PerfSetupError(BenchError):
+    """The performance comparison could not build its truth server or install a peer tool."""

@@ -62,6 +62,7 @@ def to_record(
         timings=exchange.timings,
         usage=exchange.usage,
         t_sent=exchange.t_sent,
+        t_written=exchange.t_written,
         t_first_byte=exchange.t_first_byte,
         t_first_token=exchange.t_first_token,
         t_end=exchange.t_end,

@@ -121,6 +121,8 @@ class RequestRecord:
     t_end: float
     token_times: tuple[float, ...] = field(default_factory=tuple)
     token_event_count: int = 0
+    # the request's last byte handed to the socket; None in records from before it was kept
+    t_written: float | None = None
 
     # ---------------------------------------------------------- derived figures
     @property
@@ -128,16 +130,25 @@ class RequestRecord:
         return (self.t_end - self.t_sent) * 1000.0
 
     @property
+    def t_request(self) -> float:
+        """When the request left: the last byte written where known, else when sending began.
+
+        The gap between the two is the client's own queueing (and, on a new
+        connection, the TCP connect): the server cannot have started before it.
+        """
+        return self.t_written if self.t_written is not None else self.t_sent
+
+    @property
     def ttft_ms(self) -> float | None:
         if self.t_first_token is None:
             return None
-        return (self.t_first_token - self.t_sent) * 1000.0
+        return (self.t_first_token - self.t_request) * 1000.0
 
     @property
     def ttfb_ms(self) -> float | None:
         if self.t_first_byte is None:
             return None
-        return (self.t_first_byte - self.t_sent) * 1000.0
+        return (self.t_first_byte - self.t_request) * 1000.0
 
     @property
     def itl_ms(self) -> list[float]:
