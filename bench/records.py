@@ -121,7 +121,7 @@ class RequestRecord:
     t_end: float
     token_times: tuple[float, ...] = field(default_factory=tuple)
     token_event_count: int = 0
-    # the request's last byte handed to the socket; None in records from before it was kept
+    # when the request went out (its body began to be written); None in records from before it was kept
     t_written: float | None = None
 
     # ---------------------------------------------------------- derived figures
@@ -131,7 +131,7 @@ class RequestRecord:
 
     @property
     def t_request(self) -> float:
-        """When the request left: the last byte written where known, else when sending began.
+        """When the request went out where known, else when the client began to send it.
 
         The gap between the two is the client's own queueing (and, on a new
         connection, the TCP connect): the server cannot have started before it.

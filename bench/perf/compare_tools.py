@@ -106,8 +106,6 @@ def prepare(tools: Sequence[str], root: Path) -> None:
     """Offline assets, then each peer's own virtualenv (installed once, kept under ``root``)."""
     prepare_offline_assets(root)
     for name in tools:
-        if TOOLS[name].requirements:
-            print(f"installing {name} (once) ...", flush=True)
         install(TOOLS[name], root / "venvs", root / "install.log")
 
 

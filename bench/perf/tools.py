@@ -215,6 +215,7 @@ def install(tool: Tool, venvs: Path, log: Path) -> None:
     wanted = "\n".join(tool.requirements)
     if marker.is_file() and marker.read_text() == wanted:
         return
+    print(f"installing {tool.name} into {venv} (once; see {log}) ...", flush=True)
     with log.open("a") as out:
         steps = [[sys.executable, "-m", "venv", str(venv)]]
         # torch first, on its own: the CPU build where pip has one, not the multi-GB CUDA one a bare 'torch' pulls
