@@ -72,7 +72,7 @@ def test_summary_gives_ratios_to_this_suite() -> None:
     table = summary_table(scores, at_streams=64)
     suite_row, peer_row = table.splitlines()[2:4]
     assert suite_row.startswith("| llama-server-bench | 64 (1.0x) |")
-    assert peer_row.startswith("| peer | 1 (0.0x) |")
+    assert peer_row.startswith("| peer | 1 (0.0x) * |")  # judged without per-gap times
     assert "12.00 (24.0x)" in peer_row  # TTFT p99 error at 64 streams
     assert "10.10 (9.9x)" in peer_row  # MB per extra stream: (1036 - 400) / 63 vs (164 - 100) / 63
     assert "not reported" in accuracy_table(scores)

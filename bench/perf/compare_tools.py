@@ -117,7 +117,7 @@ def compare(
     venvs = root / "venvs"
     scores = []
     for streams in levels:
-        job = Job(streams=streams, requests=max(2 * streams, 16), output_tokens=output_tokens)
+        job = Job(streams=streams, requests=max(4 * streams, 32), output_tokens=output_tokens)
         for name in tools:
             print(f"{name}: {job.requests} requests, {streams} streams ...", flush=True)
             try:
