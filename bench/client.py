@@ -24,6 +24,7 @@ import httpx
 
 from bench.clock import RunClock
 from bench.errors import AuthError, ConfigError, EndpointError, ServerError
+from bench.lanes import TRANSPORT_ERRORS, BodyDecodeError, Lane, LaneResponse
 from bench.records import ServerTimings, Usage
 from bench.sse import SSEParser
 
@@ -31,6 +32,7 @@ ERROR_BODY_CHARS = 300
 # Transport errors that, before any response byte, mean a stale pooled connection.
 STALE_CONNECTION_ERRORS = ("RemoteProtocolError", "ReadError", "WriteError")
 CONNECTION_LOST_ERRORS = ("ConnectError", "RemoteProtocolError", "ReadError", "WriteError")
+CHAT_ERRORS: tuple[type[Exception], ...] = (*TRANSPORT_ERRORS, httpx.HTTPError)
 
 
 @dataclass(slots=True)
@@ -81,17 +83,17 @@ def normalise_endpoint(endpoint: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
-def _describe_transport_error(exc: httpx.HTTPError) -> str:
+def _describe_transport_error(exc: Exception) -> str:
     kind = type(exc).__name__
     detail = str(exc) or "no detail"
     return f"{kind}: {detail}"
 
 
-async def _read_capped(response: httpx.Response, limit: int = 65536) -> bytes:
+async def _read_capped(response: LaneResponse, limit: int = 65536) -> bytes:
     """At most ``limit`` bytes of an error body: enough to quote, never a whole huge page in memory."""
     parts: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
+    async for chunk in response.chunks():
         parts.append(chunk)
         size += len(chunk)
         if size >= limit:
@@ -123,7 +125,6 @@ class ChatClient:
         timeout_s: float = 600.0,
         connect_timeout_s: float = 10.0,
         clock: RunClock | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = normalise_endpoint(endpoint)
         self.model = model
@@ -131,30 +132,34 @@ class ChatClient:
         # needs a bound on the whole request too
         self.request_timeout_s = timeout_s
         self.clock = clock or RunClock()
-        self._client_options: dict[str, Any] = {
-            # one TLS context for every lane: building one reads the CA bundle (~20 ms)
-            "verify": httpx.create_ssl_context(),
-            "base_url": self.base_url,
-            "headers": {"Authorization": f"Bearer {api_key}"},
-            "timeout": httpx.Timeout(timeout_s, connect=connect_timeout_s),
-            "transport": transport,
+        self._ssl_context = httpx.create_ssl_context() if self.base_url.startswith("https:") else None
+        headers = {"Authorization": f"Bearer {api_key}"}
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=headers,
+            limits=limits,
+            timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
+            verify=self._ssl_context or True,
             # The benchmark measures the server, so nothing between us and it
             # should come from the environment (proxies, netrc credentials).
-            "trust_env": False,
+            trust_env=False,
+        )
+        self._lane_options: dict[str, Any] = {
+            "headers": headers,
+            "timeout_s": timeout_s,
+            "connect_timeout_s": connect_timeout_s,
+            "ssl_context": self._ssl_context,
         }
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        self._http = httpx.AsyncClient(limits=limits, **self._client_options)
-        # Chat requests each take a lane: a client with one keep-alive connection of
-        # its own. httpcore's pool scans every connection for every queued request,
-        # which at 64 streams cost a fifth of this process's time and delayed tokens.
+        # Chat requests each take a lane: one keep-alive connection of its own (bench/lanes.py).
         self._max_lanes = max_connections
         self._lane_slots = asyncio.Semaphore(max_connections)
-        self._idle_lanes: list[httpx.AsyncClient] = []
-        self._lanes: list[httpx.AsyncClient] = []
+        self._idle_lanes: list[Lane] = []
+        self._lanes: list[Lane] = []
 
     async def __aenter__(self) -> ChatClient:
-        # Built up front (about a millisecond each) so that the first wave of a
-        # many-stream case does not pay for them while its tokens arrive.
+        # Built up front so that the first wave of a many-stream case does not pay
+        # for them while its tokens arrive.
         for _ in range(self._max_lanes):
             self._idle_lanes.append(self._new_lane())
         return self
@@ -167,14 +172,13 @@ class ChatClient:
             await lane.aclose()
         await self._http.aclose()
 
-    def _new_lane(self) -> httpx.AsyncClient:
-        one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        lane = httpx.AsyncClient(limits=one, **self._client_options)
+    def _new_lane(self) -> Lane:
+        lane = Lane(self.base_url, **self._lane_options)
         self._lanes.append(lane)
         return lane
 
     @contextlib.asynccontextmanager
-    async def _lane(self) -> AsyncIterator[httpx.AsyncClient]:
+    async def _lane(self) -> AsyncIterator[Lane]:
         async with self._lane_slots:
             lane = self._idle_lanes.pop() if self._idle_lanes else self._new_lane()
             try:
@@ -277,15 +281,15 @@ class ChatClient:
         return body
 
     async def chat(self, body: dict[str, Any]) -> Exchange:
-        async with self._lane() as http:
-            exchange = await self._chat_once(http, body)
+        async with self._lane() as lane:
+            exchange = await self._chat_once(lane, body)
             if exchange.http_status is None and exchange.error and exchange.error.startswith(STALE_CONNECTION_ERRORS):
                 # A pooled keep-alive connection the server had already closed: nothing
                 # reached the server, so the request is sent again on a fresh connection.
-                exchange = await self._chat_once(http, body)
+                exchange = await self._chat_once(lane, body)
         return exchange
 
-    async def _chat_once(self, http: httpx.AsyncClient, body: dict[str, Any]) -> Exchange:
+    async def _chat_once(self, lane: Lane, body: dict[str, Any]) -> Exchange:
         clock = self.clock
         exchange = Exchange(t_sent=clock.now())
 
@@ -298,18 +302,16 @@ class ChatClient:
             if event == "http11.send_request_body.started":
                 exchange.t_written = clock.now()
 
+        payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
         try:
             async with asyncio.timeout(self.request_timeout_s):
-                async with http.stream(
-                    "POST", "/v1/chat/completions", json=body, extensions={"trace": trace}
-                ) as response:
-                    exchange.http_status = response.status_code
-                    kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
-                    if response.status_code != 200:
+                async with lane.post_json("/v1/chat/completions", payload, trace) as response:
+                    exchange.http_status = response.status
+                    if response.status != 200:
                         raw = await _read_capped(response)
                         exchange.t_first_byte = clock.now()
-                        exchange.error = _error_text(response.status_code, raw)
-                    elif kind == "text/html":
+                        exchange.error = _error_text(response.status, raw)
+                    elif response.content_type == "text/html":
                         await _read_capped(response)
                         exchange.error = "not an OpenAI-compatible answer: the server sent an HTML page"
                     elif body.get("stream"):
@@ -318,14 +320,16 @@ class ChatClient:
                         await self._read_whole(response, exchange)
         except TimeoutError:
             exchange.error = f"request took longer than {self.request_timeout_s:g} s (--timeout)"
-        except httpx.HTTPError as exc:
+        except CHAT_ERRORS as exc:
             exchange.error = _describe_transport_error(exc)
+        except BodyDecodeError as exc:
+            exchange.error = f"malformed response: {exc}"
         exchange.t_end = clock.now()
         return exchange
 
-    async def _read_whole(self, response: httpx.Response, exchange: Exchange) -> None:
+    async def _read_whole(self, response: LaneResponse, exchange: Exchange) -> None:
         parts: list[bytes] = []  # a whole answer is kept to parse it; its size is the server's
-        async for chunk in response.aiter_bytes():
+        async for chunk in response.chunks():
             if exchange.t_first_byte is None:
                 exchange.t_first_byte = self.clock.now()
             parts.append(chunk)
@@ -341,11 +345,11 @@ class ChatClient:
         if exchange.error is None and exchange.finish_reason is None:
             exchange.error = "malformed response: no choices[0].finish_reason"
 
-    async def _read_stream(self, response: httpx.Response, exchange: Exchange) -> None:
+    async def _read_stream(self, response: LaneResponse, exchange: Exchange) -> None:
         parser = SSEParser()
         now = self.clock.now
         token_times = exchange.token_times
-        async for chunk in response.aiter_bytes():
+        async for chunk in response.chunks():
             t = now()
             if exchange.t_first_byte is None:
                 exchange.t_first_byte = t

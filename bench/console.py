@@ -39,6 +39,11 @@ class ConsoleObserver:
             TextColumn("{task.fields[live]}"),
             console=console,
             transient=False,
+            # Each refresh renders the bar while holding the GIL, stalling the event
+            # loop that timestamps tokens: 2 Hz is enough for a person, and a log
+            # file (cron, CI) gets the per-case lines alone.
+            refresh_per_second=2,
+            disable=not console.is_terminal,
         )
         self._task: TaskID | None = None
         self._failed = 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -102,6 +103,12 @@ def run_tool(tool: Tool, job: Job, root: Path, venvs: Path, schedule: Schedule, 
     return score(tool.name, job, tool.parse(job, work), read_log(log), usage)
 
 
+def keep_off_the_tools_core() -> None:
+    """Move this process (its /proc sampling for memory) onto the server's core, away from the tool's."""
+    if (os.cpu_count() or 1) > TOOL_CORE and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {SERVER_CORE})
+
+
 def prepare(tools: Sequence[str], root: Path) -> None:
     """Offline assets, then each peer's own virtualenv (installed once, kept under ``root``)."""
     prepare_offline_assets(root)
@@ -115,6 +122,7 @@ def compare(
 ) -> list[Score]:  # fmt: skip
     schedule = schedule or Schedule()
     venvs = root / "venvs"
+    keep_off_the_tools_core()
     scores = []
     for streams in levels:
         job = Job(streams=streams, requests=max(4 * streams, 32), output_tokens=output_tokens)

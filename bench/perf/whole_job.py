@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.perf.compare_tools import SERVER_CORE, TOOL_CORE, keep_off_the_tools_core
 from bench.perf.process import run_measured
 from bench.perf.tools import CORPUS_URL, MODEL, TOOLS, environment, tokenizer_snapshot
 from bench.perf.truth import Schedule, pinned, read_log, truth_server
@@ -28,7 +29,6 @@ PP_CASES = ((512, 16), (1024, 16), (2048, 16), (3584, 16))
 TG_CASES = ((128, 128), (128, 512), (128, 2048))
 CASES = PP_CASES + TG_CASES
 REPETITIONS = 5
-TOOL_CORE, SERVER_CORE = 1, 0
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,7 @@ def run_whole_job(name: str, root: Path, schedule: Schedule, timeout_s: float) -
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     log = work / "truth.jsonl"
+    keep_off_the_tools_core()
     wall = cpu = peak = 0.0
     failed = 0
     with truth_server(log, schedule, core=SERVER_CORE) as url:
