@@ -130,8 +130,11 @@ def test_the_truth_server_streams_on_schedule_and_logs_each_send(tmp_path: Path)
         token_times = asyncio.run(one())
     (request,) = read_log(log)
     assert len(request.sends) == len(token_times) == 8
-    assert 30.0 * 0.8 <= request.ttft_ms < 30.0 * 1.2 + 5.0
-    gaps = [(b - a) * 1000 for a, b in zip(request.sends, request.sends[1:], strict=False)]
-    assert all(5.0 * 0.8 - 1.0 <= g <= 5.0 * 1.2 + 5.0 for g in gaps)
-    # each token reached the client after the server logged sending it (the client's clock is wall-anchored)
-    assert all(t >= s - 0.002 for t, s in zip(token_times, request.sends, strict=True))
+    # never before its deadline (each delay is at least 80 % of nominal), whatever the machine's load
+    for k, sent in enumerate(request.sends):
+        assert sent - request.arrival >= (30.0 * 0.8 + 5.0 * 0.8 * k) / 1000 - 1e-4
+    # and not wildly late: milliseconds, not seconds (a generous bound for a busy machine)
+    assert request.sends[-1] - request.arrival < 2.0
+    # both sides stamp with the wall clock, so their times line up (the slack: a server thread
+    # preempted between send() and reading the clock on a busy machine)
+    assert all(abs(t - s) < 0.05 for t, s in zip(token_times, request.sends, strict=True))

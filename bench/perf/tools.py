@@ -58,10 +58,6 @@ class Tool:
     requirements: tuple[str, ...]  # pip install steps, in order; () for this suite
     command: Callable[[Job, str, Path, Path], list[str]]  # job, url, work dir, perf root
     parse: Callable[[Job, Path], Measured]
-    note: str = ""
-
-    def python(self, venvs: Path) -> str:
-        return sys.executable if not self.requirements else str(venvs / self.name / "bin" / "python")
 
 
 # ---------------------------------------------------------------- this suite
@@ -192,15 +188,9 @@ TOOLS: dict[str, Tool] = {
     tool.name: tool
     for tool in (
         Tool("llama-server-bench", "this checkout", (), _suite_command, _suite_parse),
-        Tool(
-            "guidellm", "0.8.1", ("torch==2.13.0", "guidellm==0.8.1"), _guidellm_command, _guidellm_parse,
-            note="reports a mean ITL per request, no per-gap times",
-        ),
+        Tool("guidellm", "0.8.1", ("torch==2.13.0", "guidellm==0.8.1"), _guidellm_command, _guidellm_parse),
         Tool("aiperf", "0.13.0", ("aiperf==0.13.0",), _aiperf_command, _aiperf_parse),
-        Tool(
-            "llama-benchy", "0.4.0", ("llama-benchy==0.4.0",), _benchy_command, _benchy_parse,
-            note="reports TTFT and decode time per request (progress events), no per-gap times",
-        ),
+        Tool("llama-benchy", "0.4.0", ("llama-benchy==0.4.0",), _benchy_command, _benchy_parse),
     )
 }  # fmt: skip
 
@@ -218,7 +208,8 @@ def install(tool: Tool, venvs: Path, log: Path) -> None:
     print(f"installing {tool.name} into {venv} (once; see {log}) ...", flush=True)
     with log.open("a") as out:
         steps = [[sys.executable, "-m", "venv", str(venv)]]
-        # torch first, on its own: the CPU build where pip has one, not the multi-GB CUDA one a bare 'torch' pulls
+        # one pip call per requirement, in order: guidellm's torch is pinned and installed first, so that
+        # guidellm's bare 'torch' does not pull the newest (CUDA, several GB) build
         steps += [[str(venv / "bin" / "python"), "-m", "pip", "install", "-q", spec] for spec in tool.requirements]
         for step in steps:
             if subprocess.run(step, stdout=out, stderr=subprocess.STDOUT, check=False).returncode != 0:

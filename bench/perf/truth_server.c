@@ -125,7 +125,7 @@ static int json_true(const char *body, const char *key) {
     return strncmp(at, "true", 4) == 0;
 }
 
-/* words in the message text: the prompt's token count, for usage */
+/* words in the request body: a rough prompt size for usage (no tool under test reads it for timing) */
 static long count_words(const char *body) {
     long words = 0;
     int in_word = 0;
