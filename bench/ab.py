@@ -61,7 +61,7 @@ class AbPlan:
     base: RunOptions  # scenarios, results dir, endpoint (mode 2) or server binary/model (mode 1)
     variants: tuple[Variant, ...]
     server_command: tuple[str, ...] | None = None  # mode 1; None: the embedded server
-    blocks: int = 2
+    blocks: int = 4
     order: str = "alternate"
     health_timeout_s: float = 600.0
 

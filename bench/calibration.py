@@ -13,11 +13,12 @@ U, minimum effect) is applied to each pair; the share of pairs called
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
-from bench.compare import FIGURES, REGRESSED, compare_figure
+from bench.compare import FIGURES, IMPROVED, REGRESSED, compare_figure
 from bench.records import RequestRecord
 from bench.testing.records import record, timings
 
@@ -25,6 +26,9 @@ from bench.testing.records import record, timings
 PP_CV = 0.03
 TG_CV = 0.015
 SHIFTS = (0.0, 0.03, 0.065, 0.10)
+# Spread of a whole server start's speed around the variant's: A/A runs of bench ab on the
+# embedded server put two starts of the same flags up to 7 % apart in tg.
+BLOCK_CV = 0.03
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,33 @@ def detection_rate(
     return hits / trials
 
 
+def pooled_detection_rate(
+    blocks: int, per_block: int, shift: float, block_cv: float, noise: Noise, *, trials: int = 500, seed: int = 0
+) -> float:
+    """Share of trials in which pooled blocks (as ``bench ab`` runs them) are called changed, either way.
+
+    Each block is a server start whose whole speed is off by a log-normal factor
+    of spread ``block_cv``: the instance-to-instance spread that requests of one
+    start cannot show.
+    """
+    tg = next(f for f in FIGURES if f.name == "tg_tps")
+    rng = np.random.default_rng(seed)
+    block_sigma = float(np.sqrt(np.log(1 + block_cv**2)))
+    hits = 0
+    for trial in range(trials):
+        sides = []
+        for side, speed in (("a", 100.0), ("b", 100.0 * (1 - shift))):
+            records = []
+            for block in range(blocks):
+                factor = float(rng.lognormal(-(block_sigma**2) / 2, block_sigma))
+                run = synthetic_run(per_block, speed * factor, noise, rng)
+                records += [dataclasses.replace(r, run_id=f"{side}{block}") for r in run]
+            sides.append(records)
+        verdict = compare_figure("c", tg, sides[0], sides[1], seed=trial).verdict
+        hits += verdict in (REGRESSED, IMPROVED)
+    return hits / trials
+
+
 def requests_for_power(shift: float, noise: Noise, *, power: float = 0.95, trials: int = 300, seed: int = 0) -> int:
     """Smallest n per run (from 4, in steps) whose detection rate reaches ``power``."""
     for n in (4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60, 80, 100):
@@ -98,6 +129,15 @@ def main() -> None:
     print("| noise | requests per run | 0 % (false positives) | 3 % | 6.5 % | 10 % |")
     print("|---|---|---|---|---|---|")
     print("\n".join(rows))
+    print(f"\nPooled blocks (bench ab), 6 requests a block, tg cv {TG_CV:.1%}, server starts {BLOCK_CV:.0%} apart:\n")
+    print("| blocks a side | 0 % (false positives, either way) | 6.5 % | 10 % | 20 % |")
+    print("|---|---|---|---|---|")
+    for blocks in (2, 3, 4):
+        rates = [
+            pooled_detection_rate(blocks, 6, s, BLOCK_CV, Noise(TG_CV), trials=args.trials, seed=23)
+            for s in (0.0, 0.065, 0.10, 0.20)
+        ]
+        print(f"| {blocks} | " + " | ".join(f"{r:.1%}" for r in rates) + " |")
 
 
 if __name__ == "__main__":

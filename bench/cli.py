@@ -309,7 +309,13 @@ def _parser() -> argparse.ArgumentParser:
         help="with --endpoint: a command that switches the remote server to this variant, e.g. "
         'fa_on="ssh gpu-host sudo systemctl restart llama@fa-on"',
     )
-    variants.add_argument("--blocks", type=int, default=2, help="rounds of all variants (default 2)")
+    variants.add_argument(
+        "--blocks",
+        type=int,
+        default=4,
+        help="rounds of all variants, each a server start per variant (default 4: two starts of the same "
+        "server can differ by a few percent, and the comparison counts starts, not requests)",
+    )
     variants.add_argument("--order", choices=("alternate", "random"), default="alternate", help="order within blocks")
 
     compare = commands.add_parser(

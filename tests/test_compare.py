@@ -16,6 +16,7 @@ from bench.compare import (
     to_markdown,
 )
 from bench.errors import ConfigError, ResultsError
+from bench.records import RequestRecord
 from tests.factories import noisy_records, write_run
 
 
@@ -112,3 +113,27 @@ def test_markdown_and_json_output(tmp_path: Path, capsys: pytest.CaptureFixture[
     out = capsys.readouterr().out
     assert "regressed" in out
     assert "B against the baselines:" not in out  # scenario "s" is not one the baselines are computed over
+
+
+def _blocks(spreads: list[float], tg_tps: float, seed: int) -> list[RequestRecord]:
+    """One block of 6 requests per spread factor: each block a server start running that much off nominal."""
+    import dataclasses
+
+    records = []
+    for i, factor in enumerate(spreads):
+        block = noisy_records(6, pp_tps=650, tg_tps=tg_tps * factor, cv=0.01, seed=seed + i)
+        records += [dataclasses.replace(r, run_id=f"block-{seed}-{i}") for r in block]
+    return records
+
+
+def test_pooled_blocks_are_compared_block_by_block_not_request_by_request() -> None:
+    from bench.compare import FIGURES, compare_figure
+
+    tg = next(f for f in FIGURES if f.name == "tg_tps")
+    # A/A whose server starts differ by +/-3 %: 12 requests a side, which a request-level
+    # test would call significant, but only two starts a side to tell starts from variants
+    same = compare_figure("c", tg, _blocks([1.03, 0.98], 72, 1), _blocks([0.97, 1.02], 72, 10))
+    assert same.verdict == NO_CHANGE and "2 vs 2 blocks" in same.reason
+    # a change far beyond the spread between starts is found even with two blocks a side
+    faster = compare_figure("c", tg, _blocks([1.0, 1.01], 72, 1), _blocks([1.0, 1.01], 72 * 1.3, 10))
+    assert faster.verdict == IMPROVED and faster.ci_low is not None and faster.ci_low > 1

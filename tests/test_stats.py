@@ -8,6 +8,7 @@ from bench.stats import (
     e_divisive,
     mann_whitney_p,
     robust_cv,
+    welch_log_ratio,
 )
 
 
@@ -53,3 +54,16 @@ def test_e_divisive_finds_two_steps() -> None:
     rng = np.random.default_rng(3)
     series = np.concatenate([rng.normal(100, 1, 20), rng.normal(90, 1, 20), rng.normal(100, 1, 20)])
     assert [c.index for c in e_divisive(series)] == [20, 40]
+
+
+def test_welch_on_block_figures_knows_how_few_blocks_there_are() -> None:
+    estimate, p = welch_log_ratio([100.0, 104.0], [110.0, 114.0])
+    assert estimate.ratio == pytest.approx(np.sqrt(110 * 114) / np.sqrt(100 * 104))
+    assert estimate.low < estimate.ratio < estimate.high
+    assert 0.01 < p < 0.2  # two blocks a side: a 10 % step with 4 % spread is suggestive, not proof
+    _, p_more = welch_log_ratio([100.0, 104.0, 101.0, 103.0, 102.0], [110.0, 114.0, 111.0, 113.0, 112.0])
+    assert p_more < 0.001
+    same, p_same = welch_log_ratio([100.0, 100.0], [100.0, 100.0])
+    assert (same.ratio, p_same) == (1.0, 1.0)
+    with pytest.raises(ValueError, match="two groups"):
+        welch_log_ratio([100.0], [100.0, 101.0])

@@ -191,10 +191,9 @@ def test_metrics_of_the_real_server_are_sampled_during_a_run(llama_server: Local
 AB_CASE = {"name": "ab", "prompt_tokens": 64, "output_tokens": 48, "repetitions": 6}
 
 
-def test_a_vs_a_with_bench_ab_is_no_significant_change(tmp_path: Path) -> None:
+def test_a_vs_a_with_bench_ab_compares_server_starts_and_finds_them_close(tmp_path: Path) -> None:
     """The same flags twice, each block its own server start: nothing to find."""
     from bench.ab import AbPlan, Variant, run_ab
-    from bench.compare import IMPROVED, REGRESSED
 
     plan = AbPlan(
         RunOptions(scenarios=scenario_set(AB_CASE), results_dir=tmp_path),  # type: ignore[arg-type]
@@ -205,7 +204,13 @@ def test_a_vs_a_with_bench_ab_is_no_significant_change(tmp_path: Path) -> None:
     (comparison,) = result.comparisons
     judged = {f.figure: f for f in comparison.figures if f.figure in ("pp_tps", "tg_tps")}
     assert set(judged) == {"pp_tps", "tg_tps"}
-    assert all(f.verdict not in (IMPROVED, REGRESSED) for f in judged.values()), judged
+    # Compared start by start (Welch on block figures): how often an A/A is called a change
+    # is a property of the statistics, calibrated over many trials in docs/statistics.md;
+    # here the wiring, and that two starts of one server are within reason of each other.
+    for figure in judged.values():
+        assert figure.ratio is not None and 0.8 < figure.ratio < 1.25, figure
+        assert figure.ci_low is not None and figure.ci_high is not None
+        assert figure.ci_low <= figure.ratio <= figure.ci_high
     assert result.outputs_differ is False
 
 
