@@ -35,8 +35,8 @@ def capacity(scores: Sequence[Score]) -> Score | None:
 
 
 def _ratio(value: float | None, reference: float | None) -> str:
-    if value is None or reference is None or reference == 0:
-        return ""
+    if value is None or reference is None or reference <= 0:
+        return ""  # no ratio to a zero or a negative (a memory slope inside noise)
     return f" ({value / reference:.1f}x)"
 
 
