@@ -210,19 +210,18 @@ def compare_figure(
     min_effect: float = MIN_EFFECT,
     seed: int = 0,
 ) -> FigureComparison:
-    ok_a = [r for r in a if r.ok and not r.warmup]
-    ok_b = [r for r in b if r.ok and not r.warmup]
+    # each sample with the run it came from: pooled runs are compared block by block
+    of = figure.pairs if figure.pairs is not None else figure.value
+    assert of is not None
+    sa, sb = _samples_with_runs(a, of), _samples_with_runs(b, of)
+    n_a, n_b = len(sa), len(sb)
+    if n_a == 0 and n_b == 0:
+        return _not_comparable(case_id, figure, "no data on either side")
+    if problem := _sample_size_problem(n_a, n_b, alpha):
+        return _not_comparable(case_id, figure, problem, n_a, n_b)
+    groups_a, groups_b = [g for _, g in sa], [g for _, g in sb]
     if figure.pairs is not None:
-        # each sample with the run it came from: pooled runs are compared block by block
-        sa = [(p, r.run_id) for r in ok_a if (p := figure.pairs(r)) is not None]
-        sb = [(p, r.run_id) for r in ok_b if (p := figure.pairs(r)) is not None]
-        pa, groups_a = [p for p, _ in sa], [g for _, g in sa]
-        pb, groups_b = [p for p, _ in sb], [g for _, g in sb]
-        n_a, n_b = len(pa), len(pb)
-        if n_a == 0 and n_b == 0:
-            return _not_comparable(case_id, figure, "no data on either side")
-        if problem := _sample_size_problem(n_a, n_b, alpha):
-            return _not_comparable(case_id, figure, problem, n_a, n_b)
+        pa, pb = [p for p, _ in sa], [p for p, _ in sb]
         values_a = [n / d for n, d in pa]
         values_b = [n / d for n, d in pb]
         # A and B are the run figures (ratio of sums); the change and its interval are
@@ -231,16 +230,7 @@ def compare_figure(
         value_a = sum(n for n, _ in pa) / sum(d for _, d in pa)
         value_b = sum(n for n, _ in pb) / sum(d for _, d in pb)
     else:
-        assert figure.value is not None
-        ua = [(v, r.run_id) for r in ok_a if (v := figure.value(r)) is not None]
-        ub = [(v, r.run_id) for r in ok_b if (v := figure.value(r)) is not None]
-        values_a, groups_a = [v for v, _ in ua], [g for _, g in ua]
-        values_b, groups_b = [v for v, _ in ub], [g for _, g in ub]
-        n_a, n_b = len(values_a), len(values_b)
-        if n_a == 0 and n_b == 0:
-            return _not_comparable(case_id, figure, "no data on either side")
-        if problem := _sample_size_problem(n_a, n_b, alpha):
-            return _not_comparable(case_id, figure, problem, n_a, n_b)
+        values_a, values_b = [v for v, _ in sa], [v for v, _ in sb]
         value_a, value_b = statistics.median(values_a), statistics.median(values_b)
     blocks_a, blocks_b = _group_medians(values_a, groups_a), _group_medians(values_b, groups_b)
     unit = ""
@@ -287,6 +277,11 @@ def compare_figure(
         verdict=verdict,
         reason=reason,
     )
+
+
+def _samples_with_runs(records: Sequence[RequestRecord], of: Callable[[RequestRecord], Any]) -> list[tuple[Any, str]]:
+    """A figure's sample from each measured, successful request, with the run it came from."""
+    return [(sample, r.run_id) for r in records if r.ok and not r.warmup and (sample := of(r)) is not None]
 
 
 def _group_medians(values: Sequence[float], groups: Sequence[str]) -> list[float]:
