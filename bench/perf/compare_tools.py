@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -23,12 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.perf.process import run_measured
+from bench.perf.process import SERVER_CORE, TOOL_CORE, keep_off_the_tools_core, pinned, run_measured
 from bench.perf.tools import TOOLS, Job, Measured, Tool, environment, install, prepare_offline_assets
-from bench.perf.truth import Schedule, TruthRequest, pinned, read_log, truth_server
+from bench.perf.truth import Schedule, TruthRequest, read_log, truth_server
 
 DISTORTION_LIMIT_MS = 1.0
-TOOL_CORE, SERVER_CORE = 1, 0
 
 
 @dataclass
@@ -101,12 +99,6 @@ def run_tool(tool: Tool, job: Job, root: Path, venvs: Path, schedule: Schedule, 
     if used.exit_code != 0:
         print(f"  {tool.name} exited {used.exit_code}; its output: {work / 'output.log'}")
     return score(tool.name, job, tool.parse(job, work), read_log(log), usage)
-
-
-def keep_off_the_tools_core() -> None:
-    """Move this process (its /proc sampling for memory) onto the server's core, away from the tool's."""
-    if (os.cpu_count() or 1) > TOOL_CORE and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {SERVER_CORE})
 
 
 def prepare(tools: Sequence[str], root: Path) -> None:

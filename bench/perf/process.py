@@ -5,12 +5,16 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+import shutil
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+# Each tool under test runs on one core; the truth server and this harness on the other.
+TOOL_CORE, SERVER_CORE = 1, 0
 
 
 @dataclass(frozen=True)
@@ -81,3 +85,16 @@ def run_measured(command: list[str], *, cwd: Path, env: dict[str, str], log: Pat
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return Usage(exit_code, wall, cpu, peak[0] / 2**20)
+
+
+def pinned(command: list[str], core: int | None) -> list[str]:
+    """Run ``command`` on one CPU core where taskset exists and the core is there."""
+    if core is None or shutil.which("taskset") is None or core >= (os.cpu_count() or 1):
+        return command
+    return ["taskset", "-c", str(core), *command]
+
+
+def keep_off_the_tools_core() -> None:
+    """Move this process (its /proc sampling for memory) onto the server's core, away from the tool's."""
+    if (os.cpu_count() or 1) > TOOL_CORE and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {SERVER_CORE})

@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 from bench.errors import PerfSetupError
+from bench.perf.process import pinned
 from bench.server import cache_dir
 
 
@@ -64,13 +65,6 @@ def build(compiler: str | None = None) -> Path:
     if result.returncode != 0:
         raise PerfSetupError(f"compiling the truth server failed:\n{result.stderr}")
     return binary
-
-
-def pinned(command: list[str], core: int | None) -> list[str]:
-    """Run ``command`` on one CPU core where taskset exists and the core is there."""
-    if core is None or shutil.which("taskset") is None or core >= (os.cpu_count() or 1):
-        return command
-    return ["taskset", "-c", str(core), *command]
 
 
 @contextlib.contextmanager

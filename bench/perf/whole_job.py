@@ -20,10 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.perf.compare_tools import SERVER_CORE, TOOL_CORE, keep_off_the_tools_core
-from bench.perf.process import run_measured
+from bench.perf.process import SERVER_CORE, TOOL_CORE, keep_off_the_tools_core, pinned, run_measured
 from bench.perf.tools import CORPUS_URL, MODEL, TOOLS, environment, tokenizer_snapshot
-from bench.perf.truth import Schedule, pinned, read_log, truth_server
+from bench.perf.truth import Schedule, read_log, truth_server
 
 PP_CASES = ((512, 16), (1024, 16), (2048, 16), (3584, 16))
 TG_CASES = ((128, 128), (128, 512), (128, 2048))
