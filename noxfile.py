@@ -49,7 +49,7 @@ def perf(session: nox.Session) -> None:
 
     Each peer is pip-installed, pinned, into its own virtualenv under .perf/venvs on
     first use (guidellm needs torch: the CPU build is installed first). Arguments
-    go to ``python -m bench.perf``, e.g. ``nox -s perf -- --streams 1,16``.
+    go to ``python -m bench.devtools.perf``, e.g. ``nox -s perf -- --streams 1,16``.
     """
     session.install("-e", ".")
-    session.run("python", "-m", "bench.perf", *session.posargs)
+    session.run("python", "-m", "bench.devtools.perf", *session.posargs)

@@ -2,19 +2,21 @@
 
 The CLI (``bench``) is a thin layer over this library::
 
-    from bench import RunOptions, load_scenario_set, load_baselines, run_benchmark, load_history
+    from bench import RunOptions, load_scenario_set, load_baselines, run_benchmark, load_history, load_summary
+
+The nightly gate is ``bench.workflows.run_nightly``; comparisons ``bench.compare.compare_runs``.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from bench.config import Baselines, Case, Scenario, ScenarioSet, load_baselines, load_scenario_set
+from bench.baselines import Baselines, load_baselines
+from bench.config import Case, Scenario, ScenarioSet, load_scenario_set
 from bench.errors import (
     AuthError,
     BenchError,
     ConfigError,
     EndpointError,
+    ExitCode,
     ResultsError,
     ServerError,
     ServerStartError,
@@ -22,7 +24,8 @@ from bench.errors import (
 from bench.records import RequestRecord, ServerTimings
 from bench.runner import RunOptions, RunResult, run_benchmark
 from bench.store import load_history, load_run
-from bench.summary import RunSummary, summarise_run
+from bench.summary import RunSummary, load_summary, summarise_run
+from bench.version import __version__
 
 __all__ = [
     "AuthError",
@@ -31,6 +34,7 @@ __all__ = [
     "Case",
     "ConfigError",
     "EndpointError",
+    "ExitCode",
     "RequestRecord",
     "ResultsError",
     "RunOptions",
@@ -46,6 +50,7 @@ __all__ = [
     "load_history",
     "load_run",
     "load_scenario_set",
+    "load_summary",
     "run_benchmark",
     "summarise_run",
 ]

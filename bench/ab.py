@@ -34,19 +34,24 @@ import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from bench.compare import Comparison, RunRef, compare_record_sets, scenario_definitions
+from bench.config import split_command
 from bench.errors import BenchError, ConfigError, EndpointError
 from bench.runner import RunObserver, RunOptions, run_benchmark
 from bench.server import embedded_binary, embedded_server_args, names_a_model
 from bench.store import read_records, read_run_meta
+from bench.transport.health import HealthPolicy, HealthTimeout, wait_for_health
 
 AB_SCHEMA = 1
-ORDERS = ("alternate", "random")
+
+
+class BlockOrder(StrEnum):
+    ALTERNATE = "alternate"  # A B | B A | A B ...: drift falls on both sides alike
+    RANDOM = "random"  # each block shuffled (seeded, recorded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +67,11 @@ class AbPlan:
     variants: tuple[Variant, ...]
     server_command: tuple[str, ...] | None = None  # mode 1; None: the embedded server
     blocks: int = 4
-    order: str = "alternate"
+    order: BlockOrder = BlockOrder.ALTERNATE
     health_timeout_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        self.validate()
 
     def validate(self) -> None:
         if len(self.variants) < 2:
@@ -73,8 +81,8 @@ class AbPlan:
             raise ConfigError(f"variant names must be unique; got {', '.join(names)}")
         if self.blocks < 1:
             raise ConfigError(f"--blocks must be at least 1; got {self.blocks}")
-        if self.order not in ORDERS:
-            raise ConfigError(f"--order must be one of {', '.join(ORDERS)}; got {self.order!r}")
+        if self.order not in {o.value for o in BlockOrder}:
+            raise ConfigError(f"--order must be one of {', '.join(BlockOrder)}; got {self.order!r}")
         if self.base.endpoint is None and any(v.switch_command for v in self.variants):
             raise ConfigError("--switch commands are for a remote --endpoint; without one the suite starts the servers")
 
@@ -100,24 +108,21 @@ class AbResult:
     records: dict[str, list[Any]] = field(default_factory=dict)  # variant -> its pooled records
 
 
-def parse_variant(text: str) -> tuple[str, tuple[str, ...]]:
+def parse_variant(text: str, option: str = "--variant") -> tuple[str, tuple[str, ...]]:
     """``NAME=FLAGS`` -> (name, flags as an argument list)."""
     name, sep, flags = text.partition("=")
     if not sep or not name.strip():
-        raise ConfigError(f'--variant takes NAME=FLAGS, e.g. fa_on="-fa on"; got {text!r}')
-    try:
-        return name.strip(), tuple(shlex.split(flags))
-    except ValueError as exc:
-        raise ConfigError(f"--variant {name}: {exc}") from None
+        raise ConfigError(f'{option} takes NAME=FLAGS, e.g. fa_on="-fa on"; got {text!r}')
+    return name.strip(), split_command(flags, f"{option} {name.strip()}") or ()
 
 
-def block_order(names: Sequence[str], blocks: int, order: str, seed: int) -> list[tuple[int, str]]:
+def block_order(names: Sequence[str], blocks: int, order: BlockOrder, seed: int) -> list[tuple[int, str]]:
     """Which variant runs when: alternate gives A B | B A | A B ..., random shuffles each block (seeded)."""
     rng = random.Random(seed)
     plan = []
     for block in range(blocks):
         names_here = list(names)
-        if order == "random":
+        if order == BlockOrder.RANDOM:
             rng.shuffle(names_here)
         elif block % 2:
             names_here.reverse()
@@ -125,17 +130,13 @@ def block_order(names: Sequence[str], blocks: int, order: str, seed: int) -> lis
     return plan
 
 
-def wait_healthy(url: str, timeout_s: float, api_key: str = "EMPTY") -> None:
-    deadline = time.monotonic() + timeout_s
-    with httpx.Client(timeout=3.0, trust_env=False, headers={"Authorization": f"Bearer {api_key}"}) as http:
-        while time.monotonic() < deadline:
-            try:
-                if http.get(f"{url.rstrip('/')}/health").status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-    raise EndpointError(f"{url} did not answer /health with 200 within {timeout_s:.0f} s after the switch")
+def _wait_after_switch(plan: AbPlan) -> None:
+    assert plan.base.endpoint is not None
+    try:
+        wait_for_health(plan.base.endpoint, plan.health_timeout_s, HealthPolicy(first_delay_s=0.5, max_delay_s=0.5),
+                        api_key=plan.base.api_key)  # fmt: skip
+    except HealthTimeout as exc:
+        raise EndpointError(f"after the switch, {exc}") from None
 
 
 def _run_switch(variant: Variant) -> None:
@@ -166,7 +167,6 @@ def _server_options(plan: AbPlan, variant: Variant) -> RunOptions:
 
 
 def run_ab(plan: AbPlan, observer: RunObserver | None = None) -> AbResult:
-    plan.validate()
     ab_id = f"ab-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
     results = {v.name: VariantResult(v.name, shlex.join(v.flags)) for v in plan.variants}
     by_name = {v.name: v for v in plan.variants}
@@ -180,7 +180,7 @@ def run_ab(plan: AbPlan, observer: RunObserver | None = None) -> AbResult:
             else:
                 if variant.switch_command:
                     _run_switch(variant)
-                    wait_healthy(plan.base.endpoint, plan.health_timeout_s, plan.base.api_key)
+                    _wait_after_switch(plan)
                 options = plan.base
             options = replace(
                 options,

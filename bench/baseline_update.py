@@ -17,10 +17,10 @@ from typing import Any
 
 import tomli_w
 
-from bench.config import SCHEMA_VERSION, Baseline, Baselines, load_baselines
-from bench.store import read_records, read_run_meta
-from bench.summary import summarise_run
-from bench.telemetry.sampler import read_gpu_samples
+from bench.baselines import Baseline, Baselines, load_baselines
+from bench.config import SCHEMA_VERSION
+from bench.store import read_run_meta
+from bench.summary import load_summary
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +47,7 @@ def adopt_run(run_dir: Path, baselines_path: Path, *, description: str | None = 
     """Rewrite ``baselines_path`` (created from the current baselines if absent) from a run."""
     current: Baselines = load_baselines(baselines_path if baselines_path.exists() else None)
     meta = read_run_meta(run_dir)
-    summary = summarise_run(list(read_records(run_dir)), current, read_gpu_samples(run_dir))
+    summary = load_summary(run_dir, current)
     run_id = str(meta.get("run_id", run_dir.name))
     set_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     condition = f"run {run_id}: model {meta.get('model')}, build {meta.get('build')}"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from bench.client import ChatClient
 from bench.preflight import EndpointInfo, probe
 from bench.server import cache_dir, local_server
+from bench.transport.client import ChatClient
 
 
 def run_check(

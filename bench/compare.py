@@ -21,25 +21,28 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from bench.errors import ConfigError, ResultsError
+from bench.errors import ConfigError
+from bench.figures import output_tps, pp_sample, tg_sample
 from bench.records import RequestRecord
 from bench.stats import bootstrap_ratio_of_medians, mann_whitney_p, welch_log_ratio
-from bench.store import read_records, read_run_meta, runs_with_meta
-from bench.summary import pp_sample, tg_sample
+from bench.store import read_records, read_run_meta
 
 ALPHA = 0.05
 MIN_EFFECT = 0.02
 MIN_SAMPLES = 3
 
-IMPROVED = "improved"
-REGRESSED = "regressed"
-NO_CHANGE = "no significant change"
-NOT_COMPARABLE = "not comparable"
-NOT_TESTED = "not tested"  # shown for context (one value per run), no statistics
+
+class Verdict(StrEnum):
+    IMPROVED = "improved"
+    REGRESSED = "regressed"
+    NO_CHANGE = "no significant change"
+    NOT_COMPARABLE = "not comparable"
+    NOT_TESTED = "not tested"  # shown for context (one value per run), no statistics
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +85,7 @@ class FigureComparison:
     p_value: float | None
     n_a: int
     n_b: int
-    verdict: str
+    verdict: Verdict
     reason: str = ""
 
     @property
@@ -125,7 +128,7 @@ class Comparison:
     alpha: float = ALPHA
     min_effect: float = MIN_EFFECT
 
-    def by_verdict(self, verdict: str) -> list[FigureComparison]:
+    def by_verdict(self, verdict: Verdict) -> list[FigureComparison]:
         return [f for f in self.figures if f.verdict == verdict]
 
     def to_json(self) -> dict[str, Any]:
@@ -139,31 +142,14 @@ class Comparison:
         }
 
 
-# ------------------------------------------------------------------ resolving
-
-
-def resolve_run(ref: str, results_dir: Path) -> Path:
-    """A run id, a run directory, a label (its newest run), ``latest`` or ``previous``."""
-    as_path = Path(ref)
-    if (as_path / "run.json").is_file():
-        return as_path
-    if (results_dir / ref / "run.json").is_file():
-        return results_dir / ref
-    ordered = sorted(runs_with_meta(results_dir), key=lambda run: run[1].get("started") or 0)
-    if ref in ("latest", "previous"):
-        need = 1 if ref == "latest" else 2
-        if len(ordered) < need:
-            raise ResultsError(f"'{ref}': {results_dir} holds {len(ordered)} run(s)")
-        return ordered[-need][0]
-    labelled = [path for path, meta in ordered if meta.get("label") == ref]
-    if labelled:
-        return labelled[-1]
-    raise ResultsError(
-        f"no run '{ref}' in {results_dir}: give a run id, a run directory, a label, 'latest' or 'previous'"
-    )
-
-
 # ------------------------------------------------------------------ comparing
+
+
+def check_thresholds(alpha: float, min_effect: float) -> None:
+    if not 0 < alpha < 1:
+        raise ConfigError(f"--alpha must be between 0 and 1; got {alpha}")
+    if not 0 <= min_effect < 1:
+        raise ConfigError(f"--min-effect must be a percentage from 0 to 100; got {min_effect * 100:g}")
 
 
 def min_mann_whitney_p(n_a: int, n_b: int) -> float:
@@ -180,24 +166,31 @@ def _sample_size_problem(n_a: int, n_b: int, alpha: float) -> str | None:
     return None
 
 
-def _not_comparable(case_id: str, figure: Figure, reason: str, n_a: int = 0, n_b: int = 0) -> FigureComparison:
+def _comparison(
+    case_id: str, figure: Figure, verdict: Verdict, reason: str, n_a: int = 0, n_b: int = 0, **values: float | None
+) -> FigureComparison:
+    """One row; ``values`` are a, b, ratio, ci_low, ci_high and p_value where the row has them."""
     return FigureComparison(
         case_id=case_id,
         figure=figure.name,
         label=figure.label,
         unit=figure.unit,
         higher_is_better=figure.higher_is_better,
-        a=None,
-        b=None,
-        ratio=None,
-        ci_low=None,
-        ci_high=None,
-        p_value=None,
+        a=values.get("a"),
+        b=values.get("b"),
+        ratio=values.get("ratio"),
+        ci_low=values.get("ci_low"),
+        ci_high=values.get("ci_high"),
+        p_value=values.get("p_value"),
         n_a=n_a,
         n_b=n_b,
-        verdict=NOT_COMPARABLE,
+        verdict=verdict,
         reason=reason,
     )
+
+
+def _not_comparable(case_id: str, figure: Figure, reason: str, n_a: int = 0, n_b: int = 0) -> FigureComparison:
+    return _comparison(case_id, figure, Verdict.NOT_COMPARABLE, reason, n_a, n_b)
 
 
 def compare_figure(
@@ -251,32 +244,19 @@ def compare_figure(
     material = abs(ratio - 1) >= min_effect
     if p_value < alpha and excludes_one and material:
         better = (ratio > 1) == figure.higher_is_better
-        verdict, reason = (IMPROVED if better else REGRESSED), ""
+        verdict, reason = (Verdict.IMPROVED if better else Verdict.REGRESSED), ""
     else:
-        verdict = NO_CHANGE
+        verdict = Verdict.NO_CHANGE
         if p_value >= alpha:
             reason = f"p = {p_value:.2g}{unit}"
         elif not excludes_one:
             reason = "interval includes no change"
         else:
             reason = f"change below {min_effect:.0%}"
-    return FigureComparison(
-        case_id=case_id,
-        figure=figure.name,
-        label=figure.label,
-        unit=figure.unit,
-        higher_is_better=figure.higher_is_better,
-        a=value_a,
-        b=value_b,
-        ratio=ratio,
-        ci_low=estimate.low,
-        ci_high=estimate.high,
-        p_value=p_value,
-        n_a=n_a,
-        n_b=n_b,
-        verdict=verdict,
-        reason=reason,
-    )
+    return _comparison(
+        case_id, figure, verdict, reason, n_a, n_b,
+        a=value_a, b=value_b, ratio=ratio, ci_low=estimate.low, ci_high=estimate.high, p_value=p_value,
+    )  # fmt: skip
 
 
 def _samples_with_runs(records: Sequence[RequestRecord], of: Callable[[RequestRecord], Any]) -> list[tuple[Any, str]]:
@@ -332,6 +312,7 @@ def compare_record_sets(
     force: bool = False,
 ) -> Comparison:
     """Compare B's records with A's, case by case; A and B may each pool several runs (bench ab)."""
+    check_thresholds(alpha, min_effect)
     if a.model and b.model and a.model != b.model and not force:
         raise ConfigError(f"runs are of different models ({a.model} vs {b.model}); pass --force to compare anyway")
     changed = sorted(name for name in set(defs_a) & set(defs_b) if defs_a[name] != defs_b[name])
@@ -371,80 +352,15 @@ def _throughput_row(case_id: str, a: Sequence[RequestRecord], b: Sequence[Reques
     """Aggregate output t/s: one value per run (the median over pooled runs), shown but not tested."""
 
     def per_run(records: Sequence[RequestRecord]) -> list[float]:
-        values = []
-        for run_id in dict.fromkeys(r.run_id for r in records):
-            ok = [r for r in records if r.run_id == run_id and r.ok and not r.warmup]
-            wall = max((r.t_end for r in ok), default=0.0) - min((r.t_sent for r in ok), default=0.0)
-            tokens = sum(r.generated_tokens or 0 for r in ok)
-            if wall > 0 and tokens:
-                values.append(tokens / wall)
-        return values
+        runs = dict.fromkeys(r.run_id for r in records)
+        values = (output_tps([r for r in records if r.run_id == run_id]) for run_id in runs)
+        return [v for v in values if v is not None]
 
     va, vb = per_run(a), per_run(b)
     if not va or not vb:
         return _not_comparable(case_id, THROUGHPUT, "no generated tokens on a side", len(va), len(vb))
-    row = _not_comparable(case_id, THROUGHPUT, "one value per run", len(va), len(vb))
     value_a, value_b = statistics.median(va), statistics.median(vb)
-    return replace(row, a=value_a, b=value_b, ratio=value_b / value_a, verdict=NOT_TESTED)
-
-
-# ------------------------------------------------------------------ output
-
-
-def _fmt(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:,.{digits}f}"
-
-
-def _pct(ratio: float | None) -> str:
-    return "-" if ratio is None else f"{(ratio - 1) * 100:+.1f} %"
-
-
-def comparison_rows(comparison: Comparison) -> list[list[str]]:
-    rows = []
-    for f in comparison.figures:
-        interval = "-" if f.ci_low is None else f"[{_pct(f.ci_low)}, {_pct(f.ci_high)}]"
-        rows.append(
-            [
-                f.case_id,
-                f"{f.label} ({f.unit})",
-                _fmt(f.a),
-                _fmt(f.b),
-                _pct(f.ratio),
-                interval,
-                "-" if f.p_value is None else f"{f.p_value:.3g}",
-                f"{f.n_a}/{f.n_b}",
-                f.verdict + (f" ({f.reason})" if f.reason and f.verdict in (NOT_COMPARABLE, NOT_TESTED) else ""),
-            ]
-        )
-    return rows
-
-
-HEADERS = ["case", "figure", "A", "B", "change", "95 % CI", "p", "n A/B", "verdict"]
-
-
-def headline(comparison: Comparison) -> str:
-    regressed = comparison.by_verdict(REGRESSED)
-    improved = comparison.by_verdict(IMPROVED)
-    parts = []
-    if regressed:
-        parts.append(f"{len(regressed)} regressed")
-    if improved:
-        parts.append(f"{len(improved)} improved")
-    if not parts:
-        parts.append("no significant change")
-    tested = sum(1 for f in comparison.figures if f.verdict in (IMPROVED, REGRESSED, NO_CHANGE))
-    rule = f"alpha {comparison.alpha}, min effect {comparison.min_effect:.0%}"
-    return f"B vs A: {', '.join(parts)} over {tested} figure(s) ({rule})"
-
-
-def to_markdown(comparison: Comparison) -> str:
-    lines = [
-        f"**A** `{comparison.a.run_id}` ({comparison.a.label or 'no label'}) vs "
-        f"**B** `{comparison.b.run_id}` ({comparison.b.label or 'no label'})",
-        "",
-    ]
-    lines += [f"- {d}" for d in comparison.differences]
-    lines += ["", headline(comparison), "", "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
-    for row in comparison_rows(comparison):
-        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
-    return "\n".join(lines) + "\n"
+    return _comparison(
+        case_id, THROUGHPUT, Verdict.NOT_TESTED, "one value per run", len(va), len(vb),
+        a=value_a, b=value_b, ratio=value_b / value_a,
+    )  # fmt: skip

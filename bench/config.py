@@ -1,4 +1,4 @@
-"""Scenario sets and baselines: TOML files validated into typed objects.
+"""Scenario sets: TOML files validated into typed objects.
 
 A scenario set is data a user edits (see ``bench/scenarios/*.toml`` for the
 built-in ones). Each scenario expands to *cases*: one per combination of prompt
@@ -6,15 +6,17 @@ length, output length, concurrency and context depth. A case is the unit that
 is measured, summarised and compared.
 
 Errors name the file, the scenario, the field and what is allowed, and are
-raised before any request is sent.
+raised before any request is sent. The TOML helpers here (``read_toml``,
+``Where``) serve ``bench.baselines`` too.
 """
 
 from __future__ import annotations
 
 import itertools
+import shlex
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -121,35 +123,6 @@ class ScenarioSet:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Baseline:
-    """A published figure and the scenario it is compared on."""
-
-    figure: str
-    value: float
-    unit: str
-    scenario: str | None = None
-    model: str | None = None  # the model the figure belongs to; other models are not judged
-    condition: str = ""
-    tolerance_pct: float = 5.0
-    source: str = ""
-    run_id: str | None = None  # the run it was adopted from (never deleted by retention)
-    set_at: str | None = None
-    history: tuple[dict[str, Any], ...] = ()  # earlier values, newest first
-
-    def applies_to(self, model: str | None) -> bool:
-        """Whether a run of ``model`` can pass or fail against this figure."""
-        if not self.model or not model:
-            return True
-        return self.model.lower() in model.lower()
-
-
-@dataclass(frozen=True, slots=True)
-class Baselines:
-    source: str
-    entries: tuple[Baseline, ...] = field(default_factory=tuple)
-
-
 # --------------------------------------------------------------------- loading
 
 _SCENARIO_FIELDS: dict[str, str] = {
@@ -169,23 +142,9 @@ _SCENARIO_FIELDS: dict[str, str] = {
     "top_p": "a number in (0, 1]",
 }
 _DEFAULTABLE = set(_SCENARIO_FIELDS) - {"name", "description", "prompt_tokens", "output_tokens"}
-_BASELINE_FIELDS = {
-    "figure": "pp_tps, tg_tps or vram_used_gib",
-    "value": "a positive number",
-    "unit": "text such as 't/s' or 'GiB'",
-    "scenario": "the name of the scenario the figure is computed over",
-    "model": "the model name the figure was measured with (matched as a substring of the run's model)",
-    "condition": "text: the setup the figure was measured on",
-    "tolerance_pct": "a non-negative number (percent)",
-    "source": "text: where the figure comes from",
-    "run_id": "the id of the run the figure was adopted from",
-    "set_at": "when the figure was set (ISO 8601 text)",
-    "history": "earlier values of this figure, as written by 'bench baseline set'",
-}
-KNOWN_FIGURES = ("pp_tps", "tg_tps", "vram_used_gib")
 
 
-class _Where:
+class Where:
     """Builds error messages that say where in which file a value was wrong."""
 
     def __init__(self, source: str, table: str) -> None:
@@ -196,7 +155,7 @@ class _Where:
         return ConfigError(f"{self.source}: {self.table}, field '{key}': must be {allowed}; got {got!r}")
 
 
-def _int_list(where: _Where, key: str, value: object, minimum: int) -> tuple[int, ...]:
+def _int_list(where: Where, key: str, value: object, minimum: int) -> tuple[int, ...]:
     items = value if isinstance(value, list) else [value]
     allowed = _SCENARIO_FIELDS[key]
     if not items:
@@ -207,13 +166,13 @@ def _int_list(where: _Where, key: str, value: object, minimum: int) -> tuple[int
     return tuple(items)
 
 
-def _number(where: _Where, key: str, value: object, allowed: str) -> float:
+def number_field(where: Where, key: str, value: object, allowed: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise where.error(key, allowed, value)
     return float(value)
 
 
-def _check_unknown(where: _Where, table: Mapping[str, object], known: Mapping[str, str]) -> None:
+def check_unknown_fields(where: Where, table: Mapping[str, object], known: Mapping[str, str]) -> None:
     for key in table:
         if key not in known:
             raise ConfigError(
@@ -224,8 +183,8 @@ def _check_unknown(where: _Where, table: Mapping[str, object], known: Mapping[st
 def _parse_scenario(source: str, raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Scenario:
     name = raw.get("name")
     label = f"scenario {name!r}" if isinstance(name, str) else "a [[scenario]] table"
-    where = _Where(source, label)
-    _check_unknown(where, raw, _SCENARIO_FIELDS)
+    where = Where(source, label)
+    check_unknown_fields(where, raw, _SCENARIO_FIELDS)
     merged = {**defaults, **raw}
     if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_" for c in name):
         raise where.error("name", _SCENARIO_FIELDS["name"], name)
@@ -253,7 +212,7 @@ def _parse_scenario(source: str, raw: Mapping[str, Any], defaults: Mapping[str, 
 
     rate_rps: float | None = None
     if "rate_rps" in merged:
-        rate_rps = _number(where, "rate_rps", merged["rate_rps"], _SCENARIO_FIELDS["rate_rps"])
+        rate_rps = number_field(where, "rate_rps", merged["rate_rps"], _SCENARIO_FIELDS["rate_rps"])
         if rate_rps <= 0:
             raise where.error("rate_rps", _SCENARIO_FIELDS["rate_rps"], merged["rate_rps"])
     if pattern == "poisson" and rate_rps is None:
@@ -268,15 +227,15 @@ def _parse_scenario(source: str, raw: Mapping[str, Any], defaults: Mapping[str, 
         # their own primed slot, which the server's slot choice does not guarantee.
         raise ConfigError(f"{source}: {label}: field 'depth' > 0 needs concurrency 1")
 
-    max_duration_s = _number(
+    max_duration_s = number_field(
         where, "max_duration_s", merged.get("max_duration_s", 600.0), _SCENARIO_FIELDS["max_duration_s"]
     )
     if max_duration_s <= 0:
         raise where.error("max_duration_s", _SCENARIO_FIELDS["max_duration_s"], max_duration_s)
-    temperature = _number(where, "temperature", merged.get("temperature", 1.0), _SCENARIO_FIELDS["temperature"])
+    temperature = number_field(where, "temperature", merged.get("temperature", 1.0), _SCENARIO_FIELDS["temperature"])
     if not 0 <= temperature <= 2:
         raise where.error("temperature", _SCENARIO_FIELDS["temperature"], temperature)
-    top_p = _number(where, "top_p", merged.get("top_p", 1.0), _SCENARIO_FIELDS["top_p"])
+    top_p = number_field(where, "top_p", merged.get("top_p", 1.0), _SCENARIO_FIELDS["top_p"])
     if not 0 < top_p <= 1:
         raise where.error("top_p", _SCENARIO_FIELDS["top_p"], top_p)
 
@@ -298,7 +257,7 @@ def _parse_scenario(source: str, raw: Mapping[str, Any], defaults: Mapping[str, 
     )
 
 
-def _read_toml(path: Path | str, text: str | None = None) -> dict[str, Any]:
+def read_toml(path: Path | str, text: str | None = None) -> dict[str, Any]:
     source = str(path)
     try:
         if text is None:
@@ -312,7 +271,7 @@ def _read_toml(path: Path | str, text: str | None = None) -> dict[str, Any]:
         raise ConfigError(f"{source}: cannot read: {exc}") from None
 
 
-def _check_schema(source: str, data: Mapping[str, Any]) -> None:
+def check_schema(source: str, data: Mapping[str, Any]) -> None:
     version = data.get("schema_version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
         raise ConfigError(
@@ -322,7 +281,7 @@ def _check_schema(source: str, data: Mapping[str, Any]) -> None:
 
 
 def parse_scenario_set(data: Mapping[str, Any], source: str) -> ScenarioSet:
-    _check_schema(source, data)
+    check_schema(source, data)
     allowed_top = {"schema_version", "name", "description", "defaults", "scenario"}
     for key in data:
         if key not in allowed_top:
@@ -353,73 +312,18 @@ def load_scenario_set(name_or_path: str | Path) -> ScenarioSet:
     text = str(name_or_path)
     if text in BUILTIN_SETS:
         resource = resources.files("bench").joinpath("scenarios", f"{text}.toml")
-        return parse_scenario_set(_read_toml(f"<built-in {text}>", resource.read_text("utf-8")), f"built-in:{text}")
+        return parse_scenario_set(read_toml(f"<built-in {text}>", resource.read_text("utf-8")), f"built-in:{text}")
     path = Path(text)
     if not path.exists():
         raise ConfigError(f"{text}: no such scenario file, and not a built-in set ({', '.join(BUILTIN_SETS)})")
-    return parse_scenario_set(_read_toml(path), str(path))
+    return parse_scenario_set(read_toml(path), str(path))
 
 
-def _parse_baseline(source: str, index: int, raw: Mapping[str, Any]) -> Baseline:
-    where = _Where(source, f"[[baseline]] #{index + 1}")
-    _check_unknown(where, raw, _BASELINE_FIELDS)
-    figure = raw.get("figure")
-    if figure not in KNOWN_FIGURES:
-        raise where.error("figure", _BASELINE_FIELDS["figure"], figure)
-    if "value" not in raw:
-        raise ConfigError(f"{source}: {where.table}: missing field 'value'")
-    value = _number(where, "value", raw["value"], _BASELINE_FIELDS["value"])
-    if value <= 0:
-        raise where.error("value", _BASELINE_FIELDS["value"], raw["value"])
-    tolerance = _number(where, "tolerance_pct", raw.get("tolerance_pct", 5.0), _BASELINE_FIELDS["tolerance_pct"])
-    if tolerance < 0:
-        raise where.error("tolerance_pct", _BASELINE_FIELDS["tolerance_pct"], tolerance)
-    texts = {}
-    history = raw.get("history", [])
-    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
-        raise where.error("history", _BASELINE_FIELDS["history"], history)
-    for key in ("unit", "scenario", "model", "condition", "source", "run_id", "set_at"):
-        value_text = raw.get(key, "")
-        if not isinstance(value_text, str):
-            raise where.error(key, _BASELINE_FIELDS[key], value_text)
-        texts[key] = value_text
-    return Baseline(
-        figure=str(figure),
-        value=value,
-        unit=texts["unit"] or ("GiB" if figure == "vram_used_gib" else "t/s"),
-        scenario=texts["scenario"] or None,
-        model=texts["model"] or None,
-        condition=texts["condition"],
-        tolerance_pct=tolerance,
-        source=texts["source"],
-        run_id=texts["run_id"] or None,
-        set_at=texts["set_at"] or None,
-        history=tuple(history),
-    )
-
-
-def parse_baselines(data: Mapping[str, Any], source: str) -> Baselines:
-    _check_schema(source, data)
-    for key in data:
-        if key not in {"schema_version", "baseline", "description"}:
-            raise ConfigError(
-                f"{source}: unknown top-level field '{key}'; allowed: baseline, description, schema_version"
-            )
-    raw = data.get("baseline", [])
-    if not isinstance(raw, list):
-        raise ConfigError(f"{source}: 'baseline' must be an array of tables ([[baseline]])")
-    return Baselines(source=source, entries=tuple(_parse_baseline(source, i, b) for i, b in enumerate(raw)))
-
-
-DEFAULT_BASELINES_FILE = "baselines.toml"
-
-
-def load_baselines(path: str | Path | None = None) -> Baselines:
-    """Load the baselines file: the given path, ``./baselines.toml`` or the packaged seed file."""
-    if path is not None:
-        return parse_baselines(_read_toml(path), str(path))
-    local = Path(DEFAULT_BASELINES_FILE)
-    if local.is_file():
-        return parse_baselines(_read_toml(local), str(local))
-    resource = resources.files("bench").joinpath("data", DEFAULT_BASELINES_FILE)
-    return parse_baselines(_read_toml("<packaged baselines>", resource.read_text("utf-8")), "packaged:baselines.toml")
+def split_command(text: str | None, option: str) -> tuple[str, ...] | None:
+    """A command or flags given as one string, split as a POSIX shell would (never run by one)."""
+    if not text:
+        return None
+    try:
+        return tuple(shlex.split(text))
+    except ValueError as exc:
+        raise ConfigError(f"{option}: {exc} in {text!r}") from None

@@ -21,10 +21,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import __version__
+from bench.figures import pp_sample, tg_sample
 from bench.records import RequestRecord
 from bench.store import read_records, read_run_meta
-from bench.summary import pp_sample, tg_sample
+from bench.version import __version__
 
 
 def _seconds_per_token(sample: tuple[float, float] | None) -> float | None:

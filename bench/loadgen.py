@@ -17,9 +17,9 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from bench.client import ChatClient, Exchange
 from bench.config import Case
 from bench.records import RequestRecord
+from bench.transport.client import ChatClient, Exchange
 from bench.workload import CasePrompts, Prompt
 
 RecordSink = Callable[[RequestRecord], None]

@@ -15,8 +15,12 @@ Judgement, per case and figure (pp and tg t/s from the server's timings):
    point in the last three nights that moves the figure the wrong way by at
    least ``T`` is a regression.
 
-Exit status: 0 no regression, 1 regression, 2 the run itself failed (endpoint
-down, error rate above the limit, another nightly holding the lock).
+``run_nightly`` is the whole gate as one library call (lock, run, judge,
+verdict file, retention, reports); ``bench nightly`` only parses and prints.
+Exit status: 0 no regression, 1 regression; when the run itself fails, the
+code of what failed, as for every command (``bench.errors.ExitCode``: 2
+configuration, 3 endpoint, 4 results directory or another nightly holding the
+lock, 5 error rate above the limit).
 """
 
 from __future__ import annotations
@@ -29,16 +33,17 @@ import shutil
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
-from bench.compare import FIGURES, REGRESSED, FigureComparison, compare_figure
-from bench.config import Baselines
-from bench.errors import BenchError, ResultsError
+from bench.baselines import Baselines, BaselineStatus, baseline_headline
+from bench.compare import FIGURES, FigureComparison, Verdict, compare_figure
+from bench.errors import ExitCode, NightlyLocked, ResultsError
 from bench.records import RequestRecord
 from bench.stats import e_divisive, mann_whitney_p, robust_cv
-from bench.store import read_records, read_run_meta, runs_with_meta
-from bench.summary import RunSummary, baseline_headline
+from bench.store import RunStatus, read_records, read_run_meta, runs_with_meta
+from bench.summary import RunSummary
 
 NIGHTLY_SCHEMA = 1
 JUDGED_FIGURES = ("pp_tps", "tg_tps")
@@ -47,13 +52,30 @@ HISTORY_WINDOW = 30
 MIN_NIGHTS_FOR_NOISE = 5
 RECENT_NIGHTS = 3
 
-EXIT_OK, EXIT_REGRESSION, EXIT_RUN_FAILED = 0, 1, 2
+
+class NightState(StrEnum):
+    """A night's verdict."""
+
+    OK = "ok"
+    SUSPECT = "suspect"  # a drop above the noise threshold once: watching, not paging
+    REGRESSION = "regression"
+
+
+class Severity(StrEnum):
+    REGRESSION = "regression"
+    SUSPECT = "suspect"
+
+
+class FindingKind(StrEnum):
+    BASELINE = "baseline"  # below a baseline beyond its tolerance
+    LAST_GOOD = "last_good"  # a significant drop against the last good night
+    CHANGE_POINT = "change_point"  # a recent E-divisive change point in the history
 
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    kind: str  # "baseline", "last_good", "change_point"
-    severity: str  # "regression" or "suspect"
+    kind: FindingKind
+    severity: Severity
     figure: str
     case_id: str | None
     change: float | None  # relative, signed (-0.05 = 5 % lower)
@@ -63,15 +85,15 @@ class Finding:
 @dataclass(frozen=True, slots=True)
 class NightlyVerdict:
     run_id: str
-    verdict: str  # "ok", "suspect", "regression"
+    verdict: NightState
     findings: tuple[Finding, ...]
     compared_with: str | None
     thresholds: dict[str, float] = field(default_factory=dict)
     headline: str = ""
 
     @property
-    def exit_code(self) -> int:
-        return EXIT_REGRESSION if self.verdict == "regression" else EXIT_OK
+    def exit_code(self) -> ExitCode:
+        return ExitCode.REGRESSION if self.verdict == NightState.REGRESSION else ExitCode.OK
 
     def to_json(self) -> dict[str, Any]:
         return {"schema_version": NIGHTLY_SCHEMA, **asdict(self)}
@@ -85,7 +107,7 @@ class Night:
     path: Path
     run_id: str
     started: float
-    verdict: str | None
+    verdict: NightState | None
     figures: dict[tuple[str, str], float]  # (case_id, figure) -> value
     findings: tuple[dict[str, Any], ...]
     build: str | None = None
@@ -98,7 +120,7 @@ def _night(path: Path) -> Night | None:
         meta = read_run_meta(path)
     except ResultsError:
         return None
-    if meta.get("status") != "complete" or not (path / "summary.json").exists():
+    if meta.get("status") != RunStatus.COMPLETE or not (path / "summary.json").exists():
         return None
     summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
     figures = {
@@ -113,7 +135,7 @@ def _night(path: Path) -> Night | None:
         path=path,
         run_id=str(meta.get("run_id")),
         started=float(meta.get("started") or 0),
-        verdict=verdict.get("verdict"),
+        verdict=NightState(verdict["verdict"]) if verdict.get("verdict") in set(NightState) else None,
         figures=figures,
         findings=tuple(verdict.get("findings", ())),
         build=meta.get("build"),
@@ -139,9 +161,9 @@ def nightly_history(results_dir: Path, label: str, scenario_set: str) -> list[Ni
 
 def _baseline_findings(summary: RunSummary) -> list[Finding]:
     return [
-        Finding("baseline", "regression", check.figure, None, (check.ratio or 0) - 1, check.sentence())
+        Finding(FindingKind.BASELINE, Severity.REGRESSION, check.figure, None, (check.ratio or 0) - 1, check.sentence())
         for check in summary.baselines
-        if check.status in ("below", "above")
+        if check.status in (BaselineStatus.BELOW, BaselineStatus.ABOVE)
     ]
 
 
@@ -153,12 +175,14 @@ def _pooled(records: Sequence[RequestRecord], figure: str) -> tuple[list[float],
 
 
 def headline_text(
-    summary: RunSummary, tonight: Sequence[RequestRecord], last: Sequence[RequestRecord] | None, verdict: str
+    summary: RunSummary, tonight: Sequence[RequestRecord], last: Sequence[RequestRecord] | None, verdict: NightState
 ) -> str:
     """'prompt 92 % of 5,136 t/s, generation 101 % of 219.71 t/s, no regression vs last night (p = 0.41)'."""
     throughput = [c for c in summary.baselines if c.figure in JUDGED_FIGURES]
     parts = [baseline_headline(throughput)] if any(c.ratio is not None for c in throughput) else []
-    state = {"ok": "no regression", "suspect": "a suspect drop", "regression": "REGRESSION"}[verdict]
+    state = {NightState.OK: "no regression", NightState.SUSPECT: "a suspect drop", NightState.REGRESSION: "REGRESSION"}[
+        verdict
+    ]
     if last:
         p_values = []
         for figure in JUDGED_FIGURES:
@@ -189,7 +213,7 @@ def judge(
     tonight_records = list(read_records(run_dir))
     earlier = [n for n in history if n.path != run_dir]
     findings = _baseline_findings(summary)
-    last_good = next((n for n in reversed(earlier) if n.verdict in ("ok", None)), None)
+    last_good = next((n for n in reversed(earlier) if n.verdict in (NightState.OK, None)), None)
     previous = earlier[-1] if earlier else None
     previous_suspects = {
         (f.get("case_id"), f.get("figure")) for f in (previous.findings if previous else ()) if f.get("severity")
@@ -220,8 +244,8 @@ def judge(
             if recent and change.relative_change <= -threshold:
                 findings.append(
                     Finding(
-                        "change_point",
-                        "regression",
+                        FindingKind.CHANGE_POINT,
+                        Severity.REGRESSION,
                         figure,
                         case_id,
                         change.relative_change,
@@ -230,12 +254,12 @@ def judge(
                         f"({change.relative_change:+.1%}, permutation p = {change.p_value:.2g})",
                     )
                 )
-    if any(f.severity == "regression" for f in findings):
-        verdict = "regression"
+    if any(f.severity == Severity.REGRESSION for f in findings):
+        verdict = NightState.REGRESSION
     elif findings:
-        verdict = "suspect"
+        verdict = NightState.SUSPECT
     else:
-        verdict = "ok"
+        verdict = NightState.OK
     return NightlyVerdict(
         run_id=run_dir.name,
         verdict=verdict,
@@ -257,7 +281,7 @@ def _night_from_summary(summary: RunSummary) -> dict[tuple[str, str], float]:
 
 
 def _gate(comparison: FigureComparison, threshold: float, was_suspect: bool, last_good: Night | None) -> Finding | None:
-    if comparison.verdict != REGRESSED or comparison.change is None:
+    if comparison.verdict != Verdict.REGRESSED or comparison.change is None:
         return None
     drop = -comparison.change
     if drop < threshold:
@@ -268,13 +292,13 @@ def _gate(comparison: FigureComparison, threshold: float, was_suspect: bool, las
         f"vs last good night {last_good.run_id if last_good else '-'}"
     )
     if drop >= 2 * threshold:
-        severity, why = "regression", f"large: at least twice the {threshold:.1%} noise threshold"
+        severity, why = Severity.REGRESSION, f"large: at least twice the {threshold:.1%} noise threshold"
     elif was_suspect:
-        severity, why = "regression", f"second night in a row above the {threshold:.1%} noise threshold"
+        severity, why = Severity.REGRESSION, f"second night in a row above the {threshold:.1%} noise threshold"
     else:
-        severity, why = "suspect", f"above the {threshold:.1%} noise threshold once: watching, not paging"
+        severity, why = Severity.SUSPECT, f"above the {threshold:.1%} noise threshold once: watching, not paging"
     return Finding(
-        "last_good", severity, comparison.figure, comparison.case_id, comparison.change, f"{how_sure}; {why}"
+        FindingKind.LAST_GOOD, severity, comparison.figure, comparison.case_id, comparison.change, f"{how_sure}; {why}"
     )
 
 
@@ -303,10 +327,6 @@ def nightly_lock(results_dir: Path) -> Iterator[None]:
         handle.close()
 
 
-class NightlyLocked(BenchError):
-    exit_code = EXIT_RUN_FAILED
-
-
 def protected_runs(baselines: Baselines | None) -> set[str]:
     return {b.run_id for b in (baselines.entries if baselines else ()) if b.run_id}
 
@@ -326,7 +346,7 @@ def apply_retention(
     now = time.time() if now is None else now
     candidates = []
     for path, meta in runs_with_meta(results_dir):
-        if meta.get("label") == label and meta.get("status") != "running":
+        if meta.get("label") == label and meta.get("status") != RunStatus.RUNNING:
             candidates.append((float(meta.get("started") or 0), path, str(meta.get("run_id"))))
     candidates.sort(reverse=True)  # newest first
     removed = []

@@ -13,10 +13,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bench.client import ChatClient, raise_for_chat_failure
 from bench.config import Case
-from bench.errors import ConfigError, EndpointError, ServerError
-from bench.summary import stream_delivery
+from bench.delivery import Delivery, stream_delivery
+from bench.errors import ConfigError, ServerError
+from bench.transport.client import ChatClient, raise_for_chat_failure
+from bench.transport.health import HealthPolicy, HealthTimeout, not_loading, wait_for_health
 
 PROBE_MESSAGES = [
     {"role": "system", "content": "You are a helpful assistant."},
@@ -40,7 +41,7 @@ class EndpointInfo:
     has_usage: bool
     has_reasoning: bool
     finish_reason: str | None
-    stream_delivery: str  # incremental / buffered / n/a
+    stream_delivery: Delivery
     stream_ok: bool
     notes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -61,27 +62,13 @@ async def wait_until_ready(
     cannot be reached fails at once (EndpointError) before a run, as waiting would not
     help; mid-run (``while_unreachable``) it is waited for too: a restarted server.
     """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    delay = 0.5
-    told = False
-    while True:
-        try:
-            status = await client.status_of("/health")
-            now, still = "is loading its model (HTTP 503)", "still answers 503 (loading)"
-        except EndpointError:
-            if not while_unreachable:
-                raise
-            status, now, still = 503, "cannot be reached", "still cannot be reached"
-        if status != 503:
-            return
-        if not told:
-            say(f"{client.base_url} {now}; waiting up to {timeout_s:g} s")
-            told = True
-        if loop.time() + delay > deadline:
-            raise ServerError(f"{client.base_url} {still} after {timeout_s:g} s")
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 5.0)
+    policy = HealthPolicy(
+        ready_when=not_loading, fail_when_unreachable=not while_unreachable, first_delay_s=0.5, max_delay_s=5.0
+    )
+    try:
+        await asyncio.to_thread(wait_for_health, client.base_url, timeout_s, policy, api_key=client.api_key, say=say)
+    except HealthTimeout as exc:
+        raise ServerError(str(exc)) from None
 
 
 def _props_summary(props: Any) -> tuple[int | None, int | None, str | None, str | None]:
@@ -144,10 +131,10 @@ async def probe(client: ChatClient, *, chat: bool = True, props: Any = None) -> 
     has_timings = bool(plain and plain.timings)
     if chat and not has_timings:
         notes.append("no llama.cpp timings: pp/tg will be client-side estimates")
-    delivery = "n/a"
+    delivery = Delivery.UNKNOWN
     if streamed is not None:
         delivery = stream_delivery([(streamed.token_times, streamed.timings)])
-        if delivery == "buffered":
+        if delivery is Delivery.BUFFERED:
             notes.append(
                 "streamed tokens arrive in bursts: a proxy is buffering SSE (nginx: proxy_buffering off, "
                 "and no gzip for text/event-stream); TTFT and ITL would be wrong"

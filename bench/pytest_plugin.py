@@ -21,11 +21,11 @@ from typing import Any
 
 import pytest
 
-from bench.client import ChatClient
 from bench.config import Case
 from bench.loadgen import to_record
 from bench.records import RequestRecord
 from bench.summary import CaseSummary, summarise_case
+from bench.transport.client import ChatClient
 from bench.workload import PromptBuilder
 
 

@@ -24,19 +24,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from bench import __version__
-from bench.client import ChatClient
+from bench.baselines import Baselines
 from bench.clock import RunClock
-from bench.config import Baselines, Case, ScenarioSet
-from bench.errors import BenchError
+from bench.config import Case, ScenarioSet
+from bench.errors import BenchError, ConfigError
 from bench.loadgen import CaseOutcome, CaseRunner
 from bench.preflight import EndpointInfo, check_cases_fit, probe, props_subset, wait_until_ready
 from bench.records import RequestRecord
 from bench.server import LocalServer, local_server
-from bench.store import RunStore, check_writable
+from bench.store import DEFAULT_RESULTS_DIR, RunStatus, RunStore, check_writable, read_gpu_samples
 from bench.summary import CaseSummary, RunSummary, summarise_case, summarise_run
-from bench.telemetry.sampler import TelemetryConfig, TelemetrySampler, read_gpu_samples
-from bench.workload import PromptBuilder
+from bench.telemetry.sampler import TelemetryConfig, TelemetrySampler
+from bench.transport.client import ChatClient
+from bench.version import __version__
+from bench.workload import CasePrompts, PromptBuilder
 
 DEFAULT_MAX_ERROR_RATE = 0.05
 
@@ -75,7 +76,7 @@ class RunOptions:
     api_key: str = "EMPTY"
     model: str | None = None
     baselines: Baselines | None = None
-    results_dir: Path = Path("results")
+    results_dir: Path = DEFAULT_RESULTS_DIR
     label: str | None = None
     server_flags: str | None = None  # as the user states them, for a remote server
     seed: int = 0
@@ -91,12 +92,28 @@ class RunOptions:
     active_weight_gib: float | None = None  # weights read per generated token, for the bandwidth figure
     peak_bandwidth_gbs: float | None = None  # overrides the card's data-sheet figure
 
+    def __post_init__(self) -> None:
+        # the library refuses what the CLI refuses: a Python caller gets the same errors
+        if not 0 <= self.max_error_rate <= 1:
+            raise ConfigError(f"--max-error-rate must be between 0 and 1; got {self.max_error_rate}")
+        for name, value in (("--timeout", self.request_timeout_s), ("--max-run-time", self.max_run_s)):
+            if value is not None and not value > 0:
+                raise ConfigError(f"{name} must be a positive number of seconds; got {value}")
+        if not self.ready_timeout_s >= 0:
+            raise ConfigError(f"--ready-timeout must be 0 or more seconds; got {self.ready_timeout_s}")
+        for name, value in (
+            ("--active-weight-gib", self.active_weight_gib),
+            ("--gpu-bandwidth-gbs", self.peak_bandwidth_gbs),
+        ):
+            if value is not None and not value > 0:
+                raise ConfigError(f"{name} must be positive; got {value}")
+
 
 @dataclass(frozen=True, slots=True)
 class RunResult:
     run_id: str
     run_dir: Path
-    status: str
+    status: RunStatus
     summary: RunSummary
     endpoint: EndpointInfo | None
     error_rate_exceeded: bool = False
@@ -121,150 +138,218 @@ def suite_git_sha() -> str | None:
 
 def run_benchmark(options: RunOptions, observer: RunObserver | None = None) -> RunResult:
     """Run a scenario set and store it; see the module docstring."""
-    return asyncio.run(_run(options, observer or QuietObserver()))
+    return asyncio.run(_Run(options, observer or QuietObserver()).run())
 
 
-async def _run(options: RunOptions, observer: RunObserver) -> RunResult:
-    cases = options.scenarios.cases()
-    check_writable(options.results_dir)
-    store = RunStore.create(options.results_dir, options.label)
-    clock = RunClock()
-    records: list[RequestRecord] = []
-    stopped: str | None = None  # why the run ended before its last case, if it did
-    server: LocalServer | None = None
-    sampler: TelemetrySampler | None = None
-    active_weight_gib = options.active_weight_gib
-    store.write_meta(
-        suite_version=__version__,
-        suite_git_sha=suite_git_sha(),
-        started=clock.wall_start,
-        label=options.label,
-        server_flags=options.server_flags,
-        scenario_set=options.scenarios.to_dict(),
-        baselines_source=options.baselines.source if options.baselines else None,
-        python=sys.version.split()[0],
-        platform=platform.platform(),
-        seed=options.seed,
-    )
-    observer.run_started(store.path, cases)
-    max_streams = max(c.concurrency for c in cases)
-    try:
-        endpoint = options.endpoint
-        if endpoint is None:
-            server = local_server(
-                binary=options.server_binary,
-                model_file=options.model_file,
-                args=options.server_args,
-                log_path=store.path / "server.log",
-                max_concurrency=max_streams,
-            )
-            observer.message(f"starting {server.binary.name} on {server.url}")
-            await asyncio.to_thread(server.start)
-            endpoint = server.url
-            store.write_meta(server={"started_by_suite": True, "command": server.command, "args": list(server.args)})
-            if active_weight_gib is None and options.model_file is None and server.model is not None:
-                # the embedded model is dense: every token reads all of its weights
-                active_weight_gib = server.model.stat().st_size / 1024**3
-        async with ChatClient(
-            endpoint,
-            api_key=options.api_key,
-            model=options.model,
-            max_connections=max_streams + 2,
-            timeout_s=options.request_timeout_s,
-            clock=clock,
-        ) as client:
-            await wait_until_ready(client, options.ready_timeout_s, observer.message)
-            props = await client.get_json("/props")
-            n_ctx = props.get("default_generation_settings", {}).get("n_ctx") if isinstance(props, dict) else None
-            check_cases_fit(cases, n_ctx if isinstance(n_ctx, int) else None)
-            info = await probe(client, props=props)
-            for note in info.notes:
-                observer.message(f"note: {note}")
-            store.write_meta(endpoint=info.to_json(), props=props_subset(props), model=info.model, build=info.build)
-            if info.total_slots is not None and max_streams > info.total_slots:
-                observer.message(
-                    f"note: concurrency up to {max_streams} but the server has {info.total_slots} slot(s): "
-                    "requests beyond that queue on the server"
-                )
-            builder = PromptBuilder(client, seed=options.seed, run_tag=store.run_id[-6:])
-            sampler = TelemetrySampler(
-                store.path,
-                clock,
-                options.telemetry,
-                metrics_url=f"{client.base_url}/metrics",
-                api_key=options.api_key,
-                server_pid=server.pid if server else None,
-            )
-            telemetry = await asyncio.to_thread(sampler.start)
-            store.write_meta(telemetry=telemetry.to_json())
-            if telemetry.gpu_reason:
-                observer.message(telemetry.gpu_reason)
+class _Run:
+    """One run, as named steps: start -> serve -> prepare -> measure -> summarise, and finish on every exit."""
 
-            async def recover() -> None:
-                await wait_until_ready(client, options.ready_timeout_s, observer.message, while_unreachable=True)
+    def __init__(self, options: RunOptions, observer: RunObserver) -> None:
+        self.options = options
+        self.observer = observer
+        self.cases = options.scenarios.cases()
+        self.max_streams = max(c.concurrency for c in self.cases)
+        self.clock = RunClock()
+        self.records: list[RequestRecord] = []
+        self.server: LocalServer | None = None
+        self.sampler: TelemetrySampler | None = None
+        self.store: RunStore | None = None
+        self.active_weight_gib = options.active_weight_gib
 
-            def sink(record: RequestRecord) -> None:
-                store.append(record)
-                records.append(record)
-                observer.request_done(record)
+    async def run(self) -> RunResult:
+        store = self._create_store()
+        try:
+            endpoint = await self._start_server() if self.options.endpoint is None else self.options.endpoint
+            async with ChatClient(
+                endpoint,
+                api_key=self.options.api_key,
+                model=self.options.model,
+                max_connections=self.max_streams + 2,
+                timeout_s=self.options.request_timeout_s,
+                clock=self.clock,
+            ) as client:
+                info = await self._preflight(client)
+                await self._start_telemetry(client)
+                prepared = await self._build_prompts(client)
+                stopped = await self._measure(client, prepared)
+                if self.options.output_probe:
+                    store.write_meta(output_sample=await output_sample(client))
+            self._stop_telemetry()
+            return self._finish(info, stopped)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            self._finish_early(RunStatus.PARTIAL, "interrupted by the user")
+            raise
+        except BenchError as exc:
+            self._finish_early(RunStatus.PARTIAL if self.records else RunStatus.FAILED, str(exc))
+            raise
+        except BaseException as exc:
+            self._finish_early(RunStatus.PARTIAL if self.records else RunStatus.FAILED, f"crashed: {exc!r}")
+            raise
+        finally:
+            if self.sampler is not None:
+                with contextlib.suppress(Exception):  # never hide the run's own outcome
+                    store.write_meta(telemetry=self.sampler.stop().to_json())
+            if self.server is not None:
+                await asyncio.to_thread(self.server.stop)
 
-            # Every prompt is built before any load is sent: a case that cannot be built
-            # (shorter than the chat template, say) stops the run before it starts.
-            observer.message(f"building exact-length prompts for {len(cases)} case(s)")
-            prepared = [await builder.build_case(case) for case in cases]
-            try:
-                async with asyncio.timeout(options.max_run_s):
-                    for number, (case, prompts) in enumerate(zip(cases, prepared, strict=True)):
-                        observer.case_started(case)
-                        runner = CaseRunner(
-                            client, store.run_id, case, prompts, sink, seed=options.seed + number, recover=recover
-                        )
-                        outcome = await runner.run()
-                        case_records = [r for r in records if r.case_id == case.case_id]
-                        observer.case_done(case, summarise_case(case.case_id, case_records), outcome)
-                        if outcome.stopped_by_deadline:
-                            observer.message(
-                                f"note: {case.case_id} stopped at its max_duration_s of {case.max_duration_s:g} s"
-                            )
-            except TimeoutError:
-                stopped = f"stopped at the run time limit of {options.max_run_s:g} s"
-                observer.message(f"note: {stopped}; what was measured is kept")
-            if options.output_probe:
-                store.write_meta(output_sample=await output_sample(client))
-        store.write_meta(telemetry=(await asyncio.to_thread(sampler.stop)).to_json())
-        sampler = None
-        summary = summarise_run(
-            records,
-            options.baselines,
-            read_gpu_samples(store.path),
-            active_weight_gib=active_weight_gib,
-            peak_bandwidth_gbs=options.peak_bandwidth_gbs,
+    # ------------------------------------------------------------ steps
+    def _create_store(self) -> RunStore:
+        options = self.options
+        check_writable(options.results_dir)
+        self.store = store = RunStore.create(options.results_dir, options.label)
+        store.write_meta(
+            suite_version=__version__,
+            suite_git_sha=suite_git_sha(),
+            started=self.clock.wall_start,
+            label=options.label,
+            server_flags=options.server_flags,
+            scenario_set=options.scenarios.to_dict(),
+            baselines_source=options.baselines.source if options.baselines else None,
+            python=sys.version.split()[0],
+            platform=platform.platform(),
+            seed=options.seed,
+            bandwidth_inputs=self._bandwidth_inputs(),
         )
+        self.observer.run_started(store.path, self.cases)
+        return store
+
+    def _bandwidth_inputs(self) -> dict[str, float | None]:
+        """What the bandwidth figure needs and a stored run cannot tell later (``load_summary`` reads it)."""
+        return {"active_weight_gib": self.active_weight_gib, "peak_bandwidth_gbs": self.options.peak_bandwidth_gbs}
+
+    async def _start_server(self) -> str:
+        options, store = self.options, self._the_store()
+        self.server = server = local_server(
+            binary=options.server_binary,
+            model_file=options.model_file,
+            args=options.server_args,
+            log_path=store.path / "server.log",
+            max_concurrency=self.max_streams,
+        )
+        self.observer.message(f"starting {server.binary.name} on {server.url}")
+        await asyncio.to_thread(server.start)
+        store.write_meta(server={"started_by_suite": True, "command": server.command, "args": list(server.args)})
+        if self.active_weight_gib is None and options.model_file is None and server.model is not None:
+            # the embedded model is dense: every token reads all of its weights
+            self.active_weight_gib = server.model.stat().st_size / 1024**3
+            store.write_meta(bandwidth_inputs=self._bandwidth_inputs())
+        return server.url
+
+    async def _preflight(self, client: ChatClient) -> EndpointInfo:
+        options, store, observer = self.options, self._the_store(), self.observer
+        await wait_until_ready(client, options.ready_timeout_s, observer.message)
+        props = await client.get_json("/props")
+        n_ctx = props.get("default_generation_settings", {}).get("n_ctx") if isinstance(props, dict) else None
+        check_cases_fit(self.cases, n_ctx if isinstance(n_ctx, int) else None)
+        info = await probe(client, props=props)
+        for note in info.notes:
+            observer.message(f"note: {note}")
+        store.write_meta(endpoint=info.to_json(), props=props_subset(props), model=info.model, build=info.build)
+        if info.total_slots is not None and self.max_streams > info.total_slots:
+            observer.message(
+                f"note: concurrency up to {self.max_streams} but the server has {info.total_slots} slot(s): "
+                "requests beyond that queue on the server"
+            )
+        return info
+
+    async def _start_telemetry(self, client: ChatClient) -> None:
+        store = self._the_store()
+        self.sampler = TelemetrySampler(
+            store.path,
+            self.clock,
+            self.options.telemetry,
+            metrics_url=f"{client.base_url}/metrics",
+            api_key=self.options.api_key,
+            server_pid=self.server.pid if self.server else None,
+            say=lambda text: self.observer.message(f"note: {text}"),
+        )
+        telemetry = await asyncio.to_thread(self.sampler.start)
+        store.write_meta(telemetry=telemetry.to_json())
+        if telemetry.gpu_reason:
+            self.observer.message(telemetry.gpu_reason)
+
+    async def _build_prompts(self, client: ChatClient) -> list[CasePrompts]:
+        # Every prompt is built before any load is sent: a case that cannot be built
+        # (shorter than the chat template, say) stops the run before it starts.
+        builder = PromptBuilder(client, seed=self.options.seed, run_tag=self._the_store().run_id[-6:])
+        self.observer.message(f"building exact-length prompts for {len(self.cases)} case(s)")
+        return [await builder.build_case(case) for case in self.cases]
+
+    async def _measure(self, client: ChatClient, prepared: Sequence[CasePrompts]) -> str | None:
+        """Run every case; the reason the run stopped early, if it did."""
+        options, store, observer = self.options, self._the_store(), self.observer
+
+        async def recover() -> None:
+            await wait_until_ready(client, options.ready_timeout_s, observer.message, while_unreachable=True)
+
+        def sink(record: RequestRecord) -> None:
+            store.append(record)
+            self.records.append(record)
+            observer.request_done(record)
+
+        try:
+            async with asyncio.timeout(options.max_run_s):
+                for number, (case, prompts) in enumerate(zip(self.cases, prepared, strict=True)):
+                    observer.case_started(case)
+                    runner = CaseRunner(
+                        client, store.run_id, case, prompts, sink, seed=options.seed + number, recover=recover
+                    )
+                    outcome = await runner.run()
+                    case_records = [r for r in self.records if r.case_id == case.case_id]
+                    observer.case_done(case, summarise_case(case.case_id, case_records), outcome)
+                    if outcome.stopped_by_deadline:
+                        observer.message(
+                            f"note: {case.case_id} stopped at its max_duration_s of {case.max_duration_s:g} s"
+                        )
+        except TimeoutError:
+            stopped = f"stopped at the run time limit of {options.max_run_s:g} s"
+            observer.message(f"note: {stopped}; what was measured is kept")
+            return stopped
+        return None
+
+    def _stop_telemetry(self) -> None:
+        if self.sampler is not None:
+            self._the_store().write_meta(telemetry=self.sampler.stop().to_json())
+            self.sampler = None
+
+    def _summary(self) -> RunSummary:
+        store = self._the_store()
+        return summarise_run(
+            self.records,
+            self.options.baselines,
+            read_gpu_samples(store.path),
+            active_weight_gib=self.active_weight_gib,
+            peak_bandwidth_gbs=self.options.peak_bandwidth_gbs,
+        )
+
+    def _finish(self, info: EndpointInfo, stopped: str | None) -> RunResult:
+        store, options = self._the_store(), self.options
+        summary = self._summary()
         notes: list[str] = []
         exceeded = summary.error_rate > options.max_error_rate
         if exceeded:
             notes.append(f"error rate {summary.error_rate:.1%} is above the limit of {options.max_error_rate:.1%}")
         store.write_summary(summary.to_json())
-        status = "partial" if stopped else "complete"
+        status = RunStatus.PARTIAL if stopped else RunStatus.COMPLETE
         if stopped:
             notes.append(stopped)
-        store.finish(status, ended=clock.now(), notes=notes, **({"partial_reason": stopped} if stopped else {}))
+        store.finish(status, ended=self.clock.now(), notes=notes, **({"partial_reason": stopped} if stopped else {}))
         return RunResult(store.run_id, store.path, status, summary, info, exceeded, tuple(notes))
-    except (asyncio.CancelledError, KeyboardInterrupt):
-        _finish_early(store, records, options, clock, "partial", "interrupted by the user")
-        raise
-    except BenchError as exc:
-        _finish_early(store, records, options, clock, "partial" if records else "failed", str(exc))
-        raise
-    except BaseException as exc:
-        _finish_early(store, records, options, clock, "partial" if records else "failed", f"crashed: {exc!r}")
-        raise
-    finally:
-        if sampler is not None:
-            with contextlib.suppress(Exception):  # never hide the run's own outcome
-                store.write_meta(telemetry=sampler.stop().to_json())
-        if server is not None:
-            await asyncio.to_thread(server.stop)
+
+    def _finish_early(self, status: RunStatus, reason: str) -> None:
+        """Keep what was measured: summary of the records so far, status and reason on disk."""
+        store = self.store
+        if store is None:
+            return
+        with contextlib.suppress(Exception):  # the original error matters more than this one
+            if self.records:
+                store.write_summary(self._summary().to_json())
+        with contextlib.suppress(OSError):  # a full disk must not hide why the run stopped
+            store.finish(status, ended=self.clock.now(), partial_reason=reason)
+
+    def _the_store(self) -> RunStore:
+        assert self.store is not None, "the store is created first"
+        return self.store
 
 
 OUTPUT_PROBE = [
@@ -285,20 +370,3 @@ async def output_sample(client: ChatClient, max_tokens: int = 48) -> dict[str, o
         text = (message.get("reasoning_content") or "") + (message.get("content") or "")
     digest = hashlib.sha256(text.encode()).hexdigest() if text is not None else None
     return {"max_tokens": max_tokens, "text": text, "sha256": digest}
-
-
-def _finish_early(
-    store: RunStore,
-    records: list[RequestRecord],
-    options: RunOptions,
-    clock: RunClock,
-    status: str,
-    reason: str,
-) -> None:
-    """Keep what was measured: summary of the records so far, status and reason on disk."""
-    with contextlib.suppress(Exception):  # the original error matters more than this one
-        if records:
-            summary = summarise_run(records, options.baselines, read_gpu_samples(store.path))
-            store.write_summary(summary.to_json())
-    with contextlib.suppress(OSError):  # a full disk must not hide why the run stopped
-        store.finish(status, ended=clock.now(), partial_reason=reason)

@@ -17,14 +17,12 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-import httpx
-
 from bench.errors import ServerStartError
+from bench.transport.health import HealthPolicy, HealthTimeout, wait_for_health
 
 LOOPBACK = "127.0.0.1"
 EMBEDDED_MODEL_NAME = "gemma-3-270m-q4_k_m.gguf"
@@ -146,27 +144,22 @@ class LocalServer:
         return self.url
 
     def _wait_healthy(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout_s
-        with httpx.Client(timeout=2.0, trust_env=False) as http:
-            while True:
-                process = self._process
-                if process is None or process.poll() is not None:
-                    code = process.returncode if process else None
-                    raise ServerStartError(
-                        f"llama-server exited with code {code} while starting; last log lines "
-                        f"({self.log_path}):\n{_tail(self.log_path)}"
-                    )
-                try:
-                    if http.get(f"{self.url}/health").status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass  # not listening yet, or 503 while the model loads
-                if time.monotonic() > deadline:
-                    raise ServerStartError(
-                        f"llama-server did not become healthy within {self.startup_timeout_s:.0f} s; "
-                        f"last log lines ({self.log_path}):\n{_tail(self.log_path)}"
-                    )
-                time.sleep(0.1)
+        def alive() -> None:
+            process = self._process
+            if process is None or process.poll() is not None:
+                code = process.returncode if process else None
+                raise ServerStartError(
+                    f"llama-server exited with code {code} while starting; last log lines "
+                    f"({self.log_path}):\n{_tail(self.log_path)}"
+                )
+
+        try:
+            wait_for_health(self.url, self.startup_timeout_s, HealthPolicy(request_timeout_s=2.0), alive=alive)
+        except HealthTimeout:
+            raise ServerStartError(
+                f"llama-server did not become healthy within {self.startup_timeout_s:.0f} s; "
+                f"last log lines ({self.log_path}):\n{_tail(self.log_path)}"
+            ) from None
 
     def stop(self) -> None:
         process, self._process = self._process, None

@@ -1,16 +1,11 @@
 """Figures per case and against the baselines, from request records.
 
-Throughput figures are ratios of sums, never means of per-request rates:
-
-- server pp t/s = sum(prompt_n) / sum(prompt_ms) over requests whose prompt was
-  not served from the cache beyond the case's intended depth;
-- server tg t/s = sum(predicted_n) / sum(predicted_ms);
-- aggregate output t/s = generated tokens of all requests / wall time from the
-  first request sent to the last one ended (the figure that grows with concurrency).
-
-Without llama.cpp ``timings`` the same figures are estimated on the client
-(pp from prompt tokens over TTFT, tg from tokens after the first over the time
-between first and last token) and labelled ``client_estimate``.
+Throughput figures are ratios of sums, never means of per-request rates; which
+request measures what is ``bench.figures``' one rule. Per case the summary adds
+latency distributions (TTFT, ITL, TPOT, e2e), the stream delivery check, length
+mismatches and errors; per run the baseline checks, GPU figures and the
+bandwidth figure. ``load_summary`` recomputes a stored run's summary exactly as
+the run did, from its records, telemetry and the options it kept in ``run.json``.
 
 Percentiles use linear interpolation between order statistics (NumPy's default,
 Hyndman & Fan 1996 type 7).
@@ -18,16 +13,32 @@ Hyndman & Fan 1996 type 7).
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from bench.config import Baseline, Baselines
-from bench.records import RequestRecord, ServerTimings
+from bench.baselines import BaselineCheck, Baselines, check_baseline
+from bench.delivery import Delivery, stream_delivery
+from bench.figures import (
+    FigureSource,
+    client_pp_tps,
+    client_tg_tps,
+    flatten_token_times,
+    output_tps,
+    pp_sample,
+    rates,
+    server_pp_tps,
+    server_tg_tps,
+    tg_sample,
+    wall_s,
+    within_request_gaps,
+)
+from bench.records import RequestRecord
+from bench.store import read_gpu_samples, read_records, read_run_meta
 from bench.telemetry.figures import (
     BandwidthFigure,
     GpuCaseFigures,
@@ -36,13 +47,6 @@ from bench.telemetry.figures import (
     run_vram_peak_gib,
 )
 from bench.telemetry.samples import GpuSample
-
-SERVER = "server_timings"
-CLIENT = "client_estimate"
-BUFFERED_SPAN_RATIO = 0.2  # whole answer arrived in a fifth of the time the server took
-BUNCHED_GAP_SHARE = 0.1  # a gap under a tenth of the server's time per token is "bunched"
-BUNCHED_SHARE = 0.5  # most gaps bunched: tokens came a buffer at a time
-MIN_EVENTS_FOR_DELIVERY = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +89,9 @@ class CaseSummary:
     ok: int
     failed: int
     pp_tps: float | None
-    pp_source: str | None
+    pp_source: FigureSource | None
     tg_tps: float | None
-    tg_source: str | None
+    tg_source: FigureSource | None
     pp_tps_per_request: Distribution | None
     tg_tps_per_request: Distribution | None
     ttft_ms: Distribution | None
@@ -101,51 +105,9 @@ class CaseSummary:
     cache_excluded: int
     prompt_length_mismatches: int
     output_length_mismatches: int
-    stream_delivery: str
+    stream_delivery: Delivery
     errors: dict[str, int] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class BaselineCheck:
-    figure: str
-    baseline: float
-    unit: str
-    measured: float | None
-    ratio: float | None
-    status: str  # "pass", "below" (t/s), "above" (VRAM), "no data", "other model"
-    scenario: str | None
-    model: str | None  # the baseline's model
-    run_model: str | None
-    cases: tuple[str, ...]
-    tolerance_pct: float
-    condition: str
-    source: str | None  # where the measured figure came from
-
-    def sentence(self) -> str:
-        names = {"pp_tps": "prompt", "tg_tps": "generation", "vram_used_gib": "VRAM"}
-        name = names.get(self.figure, self.figure)
-        if self.measured is None or self.ratio is None:
-            why = "no GPU telemetry in this run" if self.figure == "vram_used_gib" else "no data"
-            return f"{name}: {why} (baseline {self.baseline:,g} {self.unit})"
-        text = f"{name} {self.measured:,.2f} {self.unit} = {self.ratio * 100:.1f} % of {self.baseline:,g} {self.unit}"
-        if self.status == "other model":
-            return f"{text} (baseline is for {self.model}, this run is {self.run_model}: for scale only)"
-        return f"{text}: {self.status}"
-
-
-def baseline_headline(checks: Sequence[BaselineCheck]) -> str:
-    """'prompt 92 % of 5,136 t/s, generation 101 % of 219.71 t/s' (and a caveat for another model)."""
-    names = {"pp_tps": "prompt", "tg_tps": "generation", "vram_used_gib": "VRAM"}
-    text = ", ".join(
-        f"{names.get(c.figure, c.figure)} {c.ratio * 100:.0f} % of {c.baseline:,g} {c.unit}"
-        for c in checks
-        if c.ratio is not None
-    )
-    other = next((c for c in checks if c.status == "other model"), None)
-    if other is not None:
-        text += f" (baselines are for {other.model}; this run is {other.run_model}: for scale only)"
-    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,130 +135,10 @@ class RunSummary:
         }
 
 
-def pp_sample(record: RequestRecord) -> tuple[float, float] | None:
-    """(prompt tokens, seconds) of a request that measures prompt processing, else None.
-
-    The one rule every pp figure uses (summary, comparison, reports, export): the
-    server's timings are there, and no more and no less of the prompt came from the
-    cache than the case's depth intended.
-    """
-    t = record.timings
-    if t is None or t.cache_n != record.depth_target or t.prompt_ms <= 0:
-        return None
-    return float(t.prompt_n), t.prompt_ms / 1000.0
-
-
-def tg_sample(record: RequestRecord) -> tuple[float, float] | None:
-    """(generated tokens, seconds) of a request that measures generation, else None."""
-    t = record.timings
-    # A single generated token comes from the prompt's own logits: llama.cpp
-    # reports next to no generation time for it, so it says nothing about tg.
-    if t is None or t.predicted_n < 2 or t.predicted_ms <= 0:
-        return None
-    return float(t.predicted_n), t.predicted_ms / 1000.0
-
-
-def _ratio_of_sums(samples: Iterable[tuple[float, float] | None]) -> float | None:
-    tokens = seconds = 0.0
-    for sample in samples:
-        if sample is not None:
-            tokens += sample[0]
-            seconds += sample[1]
-    return tokens / seconds if seconds > 0 else None
-
-
-def _rates(samples: Iterable[tuple[float, float] | None]) -> list[float]:
-    """Per-request t/s of the samples that measure something."""
-    return [tokens / seconds for tokens, seconds in (s for s in samples if s is not None)]
-
-
-def server_pp_tps(records: Iterable[RequestRecord]) -> float | None:
-    return _ratio_of_sums(map(pp_sample, records))
-
-
-def server_tg_tps(records: Iterable[RequestRecord]) -> float | None:
-    return _ratio_of_sums(map(tg_sample, records))
-
-
-def client_pp_tps(records: Iterable[RequestRecord]) -> float | None:
-    """Prompt tokens over time to first token: an upper bound on prompt time, so a lower bound on pp."""
-    tokens = seconds = 0.0
-    for r in records:
-        ttft = r.ttft_ms
-        if ttft is not None and ttft > 0:
-            tokens += r.prompt_tokens_target
-            seconds += ttft / 1000.0
-    return tokens / seconds if seconds > 0 else None
-
-
-def client_tg_tps(records: Iterable[RequestRecord]) -> float | None:
-    tokens = seconds = 0.0
-    for r in records:
-        n = r.generated_tokens
-        if r.t_first_token is not None and r.token_times and n is not None and n > 1:
-            span = r.token_times[-1] - r.t_first_token
-            if span > 0:
-                tokens += n - 1
-                seconds += span
-    return tokens / seconds if seconds > 0 else None
-
-
-def _flatten(token_times: Sequence[Sequence[float]]) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-    """All token times in one array (one C-level pass, not a numpy call per request) and the counts."""
-    counts = np.fromiter((len(t) for t in token_times), dtype=np.int64, count=len(token_times))
-    flat = np.fromiter(itertools.chain.from_iterable(token_times), dtype=np.float64, count=int(counts.sum()))
-    return flat, counts
-
-
-def _within_request_gaps(flat: NDArray[np.float64], counts: NDArray[np.int64]) -> NDArray[np.float64]:
-    """Gaps between consecutive token times of the same request (request boundaries dropped)."""
-    if len(flat) < 2:
-        return np.empty(0)
-    gaps = np.diff(flat)
-    ends = np.cumsum(counts)[:-1] - 1  # the gap from a request's last token to the next request's first
-    keep = np.ones(len(gaps), dtype=bool)
-    keep[ends[(ends >= 0) & (ends < len(gaps))]] = False
-    return gaps[keep]
-
-
-def stream_delivery(streams: Iterable[tuple[Sequence[float], ServerTimings | None]]) -> str:
-    """'buffered' when tokens reach the client in bursts the server did not send them in.
-
-    Each item is one streamed response: its token arrival times and the server's
-    timings. A proxy that buffers SSE (nginx with gzip on event streams, say)
-    holds tokens back and releases them a buffer at a time: most gaps between
-    arrivals then shrink to almost nothing though the server spent its usual
-    time per token, or the whole answer lands at once. Either way TTFT and ITL
-    measure the proxy, not the server.
-    """
-    kept = [
-        (times, timings)
-        for times, timings in streams
-        if timings is not None and len(times) >= MIN_EVENTS_FOR_DELIVERY and timings.predicted_n >= 2
-    ]
-    if not kept:
-        return "n/a"
-    flat, counts = _flatten([times for times, _ in kept])
-    per_token_s = np.array([t.predicted_ms / 1000.0 / max(t.predicted_n - 1, 1) for _, t in kept])
-    gaps = _within_request_gaps(flat, counts)
-    owner = np.repeat(np.arange(len(kept)), counts - 1)
-    bunched = np.bincount(owner, weights=gaps < BUNCHED_GAP_SHARE * per_token_s[owner], minlength=len(kept))
-    bunched_share = bunched / (counts - 1)
-    starts = np.cumsum(counts) - counts
-    span = flat[starts + counts - 1] - flat[starts]
-    expected = per_token_s * (counts - 1)
-    usable = expected > 0.005  # a server this fast leaves nothing to tell apart
-    if not usable.any():
-        return "n/a"
-    verdicts = (bunched_share > BUNCHED_SHARE) | (span / np.where(usable, expected, 1.0) < BUFFERED_SPAN_RATIO)
-    verdicts = verdicts[usable]
-    return "buffered" if int(verdicts.sum()) * 2 > len(verdicts) else "incremental"
-
-
 def _pooled_gaps_ms(records: Sequence[RequestRecord]) -> NDArray[np.float64]:
     """Every gap between consecutive token events of the records, in ms (a big run has millions)."""
-    flat, counts = _flatten([r.token_times for r in records])
-    return _within_request_gaps(flat, counts) * 1000.0
+    flat, counts = flatten_token_times([r.token_times for r in records])
+    return within_request_gaps(flat, counts) * 1000.0
 
 
 def summarise_case(case_id: str, records: Sequence[RequestRecord]) -> CaseSummary:
@@ -306,15 +148,15 @@ def summarise_case(case_id: str, records: Sequence[RequestRecord]) -> CaseSummar
     with_timings = [r for r in ok if r.timings is not None]
     notes: list[str] = []
 
-    pp_source: str | None
-    tg_source: str | None
+    pp_source: FigureSource | None
+    tg_source: FigureSource | None
     if with_timings:
-        pp, pp_source = server_pp_tps(with_timings), SERVER
-        tg, tg_source = server_tg_tps(with_timings), SERVER
+        pp, pp_source = server_pp_tps(with_timings), FigureSource.SERVER
+        tg, tg_source = server_tg_tps(with_timings), FigureSource.SERVER
     else:
         pp, tg = client_pp_tps(ok), client_tg_tps(ok)
-        pp_source = CLIENT if pp is not None else None
-        tg_source = CLIENT if tg is not None else None
+        pp_source = FigureSource.CLIENT if pp is not None else None
+        tg_source = FigureSource.CLIENT if tg is not None else None
         if ok:
             notes.append("server sent no llama.cpp timings: pp/tg are client-side estimates")
     if pp is None:
@@ -352,12 +194,9 @@ def summarise_case(case_id: str, records: Sequence[RequestRecord]) -> CaseSummar
             key = (r.error or "unknown error")[:120]
             errors[key] = errors.get(key, 0) + 1
 
-    wall_s = 0.0
-    if measured:
-        wall_s = max(r.t_end for r in measured) - min(r.t_sent for r in measured)
-    generated = sum(r.generated_tokens or 0 for r in ok)
+    seconds = wall_s(records)
     delivery = stream_delivery((r.token_times, r.timings) for r in ok if r.stream)
-    if delivery == "buffered":
+    if delivery is Delivery.BUFFERED:
         notes.append("streamed tokens arrived in bursts (a buffering proxy?): TTFT and ITL are distorted")
 
     return CaseSummary(
@@ -375,72 +214,22 @@ def summarise_case(case_id: str, records: Sequence[RequestRecord]) -> CaseSummar
         pp_source=pp_source,
         tg_tps=tg,
         tg_source=tg_source,
-        pp_tps_per_request=Distribution.of(_rates(map(pp_sample, with_timings))),
-        tg_tps_per_request=Distribution.of(_rates(map(tg_sample, with_timings))),
+        pp_tps_per_request=Distribution.of(rates(map(pp_sample, with_timings))),
+        tg_tps_per_request=Distribution.of(rates(map(tg_sample, with_timings))),
         ttft_ms=Distribution.of([v for r in ok if (v := r.ttft_ms) is not None]),
         ttfb_ms=Distribution.of([v for r in ok if (v := r.ttfb_ms) is not None]),
         itl_ms=Distribution.of(_pooled_gaps_ms(ok)),
         tpot_ms=Distribution.of([v for r in ok if (v := r.tpot_ms) is not None]),
         e2e_ms=Distribution.of([r.e2e_ms for r in ok]),
-        wall_s=wall_s,
-        request_rps=len(ok) / wall_s if wall_s > 0 else None,
-        output_tps=generated / wall_s if wall_s > 0 and generated else None,
+        wall_s=seconds,
+        request_rps=len(ok) / seconds if seconds > 0 else None,
+        output_tps=output_tps(records),
         cache_excluded=cache_excluded,
         prompt_length_mismatches=prompt_mismatch,
         output_length_mismatches=output_mismatch,
         stream_delivery=delivery,
         errors=errors,
         notes=tuple(notes),
-    )
-
-
-def check_baseline(
-    baseline: Baseline,
-    records: Sequence[RequestRecord],
-    case_ids: Sequence[str],
-    vram_peak_gib: float | None = None,
-) -> BaselineCheck:
-    ok = [r for r in records if r.ok and not r.warmup]
-    measured: float | None = None
-    source: str | None = None
-    if baseline.figure == "vram_used_gib":
-        measured = vram_peak_gib
-        source = "gpu_telemetry" if measured is not None else None
-    if baseline.figure in ("pp_tps", "tg_tps"):
-        server = [r for r in ok if r.timings is not None]
-        if server:
-            measured = server_pp_tps(server) if baseline.figure == "pp_tps" else server_tg_tps(server)
-            source = SERVER
-        else:
-            measured = client_pp_tps(ok) if baseline.figure == "pp_tps" else client_tg_tps(ok)
-            source = CLIENT if measured is not None else None
-    ratio = measured / baseline.value if measured is not None else None
-    run_model = next((r.model for r in ok if r.model), None)
-    if ratio is None:
-        status = "no data"
-    elif not baseline.applies_to(run_model):
-        status = "other model"
-    elif baseline.figure == "vram_used_gib":
-        # less memory is never a regression; more than the tolerance above is
-        status = "pass" if ratio <= 1 + baseline.tolerance_pct / 100 else "above"
-    elif ratio >= 1 - baseline.tolerance_pct / 100:
-        status = "pass"
-    else:
-        status = "below"
-    return BaselineCheck(
-        figure=baseline.figure,
-        baseline=baseline.value,
-        unit=baseline.unit,
-        measured=measured,
-        ratio=ratio,
-        status=status,
-        scenario=baseline.scenario,
-        model=baseline.model,
-        run_model=run_model,
-        cases=tuple(case_ids),
-        tolerance_pct=baseline.tolerance_pct,
-        condition=baseline.condition,
-        source=source,
     )
 
 
@@ -475,4 +264,22 @@ def summarise_run(
         failed=sum(1 for r in measured if not r.ok),
         gpu=gpu,
         bandwidth=bandwidth_figure(server_tg_tps(tg_ok), active_weight_gib, gpu_samples, peak_bandwidth_gbs),
+    )
+
+
+def load_summary(run_dir: Path, baselines: Baselines | None = None) -> RunSummary:
+    """A stored run's summary, recomputed from its records and telemetry as the run computed it.
+
+    What the run was told and a later reader cannot know (the weights read per
+    token, the card's bandwidth) comes from ``run.json``, so the bandwidth figure
+    reaches ``bench show``, the reports and ``bench baseline set`` too. A partial
+    run shows what it measured.
+    """
+    bandwidth = read_run_meta(run_dir).get("bandwidth_inputs") or {}
+    return summarise_run(
+        list(read_records(run_dir)),
+        baselines,
+        read_gpu_samples(run_dir),
+        active_weight_gib=bandwidth.get("active_weight_gib"),
+        peak_bandwidth_gbs=bandwidth.get("peak_bandwidth_gbs"),
     )

@@ -21,9 +21,9 @@ import string
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from bench.client import ChatClient
 from bench.config import Case
 from bench.errors import ConfigError
+from bench.transport.client import ChatClient
 
 SYSTEM_PROMPT = "You are a helpful assistant."
 ESTIMATED_TEMPLATE_TOKENS = 24

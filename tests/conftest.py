@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from bench.testing.fake_server import FakeConfig, FakeLlamaServer
+from bench.devtools import own_costs
+from bench.devtools.testing.fake_server import FakeConfig, FakeLlamaServer
 
 
 @pytest.fixture
@@ -22,3 +23,27 @@ def fake() -> Iterator[FakeLlamaServer]:
 def _work_in_a_temporary_directory(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Commands default to ./results and ./reports: keep tests from writing into the checkout."""
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
+SuiteFigure = Callable[[str, float], None]
+
+
+@pytest.fixture
+def suite_figure(request: pytest.FixtureRequest) -> SuiteFigure:
+    """Record one of the README's own-cost figures (bench.devtools.own_costs).
+
+    With ``--benchmark-enable`` the figure is checked against its target, with slack,
+    and kept in docs/measured/suite-costs.json for the README's table; in the normal
+    run (benchmarks disabled, bodies run once at a small size) it is only named.
+    """
+    enabled = not request.getfixturevalue("benchmark").disabled
+
+    def keep(key: str, value: float) -> None:
+        if key not in own_costs.KEYS:
+            raise KeyError(f"{key} is not a figure of the README's table")
+        if enabled:
+            own_costs.record(key, value)
+            missed = own_costs.breaches({key: value})
+            assert not missed, missed
+
+    return keep

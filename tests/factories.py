@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.devtools.testing.records import record, timings
 from bench.records import RequestRecord
-from bench.testing.records import record, timings
 
 __all__ = ["noisy_records", "record", "timings", "write_run"]
 

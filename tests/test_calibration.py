@@ -6,7 +6,9 @@ embedded server; the full table is in docs/statistics.md.
 
 from __future__ import annotations
 
-from bench.calibration import PP_CV, TG_CV, Noise, detection_rate
+import pytest
+
+from bench.devtools.calibration import PP_CV, TG_CV, Noise, detection_rate
 
 
 def test_false_positive_rate_at_no_change_is_at_most_5_percent() -> None:
@@ -25,3 +27,16 @@ def test_power_grows_with_requests() -> None:
     small = detection_rate(5, 0.03, Noise(PP_CV), trials=200, seed=5)
     large = detection_rate(20, 0.03, Noise(PP_CV), trials=200, seed=5)
     assert large > small
+
+
+def test_a_false_positive_counts_in_either_direction(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A two-sided test errs both ways: at no change, "improved" is as false as "regressed".
+    from bench import compare
+    from bench.devtools import calibration
+
+    always_improved = compare.FigureComparison(
+        "c", "tg_tps", "tg", "t/s", True, 1.0, 1.1, 1.1, 1.05, 1.15, 0.001, 5, 5, compare.Verdict.IMPROVED
+    )
+    monkeypatch.setattr(calibration, "compare_figure", lambda *a, **k: always_improved)
+    assert detection_rate(5, 0.0, Noise(TG_CV), trials=20, seed=0) == 1.0
+    assert detection_rate(5, 0.065, Noise(TG_CV), trials=20, seed=0) == 0.0  # a drop called an improvement is a miss

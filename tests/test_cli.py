@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
+from bench.devtools.testing.fake_server import FakeLlamaServer
 from bench.server import free_port
-from bench.testing.fake_server import FakeLlamaServer
 
 SET = """
 [[scenario]]

@@ -4,9 +4,9 @@ import asyncio
 
 import pytest
 
-from bench.client import ChatClient, Exchange, normalise_endpoint, raise_for_chat_failure
+from bench.devtools.testing.fake_server import FakeLlamaServer
 from bench.errors import AuthError, ConfigError, EndpointError, ServerError
-from bench.testing.fake_server import FakeLlamaServer
+from bench.transport.client import ChatClient, Exchange, normalise_endpoint, raise_for_chat_failure
 
 MESSAGES = [{"role": "user", "content": "hello there"}]
 

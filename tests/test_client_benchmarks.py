@@ -21,9 +21,10 @@ import numpy as np
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from bench.client import ChatClient, Exchange
-from bench.sse import SSEParser
-from bench.testing.fake_server import fake_server_process
+from bench.devtools.testing.fake_server import fake_server_process
+from bench.transport.client import ChatClient, Exchange
+from bench.transport.sse import SSEParser
+from tests.conftest import SuiteFigure
 
 CHUNK = (
     b'data: {"choices":[{"finish_reason":null,"index":0,"delta":{"content":" tok"}}],"created":1761251091,'
@@ -59,7 +60,9 @@ async def _streams(url: str, n_streams: int, tokens: int) -> list[Exchange]:
         return await asyncio.gather(*(client.chat(body) for _ in range(n_streams)))
 
 
-def test_client_token_events_per_cpu_second(benchmark: BenchmarkFixture, fast_fake: str) -> None:
+def test_client_token_events_per_cpu_second(
+    benchmark: BenchmarkFixture, fast_fake: str, suite_figure: SuiteFigure
+) -> None:
     tokens = 4000
 
     def run() -> float:
@@ -71,6 +74,7 @@ def test_client_token_events_per_cpu_second(benchmark: BenchmarkFixture, fast_fa
 
     events_per_cpu_s = benchmark.pedantic(run, rounds=3, iterations=1)
     benchmark.extra_info["events_per_cpu_s"] = events_per_cpu_s
+    suite_figure("client_events_per_cpu_s", events_per_cpu_s)
     print(f"\nclient: {events_per_cpu_s:,.0f} token events per CPU-second")
 
 
@@ -96,7 +100,9 @@ def _errors(exchanges: list[Exchange], log: dict[str, Any], offset: int, bound_m
 
 
 @pytest.mark.parametrize("streams", [1, 16, 64, 256])
-def test_timing_accuracy_against_the_servers_own_send_times(benchmark: BenchmarkFixture, streams: int) -> None:
+def test_timing_accuracy_against_the_servers_own_send_times(
+    benchmark: BenchmarkFixture, streams: int, suite_figure: SuiteFigure
+) -> None:
     """TTFT and ITL as measured here vs the truth the fake server logs as it sends each token.
 
     The fake runs in its own process, a thread per connection, and logs each token
@@ -106,9 +112,12 @@ def test_timing_accuracy_against_the_servers_own_send_times(benchmark: Benchmark
     steady state, as llama-server keeps connections alive).
     """
     tokens = 16
+    # One pair of waves at 64 streams reads anywhere from 0.2 to 2 ms of median added TTFT on this
+    # 2-core machine: when benchmarks run, each figure is the median of five pairs, each on a new client.
+    repeats = 1 if benchmark.disabled else 5
     with fake_server_process("--ttft", "0.05", "--itl", "0.02") as url:
 
-        async def two_waves() -> tuple[list[Exchange], list[Exchange]]:
+        async def two_waves(offset: int) -> tuple[list[Exchange], list[Exchange]]:
             async with ChatClient(url, max_connections=streams, timeout_s=120) as client:
 
                 async def wave(offset: int) -> list[Exchange]:
@@ -119,14 +128,28 @@ def test_timing_accuracy_against_the_servers_own_send_times(benchmark: Benchmark
                     ]  # fmt: skip
                     return await asyncio.gather(*(client.chat(body) for body in bodies))
 
-                return await wave(0), await wave(streams)
+                return await wave(offset), await wave(offset + streams)
 
-        cold, warm = benchmark.pedantic(lambda: asyncio.run(two_waves()), rounds=1, iterations=1)
+        def measure() -> list[tuple[list[Exchange], list[Exchange]]]:
+            return [asyncio.run(two_waves(2 * streams * rep)) for rep in range(repeats)]
+
+        pairs = benchmark.pedantic(measure, rounds=1, iterations=1)
         log = json.loads(httpx.get(f"{url}/fake/log", trust_env=False).text)
-    assert [e.error for e in cold + warm if not e.ok] == []
     bound_ms = float(np.max(log["write_bounds"])) * 1000
-    figures = {f"cold_{k}": v for k, v in _errors(cold, log, 0, bound_ms).items()}
-    figures |= {f"warm_{k}": v for k, v in _errors(warm, log, streams, bound_ms).items()}
+    each = []
+    for rep, (cold, warm) in enumerate(pairs):
+        assert [e.error for e in cold + warm if not e.ok] == []
+        offset = 2 * streams * rep
+        figures = {f"cold_{k}": v for k, v in _errors(cold, log, offset, bound_ms).items()}
+        figures |= {f"warm_{k}": v for k, v in _errors(warm, log, offset + streams, bound_ms).items()}
+        each.append(figures)
+    figures = {key: statistics.median(f[key] for f in each) for key in each[0]}
     figures["truth_bound_ms_p99"] = float(np.percentile(log["write_bounds"], 99)) * 1000
     benchmark.extra_info.update(figures)
+    if streams == 1:
+        suite_figure("ttft_added_ms_median_1", figures["cold_ttft_error_ms_median"])
+    if streams == 64:
+        for wave in ("cold", "warm"):
+            suite_figure(f"ttft_added_ms_median_64_{wave}", figures[f"{wave}_ttft_error_ms_median"])
+            suite_figure(f"ttft_added_ms_p99_64_{wave}", figures[f"{wave}_ttft_error_ms_p99"])
     print(f"\n{streams} streams: " + ", ".join(f"{k} {v:.3f}" for k, v in figures.items()))

@@ -6,17 +6,11 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
-from bench.compare import (
-    IMPROVED,
-    NO_CHANGE,
-    NOT_COMPARABLE,
-    REGRESSED,
-    compare_runs,
-    resolve_run,
-    to_markdown,
-)
+from bench.compare import Verdict, compare_runs
 from bench.errors import ConfigError, ResultsError
 from bench.records import RequestRecord
+from bench.report.text import to_markdown
+from bench.store import read_records, resolve_run
 from tests.factories import noisy_records, write_run
 
 
@@ -28,7 +22,7 @@ def test_a_vs_a_is_no_significant_change(tmp_path: Path) -> None:
     a = write_run(tmp_path, noisy_records(12, pp_tps=650, tg_tps=72, cv=0.03, seed=1))
     b = write_run(tmp_path, noisy_records(12, pp_tps=650, tg_tps=72, cv=0.03, seed=2))
     found = verdicts(compare_runs(a, b))
-    assert found["pp_tps"] == NO_CHANGE and found["tg_tps"] == NO_CHANGE
+    assert found["pp_tps"] == Verdict.NO_CHANGE and found["tg_tps"] == Verdict.NO_CHANGE
 
 
 def test_a_real_generation_speed_up_is_improved_with_its_interval(tmp_path: Path) -> None:
@@ -36,13 +30,13 @@ def test_a_real_generation_speed_up_is_improved_with_its_interval(tmp_path: Path
     b = write_run(tmp_path, noisy_records(12, pp_tps=650, tg_tps=72 * 1.065, cv=0.02, seed=2), label="fa-on")
     comparison = compare_runs(a, b)
     tg = next(f for f in comparison.figures if f.figure == "tg_tps")
-    assert tg.verdict == IMPROVED
+    assert tg.verdict == Verdict.IMPROVED
     assert tg.ratio == pytest.approx(1.065, abs=0.02)
     assert tg.ci_low is not None and tg.ci_high is not None and 1 < tg.ci_low < tg.ratio < tg.ci_high
     assert tg.p_value is not None and tg.p_value < 0.05
     # the same change seen from the other side is a regression, and latencies follow
     back = compare_runs(b, a)
-    assert verdicts(back)["tg_tps"] == REGRESSED and verdicts(back)["itl_ms"] == REGRESSED
+    assert verdicts(back)["tg_tps"] == Verdict.REGRESSED and verdicts(back)["itl_ms"] == Verdict.REGRESSED
     assert "label: fa-off -> fa-on" in comparison.differences
 
 
@@ -50,7 +44,7 @@ def test_a_certain_but_tiny_change_is_not_news(tmp_path: Path) -> None:
     a = write_run(tmp_path, noisy_records(40, pp_tps=650, tg_tps=72, cv=0.001, seed=1))
     b = write_run(tmp_path, noisy_records(40, pp_tps=650 * 1.01, tg_tps=72, cv=0.001, seed=2))
     pp = next(f for f in compare_runs(a, b).figures if f.figure == "pp_tps")
-    assert pp.verdict == NO_CHANGE and pp.reason == "change below 2%"
+    assert pp.verdict == Verdict.NO_CHANGE and pp.reason == "change below 2%"
     assert pp.p_value is not None and pp.p_value < 0.001
 
 
@@ -63,9 +57,9 @@ def test_too_few_requests_and_one_sided_cases_are_not_comparable(tmp_path: Path)
     b = write_run(tmp_path, noisy_records(5, pp_tps=650, tg_tps=72, cv=0.02, seed=2))
     figures = compare_runs(a, b).figures
     few = next(f for f in figures if f.case_id == "s/p100-o10-c1-d0" and f.figure == "pp_tps")
-    assert few.verdict == NOT_COMPARABLE and few.reason == "too few samples (A 2, B 5; need 3)"
+    assert few.verdict == Verdict.NOT_COMPARABLE and few.reason == "too few samples (A 2, B 5; need 3)"
     alone = next(f for f in figures if f.case_id == "only-a")
-    assert alone.verdict == NOT_COMPARABLE and alone.reason == "case ran only in A"
+    assert alone.verdict == Verdict.NOT_COMPARABLE and alone.reason == "case ran only in A"
 
 
 def test_different_models_or_scenario_definitions_are_refused_unless_forced(tmp_path: Path) -> None:
@@ -108,7 +102,7 @@ def test_markdown_and_json_output(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "out t/s (wall) (t/s)" in markdown and "not tested (one value per run)" in markdown
     assert main(["compare", "a", "b", "--results-dir", str(tmp_path), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert {f["verdict"] for f in data["figures"] if f["figure"] == "tg_tps"} == {REGRESSED}
+    assert {f["verdict"] for f in data["figures"] if f["figure"] == "tg_tps"} == {Verdict.REGRESSED}
     assert main(["compare", "previous", "latest", "--results-dir", str(tmp_path), "--fail-on-regression"]) == 1
     out = capsys.readouterr().out
     assert "regressed" in out
@@ -127,13 +121,49 @@ def _blocks(spreads: list[float], tg_tps: float, seed: int) -> list[RequestRecor
 
 
 def test_pooled_blocks_are_compared_block_by_block_not_request_by_request() -> None:
-    from bench.compare import FIGURES, compare_figure
+    from bench.compare import FIGURES, Verdict, compare_figure
 
     tg = next(f for f in FIGURES if f.name == "tg_tps")
     # A/A whose server starts differ by +/-3 %: 12 requests a side, which a request-level
     # test would call significant, but only two starts a side to tell starts from variants
     same = compare_figure("c", tg, _blocks([1.03, 0.98], 72, 1), _blocks([0.97, 1.02], 72, 10))
-    assert same.verdict == NO_CHANGE and "2 vs 2 blocks" in same.reason
+    assert same.verdict == Verdict.NO_CHANGE and "2 vs 2 blocks" in same.reason
     # a change far beyond the spread between starts is found even with two blocks a side
     faster = compare_figure("c", tg, _blocks([1.0, 1.01], 72, 1), _blocks([1.0, 1.01], 72 * 1.3, 10))
-    assert faster.verdict == IMPROVED and faster.ci_low is not None and faster.ci_low > 1
+    assert faster.verdict == Verdict.IMPROVED and faster.ci_low is not None and faster.ci_low > 1
+
+
+def test_a_comparison_in_a_pipe_or_a_mail_has_one_row_per_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # capsys is not a terminal, as cron mail and CI logs are not: no cell is folded into one-word lines
+    write_run(tmp_path, noisy_records(8, pp_tps=650, tg_tps=72, cv=0.02, seed=1), label="a", started=1.0)
+    write_run(tmp_path, noisy_records(8, pp_tps=650, tg_tps=60, cv=0.02, seed=2), label="b", started=2.0)
+    assert main(["compare", "a", "b", "--results-dir", str(tmp_path), "--no-report"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.startswith("case"))
+    assert header.split() == ["case", "figure", "A", "B", "change", "95", "%", "CI", "p", "n", "A/B", "verdict"]
+    tg = [line for line in lines if "tg (t/s)" in line]
+    assert len(tg) == 1 and "regressed" in tg[0] and "%" in tg[0]  # the whole row: case to verdict
+    assert any(line.startswith("B vs A: ") for line in lines)  # the headline, unwrapped
+
+
+def test_output_throughput_is_the_summarys_figure_in_a_comparison_too(tmp_path: Path) -> None:
+    # One rule for out t/s: tokens of the successful requests over the wall time of all measured
+    # requests, a failed one included (it held the server's time too).
+    from bench.summary import summarise_run
+    from tests.factories import record, timings
+
+    def run(label: str, started: float) -> Path:
+        records = [
+            record(run_id=label, index=i, t_sent=float(i), t_end=i + 1.0, timings=timings(100, 100.0, 10, 100.0))
+            for i in range(3)
+        ]
+        records.append(record(run_id=label, index=3, t_sent=3.0, t_end=7.0, ok=False, error="HTTP 500: boom"))
+        return write_run(tmp_path, records, label=label, started=started)
+
+    a, b = run("a", 1.0), run("b", 2.0)
+    summary = summarise_run(list(read_records(a)))
+    assert summary.cases[0].output_tps == pytest.approx(30 / 7.0)  # 3 x 10 tokens over 0 s .. 7 s
+    (row,) = [f for f in compare_runs(a, b).figures if f.figure == "output_tps"]
+    assert row.a == pytest.approx(summary.cases[0].output_tps) and row.b == pytest.approx(30 / 7.0)

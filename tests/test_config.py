@@ -4,13 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import (
-    BUILTIN_SETS,
-    load_baselines,
-    load_scenario_set,
-    parse_baselines,
-    parse_scenario_set,
-)
+from bench.baselines import load_baselines, parse_baselines
+from bench.config import BUILTIN_SETS, load_scenario_set, parse_scenario_set
 from bench.errors import ConfigError
 
 

@@ -13,11 +13,11 @@ import pytest
 
 from bench.cli import main
 from bench.config import ScenarioSet, parse_scenario_set
+from bench.devtools.testing.fake_server import FakeLlamaServer
 from bench.errors import EndpointError, ResultsError, ServerError
 from bench.records import RequestRecord
 from bench.runner import QuietObserver, RunOptions, run_benchmark
 from bench.store import read_records, read_run_meta
-from bench.testing.fake_server import FakeLlamaServer
 
 
 def one_case(requests: int = 4, output: int = 8) -> ScenarioSet:

@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bench.lanes import BodyDecodeError, LaneResponse
+from bench.devtools.testing.records import record
+from bench.errors import BodyDecodeError
 from bench.records import RequestRecord
-from bench.testing.records import record
+from bench.transport.lanes import LaneResponse
 
 
 async def _pieces(data: bytes, size: int = 7) -> AsyncIterator[bytes]:

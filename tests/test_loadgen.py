@@ -4,11 +4,11 @@ import asyncio
 
 import pytest
 
-from bench.client import ChatClient
 from bench.config import Case, Pattern
+from bench.devtools.testing.fake_server import FakeLlamaServer
 from bench.loadgen import CaseOutcome, CaseRunner
 from bench.records import RequestRecord
-from bench.testing.fake_server import FakeLlamaServer
+from bench.transport.client import ChatClient
 from bench.workload import PromptBuilder
 
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
+from bench.devtools.testing.fake_server import FakeLlamaServer
+from bench.errors import ConfigError, ExitCode
 from bench.nightly import apply_retention, nightly_lock
 from bench.store import read_run_meta, run_dirs
-from bench.testing.fake_server import FakeLlamaServer
 
 SET = """
 name = "gate"
@@ -96,13 +97,14 @@ def test_baseline_miss_is_a_regression(
     assert re.search(r"\[regression\] tg_tps: generation 1[45]\d\.\d\d t/s = 7\d\.\d % of 200 t/s: below", out)
 
 
-def test_run_failures_exit_2(
+def test_a_failed_run_exits_with_the_code_of_its_failure_as_every_command_does(
     setup: tuple[Path, list[str]], fake: FakeLlamaServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     results, argv = setup
     down = [a if a != fake.url else "http://127.0.0.1:9" for a in argv]
-    assert main(down) == 2
-    assert "RUN FAILED (exit 2)" in capsys.readouterr().out
+    assert main(down) == ExitCode.ENDPOINT == 3  # as `bench run` exits for an endpoint that is down
+    assert "RUN FAILED (exit 3)" in capsys.readouterr().out
+    assert main([*argv, "--keep-runs", "0"]) == ExitCode.CONFIG == 2  # bad configuration: 2, for every command
     held = threading.Event()
     release = threading.Event()
 
@@ -115,11 +117,11 @@ def test_run_failures_exit_2(
     holder.start()
     held.wait(5)
     try:
-        assert main(argv) == 2
+        assert main(argv) == ExitCode.RESULTS == 4  # the results directory is held by another nightly
     finally:
         release.set()
         holder.join()
-    assert "another nightly holds" in capsys.readouterr().err
+    assert "RUN FAILED (exit 4): another nightly holds" in capsys.readouterr().out
 
 
 def test_retention_keeps_the_newest_and_never_protected_runs(tmp_path: Path) -> None:
@@ -157,3 +159,32 @@ def test_a_slow_drift_is_caught_by_the_change_point_in_history(tmp_path: Path) -
     assert points and points[0].severity == "regression"
     assert "E-divisive change point" in points[0].detail
     assert verdict.verdict == "regression"
+
+
+def test_a_nightly_runs_from_python_without_the_cli(tmp_path: Path, fake: FakeLlamaServer) -> None:
+    import tomllib
+
+    from bench.baselines import parse_baselines
+    from bench.config import parse_scenario_set
+    from bench.runner import RunOptions
+    from bench.workflows import NightlyOptions, NightlyOutcome, run_nightly
+
+    run = RunOptions(
+        parse_scenario_set(tomllib.loads(SET), "set"),
+        endpoint=fake.url,
+        baselines=parse_baselines(tomllib.loads(BASELINES), "baselines"),
+        results_dir=tmp_path / "results",
+        label="nightly",
+    )
+    outcomes: list[NightlyOutcome] = []
+    for _ in range(2):
+        outcomes.append(run_nightly(NightlyOptions(run, keep_runs=1, reports_dir=tmp_path / "reports")))
+    first, second = outcomes
+    assert first.verdict is not None and first.verdict.verdict == "ok" and first.exit_code == ExitCode.OK
+    assert second.verdict is not None and second.verdict.compared_with == first.run.run_id
+    assert (second.run.run_dir / "nightly.json").exists()
+    assert [p.name for p in second.reports] == [f"run-{second.run.run_id}.html", "trend-nightly.html"]
+    # retention keeps one run of the label, and never the last good night it was just compared with
+    assert second.removed == () and first.run.run_dir.exists()
+    with pytest.raises(ConfigError, match="--keep-runs must be at least 1"):
+        NightlyOptions(run, keep_runs=0)

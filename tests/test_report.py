@@ -5,12 +5,13 @@ import re
 from pathlib import Path
 
 import pytest
+from markupsafe import escape as html_escape
 
+from bench.baselines import load_baselines
 from bench.cli import main
 from bench.compare import compare_runs
-from bench.config import load_baselines
+from bench.devtools.testing.fake_server import FakeLlamaServer
 from bench.report.render import render_comparison_report, render_run_report, render_trend_report
-from bench.testing.fake_server import FakeLlamaServer
 from tests.factories import noisy_records, write_run
 
 HOSTILE = '<script>window.__pwned=1;alert(1)</script>"><img src=x onerror="window.__pwned=2">'
@@ -124,3 +125,25 @@ def test_trend_report_marks_change_points_with_what_changed(tmp_path: Path) -> N
     assert "build b1 -&gt; b2" in html  # the change point names the build that changed there
     assert "change point at" in html
     assert no_external_resources(html)
+
+
+def test_the_bandwidth_figure_reaches_the_report_and_bench_show(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # What the run was told (weights read per token, the card's bandwidth) is kept in run.json,
+    # so a stored run's report and `bench show` give the same roofline figure the run printed.
+    from bench.report.render import render_run_report
+    from bench.summary import load_summary
+    from tests.factories import noisy_records, write_run
+
+    records = noisy_records(6, pp_tps=650, tg_tps=80, cv=0.01, seed=3)
+    run = write_run(
+        tmp_path / "results", records, bandwidth_inputs={"active_weight_gib": 0.25, "peak_bandwidth_gbs": 100}
+    )
+    bandwidth = load_summary(run).bandwidth
+    assert bandwidth is not None and bandwidth.active_weight_gib == 0.25 and bandwidth.peak_bandwidth_gbs == 100
+    sentence = bandwidth.sentence()
+    html = render_run_report(run, tmp_path / "reports").read_text(encoding="utf-8")
+    assert "<dt>bandwidth</dt>" in html and html_escape(sentence) in html
+    assert main(["show", str(run)]) == 0
+    assert sentence in capsys.readouterr().out

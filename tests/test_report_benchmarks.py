@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from bench.config import load_baselines, load_scenario_set
+from bench.baselines import load_baselines
+from bench.config import load_scenario_set
 from bench.report.render import render_trend_report
+from tests.conftest import SuiteFigure
 
 DAY = 86400.0
 
@@ -44,7 +46,9 @@ def write_year(results: Path, nights: int = 365) -> None:
         (run / "nightly.json").write_text(json.dumps({"verdict": "ok", "headline": "", "findings": []}))
 
 
-def test_trend_report_over_a_year_of_nightlies(benchmark: BenchmarkFixture, tmp_path: Path) -> None:
+def test_trend_report_over_a_year_of_nightlies(
+    benchmark: BenchmarkFixture, tmp_path: Path, suite_figure: SuiteFigure
+) -> None:
     write_year(tmp_path / "results")
     baselines = load_baselines(None)
 
@@ -55,6 +59,7 @@ def test_trend_report_over_a_year_of_nightlies(benchmark: BenchmarkFixture, tmp_
 
     seconds = benchmark.pedantic(render, rounds=1, iterations=1)
     benchmark.extra_info["seconds"] = seconds
+    suite_figure("trend_report_365_nights_s", seconds)
     print(f"\ntrend report over 365 nights: {seconds:.2f} s")
     html = (tmp_path / "reports" / "trend-nightly.html").read_text()
     panels = 2 * len(load_scenario_set("baseline").cases())  # pp and tg per case

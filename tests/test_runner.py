@@ -5,13 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import Case, ScenarioSet, load_baselines, parse_scenario_set
+from bench.baselines import load_baselines
+from bench.config import Case, ScenarioSet, parse_scenario_set
+from bench.devtools.testing.fake_server import FakeLlamaServer
 from bench.errors import ConfigError, EndpointError
 from bench.records import RequestRecord
 from bench.runner import QuietObserver, RunOptions, run_benchmark
 from bench.server import free_port
 from bench.store import load_history, read_records, read_run_meta
-from bench.testing.fake_server import FakeLlamaServer
 
 SECRET = "sk-test-SECRET-4f9a7c"
 
@@ -172,3 +173,26 @@ def test_without_a_gpu_the_run_says_no_gpu_telemetry_and_goes_on(
     assert telemetry["gpu_source"] == "none" and telemetry["gpu_reason"].startswith("no GPU telemetry")
     assert result.status == "complete" and result.summary.gpu == ()
     assert load_history(tmp_path, table="gpu").empty
+
+
+def test_a_stored_run_gives_the_bandwidth_figure_the_run_gave(fake: FakeLlamaServer, tmp_path: Path) -> None:
+    from bench.summary import load_summary
+
+    result = run_benchmark(options(fake.url, tmp_path, active_weight_gib=0.5, peak_bandwidth_gbs=200.0))
+    assert result.summary.bandwidth is not None
+    assert read_run_meta(result.run_dir)["bandwidth_inputs"] == {"active_weight_gib": 0.5, "peak_bandwidth_gbs": 200.0}
+    assert load_summary(result.run_dir).bandwidth == result.summary.bandwidth
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("max_error_rate", 1.5, "--max-error-rate must be between 0 and 1"),
+        ("request_timeout_s", 0.0, "--timeout must be a positive number"),
+        ("max_run_s", -1.0, "--max-run-time must be a positive number"),
+        ("ready_timeout_s", -1.0, "--ready-timeout must be 0 or more"),
+    ],
+)
+def test_run_options_refuse_what_the_cli_refuses(field: str, value: float, message: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=message):
+        options("http://127.0.0.1:9", tmp_path, **{field: value})

@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench.sse import SSEParser
+from bench.transport.sse import SSEParser
 
 
 def feed_all(chunks: list[bytes]) -> list[str]:

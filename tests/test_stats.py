@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.stats import ttest_ind
 
 from bench.stats import (
     bootstrap_ratio_of_medians,
@@ -61,6 +62,11 @@ def test_welch_on_block_figures_knows_how_few_blocks_there_are() -> None:
     assert estimate.ratio == pytest.approx(np.sqrt(110 * 114) / np.sqrt(100 * 104))
     assert estimate.low < estimate.ratio < estimate.high
     assert 0.01 < p < 0.2  # two blocks a side: a 10 % step with 4 % spread is suggestive, not proof
+    # and exactly Welch's unequal-variance t-test on the logs, as SciPy computes it
+    welch = ttest_ind(np.log([110.0, 114.0]), np.log([100.0, 104.0]), equal_var=False)
+    assert p == pytest.approx(welch.pvalue, rel=1e-12)
+    low, high = welch.confidence_interval(0.95)
+    assert (estimate.low, estimate.high) == pytest.approx((np.exp(low), np.exp(high)), rel=1e-12)
     _, p_more = welch_log_ratio([100.0, 104.0, 101.0, 103.0, 102.0], [110.0, 114.0, 111.0, 113.0, 112.0])
     assert p_more < 0.001
     same, p_same = welch_log_ratio([100.0, 100.0], [100.0, 100.0])

@@ -2,17 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from bench.config import Baseline, Baselines
-from bench.summary import (
-    Distribution,
-    client_pp_tps,
-    client_tg_tps,
-    server_pp_tps,
-    server_tg_tps,
-    stream_delivery,
-    summarise_case,
-    summarise_run,
-)
+from bench.baselines import Baseline, Baselines
+from bench.delivery import stream_delivery
+from bench.figures import client_pp_tps, client_tg_tps, server_pp_tps, server_tg_tps
+from bench.summary import Distribution, summarise_case, summarise_run
 from tests.factories import record, timings
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.synthetic_model import SHAPES, write_gpt_oss_gguf
+from bench.devtools.synthetic_model import SHAPES, write_gpt_oss_gguf
 
 
 def test_published_shapes_have_the_published_parameter_counts() -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.config import Baseline, Baselines
+from bench.baselines import Baseline, Baselines
 from bench.summary import summarise_run
 from bench.telemetry.figures import bandwidth_figure, case_gpu_figures, peak_bandwidth_gbs, run_vram_peak_gib
 from bench.telemetry.samples import GpuSample

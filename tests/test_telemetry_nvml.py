@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 from bench.clock import RunClock
-from bench.telemetry.nvml import NvmlReader, TelemetryUnavailable, throttle_names
-from bench.telemetry.sampler import TelemetryConfig, TelemetrySampler, read_telemetry
+from bench.errors import TelemetryUnavailable
+from bench.store import read_telemetry
+from bench.telemetry.nvml import NvmlReader, throttle_names
+from bench.telemetry.sampler import TelemetryConfig, TelemetrySampler
 from tests.fake_nvml import FakeGpu, make_nvml
 
 GIB = 1024**3

@@ -6,9 +6,10 @@ import time
 from pathlib import Path
 
 from bench.clock import RunClock
-from bench.telemetry.sampler import TelemetryConfig, TelemetrySampler, read_telemetry
+from bench.store import read_telemetry
+from bench.telemetry.sampler import TelemetryConfig, TelemetrySampler
 from bench.telemetry.samples import GpuSample, TelemetryGap
-from bench.telemetry.smi import SMI_QUERY, SmiCommandSource, SmiLineParser, suggested_command
+from bench.telemetry.smi import SMI_QUERY, SmiCommandSource, SmiLineParser, query_fields, suggested_command
 
 MIB = 1024 * 1024
 LINE = "0, NVIDIA H100 80GB HBM3, 61234, 81559, 512, 97, 83, 612.45, 700.00, 71, 1980, 2619, 0x0000000000000004"
@@ -108,3 +109,58 @@ def test_suggested_command_queries_every_parsed_field() -> None:
     command = suggested_command(250)
     assert command[:3] == ["ssh", "gpu-host", "nvidia-smi"]
     assert f"--query-gpu={SMI_QUERY}" in command and command[-2:] == ["-lms", "250"]
+
+
+USER_QUERY = "timestamp,name,memory.used,utilization.gpu,power.draw"
+USER_SMI = textwrap.dedent(
+    """
+    import sys, time
+    for i in range({lines}):
+        print({line!r}, flush=True); time.sleep(0.01)
+    time.sleep(30)  # still running: a stream of nvidia-smi -lms lines
+    """
+)
+
+
+def _run_user_command(tmp_path: Path, line: str, said: list[str]) -> TelemetrySampler:
+    script = tmp_path / "user_smi.py"
+    script.write_text(USER_SMI.format(lines=5, line=line))
+    # The command names its own fields, in its own order, without index: as a user writes it.
+    command = (sys.executable, str(script), f"--query-gpu={USER_QUERY}", "--format=csv,noheader,nounits")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    sampler = TelemetrySampler(run_dir, RunClock(), TelemetryConfig(command=command), say=said.append)
+    sampler.start()
+    return sampler
+
+
+def test_a_users_own_query_is_read_in_its_own_column_order(tmp_path: Path) -> None:
+    said: list[str] = []
+    sampler = _run_user_command(tmp_path, "2026/11/26 04:21:13.120, NVIDIA H100 80GB HBM3, 61234, 97, 612.45", said)
+    deadline = time.monotonic() + 10
+    while sampler.status.gpu_samples < 5 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    status = sampler.stop()
+    assert status.gpu_samples == 5 and status.gpu_parse_problem is None and said == []
+    (row, *_) = read_telemetry(tmp_path / "run", "gpu")
+    assert (row["gpu"], row["name"], row["memory_used_bytes"]) == (0, "NVIDIA H100 80GB HBM3", 61234 * MIB)
+    assert (row["gpu_util_pct"], row["power_w"]) == (97.0, 612.45)
+
+
+def test_lines_that_never_parse_are_said_during_the_run_and_kept_in_the_status(tmp_path: Path) -> None:
+    said: list[str] = []
+    sampler = _run_user_command(tmp_path, "Failed to initialize NVML: Driver/library version mismatch", said)
+    deadline = time.monotonic() + 10
+    while not said and time.monotonic() < deadline:
+        time.sleep(0.02)
+    status = sampler.stop()
+    assert len(said) == 1 and "none parsed as nvidia-smi CSV" in said[0]
+    assert "'Failed to initialize NVML: Driver/library version mismatch'" in said[0]
+    assert status.gpu_samples == 0 and status.gpu_parse_problem is not None
+    assert status.gpu_reason is not None and status.gpu_reason.startswith("no GPU telemetry: GPU telemetry command")
+
+
+def test_query_fields_come_from_either_spelling_of_the_option() -> None:
+    assert query_fields(["nvidia-smi", "--query-gpu=index,memory.used"]) == ("index", "memory.used")
+    assert query_fields(["nvidia-smi", "--query-gpu", "name,power.draw"]) == ("name", "power.draw")
+    assert query_fields(["nvidia-smi", "-lms", "250"]) is None

@@ -4,10 +4,10 @@ import asyncio
 
 import pytest
 
-from bench.client import ChatClient
 from bench.config import Case
+from bench.devtools.testing.fake_server import FakeLlamaServer, count_tokens, render_template
 from bench.errors import ConfigError
-from bench.testing.fake_server import FakeLlamaServer, count_tokens, render_template
+from bench.transport.client import ChatClient
 from bench.workload import CasePrompts, PromptBuilder
 
 

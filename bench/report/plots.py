@@ -18,9 +18,10 @@ matplotlib.use("Agg")  # no display, ever
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from bench.compare import IMPROVED, REGRESSED, FigureComparison
+from bench.baselines import BaselineCheck, BaselineStatus
+from bench.compare import FigureComparison, Verdict
 from bench.records import RequestRecord
-from bench.summary import BaselineCheck, CaseSummary
+from bench.summary import CaseSummary
 from bench.telemetry.samples import GpuSample
 
 matplotlib.rcParams.update(
@@ -48,7 +49,7 @@ def _svg(fig: Figure) -> str:
 
 def _baseline_line(ax: Any, check: BaselineCheck | None) -> None:
     """Draw a baseline only where it belongs to this run's model (else its scale would flatten the data)."""
-    if check is None or check.status == "other model":
+    if check is None or check.status is BaselineStatus.OTHER_MODEL:
         return
     ax.axhline(check.baseline, color=RED, linestyle="--", linewidth=1, label=f"baseline {check.baseline:,g}")
     low = check.baseline * (1 - check.tolerance_pct / 100)
@@ -171,7 +172,7 @@ def forest(figures: Sequence[FigureComparison]) -> str | None:
     fig, ax = plt.subplots(figsize=(8.0, max(2.0, 0.28 * len(rows) + 0.8)))
     for y, f in enumerate(rows):
         assert f.ratio is not None and f.ci_low is not None and f.ci_high is not None
-        colour = {IMPROVED: GREEN, REGRESSED: RED}.get(f.verdict, GREY)
+        colour = {Verdict.IMPROVED: GREEN, Verdict.REGRESSED: RED}.get(f.verdict, GREY)
         change = (f.ratio - 1) * 100
         ax.plot([(f.ci_low - 1) * 100, (f.ci_high - 1) * 100], [y, y], color=colour, linewidth=2)
         ax.plot([change], [y], "o", color=colour)

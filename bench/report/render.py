@@ -17,17 +17,19 @@ from typing import Any
 
 import jinja2
 
-from bench import __version__
-from bench.compare import HEADERS, Comparison, comparison_rows, headline
-from bench.config import Baselines
+from bench.baselines import Baselines, BaselineStatus, baseline_headline
+from bench.compare import Comparison
+from bench.figures import pp_sample, tg_sample
 from bench.nightly import Night, nightly_history
 from bench.report import plots
+from bench.report.text import HEADERS, comparison_rows, headline
 from bench.stats import e_divisive
-from bench.store import read_records, read_run_meta
-from bench.summary import Distribution, RunSummary, baseline_headline, pp_sample, summarise_run, tg_sample
-from bench.telemetry.sampler import read_gpu_samples
+from bench.store import read_gpu_samples, read_records, read_run_meta
+from bench.summary import Distribution, RunSummary, load_summary
+from bench.version import __version__
 
 INDEX_SCHEMA = 1
+DEFAULT_REPORTS_DIR = Path("reports")
 FIGURE_NAMES = {"pp_tps": "prompt processing", "tg_tps": "generation", "vram_used_gib": "VRAM"}
 
 
@@ -116,7 +118,7 @@ def render_run_report(run_dir: Path, reports_dir: Path, baselines: Baselines | N
     meta = read_run_meta(run_dir)
     records = list(read_records(run_dir))
     samples = read_gpu_samples(run_dir)
-    summary = summarise_run(records, baselines, samples)
+    summary = load_summary(run_dir, baselines)
     check = {b.figure: b for b in summary.baselines}
     nightly_path = run_dir / "nightly.json"
     nightly = json.loads(nightly_path.read_text(encoding="utf-8")) if nightly_path.exists() else None
@@ -175,9 +177,9 @@ def render_run_report(run_dir: Path, reports_dir: Path, baselines: Baselines | N
 
 def _baseline_verdict(summary: RunSummary) -> str:
     statuses = {b.status for b in summary.baselines}
-    if statuses & {"below", "above"}:
+    if statuses & {BaselineStatus.BELOW, BaselineStatus.ABOVE}:
         return "below baseline"
-    if "pass" in statuses:
+    if BaselineStatus.PASS in statuses:
         return "pass"
     return "errors" if summary.failed else "measured"
 

@@ -1,16 +1,6 @@
-"""GPU and server telemetry during runs: NVML, a remote nvidia-smi command, llama-server /metrics."""
+"""GPU and server telemetry during runs: NVML, a remote nvidia-smi command, llama-server /metrics.
 
-from bench.telemetry.figures import BandwidthFigure, GpuCaseFigures
-from bench.telemetry.sampler import TelemetryConfig, TelemetrySampler, TelemetryStatus
-from bench.telemetry.samples import GpuSample, MetricsSample, TelemetryGap
-
-__all__ = [
-    "BandwidthFigure",
-    "GpuCaseFigures",
-    "GpuSample",
-    "MetricsSample",
-    "TelemetryConfig",
-    "TelemetryGap",
-    "TelemetrySampler",
-    "TelemetryStatus",
-]
+``samples`` holds the records (a leaf: the store reads them), ``nvml``, ``smi`` and
+``prom`` the sources, ``sampler`` the background thread that writes them into the
+run directory, and ``figures`` what a run's samples say per case.
+"""

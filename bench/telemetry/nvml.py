@@ -10,6 +10,7 @@ import contextlib
 from types import ModuleType
 from typing import Any
 
+from bench.errors import TelemetryUnavailable
 from bench.telemetry.samples import GpuSample
 
 # NVML's clock-event (throttle) reason bits, by the names nvidia-smi prints.
@@ -24,10 +25,6 @@ _THROTTLE_BITS = {
     0x80: "hw_power_brake_slowdown",
     0x100: "display_clock_setting",
 }
-
-
-class TelemetryUnavailable(Exception):
-    """This source cannot give samples here; the message says why, for the run's metadata."""
 
 
 def _import_pynvml() -> Any:

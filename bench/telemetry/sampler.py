@@ -16,20 +16,36 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
 import httpx
 
 from bench.clock import RunClock
-from bench.telemetry.nvml import NvmlReader, TelemetryUnavailable
+from bench.errors import ConfigError, TelemetryUnavailable
+from bench.store import write_telemetry_tables
+from bench.telemetry.nvml import NvmlReader
 from bench.telemetry.prom import parse_prometheus
 from bench.telemetry.samples import GpuSample, MetricsSample, TelemetryGap
 from bench.telemetry.smi import SmiCommandSource
 
 MIN_INTERVAL_S = 0.05
 DEFAULT_INTERVAL_S = 0.25
+GPU_MODES = ("auto", "nvml", "none")
+
+
+class GpuSource(StrEnum):
+    NONE = "none"  # gpu_reason says why
+    NVML = "nvml"  # in-process, on the GPU host
+    COMMAND = "command"  # a user's nvidia-smi command, e.g. over ssh
+
+
+class MetricsSource(StrEnum):
+    NONE = "none"  # metrics_reason says why
+    PROMETHEUS = "prometheus"  # the server's /metrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,17 +55,26 @@ class TelemetryConfig:
     command: tuple[str, ...] | None = None  # remote nvidia-smi CSV command (argument list)
     metrics: bool = True  # scrape the server's /metrics when it serves them
 
+    def __post_init__(self) -> None:
+        if not self.interval_s > 0:
+            raise ConfigError(f"--telemetry-interval must be positive; got {self.interval_s}")
+        if self.gpu not in GPU_MODES:
+            raise ConfigError(f"--gpu-telemetry must be one of {', '.join(GPU_MODES)}; got {self.gpu!r}")
+        if self.command is not None and not self.command:
+            raise ConfigError("--gpu-telemetry-cmd is empty")
+
 
 @dataclass
 class TelemetryStatus:
-    gpu_source: str = "none"
+    gpu_source: GpuSource = GpuSource.NONE
     gpu_reason: str | None = None
-    metrics_source: str = "none"
+    metrics_source: MetricsSource = MetricsSource.NONE
     metrics_reason: str | None = None
     gpu_samples: int = 0
     metrics_samples: int = 0
     gaps: list[dict[str, Any]] = field(default_factory=list)
     interval_s: float = DEFAULT_INTERVAL_S
+    gpu_parse_problem: str | None = None  # lines came from the command and none parsed: one of them, quoted
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -66,6 +91,7 @@ class TelemetrySampler:
         api_key: str = "EMPTY",
         server_pid: int | None = None,
         nvml_module: Any = None,
+        say: Callable[[str], None] = lambda _: None,
     ) -> None:
         self.run_dir = run_dir
         self.clock = clock
@@ -86,20 +112,23 @@ class TelemetrySampler:
         self._api_key = api_key
         self._server_pid = server_pid
         self._nvml_module = nvml_module
+        self._say = say
 
     # ------------------------------------------------------------ sources
     def _choose_gpu_source(self) -> None:
         config = self.config
         if config.command:
-            self._command = SmiCommandSource(config.command, self.clock.now, self._write_sample, self._write_gap)
-            self.status.gpu_source = "command"
+            self._command = SmiCommandSource(
+                config.command, self.clock.now, self._write_sample, self._write_gap, on_problem=self._say
+            )
+            self.status.gpu_source = GpuSource.COMMAND
             return
         if config.gpu == "none":
             self.status.gpu_reason = "GPU telemetry switched off (--gpu-telemetry none)"
             return
         try:
             self._nvml = NvmlReader(self._nvml_module, server_pid=self._server_pid)
-            self.status.gpu_source = "nvml"
+            self.status.gpu_source = GpuSource.NVML
         except TelemetryUnavailable as exc:
             self.status.gpu_reason = f"no GPU telemetry: {exc}; on a client, pass --gpu-telemetry-cmd"
 
@@ -118,7 +147,7 @@ class TelemetrySampler:
                 f"/metrics answered HTTP {response.status_code}: start llama-server with --metrics to record it"
             )
             return
-        self.status.metrics_source = "prometheus"
+        self.status.metrics_source = MetricsSource.PROMETHEUS
 
     # ------------------------------------------------------------ writing
     def _gpu_line(self, row: dict[str, Any]) -> None:
@@ -154,7 +183,7 @@ class TelemetrySampler:
         self._choose_metrics_source()
         if self._command is not None:
             self._command.start()
-        if self._nvml is not None or self.status.metrics_source != "none":
+        if self._nvml is not None or self.status.metrics_source is not MetricsSource.NONE:
             self._thread = threading.Thread(target=self._loop, name="telemetry-sampler", daemon=True)
             self._thread.start()
         return self.status
@@ -179,7 +208,7 @@ class TelemetrySampler:
             else:
                 for sample in samples:
                     self._write_sample(sample)
-        if self._http is not None and self.status.metrics_source != "none" and self._metrics_url:
+        if self._http is not None and self.status.metrics_source is not MetricsSource.NONE and self._metrics_url:
             try:
                 response = self._http.get(self._metrics_url)
             except httpx.HTTPError:
@@ -202,6 +231,9 @@ class TelemetrySampler:
             self._thread.join(timeout=10)
         if self._command is not None:
             self._command.stop()
+            self.status.gpu_parse_problem = self._command.parser.problem
+            if self.status.gpu_parse_problem and not self.status.gpu_samples:
+                self.status.gpu_reason = f"no GPU telemetry: {self.status.gpu_parse_problem}"
         with self._lock:
             if self._open_gap is not None:
                 self._close_gap(self.clock.now())
@@ -212,38 +244,5 @@ class TelemetrySampler:
             self._nvml.close()
         if self._http is not None:
             self._http.close()
-        write_tables(self.run_dir)
+        write_telemetry_tables(self.run_dir)
         return self.status
-
-
-def read_telemetry(run_dir: Path, kind: str) -> list[dict[str, Any]]:
-    """Rows of ``gpu.jsonl`` ("gpu", samples only) or ``server_metrics.jsonl`` ("server_metrics")."""
-    name = "gpu.jsonl" if kind == "gpu" else "server_metrics.jsonl"
-    path = run_dir / name
-    if not path.exists():
-        return []
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            if not line.endswith("\n"):
-                break  # torn by a crash mid-write
-            row = json.loads(line)
-            if kind == "gpu" and row.get("kind") != "gpu":
-                continue
-            row.pop("schema", None)
-            row.pop("kind", None)
-            rows.append(row)
-    return rows
-
-
-def read_gpu_samples(run_dir: Path) -> list[GpuSample]:
-    return [GpuSample(**row) for row in read_telemetry(run_dir, "gpu")]
-
-
-def write_tables(run_dir: Path) -> None:
-    import pandas as pd
-
-    for kind, table in (("gpu", "gpu.parquet"), ("server_metrics", "server_metrics.parquet")):
-        rows = read_telemetry(run_dir, kind)
-        if rows:
-            pd.DataFrame(rows).to_parquet(run_dir / table, index=False)

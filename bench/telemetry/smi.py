@@ -4,12 +4,15 @@ The usual case is a client machine and a GPU behind SSH::
 
     --gpu-telemetry-cmd "ssh gpu-host nvidia-smi --query-gpu=FIELDS --format=csv,noheader,nounits -lms 250"
 
-with FIELDS as ``SMI_QUERY`` below (``bench telemetry --print-command`` prints it).
-With ``--format=csv`` (a header line) any field order works: the header names
-the columns. The command runs as an argument list, never through a shell. Lines
-are parsed as they arrive; a partial line waits for its end; junk is counted and
-skipped; units in values ("81559 MiB", "250.3 W", "45 %") are tolerated; "[N/A]"
-and "[Not Supported]" become None. When the command dies (an SSH session drops)
+with FIELDS as ``SMI_QUERY`` below (``bench telemetry-command`` prints it).
+Any field order and any subset works: the columns are read from the command's
+own ``--query-gpu=`` and, with ``--format=csv``, from the header line it prints.
+Without ``index`` every line is GPU 0. When lines arrive and none parse, the
+source says so once (``problem``), with the first offending line. The command
+runs as an argument list, never through a shell. Lines are parsed as they
+arrive; a partial line waits for its end; junk is counted and skipped; units in
+values ("81559 MiB", "250.3 W", "45 %") are tolerated; "[N/A]" and
+"[Not Supported]" become None. When the command dies (an SSH session drops)
 it is restarted with back-off and the gap is recorded.
 """
 
@@ -96,12 +99,46 @@ def _throttle(raw: str) -> str | None:
     return throttle_names(mask)
 
 
+def query_fields(command: Sequence[str]) -> tuple[str, ...] | None:
+    """The fields a command's ``--query-gpu=a,b,c`` (or ``--query-gpu a,b,c``) asks for, if it names them."""
+    for position, arg in enumerate(command):
+        value = None
+        if arg.startswith("--query-gpu="):
+            value = arg.split("=", 1)[1]
+        elif arg == "--query-gpu" and position + 1 < len(command):
+            value = command[position + 1]
+        if value:
+            return tuple(_header_field(name) for name in value.split(",") if name.strip())
+    return None
+
+
+MAX_QUOTED_LINE = 200
+PROBLEM_AFTER_LINES = 3  # a header or a stray line is normal; three in a row with no sample is not
+
+
 class SmiLineParser:
     """Turns CSV lines into samples; learns the column order from a header if there is one."""
 
     def __init__(self, fields: Sequence[str] = SMI_FIELDS) -> None:
         self.fields = list(fields)
         self.junk_lines = 0
+        self.parsed = 0
+        self.first_junk: str | None = None
+
+    def _junk(self, text: str) -> None:
+        self.junk_lines += 1
+        if self.first_junk is None:
+            self.first_junk = text[:MAX_QUOTED_LINE]
+
+    @property
+    def problem(self) -> str | None:
+        """Why no sample came, when lines arrived and none parsed."""
+        if self.parsed or not self.junk_lines:
+            return None
+        return (
+            f"GPU telemetry command printed {self.junk_lines} line(s) and none parsed as nvidia-smi CSV "
+            f"with columns {','.join(self.fields)}; first: {self.first_junk!r}"
+        )
 
     def parse(self, line: str, t: float) -> GpuSample | None:
         text = line.strip()
@@ -112,13 +149,14 @@ class SmiLineParser:
             self.fields = [_header_field(c) for c in cells]
             return None
         if len(cells) != len(self.fields):
-            self.junk_lines += 1
+            self._junk(text)
             return None
         row = dict(zip(self.fields, cells, strict=True))
-        index = _number(row.get("index", "0"))
+        index = _number(row.get("index", "0"))  # one GPU when the query has no index
         if index is None:
-            self.junk_lines += 1
+            self._junk(text)
             return None
+        self.parsed += 1
         return GpuSample(
             t=t,
             source="command",
@@ -151,6 +189,7 @@ class SmiCommandSource:
         on_gap: Callable[[TelemetryGap], None],
         *,
         max_backoff_s: float = 10.0,
+        on_problem: Callable[[str], None] = lambda _: None,
     ) -> None:
         if not command:
             raise ValueError("empty telemetry command")
@@ -159,7 +198,9 @@ class SmiCommandSource:
         self.on_sample = on_sample
         self.on_gap = on_gap
         self.max_backoff_s = max_backoff_s
-        self.parser = SmiLineParser()
+        self.parser = SmiLineParser(query_fields(command) or SMI_FIELDS)
+        self.on_problem = on_problem
+        self._told = False
         self.restarts = 0
         self._stop = threading.Event()
         self._process: subprocess.Popen[bytes] | None = None
@@ -203,6 +244,9 @@ class SmiCommandSource:
                 sample = self.parser.parse(line.decode("utf-8", errors="replace"), t)
                 if sample is not None:
                     self.on_sample(sample)
+                elif not self._told and self.parser.junk_lines >= PROBLEM_AFTER_LINES and self.parser.problem:
+                    self._told = True
+                    self.on_problem(self.parser.problem)
         code = process.wait()
         stdout.close()
         return f"telemetry command exited with code {code}"

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from bench.baselines import load_baselines
 from bench.compare import compare_runs
-from bench.config import load_baselines
 from bench.report.render import render_comparison_report, render_run_report, render_trend_report
 from tests.factories import noisy_records, write_run
 from tests.test_report import HOSTILE, write_nights

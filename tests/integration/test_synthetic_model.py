@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from bench.config import parse_scenario_set
+from bench.devtools.synthetic_model import SHAPES, write_gpt_oss_gguf
 from bench.runner import RunOptions, run_benchmark
 from bench.store import read_records
-from bench.synthetic_model import SHAPES, write_gpt_oss_gguf
 
 pytestmark = pytest.mark.integration
 

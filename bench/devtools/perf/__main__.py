@@ -1,4 +1,4 @@
-"""``python -m bench.perf``: timing accuracy, capacity and cost of this suite and its peers."""
+"""``python -m bench.devtools.perf``: timing accuracy, capacity and cost of this suite and its peers."""
 
 from __future__ import annotations
 
@@ -7,17 +7,17 @@ import datetime as dt
 import sys
 from pathlib import Path
 
+from bench.devtools.perf.compare_tools import Score, compare, prepare
+from bench.devtools.perf.table import accuracy_table, summary_table
+from bench.devtools.perf.tools import TOOLS
+from bench.devtools.perf.truth import Schedule
+from bench.devtools.perf.whole_job import JobCost, job_table, run_whole_job
 from bench.errors import BenchError
-from bench.perf.compare_tools import Score, compare, prepare
-from bench.perf.table import accuracy_table, summary_table
-from bench.perf.tools import TOOLS
-from bench.perf.truth import Schedule
-from bench.perf.whole_job import JobCost, job_table, run_whole_job
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m bench.perf",
+        prog="python -m bench.devtools.perf",
         description="Run this suite and the peer tools (each in its own virtualenv) on the same streaming jobs "
         "against a compiled truth server on 127.0.0.1 that logs when each token left, and write the error, "
         "capacity and cost tables. Installs the peers on first use (guidellm brings torch: ~1.5 GB).",

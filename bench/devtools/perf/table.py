@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bench.perf.compare_tools import DISTORTION_LIMIT_MS, Score
+from bench.devtools.perf.compare_tools import DISTORTION_LIMIT_MS, Score
 
 SUITE = "llama-server-bench"
 

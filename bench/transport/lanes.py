@@ -25,6 +25,8 @@ from urllib.parse import urlsplit
 
 import httpcore
 
+from bench.errors import BodyDecodeError
+
 # Every way a request can fail below HTTP, as httpcore names them (the names match httpx's).
 TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
     httpcore.ProtocolError,
@@ -36,10 +38,6 @@ TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
 )
 
 Trace = Callable[[str, dict[str, Any]], Awaitable[None]]
-
-
-class BodyDecodeError(Exception):
-    """A compressed body that does not decompress."""
 
 
 @dataclass

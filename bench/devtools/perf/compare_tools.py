@@ -22,9 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.perf.process import SERVER_CORE, TOOL_CORE, keep_off_the_tools_core, pinned, run_measured
-from bench.perf.tools import TOOLS, Job, Measured, Tool, environment, install, prepare_offline_assets
-from bench.perf.truth import Schedule, TruthRequest, read_log, truth_server
+from bench.devtools.perf.process import SERVER_CORE, TOOL_CORE, keep_off_the_tools_core, pinned, run_measured
+from bench.devtools.perf.tools import TOOLS, Job, Measured, Tool, environment, install, prepare_offline_assets
+from bench.devtools.perf.truth import Schedule, TruthRequest, read_log, truth_server
+from bench.errors import NothingToScore
 
 DISTORTION_LIMIT_MS = 1.0
 
@@ -60,7 +61,7 @@ def _q(values: Sequence[float], pct: float) -> float:
 def score(tool: str, job: Job, measured: Measured, truth: list[TruthRequest], usage: dict[str, float]) -> Score:
     served = [r for r in truth if r.stream and len(r.sends) == job.output_tokens]
     if not served or not measured.ttft_ms:
-        raise RuntimeError(f"{tool} at {job.streams} streams: nothing to score ({len(served)} served, "
+        raise NothingToScore(f"{tool} at {job.streams} streams: nothing to score ({len(served)} served, "
                            f"{len(measured.ttft_ms)} measured)")  # fmt: skip
     truth_ttft = [r.ttft_ms for r in served]
     truth_mean = [(r.sends[-1] - r.sends[0]) * 1000 / (len(r.sends) - 1) for r in served]
@@ -122,7 +123,7 @@ def compare(
             print(f"{name}: {job.requests} requests, {streams} streams ...", flush=True)
             try:
                 result = run_tool(TOOLS[name], job, root, venvs, schedule, timeout_s)
-            except (RuntimeError, OSError, KeyError, ValueError) as exc:
+            except (NothingToScore, OSError, KeyError, ValueError) as exc:
                 print(f"  {name} at {streams} streams could not be scored: {exc}")
                 continue
             scores.append(result)

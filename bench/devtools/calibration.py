@@ -7,7 +7,7 @@ by a known amount. ``bench compare``'s verdict rule (bootstrap CI, Mann-Whitney
 U, minimum effect) is applied to each pair; the share of pairs called
 "regressed" is the false-positive rate at a 0 % shift and the power otherwise.
 
-``python -m bench.calibration`` prints the table kept in docs/statistics.md.
+``python -m bench.devtools.calibration`` prints the table kept in docs/statistics.md.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.compare import FIGURES, IMPROVED, REGRESSED, compare_figure
+from bench.compare import FIGURES, Verdict, compare_figure
+from bench.devtools.testing.records import record, timings
 from bench.records import RequestRecord
-from bench.testing.records import record, timings
 
 # Per-request spread measured on the embedded server (gemma3-270m, 2 CPU threads), quiet machine.
 PP_CV = 0.03
@@ -62,25 +62,34 @@ def synthetic_run(n: int, tg_tps: float, noise: Noise, rng: np.random.Generator)
     return records
 
 
+def _called(verdict: Verdict, shift: float) -> bool:
+    """A hit: at no change, any change called either way (a two-sided test errs both ways); else the drop."""
+    if shift == 0:
+        return verdict in (Verdict.REGRESSED, Verdict.IMPROVED)
+    return verdict == Verdict.REGRESSED
+
+
 def detection_rate(
     n: int, shift: float, noise: Noise, *, trials: int = 500, seed: int = 0, min_effect: float = 0.02
 ) -> float:
-    """Share of trials in which a drop of ``shift`` in tg t/s is called regressed."""
+    """Share of trials in which a drop of ``shift`` in tg t/s is called regressed.
+
+    At ``shift`` 0 this is the false-positive rate: a verdict of either direction counts.
+    """
     tg = next(f for f in FIGURES if f.name == "tg_tps")
     rng = np.random.default_rng(seed)
     hits = 0
     for trial in range(trials):
         a = synthetic_run(n, 100.0, noise, rng)
         b = synthetic_run(n, 100.0 * (1 - shift), noise, rng)
-        verdict = compare_figure("c", tg, a, b, min_effect=min_effect, seed=trial).verdict
-        hits += verdict == REGRESSED
+        hits += _called(compare_figure("c", tg, a, b, min_effect=min_effect, seed=trial).verdict, shift)
     return hits / trials
 
 
 def pooled_detection_rate(
     blocks: int, per_block: int, shift: float, block_cv: float, noise: Noise, *, trials: int = 500, seed: int = 0
 ) -> float:
-    """Share of trials in which pooled blocks (as ``bench ab`` runs them) are called changed, either way.
+    """Share of trials in which pooled blocks (as ``bench ab`` runs them) are called regressed (either way at 0).
 
     Each block is a server start whose whole speed is off by a log-normal factor
     of spread ``block_cv``: the instance-to-instance spread that requests of one
@@ -99,8 +108,7 @@ def pooled_detection_rate(
                 run = synthetic_run(per_block, speed * factor, noise, rng)
                 records += [dataclasses.replace(r, run_id=f"{side}{block}") for r in run]
             sides.append(records)
-        verdict = compare_figure("c", tg, sides[0], sides[1], seed=trial).verdict
-        hits += verdict in (REGRESSED, IMPROVED)
+        hits += _called(compare_figure("c", tg, sides[0], sides[1], seed=trial).verdict, shift)
     return hits / trials
 
 
@@ -113,7 +121,7 @@ def requests_for_power(shift: float, noise: Noise, *, power: float = 0.95, trial
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.calibration", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.devtools.calibration", description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=1000)
     args = parser.parse_args()
     rows = []
@@ -126,7 +134,7 @@ def main() -> None:
             rates = [detection_rate(n, s, noise, trials=args.trials, seed=17) for s in SHIFTS]
             rows.append(f"| {name} | {n} | " + " | ".join(f"{r:.1%}" for r in rates) + " |")
         rows.append(f"| {name} | n for 95 % power at 3 % | {requests_for_power(0.03, noise)} | | | |")
-    print("| noise | requests per run | 0 % (false positives) | 3 % | 6.5 % | 10 % |")
+    print("| noise | requests per run | 0 % (false positives, either way) | 3 % | 6.5 % | 10 % |")
     print("|---|---|---|---|---|---|")
     print("\n".join(rows))
     print(f"\nPooled blocks (bench ab), 6 requests a block, tg cv {TG_CV:.1%}, server starts {BLOCK_CV:.0%} apart:\n")

@@ -13,7 +13,7 @@ Shapes follow the published configs of openai/gpt-oss-120b and gpt-oss-20b;
 
 Usage::
 
-    python -m bench.synthetic_model --shape 20b -o gpt-oss-20b-synthetic.gguf
+    python -m bench.devtools.synthetic_model --shape 20b -o gpt-oss-20b-synthetic.gguf
     llama-server -m gpt-oss-20b-synthetic.gguf -ngl 999 -c 4096 --jinja
 
 Tensors are generated and written one at a time, so memory stays near the size
@@ -24,12 +24,15 @@ to the model's size (about 59 GiB for 120B, 12 GiB for 20B).
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+
+from bench.errors import ExitCode
 
 CHATML = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
@@ -208,19 +211,27 @@ def write_gpt_oss_gguf(path: Path, shape: GptOssShape, *, seed: int = 0) -> Path
     return path
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.synthetic_model", description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.devtools.synthetic_model", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--shape", choices=sorted(SHAPES), default="tiny")
     parser.add_argument("-o", "--output", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     shape = SHAPES[args.shape]
+    try:
+        import gguf  # noqa: F401  (checked here so a missing extra is one line, not a traceback)
+    except ImportError:
+        print("synthetic_model: needs the gguf package: python -m pip install 'llama-server-bench[devtools]'")
+        return ExitCode.CONFIG
     write_gpt_oss_gguf(args.output, shape, seed=args.seed)
     print(
         f"wrote {args.output} ({args.output.stat().st_size / 1024**3:.2f} GiB): {shape.parameters / 1e9:.2f} B "
         f"parameters, {shape.active_parameters / 1e9:.2f} B active per token"
     )
+    return ExitCode.OK
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -23,10 +23,11 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from bench.clock import RunClock
-from bench.errors import AuthError, ConfigError, EndpointError, ServerError
-from bench.lanes import TRANSPORT_ERRORS, BodyDecodeError, Lane, LaneResponse
+from bench.errors import AuthError, BodyDecodeError, ConfigError, EndpointError, ServerError
 from bench.records import ServerTimings, Usage
-from bench.sse import SSEParser
+from bench.transport.health import describe_transport_error
+from bench.transport.lanes import TRANSPORT_ERRORS, Lane, LaneResponse
+from bench.transport.sse import SSEParser
 
 ERROR_BODY_CHARS = 300
 # Transport errors that, before any response byte, mean a stale pooled connection.
@@ -83,12 +84,6 @@ def normalise_endpoint(endpoint: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
-def _describe_transport_error(exc: Exception) -> str:
-    kind = type(exc).__name__
-    detail = str(exc) or "no detail"
-    return f"{kind}: {detail}"
-
-
 async def _read_capped(response: LaneResponse, limit: int = 65536) -> bytes:
     """At most ``limit`` bytes of an error body: enough to quote, never a whole huge page in memory."""
     parts: list[bytes] = []
@@ -127,6 +122,7 @@ class ChatClient:
         clock: RunClock | None = None,
     ) -> None:
         self.base_url = normalise_endpoint(endpoint)
+        self.api_key = api_key  # sent in headers only; never written anywhere
         self.model = model
         # httpx's timeout bounds each read; a response that trickles a byte at a time
         # needs a bound on the whole request too
@@ -151,7 +147,7 @@ class ChatClient:
             "connect_timeout_s": connect_timeout_s,
             "ssl_context": self._ssl_context,
         }
-        # Chat requests each take a lane: one keep-alive connection of its own (bench/lanes.py).
+        # Chat requests each take a lane: one keep-alive connection of its own (bench/transport/lanes.py).
         self._max_lanes = max_connections
         self._lane_slots = asyncio.Semaphore(max_connections)
         self._idle_lanes: list[Lane] = []
@@ -195,7 +191,7 @@ class ChatClient:
             except httpx.HTTPError as exc:
                 stale = type(exc).__name__.startswith(STALE_CONNECTION_ERRORS)
                 if not (attempt == 1 and stale):
-                    raise EndpointError(f"cannot reach {self.base_url}: {_describe_transport_error(exc)}") from None
+                    raise EndpointError(f"cannot reach {self.base_url}: {describe_transport_error(exc)}") from None
         raise AssertionError("unreachable")
 
     async def _probe(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any | None:
@@ -321,7 +317,7 @@ class ChatClient:
         except TimeoutError:
             exchange.error = f"request took longer than {self.request_timeout_s:g} s (--timeout)"
         except CHAT_ERRORS as exc:
-            exchange.error = _describe_transport_error(exc)
+            exchange.error = describe_transport_error(exc)
         except BodyDecodeError as exc:
             exchange.error = f"malformed response: {exc}"
         exchange.t_end = clock.now()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -10,12 +11,15 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench.compare import Comparison
+from bench.baselines import BaselineCheck, BaselineStatus
+from bench.compare import Comparison, Verdict
 from bench.config import Case
+from bench.figures import FigureSource
 from bench.loadgen import CaseOutcome
 from bench.preflight import EndpointInfo
 from bench.records import RequestRecord
-from bench.summary import BaselineCheck, CaseSummary, Distribution, RunSummary
+from bench.report.text import HEADERS, comparison_rows, headline
+from bench.summary import CaseSummary, Distribution, RunSummary
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -90,42 +94,92 @@ class ConsoleObserver:
         self.progress.stop()
 
 
-def case_table(summary: RunSummary) -> Table:
-    table = Table(title="Per case: server t/s from llama.cpp timings (* client estimate), latencies p50 ms")
-    for name in ("case", "ok", "pp t/s", "tg t/s", "TTFT", "ITL", "e2e", "out t/s"):
-        table.add_column(name, justify="left" if name == "case" else "right", overflow="fold")
+@dataclass(frozen=True, slots=True)
+class Tabular:
+    """A table as data: printed by rich on a terminal, as plain aligned lines elsewhere."""
+
+    title: str
+    headers: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    left: frozenset[str] = frozenset({"case"})  # columns aligned left; the rest right
+    caption: str = ""
+    row_styles: tuple[str | None, ...] = ()
+    show_header: bool = True
+
+
+def show(console: Console, table: Tabular) -> None:
+    """Print a table: rich on a terminal; in a pipe, a file, a cron mail or a CI log one row a line.
+
+    rich folds cells to fit 80 columns when it cannot see a terminal, which breaks
+    every cell into one-word lines; plain lines are padded to the widest cell
+    instead and never wrap.
+    """
+    if console.is_terminal:
+        console.print(_rich(table))
+        return
+    for line in plain_lines(table):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def plain_lines(table: Tabular) -> list[str]:
+    rows = [table.headers, *table.rows] if table.show_header else list(table.rows)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(table.headers))]
+
+    def line(row: Sequence[str]) -> str:
+        cells = [
+            cell.ljust(width) if name in table.left else cell.rjust(width)
+            for name, cell, width in zip(table.headers, row, widths, strict=True)
+        ]
+        return "  ".join(cells).rstrip()
+
+    lines = [table.title] if table.title else []
+    lines += [line(row) for row in rows]
+    if table.caption:
+        lines.append(table.caption)
+    return lines
+
+
+def _rich(table: Tabular) -> Table:
+    rich_table = Table(
+        title=escape(table.title) if table.title else None,
+        caption=escape(table.caption) if table.caption else None,
+        show_header=table.show_header,
+    )
+    for name in table.headers:
+        rich_table.add_column(name, justify="left" if name in table.left else "right", overflow="fold")
+    styles = table.row_styles or (None,) * len(table.rows)
+    for row, style in zip(table.rows, styles, strict=True):
+        rich_table.add_row(*(escape(cell) for cell in row), style=style)
+    return rich_table
+
+
+def case_table(summary: RunSummary) -> Tabular:
+    rows = []
     for c in summary.cases:
-        estimate = " *" if c.pp_source == "client_estimate" or c.tg_source == "client_estimate" else ""
-        table.add_row(
-            escape(c.case_id),
-            f"{c.ok}/{c.requests}",
-            _fmt(c.pp_tps) + estimate,
-            _fmt(c.tg_tps, 2) + estimate,
-            _p50(c.ttft_ms),
-            _p50(c.itl_ms),
-            _p50(c.e2e_ms),
-            _fmt(c.output_tps),
+        estimate = " *" if FigureSource.CLIENT in (c.pp_source, c.tg_source) else ""
+        rows.append(
+            (
+                c.case_id,
+                f"{c.ok}/{c.requests}",
+                _fmt(c.pp_tps) + estimate,
+                _fmt(c.tg_tps, 2) + estimate,
+                _p50(c.ttft_ms),
+                _p50(c.itl_ms),
+                _p50(c.e2e_ms),
+                _fmt(c.output_tps),
+            )
         )
-    return table
+    return Tabular(
+        "Per case: server t/s from llama.cpp timings (* client estimate), latencies p50 ms",
+        ("case", "ok", "pp t/s", "tg t/s", "TTFT", "ITL", "e2e", "out t/s"),
+        tuple(rows),
+    )
 
 
-def gpu_table(summary: RunSummary) -> Table:
-    table = Table(title="GPU per case (VRAM GiB; utilisation % in prompt / generation phases, with sample counts)")
-    for name in (
-        "case",
-        "samples",
-        "VRAM peak",
-        "VRAM mean",
-        "util prompt",
-        "util gen",
-        "power W",
-        "max °C",
-        "throttle",
-    ):
-        table.add_column(name, justify="left" if name in ("case", "throttle") else "right", overflow="fold")
-    for g in summary.gpu:
-        table.add_row(
-            escape(g.case_id),
+def gpu_table(summary: RunSummary) -> Tabular:
+    rows = tuple(
+        (
+            g.case_id,
             str(g.samples),
             _fmt(g.vram_peak_gib, 2),
             _fmt(g.vram_mean_gib, 2),
@@ -135,7 +189,14 @@ def gpu_table(summary: RunSummary) -> Table:
             _fmt(g.temperature_max_c, 0),
             ", ".join(g.throttle_reasons) or "-",
         )
-    return table
+        for g in summary.gpu
+    )
+    return Tabular(
+        "GPU per case (VRAM GiB; utilisation % in prompt / generation phases, with sample counts)",
+        ("case", "samples", "VRAM peak", "VRAM mean", "util prompt", "util gen", "power W", "max °C", "throttle"),
+        rows,
+        left=frozenset({"case", "throttle"}),
+    )
 
 
 def case_notes(summary: RunSummary) -> list[str]:
@@ -148,7 +209,7 @@ def case_notes(summary: RunSummary) -> list[str]:
 
 def baseline_lines(checks: Sequence[BaselineCheck]) -> list[tuple[str, str]]:
     """One sentence per baseline with the style to print it in."""
-    styles = {"pass": "green", "below": "red", "other model": "yellow"}
+    styles = {BaselineStatus.PASS: "green", BaselineStatus.BELOW: "red", BaselineStatus.ABOVE: "red"}
     lines = []
     for check in checks:
         where = f"scenario {check.scenario}" if check.scenario else "all cases"
@@ -156,11 +217,8 @@ def baseline_lines(checks: Sequence[BaselineCheck]) -> list[tuple[str, str]]:
     return lines
 
 
-def endpoint_table(info: EndpointInfo) -> Table:
-    table = Table(title=f"Endpoint {info.base_url}", show_header=False)
-    table.add_column("what")
-    table.add_column("found")
-    rows = [
+def endpoint_table(info: EndpointInfo) -> Tabular:
+    rows = (
         ("model", info.model or "-"),
         ("models listed", ", ".join(info.models_listed) if info.models_listed is not None else "no /v1/models"),
         ("build", info.build or "-"),
@@ -172,19 +230,19 @@ def endpoint_table(info: EndpointInfo) -> Table:
         ("finish_reason", info.finish_reason or "-"),
         ("exact prompt lengths", "yes (/apply-template + /tokenize)" if info.has_tokenize else "no (estimates)"),
         ("streaming", f"{'ok' if info.stream_ok else 'FAILED'}, tokens {info.stream_delivery}"),
-    ]
-    for what, found in rows:
-        table.add_row(what, escape(found))
-    return table
+    )
+    return Tabular(
+        f"Endpoint {info.base_url}", ("what", "found"), rows, left=frozenset({"what", "found"}), show_header=False
+    )
 
 
-def comparison_table(comparison: Comparison) -> Table:
-    from bench.compare import HEADERS, IMPROVED, REGRESSED, comparison_rows, headline
-
-    table = Table(title=escape(f"A {comparison.a.run_id} vs B {comparison.b.run_id}"), caption=headline(comparison))
-    for name in HEADERS:
-        table.add_column(name, justify="left" if name in ("case", "figure", "verdict") else "right", overflow="fold")
-    styles = {IMPROVED: "green", REGRESSED: "red"}
-    for figure, row in zip(comparison.figures, comparison_rows(comparison), strict=True):
-        table.add_row(*(escape(cell) for cell in row), style=styles.get(figure.verdict))
-    return table
+def comparison_table(comparison: Comparison) -> Tabular:
+    styles = {Verdict.IMPROVED: "green", Verdict.REGRESSED: "red"}
+    return Tabular(
+        f"A {comparison.a.run_id} vs B {comparison.b.run_id}",
+        tuple(HEADERS),
+        tuple(tuple(row) for row in comparison_rows(comparison)),
+        left=frozenset({"case", "figure", "verdict"}),
+        caption=headline(comparison),
+        row_styles=tuple(styles.get(f.verdict) for f in comparison.figures),
+    )

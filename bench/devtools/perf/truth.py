@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from bench.devtools.perf.process import pinned
 from bench.errors import PerfSetupError
-from bench.perf.process import pinned
 from bench.server import cache_dir
 
 
@@ -48,7 +48,7 @@ class TruthRequest:
 
 def build(compiler: str | None = None) -> Path:
     """Compile the server (once per source version) and return the binary's path."""
-    source = resources.files("bench.perf").joinpath("truth_server.c").read_bytes()
+    source = resources.files("bench.devtools.perf").joinpath("truth_server.c").read_bytes()
     digest = hashlib.sha256(source).hexdigest()[:12]
     binary = cache_dir() / "perf" / f"truth_server-{digest}"
     if binary.is_file():

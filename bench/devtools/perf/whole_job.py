@@ -20,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.perf.process import SERVER_CORE, TOOL_CORE, keep_off_the_tools_core, pinned, run_measured
-from bench.perf.tools import CORPUS_URL, MODEL, TOOLS, environment, tokenizer_snapshot
-from bench.perf.truth import Schedule, read_log, truth_server
+from bench.devtools.perf.process import SERVER_CORE, TOOL_CORE, keep_off_the_tools_core, pinned, run_measured
+from bench.devtools.perf.tools import CORPUS_URL, MODEL, TOOLS, environment, tokenizer_snapshot
+from bench.devtools.perf.truth import Schedule, read_log, truth_server
 
 PP_CASES = ((512, 16), (1024, 16), (2048, 16), (3584, 16))
 TG_CASES = ((128, 128), (128, 512), (128, 2048))

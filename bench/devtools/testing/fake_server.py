@@ -453,7 +453,7 @@ class FakeLlamaServer:
 def fake_server_process(*args: str) -> Iterator[str]:
     """The fake in its own process (options as for ``main``), so this process's CPU time is the client's alone."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "bench.testing.fake_server", *args], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "bench.devtools.testing.fake_server", *args], stdout=subprocess.PIPE, text=True
     )
     try:
         assert process.stdout is not None
@@ -467,7 +467,7 @@ def main(argv: list[str] | None = None) -> None:
     """Serve the fake on 127.0.0.1 until killed; prints its URL on the first line."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m bench.testing.fake_server", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.devtools.testing.fake_server", description=main.__doc__)
     parser.add_argument("--ttft", type=float, default=0.0, help="seconds before the first token")
     parser.add_argument("--itl", type=float, default=0.0, help="seconds between tokens")
     parser.add_argument("--tokens-per-chunk", type=int, default=1)

@@ -1,0 +1,330 @@
+"""One function per command: turn parsed options into a library call, print what it returns.
+
+Nothing here computes a figure or decides a verdict; that is the library's job.
+stdout carries what a command produces (tables, JSON, the nightly's plain summary);
+stderr carries progress and notes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bench.baselines import baseline_headline, load_baselines
+from bench.cli import options
+from bench.config import BUILTIN_SETS, load_scenario_set, split_command
+from bench.errors import BenchError, ConfigError, ExitCode
+from bench.store import read_records, read_run_meta, resolve_run
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from bench.summary import RunSummary
+
+
+def _console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+def _say(console: Console, text: str) -> None:
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def print_summary(console: Console, summary: RunSummary) -> None:
+    from bench.cli.console import baseline_lines, case_notes, case_table, gpu_table, show
+
+    show(console, case_table(summary))
+    if summary.gpu:
+        show(console, gpu_table(summary))
+    if summary.bandwidth:
+        _say(console, summary.bandwidth.sentence())
+    for line in case_notes(summary):
+        _say(console, f"note: {line}")
+    for text, style in baseline_lines(summary.baselines):
+        console.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
+
+
+def run(args: argparse.Namespace) -> ExitCode:
+    from bench.cli.console import ConsoleObserver
+    from bench.runner import run_benchmark
+
+    run_options = options.run_options(args)
+    console = _console(stderr=args.json)
+    observer = ConsoleObserver(console)
+    try:
+        result = run_benchmark(run_options, observer)
+    finally:
+        observer.stop()
+    if args.json:
+        print(
+            json.dumps({"run_id": result.run_id, "run_dir": str(result.run_dir), **result.summary.to_json()}, indent=2)
+        )
+    else:
+        print_summary(console, result.summary)
+        _say(console, f"results: {result.run_dir}")
+    if not args.no_report:
+        from bench.report.render import render_run_report
+
+        path = render_run_report(result.run_dir, args.reports_dir, run_options.baselines)
+        print(f"report: {path}", file=sys.stderr if args.json else sys.stdout)
+    for note in result.notes:
+        print(f"bench: {note}", file=sys.stderr)
+    return ExitCode.ERROR_RATE if result.error_rate_exceeded else ExitCode.OK
+
+
+def check(args: argparse.Namespace) -> ExitCode:
+    from bench.check import run_check
+    from bench.cli.console import endpoint_table, show
+
+    info = run_check(
+        endpoint=args.endpoint,
+        api_key=options.api_key(args),
+        model=args.model,
+        timeout_s=args.timeout,
+        server_binary=args.server_binary,
+        model_file=args.model_file,
+        server_args=split_command(args.server_args, "--server-args"),
+    )
+    if args.json:
+        print(json.dumps(info.to_json(), indent=2))
+        return ExitCode.OK
+    console = _console()
+    show(console, endpoint_table(info))
+    for note in info.notes:
+        _say(console, f"note: {note}")
+    console.print("endpoint is usable for benchmarking", style="green")
+    return ExitCode.OK
+
+
+def scenarios(args: argparse.Namespace) -> ExitCode:
+    if not args.set:
+        for name in BUILTIN_SETS:
+            scenario_set = load_scenario_set(name)
+            print(f"{name:10} {len(scenario_set.cases()):3} cases  {scenario_set.description}")
+        return ExitCode.OK
+    scenario_set = load_scenario_set(args.set)
+    print(f"{scenario_set.name}: {scenario_set.description} ({scenario_set.source})")
+    for case in scenario_set.cases():
+        stream = "stream" if case.stream else "no-stream"
+        print(f"  {case.case_id:40} {case.pattern:10} {case.requests:3} requests + {case.warmup} warm-up  {stream}")
+    return ExitCode.OK
+
+
+def nightly(args: argparse.Namespace) -> ExitCode:
+    from bench.cli.console import ConsoleObserver
+    from bench.nightly import plain_summary
+    from bench.workflows import NightlyOptions, run_nightly
+
+    night = NightlyOptions(
+        options.run_options(args),
+        min_effect=args.min_effect / 100,
+        keep_runs=args.keep_runs,
+        keep_days=args.keep_days,
+        reports_dir=None if args.no_report else args.reports_dir,
+    )
+    # progress and tables go to stderr; stdout carries the plain summary for cron mail
+    console = _console(stderr=True)
+    observer = ConsoleObserver(console)
+    try:
+        outcome = run_nightly(night, observer)
+    except BenchError as exc:
+        print(f"nightly: RUN FAILED (exit {exc.exit_code:d}): {exc}")
+        return exc.exit_code
+    finally:
+        observer.stop()
+    print_summary(console, outcome.run.summary)
+    if outcome.verdict is None:
+        print(f"nightly {outcome.run.run_id}: RUN FAILED (exit {outcome.exit_code:d}): {outcome.failure}")
+        return outcome.exit_code
+    print(plain_summary(outcome.verdict))
+    print(f"results: {outcome.run.run_dir}")
+    for what, path in zip(("report", "trend"), outcome.reports, strict=False):
+        print(f"{what}: {path}")
+    if outcome.removed:
+        print(f"retention: removed {len(outcome.removed)} old run(s)")
+    return outcome.exit_code
+
+
+def baseline(args: argparse.Namespace) -> ExitCode:
+    from bench.baseline_update import adopt_run
+    from bench.baselines import DEFAULT_BASELINES_FILE
+
+    target = args.baselines or Path(DEFAULT_BASELINES_FILE)
+    run_dir = resolve_run(args.from_run, args.results_dir)
+    for change in adopt_run(run_dir, target):
+        where = f" (scenario {change.scenario})" if change.scenario else ""
+        if change.new is None:
+            print(f"{change.figure}{where}: not measured by {run_dir.name}; kept {change.old:,g}")
+        else:
+            print(f"{change.figure}{where}: {change.old:,g} -> {change.new:,g}")
+    print(f"wrote {target}; earlier values are kept in each entry's history")
+    return ExitCode.OK
+
+
+def report(args: argparse.Namespace) -> ExitCode:
+    from bench.report.render import render_run_report, render_trend_report
+
+    if not args.runs and not args.trend:
+        raise ConfigError("name at least one RUN, or --trend LABEL")
+    baselines = load_baselines(args.baselines)
+    for ref in args.runs:
+        print(f"wrote {render_run_report(resolve_run(ref, args.results_dir), args.reports_dir, baselines)}")
+    if args.trend:
+        print(f"wrote {render_trend_report(args.results_dir, args.trend, args.reports_dir, baselines)}")
+    print(f"index: {args.reports_dir / 'index.html'}")
+    return ExitCode.OK
+
+
+def export(args: argparse.Namespace) -> ExitCode:
+    from bench.export import to_pytest_benchmark
+
+    document = json.dumps(to_pytest_benchmark(resolve_run(args.run, args.results_dir)), indent=2, default=str)
+    if args.output:
+        args.output.write_text(document + "\n", encoding="utf-8")
+        print(f"wrote {args.output}")
+    else:
+        print(document)
+    return ExitCode.OK
+
+
+def ab(args: argparse.Namespace) -> ExitCode:
+    from bench.ab import AbPlan, Variant, parse_variant, run_ab
+    from bench.cli.console import ConsoleObserver, comparison_table, show
+
+    parsed = [parse_variant(text) for text in args.variant]
+    switches = dict(parse_variant(text, "--switch") for text in args.switch)
+    unknown = sorted(set(switches) - {name for name, _ in parsed})
+    if unknown:
+        raise ConfigError(f"--switch for unknown variant(s): {', '.join(unknown)}")
+    plan = AbPlan(
+        base=options.run_options(args),
+        variants=tuple(Variant(name, flags, switches.get(name)) for name, flags in parsed),
+        server_command=split_command(args.server_cmd, "--server-cmd"),
+        blocks=args.blocks,
+        order=args.order,
+    )
+    console = _console()
+    observer = ConsoleObserver(console)
+    try:
+        result = run_ab(plan, observer)
+    finally:
+        observer.stop()
+    print(f"order: {', '.join(name for _, name in result.order)}")
+    for variant in result.variants:
+        print(f"{variant.name} [{variant.flags}]: {len(variant.runs)} run(s) {' '.join(variant.runs)}")
+        for failure in variant.failures:
+            print(f"  FAILED {failure}")
+    for comparison in result.comparisons:
+        show(console, comparison_table(comparison))
+        if not args.no_report:
+            from bench.report.render import render_comparison_report
+
+            path = render_comparison_report(
+                comparison,
+                args.reports_dir,
+                result.records.get(comparison.a.label or ""),
+                result.records.get(comparison.b.label or ""),
+            )
+            print(f"report: {path}")
+    if result.outputs_differ:
+        print("outputs differ: the variants gave different temperature-0 answers; faster is not the same")
+    elif result.outputs_differ is False:
+        print("outputs: identical temperature-0 answers across variants")
+    print(f"ab: {result.path}")
+    return ExitCode.ENDPOINT if any(not v.runs for v in result.variants) else ExitCode.OK
+
+
+def compare(args: argparse.Namespace) -> ExitCode:
+    from bench.compare import Verdict, compare_runs
+    from bench.report.text import to_markdown
+    from bench.summary import load_summary
+
+    comparison = compare_runs(
+        resolve_run(args.a, args.results_dir),
+        resolve_run(args.b, args.results_dir),
+        alpha=args.alpha,
+        min_effect=args.min_effect / 100,
+        force=args.force,
+    )
+    baselines = load_baselines(args.baselines)
+    against = {
+        side: baseline_headline(load_summary(ref.path, baselines).baselines)
+        for side, ref in (("A", comparison.a), ("B", comparison.b))
+    }
+    if args.json:
+        print(json.dumps({**comparison.to_json(), "baselines": against}, indent=2, default=str))
+    elif args.markdown:
+        print(to_markdown(comparison), end="")
+        print("".join(f"\n- {side} against the baselines: {text}" for side, text in against.items() if text))
+    else:
+        from bench.cli.console import comparison_table, show
+
+        console = _console()
+        for line in comparison.differences:
+            _say(console, line)
+        show(console, comparison_table(comparison))
+        for side, text in against.items():
+            if text:
+                _say(console, f"{side} against the baselines: {text}")
+    if not args.no_report:
+        from bench.report.render import render_comparison_report
+
+        path = render_comparison_report(comparison, args.reports_dir)
+        print(f"report: {path}", file=sys.stderr if (args.json or args.markdown) else sys.stdout)
+    regressed = bool(comparison.by_verdict(Verdict.REGRESSED))
+    return ExitCode.REGRESSION if args.fail_on_regression and regressed else ExitCode.OK
+
+
+def telemetry_command(args: argparse.Namespace) -> ExitCode:
+    from bench.telemetry.smi import suggested_command
+
+    print(shlex.join(suggested_command()))
+    return ExitCode.OK
+
+
+def show(args: argparse.Namespace) -> ExitCode:
+    from bench.summary import load_summary
+
+    run_dir = resolve_run(str(args.run), args.results_dir)
+    meta = read_run_meta(run_dir)
+    records = sum(1 for _ in read_records(run_dir))
+    summary = load_summary(run_dir, load_baselines(args.baselines))
+    if args.json:
+        print(json.dumps({"run": meta, **summary.to_json()}, indent=2, default=str))
+        return ExitCode.OK
+    console = _console()
+    _say(
+        console,
+        f"{meta['run_id']}  status {meta.get('status')}  label {meta.get('label')}  build {meta.get('build')}  "
+        f"{records} records",
+    )
+    if meta.get("partial_reason"):
+        _say(console, f"partial: {meta['partial_reason']}")
+    telemetry = meta.get("telemetry") or {}
+    for reason in (telemetry.get("gpu_reason"), telemetry.get("gpu_parse_problem")):
+        if reason:
+            _say(console, reason)
+    if records:
+        print_summary(console, summary)
+    return ExitCode.OK
+
+
+HANDLERS = {
+    "run": run,
+    "check": check,
+    "scenarios": scenarios,
+    "show": show,
+    "telemetry-command": telemetry_command,
+    "compare": compare,
+    "nightly": nightly,
+    "baseline": baseline,
+    "export": export,
+    "report": report,
+    "ab": ab,
+}

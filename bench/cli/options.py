@@ -1,0 +1,241 @@
+"""Every option the commands share, declared once, with the library's defaults.
+
+A command asks for the groups it needs (``results_dir(parser)``, ``endpoint(parser)``...);
+the values are turned into the library's option records here (``run_options``),
+which validate them: the CLI refuses nothing the library would accept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from bench.baselines import DEFAULT_BASELINES_FILE, load_baselines
+from bench.compare import ALPHA
+from bench.compare import MIN_EFFECT as COMPARE_MIN_EFFECT
+from bench.config import BUILTIN_SETS, load_scenario_set, split_command
+from bench.report.render import DEFAULT_REPORTS_DIR
+from bench.runner import RunOptions
+from bench.store import DEFAULT_RESULTS_DIR
+from bench.telemetry.sampler import GPU_MODES, MIN_INTERVAL_S, TelemetryConfig
+
+API_KEY_ENV = "BENCH_API_KEY"
+DEFAULT_SCENARIOS = "baseline"
+
+
+def default(record: type, name: str) -> Any:
+    """The default a library record declares for one of its fields."""
+    return next(f.default for f in fields(record) if f.name == name)
+
+
+# ------------------------------------------------------------------ one option or group each
+
+
+def results_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=DEFAULT_RESULTS_DIR,
+        metavar="DIR",
+        help=f"where run directories are (default: {DEFAULT_RESULTS_DIR})",
+    )
+
+
+def baselines(parser: argparse.ArgumentParser, *, help_text: str | None = None) -> None:
+    parser.add_argument(
+        "--baselines",
+        type=Path,
+        metavar="PATH",
+        help=help_text or f"baselines TOML (default: ./{DEFAULT_BASELINES_FILE}, else the packaged seed figures)",
+    )
+
+
+def as_json(parser: argparse.ArgumentParser, what: str = "the figures") -> None:
+    parser.add_argument("--json", action="store_true", help=f"print {what} as JSON")
+
+
+def reports(parser: argparse.ArgumentParser, *, optional: bool = True) -> None:
+    parser.add_argument(
+        "--reports-dir",
+        type=Path,
+        default=DEFAULT_REPORTS_DIR,
+        metavar="DIR",
+        help=f"where HTML reports go (default: {DEFAULT_REPORTS_DIR})",
+    )
+    if optional:
+        parser.add_argument("--no-report", action="store_true", help="do not write the HTML report")
+
+
+def endpoint(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("endpoint (default: start the embedded CPU llama-server)")
+    group.add_argument(
+        "--endpoint",
+        metavar="URL",
+        help="base URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8080 "
+        "(a trailing /v1 is accepted); omit it to start the embedded llama-server on 127.0.0.1",
+    )
+    group.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help=f"sent as 'Authorization: Bearer KEY'; default: ${API_KEY_ENV} or 'EMPTY'. "
+        "Never written to results or logs",
+    )
+    group.add_argument(
+        "--model", metavar="NAME", help="model name sent in requests (default: what /v1/models lists first)"
+    )
+    timeout = default(RunOptions, "request_timeout_s")
+    group.add_argument(
+        "--timeout",
+        type=float,
+        default=timeout,
+        metavar="S",
+        help=f"per-request timeout in seconds (default {timeout:g})",
+    )
+    group.add_argument(
+        "--server-binary", type=Path, metavar="PATH", help="start this llama-server instead of the embedded one"
+    )
+    group.add_argument("--model-file", type=Path, metavar="PATH", help="GGUF model for the server the suite starts")
+    group.add_argument(
+        "--server-args",
+        metavar="ARGS",
+        help='flags for the server the suite starts, as one string, e.g. "-c 8192 -np 2 -fa on" '
+        "(default: -c 4096 per slot, one slot per concurrent stream, --metrics --jinja)",
+    )
+
+
+def run(parser: argparse.ArgumentParser, default_label: str | None = None) -> None:
+    """Options of a measured run: ``run``, ``nightly`` and ``ab``."""
+    parser.add_argument(
+        "--scenarios",
+        default=DEFAULT_SCENARIOS,
+        metavar="NAME|PATH",
+        help=f"built-in set ({', '.join(BUILTIN_SETS)}) or a TOML file (default: {DEFAULT_SCENARIOS})",
+    )
+    baselines(parser)
+    results_dir(parser)
+    parser.add_argument(
+        "--label",
+        default=default_label,
+        help=f"a name for this run, e.g. 'nightly' or 'fa-on' (default: {default_label})",
+    )
+    parser.add_argument(
+        "--server-flags",
+        metavar="TEXT",
+        help="the server's flags as you started it (recorded, not used), e.g. '-fa 1 -ngl 999 -c 4096'",
+    )
+    seed = default(RunOptions, "seed")
+    parser.add_argument(
+        "--seed", type=int, default=seed, help=f"seed for prompt text and arrival times (default {seed})"
+    )
+    parser.add_argument(
+        "--max-run-time", type=float, metavar="S", help="stop the whole run after S seconds; it is kept, marked partial"
+    )
+    ready = default(RunOptions, "ready_timeout_s")
+    parser.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=ready,
+        metavar="S",
+        help=f"how long to wait while the server answers 503 because it is loading its model (default {ready:g})",
+    )
+    error_rate = default(RunOptions, "max_error_rate")
+    parser.add_argument(
+        "--max-error-rate",
+        type=float,
+        default=error_rate,
+        metavar="F",
+        help=f"exit 5 when more than this share of requests failed (default {error_rate:g})",
+    )
+    as_json(parser, "the summary")
+    reports(parser)
+    endpoint(parser)
+    telemetry(parser)
+
+
+def telemetry(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("telemetry (GPU and llama-server /metrics, sampled in the background)")
+    group.add_argument(
+        "--gpu-telemetry",
+        choices=[m for m in GPU_MODES if m != "nvml"],
+        default=default(TelemetryConfig, "gpu"),
+        help="auto: NVML when this host has an NVIDIA driver, else a recorded 'no GPU telemetry'; none: off",
+    )
+    group.add_argument(
+        "--gpu-telemetry-cmd",
+        metavar="CMD",
+        help="a command streaming nvidia-smi CSV, run as an argument list (no shell), e.g. "
+        '"ssh gpu-host nvidia-smi --query-gpu=... --format=csv,noheader,nounits -lms 250"; '
+        "'bench telemetry-command' prints the full query; the columns are read from its --query-gpu=",
+    )
+    interval = default(TelemetryConfig, "interval_s")
+    group.add_argument(
+        "--telemetry-interval",
+        type=float,
+        default=interval,
+        metavar="S",
+        help=f"seconds between NVML and /metrics samples (default {interval:g}, floor {MIN_INTERVAL_S:g})",
+    )
+    group.add_argument("--no-server-metrics", action="store_true", help="do not scrape the server's /metrics")
+    group.add_argument(
+        "--active-weight-gib",
+        type=float,
+        metavar="GIB",
+        help="weights read per generated token (all weights for a dense model, the active experts' for MoE), "
+        "for the memory-bandwidth figure; the embedded model's file size by default",
+    )
+    group.add_argument(
+        "--gpu-bandwidth-gbs",
+        type=float,
+        metavar="GB/S",
+        help="the GPU's peak memory bandwidth, where the suite does not know the card",
+    )
+
+
+def comparison(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--alpha", type=float, default=ALPHA, help=f"significance level (default {ALPHA:g})")
+    parser.add_argument(
+        "--min-effect",
+        type=float,
+        default=COMPARE_MIN_EFFECT * 100,
+        metavar="PCT",
+        help=f"smallest change in percent reported as improved/regressed (default {COMPARE_MIN_EFFECT * 100:g})",
+    )
+
+
+# ------------------------------------------------------------------ values -> library records
+
+
+def api_key(args: argparse.Namespace) -> str:
+    return args.api_key or os.environ.get(API_KEY_ENV) or "EMPTY"
+
+
+def run_options(args: argparse.Namespace) -> RunOptions:
+    return RunOptions(
+        scenarios=load_scenario_set(args.scenarios),
+        endpoint=args.endpoint,
+        api_key=api_key(args),
+        model=args.model,
+        baselines=load_baselines(args.baselines),
+        results_dir=args.results_dir,
+        label=args.label,
+        server_flags=args.server_flags,
+        seed=args.seed,
+        request_timeout_s=args.timeout,
+        max_run_s=args.max_run_time,
+        ready_timeout_s=args.ready_timeout,
+        max_error_rate=args.max_error_rate,
+        server_binary=args.server_binary,
+        model_file=args.model_file,
+        server_args=split_command(args.server_args, "--server-args"),
+        telemetry=TelemetryConfig(
+            interval_s=args.telemetry_interval,
+            gpu=args.gpu_telemetry,
+            command=split_command(args.gpu_telemetry_cmd, "--gpu-telemetry-cmd"),
+            metrics=not args.no_server_metrics,
+        ),
+        active_weight_gib=args.active_weight_gib,
+        peak_bandwidth_gbs=args.gpu_bandwidth_gbs,
+    )

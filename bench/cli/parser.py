@@ -1,0 +1,225 @@
+"""The ``bench`` argument parser: each command's words and the option groups it takes."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bench.ab import AbPlan, BlockOrder
+from bench.cli import options
+from bench.nightly import MIN_EFFECT as NIGHTLY_MIN_EFFECT
+from bench.version import __version__
+
+EPILOG = """exit codes (every command):
+  0 success; 1 a regression (nightly, compare --fail-on-regression);
+  2 bad configuration or options; 3 endpoint unusable
+  (unreachable, auth failed, server errors, embedded server failed to start);
+  4 results directory unreadable, unwritable or held by another nightly;
+  5 error rate above --max-error-rate; 70 internal error (a bug: please report it);
+  130 interrupted (what was measured is kept, the run is marked partial)
+"""
+
+
+def _command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str, description: str, **kw: str
+) -> argparse.ArgumentParser:
+    return commands.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog=kw.get("epilog", EPILOG),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bench",
+        description="Benchmark llama-server or any OpenAI-compatible endpoint: prompt and generation "
+        "t/s from the server's own timings, TTFT/ITL/latency on the client, compared with baselines.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"llama-server-bench {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = _command(
+        commands,
+        "run",
+        "run a scenario set and store the results",
+        "Run a scenario set against the endpoint (or the embedded llama-server), store every "
+        "request in results/<run-id>/ as it ends, and print the figures against the baselines.",
+    )
+    options.run(run)
+
+    check = _command(
+        commands,
+        "check",
+        "check that an endpoint can be benchmarked and show what it offers",
+        "Reach the endpoint, check auth and the model, send one streaming and one "
+        "non-streaming request, and report timings, usage, reasoning, build, n_ctx, slots and "
+        "whether streamed tokens arrive one by one or in bursts (a buffering proxy).",
+    )
+    options.as_json(check, "the report")
+    options.endpoint(check)
+
+    scenarios = _command(
+        commands,
+        "scenarios",
+        "list the built-in scenario sets, or the cases of one set",
+        "Without an argument, list the built-in sets. With NAME or PATH, validate that set "
+        "and list its cases (prompt x output x concurrency x depth).",
+    )
+    scenarios.add_argument("set", nargs="?", metavar="NAME|PATH")
+
+    baseline = _command(
+        commands,
+        "baseline",
+        "adopt a measured run as the new baselines",
+        "'bench baseline set --from RUN' writes the run's figures into the baselines file, each over "
+        "its baseline's scenario, and keeps every old value in that entry's history.",
+    )
+    baseline_commands = baseline.add_subparsers(dest="baseline_command", metavar="ACTION", required=True)
+    baseline_set = _command(baseline_commands, "set", "adopt a run's figures", baseline.description or "")
+    baseline_set.add_argument(
+        "--from", dest="from_run", required=True, metavar="RUN", help="run id, directory or label"
+    )
+    options.results_dir(baseline_set)
+    options.baselines(
+        baseline_set,
+        help_text="the file to write (default ./baselines.toml, created from the current baselines if absent)",
+    )
+
+    export = _command(
+        commands,
+        "export",
+        "export a run for pytest-benchmark (compare, history, --benchmark-compare-fail)",
+        "Write a run in pytest-benchmark's JSON format: one benchmark per case and figure (pp and tg "
+        "as seconds per token, TTFT and e2e as seconds: lower is better, as pytest-benchmark expects). "
+        "'pytest-benchmark compare A.json B.json' then reads our runs.",
+    )
+    export.add_argument("run", metavar="RUN", help="run id, directory, label, latest or previous")
+    options.results_dir(export)
+    export.add_argument("-o", "--output", type=Path, metavar="FILE", help="write here (default: stdout)")
+
+    nightly = _command(
+        commands,
+        "nightly",
+        "run the scenario set and judge it: exit 0 ok, 1 regression, other codes: the run failed",
+        "The nightly regression gate. Runs the scenario set (default: baseline), then judges it against "
+        "(1) the baselines file with its tolerances, (2) the last good nightly (bootstrap CI and Mann-Whitney U, "
+        "held against a threshold from the measured night-to-night noise: a drop of twice the threshold pages at "
+        "once, a smaller one only on the second night in a row), and (3) the nightly history with E-divisive "
+        "change points. Writes nightly.json into the run directory and a plain summary on stdout for cron mail. "
+        "A lock in the results directory keeps two nightlies from overlapping.",
+        epilog="exit codes: 0 no regression; 1 regression found (which figure, how much, how sure is printed);\n"
+        "  when the run itself fails, the code of the failure, as for every command:\n"
+        "  2 bad configuration, 3 endpoint down, 4 results directory (or another nightly running),\n"
+        "  5 error rate above --max-error-rate, 130 interrupted\n",
+    )
+    options.run(nightly, default_label="nightly")
+    gate = nightly.add_argument_group("gate and retention")
+    gate.add_argument(
+        "--min-effect",
+        type=float,
+        default=NIGHTLY_MIN_EFFECT * 100,
+        metavar="PCT",
+        help=f"smallest drop in percent that can count as a regression (default {NIGHTLY_MIN_EFFECT * 100:g}); "
+        "measured noise can raise it",
+    )
+    gate.add_argument("--keep-runs", type=int, metavar="N", help="keep the newest N runs of this label, delete older")
+    gate.add_argument("--keep-days", type=float, metavar="D", help="delete runs of this label older than D days")
+
+    ab = _command(
+        commands,
+        "ab",
+        "compare server flag variants, interleaved in blocks, with the servers started or switched",
+        "Before/after comparison of server flags. Either the suite starts the servers (--server-cmd, "
+        "or the embedded server without it): for each block each variant's server starts on 127.0.0.1, is measured "
+        "with the scenario set and stopped. Or a remote --endpoint, with an optional --switch command per variant "
+        "that reconfigures it (run as an argument list, then /health is awaited). Blocks interleave the variants "
+        "(A B, B A, ... or --order random, recorded), so drift falls on both. Every later variant is compared with "
+        "the first, each pooling its blocks; a temperature-0 answer per run flags variants that say different things.",
+        epilog='example: bench ab --server-cmd "llama-server -m model.gguf -ngl 999 -c 4096" '
+        '--variant fa_off="-fa off" --variant fa_on="-fa on"\n' + EPILOG,
+    )
+    options.run(ab)
+    variants = ab.add_argument_group("variants")
+    variants.add_argument(
+        "--variant", action="append", default=[], metavar="NAME=FLAGS", help="a variant's server flags (2 or more)"
+    )
+    variants.add_argument(
+        "--server-cmd",
+        metavar="CMD",
+        help='the server command the variants\' flags are appended to, e.g. "llama-server -m model.gguf -c 4096" '
+        "(default: the embedded llama-server with its default flags)",
+    )
+    variants.add_argument(
+        "--switch",
+        action="append",
+        default=[],
+        metavar="NAME=CMD",
+        help="with --endpoint: a command that switches the remote server to this variant, e.g. "
+        'fa_on="ssh gpu-host sudo systemctl restart llama@fa-on"',
+    )
+    variants.add_argument(
+        "--blocks",
+        type=int,
+        default=options.default(AbPlan, "blocks"),
+        help="rounds of all variants, each a server start per variant (default %(default)s: two starts of the same "
+        "server can differ by a few percent, and the comparison counts starts, not requests)",
+    )
+    variants.add_argument(
+        "--order", choices=[o.value for o in BlockOrder], default=BlockOrder.ALTERNATE.value, help="order within blocks"
+    )
+
+    compare = _command(
+        commands,
+        "compare",
+        "compare two runs per case and figure: ratio, 95 %% CI, p-value, verdict",
+        "Compare run B against run A. For each case and figure (pp and tg t/s from the server's "
+        "timings, TTFT, ITL, e2e latency): both values, the change B/A - 1, a 95 %% bootstrap confidence "
+        "interval (requests resampled), a Mann-Whitney U p-value and a verdict. A and B are run ids, run "
+        "directories, labels (the newest run with that label), 'latest' or 'previous'.",
+    )
+    compare.add_argument("a", metavar="A", help="the reference run")
+    compare.add_argument("b", metavar="B", help="the run judged against A")
+    options.results_dir(compare)
+    options.comparison(compare)
+    compare.add_argument(
+        "--force", action="store_true", help="compare runs of different models or scenario definitions"
+    )
+    options.as_json(compare, "the comparison")
+    compare.add_argument("--markdown", action="store_true", help="print a Markdown table (for an issue or PR)")
+    compare.add_argument("--fail-on-regression", action="store_true", help="exit 1 if any figure regressed")
+    options.baselines(compare, help_text="baselines TOML to hold both runs against")
+    options.reports(compare)
+
+    report = _command(
+        commands,
+        "report",
+        "write HTML reports of runs, or the nightly trend of a label",
+        "Write self-contained HTML reports (no network needed to open them) into the reports "
+        "directory and update its index.html: one report per RUN (run ids, directories, labels, latest, "
+        "previous), and with --trend LABEL the nightly trend of that label. 'bench run', 'bench compare' and "
+        "'bench nightly' write theirs automatically.",
+    )
+    report.add_argument("runs", nargs="*", metavar="RUN")
+    report.add_argument("--trend", metavar="LABEL", help="also write the trend report of this label's nightly runs")
+    options.results_dir(report)
+    options.reports(report, optional=False)
+    options.baselines(report, help_text="baselines TOML to compare with")
+
+    _command(
+        commands,
+        "telemetry-command",
+        "print the nvidia-smi command to pass as --gpu-telemetry-cmd",
+        "Print a ready --gpu-telemetry-cmd value: nvidia-smi over SSH with the fields the suite parses.",
+    )
+
+    show = _command(commands, "show", "print the figures of a stored run", "Print the summary of a stored run.")
+    show.add_argument("run", metavar="RUN", help="run id, directory, label, latest or previous")
+    options.results_dir(show)
+    options.as_json(show)
+    options.baselines(show, help_text="baselines TOML to compare with")
+    return parser

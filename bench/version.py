@@ -1,0 +1,3 @@
+"""The suite's version, in a module of its own so any step can read it without importing the package."""
+
+__version__ = "0.1.0"

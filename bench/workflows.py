@@ -1,0 +1,92 @@
+"""Workflows that chain the pipeline's steps, as library calls the CLI only parses for.
+
+``run_nightly`` is the nightly regression gate end to end: hold the lock, run the
+scenario set, judge it (``bench.nightly``), write ``nightly.json``, apply
+retention and write the run and trend reports::
+
+    from bench import RunOptions, load_scenario_set
+    from bench.workflows import NightlyOptions, run_nightly
+
+    outcome = run_nightly(NightlyOptions(RunOptions(load_scenario_set("baseline"), label="nightly")))
+    print(outcome.verdict.headline if outcome.verdict else outcome.failure, outcome.exit_code)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.errors import ConfigError, ExitCode
+from bench.nightly import (
+    MIN_EFFECT,
+    NightlyVerdict,
+    apply_retention,
+    judge,
+    nightly_history,
+    nightly_lock,
+    protected_runs,
+    write_verdict,
+)
+from bench.report.render import DEFAULT_REPORTS_DIR, render_run_report, render_trend_report
+from bench.runner import RunObserver, RunOptions, RunResult, run_benchmark
+
+
+@dataclass(frozen=True, slots=True)
+class NightlyOptions:
+    run: RunOptions  # its label names the series of nights ("nightly" from the CLI)
+    min_effect: float = MIN_EFFECT  # smallest drop that can count, as a fraction; noise can raise it
+    keep_runs: int | None = None  # retention: the newest N runs of the label
+    keep_days: float | None = None  # retention: runs of the label younger than D days
+    reports_dir: Path | None = DEFAULT_REPORTS_DIR  # None: no reports
+
+    def __post_init__(self) -> None:
+        if not self.run.label:
+            raise ConfigError("a nightly needs a label: its earlier nights are the runs with the same label")
+        if self.keep_runs is not None and self.keep_runs < 1:
+            raise ConfigError(f"--keep-runs must be at least 1; got {self.keep_runs}")
+        if self.keep_days is not None and not self.keep_days > 0:
+            raise ConfigError(f"--keep-days must be positive; got {self.keep_days}")
+        if not 0 <= self.min_effect < 1:
+            raise ConfigError(f"--min-effect must be a percentage from 0 to 100; got {self.min_effect * 100:g}")
+
+
+@dataclass(frozen=True, slots=True)
+class NightlyOutcome:
+    run: RunResult
+    verdict: NightlyVerdict | None  # None when the run failed its error-rate limit and was not judged
+    removed: tuple[Path, ...] = ()  # old runs deleted by retention
+    reports: tuple[Path, ...] = ()  # the run report, then the trend report
+    failure: str | None = None  # why the night failed as a run
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.verdict is None:
+            return ExitCode.ERROR_RATE
+        return self.verdict.exit_code
+
+
+def run_nightly(options: NightlyOptions, observer: RunObserver | None = None) -> NightlyOutcome:
+    """The nightly gate; raises ``BenchError`` (with its exit code) when the run itself fails."""
+    run_options = options.run
+    label = run_options.label
+    assert label is not None  # checked by NightlyOptions
+    with nightly_lock(run_options.results_dir):
+        result = run_benchmark(run_options, observer)
+        if result.error_rate_exceeded:
+            return NightlyOutcome(result, None, failure="; ".join(result.notes))
+        history = nightly_history(run_options.results_dir, label, run_options.scenarios.name)
+        verdict = judge(result.run_dir, result.summary, history, min_effect=options.min_effect)
+        write_verdict(result.run_dir, verdict)
+        protect = protected_runs(run_options.baselines) | {result.run_id}
+        if verdict.compared_with:
+            protect.add(verdict.compared_with)
+        removed = apply_retention(
+            run_options.results_dir, label, keep_runs=options.keep_runs, keep_days=options.keep_days, protect=protect
+        )
+    reports: tuple[Path, ...] = ()
+    if options.reports_dir is not None:
+        reports = (
+            render_run_report(result.run_dir, options.reports_dir, run_options.baselines),
+            render_trend_report(run_options.results_dir, label, options.reports_dir, run_options.baselines),
+        )
+    return NightlyOutcome(result, verdict, tuple(removed), reports)
