@@ -167,3 +167,11 @@ def test_output_throughput_is_the_summarys_figure_in_a_comparison_too(tmp_path: 
     assert summary.cases[0].output_tps == pytest.approx(30 / 7.0)  # 3 x 10 tokens over 0 s .. 7 s
     (row,) = [f for f in compare_runs(a, b).figures if f.figure == "output_tps"]
     assert row.a == pytest.approx(summary.cases[0].output_tps) and row.b == pytest.approx(30 / 7.0)
+
+
+def test_the_library_refuses_thresholds_the_cli_refuses(tmp_path: Path) -> None:
+    a = write_run(tmp_path, noisy_records(4, pp_tps=650, tg_tps=72, cv=0.02, seed=1), label="a", started=1.0)
+    with pytest.raises(ConfigError, match="--alpha must be between 0 and 1; got 5"):
+        compare_runs(a, a, alpha=5)
+    with pytest.raises(ConfigError, match="--min-effect must be a percentage from 0 to 100; got -1"):
+        compare_runs(a, a, min_effect=-0.01)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.ab import AbPlan, BlockOrder
 from bench.cli import options
@@ -20,9 +21,11 @@ EPILOG = """exit codes (every command):
 """
 
 
-def _command(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str, description: str, **kw: str
-) -> argparse.ArgumentParser:
+if TYPE_CHECKING:
+    Commands = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+def _command(commands: Commands, name: str, summary: str, description: str, **kw: str) -> argparse.ArgumentParser:
     return commands.add_parser(
         name,
         help=summary,
@@ -42,7 +45,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"llama-server-bench {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _run(commands)
+    _check(commands)
+    _scenarios(commands)
+    _baseline(commands)
+    _export(commands)
+    _nightly(commands)
+    _ab(commands)
+    _compare(commands)
+    _report(commands)
+    _telemetry_command(commands)
+    _show(commands)
+    return parser
 
+
+def _run(commands: Commands) -> None:
     run = _command(
         commands,
         "run",
@@ -52,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     options.run(run)
 
+
+def _check(commands: Commands) -> None:
     check = _command(
         commands,
         "check",
@@ -63,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     options.as_json(check, "the report")
     options.endpoint(check)
 
+
+def _scenarios(commands: Commands) -> None:
     scenarios = _command(
         commands,
         "scenarios",
@@ -72,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scenarios.add_argument("set", nargs="?", metavar="NAME|PATH")
 
+
+def _baseline(commands: Commands) -> None:
     baseline = _command(
         commands,
         "baseline",
@@ -90,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
         help_text="the file to write (default ./baselines.toml, created from the current baselines if absent)",
     )
 
+
+def _export(commands: Commands) -> None:
     export = _command(
         commands,
         "export",
@@ -102,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     options.results_dir(export)
     export.add_argument("-o", "--output", type=Path, metavar="FILE", help="write here (default: stdout)")
 
+
+def _nightly(commands: Commands) -> None:
     nightly = _command(
         commands,
         "nightly",
@@ -130,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--keep-runs", type=int, metavar="N", help="keep the newest N runs of this label, delete older")
     gate.add_argument("--keep-days", type=float, metavar="D", help="delete runs of this label older than D days")
 
+
+def _ab(commands: Commands) -> None:
     ab = _command(
         commands,
         "ab",
@@ -173,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--order", choices=[o.value for o in BlockOrder], default=BlockOrder.ALTERNATE.value, help="order within blocks"
     )
 
+
+def _compare(commands: Commands) -> None:
     compare = _command(
         commands,
         "compare",
@@ -195,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     options.baselines(compare, help_text="baselines TOML to hold both runs against")
     options.reports(compare)
 
+
+def _report(commands: Commands) -> None:
     report = _command(
         commands,
         "report",
@@ -210,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     options.reports(report, optional=False)
     options.baselines(report, help_text="baselines TOML to compare with")
 
+
+def _telemetry_command(commands: Commands) -> None:
     _command(
         commands,
         "telemetry-command",
@@ -217,9 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
         "Print a ready --gpu-telemetry-cmd value: nvidia-smi over SSH with the fields the suite parses.",
     )
 
+
+def _show(commands: Commands) -> None:
     show = _command(commands, "show", "print the figures of a stored run", "Print the summary of a stored run.")
     show.add_argument("run", metavar="RUN", help="run id, directory, label, latest or previous")
     options.results_dir(show)
     options.as_json(show)
     options.baselines(show, help_text="baselines TOML to compare with")
-    return parser
