@@ -41,6 +41,7 @@ from typing import Any
 from bench.compare import Comparison, RunRef, compare_record_sets, scenario_definitions
 from bench.config import split_command
 from bench.errors import BenchError, ConfigError, EndpointError
+from bench.redact import Redactor, flag_secrets
 from bench.runner import RunObserver, RunOptions, run_benchmark
 from bench.server import embedded_binary, embedded_server_args, names_a_model
 from bench.store import read_records, read_run_meta
@@ -72,6 +73,10 @@ class AbPlan:
 
     def __post_init__(self) -> None:
         self.validate()
+
+    def redactor(self) -> Redactor:
+        flags = [flag for v in self.variants for flag in (*v.flags, *(v.switch_command or ()))]
+        return Redactor([*self.base.redactor().secrets, *flag_secrets(self.server_command), *flag_secrets(flags)])
 
     def validate(self) -> None:
         if len(self.variants) < 2:
@@ -168,7 +173,8 @@ def _server_options(plan: AbPlan, variant: Variant) -> RunOptions:
 
 def run_ab(plan: AbPlan, observer: RunObserver | None = None) -> AbResult:
     ab_id = f"ab-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
-    results = {v.name: VariantResult(v.name, shlex.join(v.flags)) for v in plan.variants}
+    redactor = plan.redactor()
+    results = {v.name: VariantResult(v.name, redactor.text(shlex.join(v.flags))) for v in plan.variants}
     by_name = {v.name: v for v in plan.variants}
     order = block_order([v.name for v in plan.variants], plan.blocks, plan.order, plan.base.seed)
     for block, name in order:
@@ -193,7 +199,7 @@ def run_ab(plan: AbPlan, observer: RunObserver | None = None) -> AbResult:
         except ConfigError:
             raise  # the plan itself is wrong: stop before wasting every block
         except BenchError as exc:
-            outcome.failures.append(f"block {block}: {exc}")
+            outcome.failures.append(redactor.text(f"block {block}: {exc}"))
             continue
         outcome.runs.append(result.run_id)
         meta = read_run_meta(result.run_dir)
@@ -218,7 +224,7 @@ def run_ab(plan: AbPlan, observer: RunObserver | None = None) -> AbResult:
         "comparisons": [c.to_json() for c in comparisons],
     }
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(redactor.value(document), indent=2, default=str) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return AbResult(ab_id, path, tuple(order), tuple(results.values()), tuple(comparisons), outputs_differ, pooled)
 

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 from bench.preflight import EndpointInfo, probe
+from bench.redact import Redactor, flag_secrets
 from bench.server import cache_dir, local_server
 from bench.transport.client import ChatClient
 
@@ -27,12 +28,12 @@ def run_check(
         )
         endpoint = server.start()
     try:
-        return asyncio.run(_check(endpoint, api_key, model, timeout_s))
+        return asyncio.run(_check(endpoint, api_key, model, timeout_s, Redactor([api_key, *flag_secrets(server_args)])))
     finally:
         if server is not None:
             server.stop()
 
 
-async def _check(endpoint: str, api_key: str, model: str | None, timeout_s: float) -> EndpointInfo:
-    async with ChatClient(endpoint, api_key=api_key, model=model, timeout_s=timeout_s) as client:
+async def _check(endpoint: str, api_key: str, model: str | None, timeout_s: float, redactor: Redactor) -> EndpointInfo:
+    async with ChatClient(endpoint, api_key=api_key, model=model, timeout_s=timeout_s, redactor=redactor) as client:
         return await probe(client)

@@ -31,6 +31,7 @@ from bench.errors import BenchError, ConfigError
 from bench.loadgen import CaseOutcome, CaseRunner
 from bench.preflight import EndpointInfo, check_cases_fit, probe, props_subset, wait_until_ready
 from bench.records import RequestRecord
+from bench.redact import Redactor, flag_secrets
 from bench.server import LocalServer, local_server
 from bench.store import DEFAULT_RESULTS_DIR, RunStatus, RunStore, check_writable, read_gpu_samples
 from bench.summary import CaseSummary, RunSummary, summarise_case, summarise_run
@@ -91,6 +92,11 @@ class RunOptions:
     output_probe: bool = False  # after the cases, record a temperature-0 answer (A/B output checks)
     active_weight_gib: float | None = None  # weights read per generated token, for the bandwidth figure
     peak_bandwidth_gbs: float | None = None  # overrides the card's data-sheet figure
+
+    def redactor(self) -> Redactor:
+        """The run's secrets: the key it sends, and any key in the flags of a server it starts or records."""
+        recorded = (self.server_flags or "").split()
+        return Redactor([self.api_key, *flag_secrets(self.server_args), *flag_secrets(recorded)])
 
     def __post_init__(self) -> None:
         # the library refuses what the CLI refuses: a Python caller gets the same errors
@@ -155,6 +161,7 @@ class _Run:
         self.sampler: TelemetrySampler | None = None
         self.store: RunStore | None = None
         self.active_weight_gib = options.active_weight_gib
+        self.redactor = options.redactor()
 
     async def run(self) -> RunResult:
         store = self._create_store()
@@ -167,6 +174,7 @@ class _Run:
                 max_connections=self.max_streams + 2,
                 timeout_s=self.options.request_timeout_s,
                 clock=self.clock,
+                redactor=self.redactor,
             ) as client:
                 info = await self._preflight(client)
                 await self._start_telemetry(client)
@@ -196,7 +204,7 @@ class _Run:
     def _create_store(self) -> RunStore:
         options = self.options
         check_writable(options.results_dir)
-        self.store = store = RunStore.create(options.results_dir, options.label)
+        self.store = store = RunStore.create(options.results_dir, options.label, self.redactor)
         store.write_meta(
             suite_version=__version__,
             suite_git_sha=suite_git_sha(),

@@ -13,11 +13,13 @@ twice.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
 import subprocess
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -81,6 +83,32 @@ def _tail(path: Path, lines: int = 25) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """For Popen's ``preexec_fn``: the child gets SIGKILL when the suite dies, even by SIGKILL (Linux).
+
+    A server outliving a killed suite would skew the next night. The signal is tied to
+    the thread that starts the child, which for the suite is one that outlives the run.
+    libc is loaded here, in the parent: the child only makes the call.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def arm() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the suite died before the signal was armed
+            os._exit(1)
+
+    return arm
+
+
 class LocalServer:
     """One llama-server process on loopback. Use as a context manager."""
 
@@ -132,6 +160,7 @@ class LocalServer:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=die_with_parent(),
             )
         except OSError as exc:
             self._close_log()

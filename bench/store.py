@@ -28,6 +28,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from bench.errors import ResultsError
 from bench.records import RequestRecord
+from bench.redact import NO_SECRETS, Redactor
 from bench.telemetry.samples import GpuSample
 
 if TYPE_CHECKING:
@@ -75,8 +76,9 @@ def check_writable(results_dir: Path) -> None:
 class RunStore:
     """Writes one run directory."""
 
-    def __init__(self, results_dir: Path, run_id: str) -> None:
+    def __init__(self, results_dir: Path, run_id: str, redactor: Redactor = NO_SECRETS) -> None:
         self.run_id = run_id
+        self.redactor = redactor  # every file this run writes is masked of its secrets
         self.path = results_dir / run_id
         try:
             self.path.mkdir(parents=True, exist_ok=False)
@@ -88,26 +90,26 @@ class RunStore:
         self._requests: IO[str] = (self.path / "requests.jsonl").open("a", encoding="utf-8")
 
     @classmethod
-    def create(cls, results_dir: Path, label: str | None = None) -> RunStore:
+    def create(cls, results_dir: Path, label: str | None = None, redactor: Redactor = NO_SECRETS) -> RunStore:
         check_writable(results_dir)
-        return cls(results_dir, new_run_id(label))
+        return cls(results_dir, new_run_id(label), redactor)
 
     def write_meta(self, **fields: Any) -> None:
         self.meta.update(fields)
         self.meta.setdefault("pid", os.getpid())
         self.meta.setdefault("host", socket.gethostname())
-        _atomic_write_json(self.path / "run.json", self.meta)
+        _atomic_write_json(self.path / "run.json", self.redactor.value(self.meta))
 
     def append(self, record: RequestRecord) -> None:
         # One line, flushed: after a SIGKILL the OS still holds every finished record.
         try:
-            self._requests.write(json.dumps(record.to_json(), separators=(",", ":")) + "\n")
+            self._requests.write(json.dumps(self.redactor.value(record.to_json()), separators=(",", ":")) + "\n")
             self._requests.flush()
         except OSError as exc:
             raise ResultsError(f"cannot write to {self.path / 'requests.jsonl'}: {exc.strerror or exc}") from None
 
     def write_summary(self, summary: dict[str, Any]) -> None:
-        _atomic_write_json(self.path / "summary.json", {"schema_version": RUN_SCHEMA, **summary})
+        _atomic_write_json(self.path / "summary.json", self.redactor.value({"schema_version": RUN_SCHEMA, **summary}))
 
     def close(self) -> None:
         if not self._requests.closed:

@@ -194,3 +194,50 @@ def test_a_server_gone_for_good_mid_run_ends_it_partial_after_the_bound(fake: Fa
     records = list(read_records(run))
     assert len(records) == 3 and [r.ok for r in records] == [True, True, False]
     assert read_run_meta(run)["status"] == "partial"
+
+
+SECRET = "sk-live-7Hq2-NOT-FOR-FILES"
+
+
+def _files_holding(root: Path, text: str) -> list[str]:
+    return [str(p) for p in root.rglob("*") if p.is_file() and text.encode() in p.read_bytes()]
+
+
+class _BreakAfterPreflight(QuietObserver):
+    """Turns the fake into one whose 5xx bodies quote the request's headers, once load starts."""
+
+    def __init__(self, fake: FakeLlamaServer) -> None:
+        self.fake = fake
+
+    def case_started(self, case: object) -> None:
+        self.fake.config.status = 500
+
+
+def test_a_key_echoed_by_the_server_is_never_stored_or_printed(
+    fake: FakeLlamaServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench.report.render import render_run_report
+    from bench.store import load_history
+
+    fake.config.api_key = SECRET
+    fake.config.echo_auth_in_errors = True
+    flags = f"-fa 1 --api-key {SECRET} -c 4096"
+    result = run_benchmark(
+        options(fake.url, tmp_path / "results", api_key=SECRET, server_flags=flags), _BreakAfterPreflight(fake)
+    )
+    records = list(read_records(result.run_dir))
+    assert records and all(r.error and "Authorization: Bearer ***" in r.error for r in records)
+    assert read_run_meta(result.run_dir)["server_flags"] == "-fa 1 --api-key *** -c 4096"
+    render_run_report(result.run_dir, tmp_path / "reports")
+    assert main(["show", str(result.run_dir)]) == 0
+    assert main(["show", str(result.run_dir), "--json"]) == 0
+    assert not load_history(tmp_path / "results")["error"].str.contains(SECRET).any()
+    # the preflight failing on the same server: the message on stderr and the run's partial reason
+    fake.config.status = 500
+    argv = ["run", "--endpoint", fake.url, "--results-dir", str(tmp_path / "results"), "--no-report"]
+    assert main([*argv, "--api-key", SECRET, "--scenarios", "smoke"]) == 3
+    assert main(["check", "--endpoint", fake.url, "--api-key", SECRET, "--json"]) == 3
+    printed = capsys.readouterr()
+    assert "Bearer ***" in printed.err
+    assert SECRET not in printed.out + printed.err
+    assert _files_holding(tmp_path, SECRET) == []

@@ -8,11 +8,17 @@ codes are ``bench.errors.ExitCode``, the same for every command.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
+import signal
 import sys
+import threading
 import traceback
+from collections.abc import Iterator
 
 from bench.errors import BenchError, ExitCode
+from bench.redact import Redactor, flag_secrets
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,9 +31,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return ExitCode.CONFIG
     try:
-        return HANDLERS[args.command](args)
+        with ending_like_ctrl_c(signal.SIGTERM, signal.SIGHUP):
+            return HANDLERS[args.command](args)
     except BenchError as exc:
-        print(f"bench: error: {exc}", file=sys.stderr)
+        print(f"bench: error: {_secrets_of(args).text(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("bench: interrupted; measured requests are kept and the run is marked partial", file=sys.stderr)
@@ -36,6 +43,34 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         print("bench: internal error (a bug in the suite; the traceback above says where)", file=sys.stderr)
         return ExitCode.INTERNAL
+
+
+@contextlib.contextmanager
+def ending_like_ctrl_c(*signals: signal.Signals) -> Iterator[None]:
+    """TERM (systemd, ``timeout``) and HUP (a dropped ssh session) end a command as Ctrl-C does.
+
+    Re-raised as SIGINT, the asyncio run cancels its task: the run is kept as partial
+    and a server the suite started is stopped, instead of both being left behind.
+    The earlier handlers come back afterwards (``main`` is also called from Python).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread
+        return
+    earlier = {number: signal.signal(number, lambda *_: signal.raise_signal(signal.SIGINT)) for number in signals}
+    try:
+        yield
+    finally:
+        for number, handler in earlier.items():
+            signal.signal(number, handler)
+
+
+def _secrets_of(args: argparse.Namespace) -> Redactor:
+    """What a message printed for these options must not show: the key and any key in server flags."""
+    from bench.cli.options import api_key
+
+    flags = " ".join(str(getattr(args, name, None) or "") for name in ("server_args", "server_flags", "server_cmd"))
+    variants = " ".join([*getattr(args, "variant", []), *getattr(args, "switch", [])])
+    return Redactor([api_key(args), *flag_secrets(flags.split()), *flag_secrets(variants.split())])
 
 
 if __name__ == "__main__":

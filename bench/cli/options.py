@@ -17,6 +17,7 @@ from bench.baselines import DEFAULT_BASELINES_FILE, load_baselines
 from bench.compare import ALPHA
 from bench.compare import MIN_EFFECT as COMPARE_MIN_EFFECT
 from bench.config import BUILTIN_SETS, load_scenario_set, split_command
+from bench.redact import DEFAULT_API_KEY
 from bench.report.render import DEFAULT_REPORTS_DIR
 from bench.runner import RunOptions
 from bench.store import DEFAULT_RESULTS_DIR
@@ -209,7 +210,7 @@ def comparison(parser: argparse.ArgumentParser) -> None:
 
 
 def api_key(args: argparse.Namespace) -> str:
-    return args.api_key or os.environ.get(API_KEY_ENV) or "EMPTY"
+    return getattr(args, "api_key", None) or os.environ.get(API_KEY_ENV) or DEFAULT_API_KEY
 
 
 def run_options(args: argparse.Namespace) -> RunOptions:

@@ -25,6 +25,7 @@ import httpx
 from bench.clock import RunClock
 from bench.errors import AuthError, BodyDecodeError, ConfigError, EndpointError, ServerError
 from bench.records import ServerTimings, Usage
+from bench.redact import Redactor
 from bench.transport.health import describe_transport_error
 from bench.transport.lanes import TRANSPORT_ERRORS, Lane, LaneResponse
 from bench.transport.sse import SSEParser
@@ -120,8 +121,11 @@ class ChatClient:
         timeout_s: float = 600.0,
         connect_timeout_s: float = 10.0,
         clock: RunClock | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.base_url = normalise_endpoint(endpoint)
+        # server text (error bodies) can quote the request's headers: the key is masked in it
+        self.redactor = redactor or Redactor([api_key])
         self.api_key = api_key  # sent in headers only; never written anywhere
         self.model = model
         # httpx's timeout bounds each read; a response that trickles a byte at a time
@@ -321,6 +325,7 @@ class ChatClient:
         except BodyDecodeError as exc:
             exchange.error = f"malformed response: {exc}"
         exchange.t_end = clock.now()
+        exchange.error = self.redactor.optional(exchange.error)
         return exchange
 
     async def _read_whole(self, response: LaneResponse, exchange: Exchange) -> None:

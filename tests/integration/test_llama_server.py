@@ -178,13 +178,17 @@ def test_a_killed_run_leaves_readable_records_marked_partial(llama_server: Local
     assert len(history) == len(records) and set(history["run_status"]) == {"partial"}
 
 
-def test_ctrl_c_on_the_embedded_default_keeps_records_and_stops_the_server(tmp_path: Path) -> None:
+# Ctrl-C, what systemd and `timeout` send, and what a dropped ssh session sends: all end the same way
+@pytest.mark.parametrize("ending", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["INT", "TERM", "HUP"])
+def test_ctrl_c_on_the_embedded_default_keeps_records_and_stops_the_server(
+    tmp_path: Path, ending: signal.Signals
+) -> None:
     proc = _start_bench(tmp_path)  # no --endpoint: the suite starts its own llama-server
     try:
         run_dir = _wait_for_records(tmp_path / "results", 2)
         meta = read_run_meta(run_dir)
         port = meta["server"]["command"][meta["server"]["command"].index("--port") + 1]
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(ending)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -197,6 +201,24 @@ def test_ctrl_c_on_the_embedded_default_keeps_records_and_stops_the_server(tmp_p
     assert (run_dir / "server.log").stat().st_size > 0
     assert not [c for c in running_commands() if "llama-server" in c and f"--port {port}" in c]
     assert os.path.exists(run_dir / "summary.json")
+
+
+def test_a_killed_suites_server_dies_with_it(tmp_path: Path) -> None:
+    proc = _start_bench(tmp_path)
+    try:
+        run_dir = _wait_for_records(tmp_path / "results", 1)
+        command = read_run_meta(run_dir)["server"]["command"]
+        port = command[command.index("--port") + 1]
+        proc.send_signal(signal.SIGKILL)  # no handler runs: the kernel must end the server
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    deadline = time.monotonic() + 10
+    while [c for c in running_commands() if "llama-server" in c and f"--port {port}" in c]:
+        assert time.monotonic() < deadline, "llama-server outlived the suite that started it"
+        time.sleep(0.05)
+    assert read_run_meta(run_dir)["status"] == "partial"  # the dead pid marks it, as for any killed run
 
 
 def test_metrics_of_the_real_server_are_sampled_during_a_run(llama_server: LocalServer, tmp_path: Path) -> None:

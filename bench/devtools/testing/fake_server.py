@@ -59,6 +59,8 @@ class FakeConfig:
     html_page: bool = False  # answer chat with an HTML page (a non-OpenAI server or a proxy's error page)
     huge_chars: int = 0  # pad non-streamed content to this many characters
     jitter_cv: float = 0.0  # per-request spread of the reported speeds (log-normal), for statistics tests
+    echo_auth_in_errors: bool = False  # error bodies quote the request's Authorization header (a careless proxy)
+    trickle_paths: tuple[str, ...] = ()  # GET paths answered with headers, then one byte a second
     seed: int = 0
 
 
@@ -132,9 +134,25 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
     # ----------------------------------------------------------- routes
+    def _trickle(self) -> None:
+        """Headers at once, then a byte a second, for as long as the client stays."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        try:
+            for _ in range(100000):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(1.0)
+        except OSError:
+            return
+
     def do_GET(self) -> None:
         config = self.server.config
-        if self.path == "/health":
+        if self.path in config.trickle_paths:
+            self._trickle()
+        elif self.path == "/health":
             if time.time() < config.loading_until:
                 self._send_json(503, {"error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}})
             else:
@@ -221,9 +239,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(page)
             return
         if config.status != 200:
-            self._send_json(
-                config.status, {"error": {"code": config.status, "message": f"fake status {config.status}"}}
-            )
+            text = f"fake status {config.status}"
+            if config.echo_auth_in_errors:
+                text += f"; request headers: Authorization: {self.headers.get('Authorization', '')}"
+            self._send_json(config.status, {"error": {"code": config.status, "message": text}})
             return
         prompt = count_tokens(render_template(body.get("messages", [])))
         cache_n = 0
