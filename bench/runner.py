@@ -19,7 +19,7 @@ import hashlib
 import platform
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -27,7 +27,7 @@ from typing import Protocol
 from bench.baselines import Baselines
 from bench.clock import RunClock
 from bench.config import Case, ScenarioSet
-from bench.errors import BenchError, ConfigError
+from bench.errors import BenchError, ConfigError, EndpointError
 from bench.loadgen import CaseOutcome, CaseRunner
 from bench.preflight import EndpointInfo, check_cases_fit, probe, props_subset, wait_until_ready
 from bench.records import RequestRecord
@@ -147,6 +147,19 @@ def run_benchmark(options: RunOptions, observer: RunObserver | None = None) -> R
     return asyncio.run(_Run(options, observer or QuietObserver()).run())
 
 
+@contextlib.asynccontextmanager
+async def _before_load(deadline: float | None, limit: float | None) -> AsyncIterator[None]:
+    """The run time limit while nothing is measured yet: reaching it is an endpoint too slow to start."""
+    try:
+        async with asyncio.timeout_at(deadline):
+            yield
+    except TimeoutError:
+        raise EndpointError(
+            f"stopped at the run time limit of {limit:g} s (--max-run-time) before any load was sent: "
+            "the server was still starting, answering the preflight or tokenizing prompts"
+        ) from None
+
+
 class _Run:
     """One run, as named steps: start -> serve -> prepare -> measure -> summarise, and finish on every exit."""
 
@@ -165,8 +178,12 @@ class _Run:
 
     async def run(self) -> RunResult:
         store = self._create_store()
+        # --max-run-time bounds the whole command: start-up, preflight and prompt building too
+        limit = self.options.max_run_s
+        deadline = None if limit is None else asyncio.get_running_loop().time() + limit
         try:
-            endpoint = await self._start_server() if self.options.endpoint is None else self.options.endpoint
+            async with _before_load(deadline, limit):
+                endpoint = await self._start_server() if self.options.endpoint is None else self.options.endpoint
             async with ChatClient(
                 endpoint,
                 api_key=self.options.api_key,
@@ -176,10 +193,11 @@ class _Run:
                 clock=self.clock,
                 redactor=self.redactor,
             ) as client:
-                info = await self._preflight(client)
-                await self._start_telemetry(client)
-                prepared = await self._build_prompts(client)
-                stopped = await self._measure(client, prepared)
+                async with _before_load(deadline, limit):
+                    info = await self._preflight(client)
+                    await self._start_telemetry(client)
+                    prepared = await self._build_prompts(client)
+                stopped = await self._measure(client, prepared, deadline)
                 if self.options.output_probe:
                     store.write_meta(output_sample=await output_sample(client))
             self._stop_telemetry()
@@ -283,7 +301,7 @@ class _Run:
         self.observer.message(f"building exact-length prompts for {len(self.cases)} case(s)")
         return [await builder.build_case(case) for case in self.cases]
 
-    async def _measure(self, client: ChatClient, prepared: Sequence[CasePrompts]) -> str | None:
+    async def _measure(self, client: ChatClient, prepared: Sequence[CasePrompts], deadline: float | None) -> str | None:
         """Run every case; the reason the run stopped early, if it did."""
         options, store, observer = self.options, self._the_store(), self.observer
 
@@ -296,7 +314,7 @@ class _Run:
             observer.request_done(record)
 
         try:
-            async with asyncio.timeout(options.max_run_s):
+            async with asyncio.timeout_at(deadline):
                 for number, (case, prompts) in enumerate(zip(self.cases, prepared, strict=True)):
                     observer.case_started(case)
                     runner = CaseRunner(

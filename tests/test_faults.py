@@ -18,6 +18,7 @@ from bench.errors import EndpointError, ResultsError, ServerError
 from bench.records import RequestRecord
 from bench.runner import QuietObserver, RunOptions, run_benchmark
 from bench.store import read_records, read_run_meta
+from bench.telemetry.sampler import TelemetryConfig
 
 
 def one_case(requests: int = 4, output: int = 8) -> ScenarioSet:
@@ -241,3 +242,39 @@ def test_a_key_echoed_by_the_server_is_never_stored_or_printed(
     assert "Bearer ***" in printed.err
     assert SECRET not in printed.out + printed.err
     assert _files_holding(tmp_path, SECRET) == []
+
+
+@pytest.mark.parametrize("path", ["/props", "/v1/models"])
+def test_a_trickling_answer_is_bounded_by_the_timeout_in_check_and_run(
+    fake: FakeLlamaServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], path: str
+) -> None:
+    fake.config.trickle_paths = (path,)  # headers at once, then one byte a second
+    started = time.monotonic()
+    assert main(["check", "--endpoint", fake.url, "--timeout", "1"]) == 3
+    assert time.monotonic() - started < 10
+    assert f"{path} took longer than 1 s (--timeout)" in capsys.readouterr().err
+    started = time.monotonic()
+    argv = ["run", "--endpoint", fake.url, "--timeout", "1", "--max-run-time", "5", "--scenarios", "smoke"]
+    assert main([*argv, "--results-dir", str(tmp_path), "--no-report"]) == 3
+    assert time.monotonic() - started < 10
+    assert read_run_meta(only_run(tmp_path))["status"] == "failed"
+
+
+def test_the_run_time_limit_covers_the_preflight(fake: FakeLlamaServer, tmp_path: Path) -> None:
+    fake.config.trickle_paths = ("/props",)
+    started = time.monotonic()
+    with pytest.raises(EndpointError, match=r"run time limit of 1\.5 s \(--max-run-time\) before any load"):
+        run_benchmark(options(fake.url, tmp_path, request_timeout_s=600, max_run_s=1.5))
+    assert time.monotonic() - started < 6
+    meta = read_run_meta(only_run(tmp_path))
+    assert meta["status"] == "failed" and "--max-run-time" in meta["partial_reason"]
+
+
+def test_a_trickling_metrics_endpoint_costs_samples_not_the_run(fake: FakeLlamaServer, tmp_path: Path) -> None:
+    fake.config.trickle_paths = ("/metrics",)
+    started = time.monotonic()
+    result = run_benchmark(options(fake.url, tmp_path, telemetry=TelemetryConfig(interval_s=0.1)))
+    assert result.status == "complete" and result.summary.failed == 0
+    assert time.monotonic() - started < 15
+    telemetry = read_run_meta(result.run_dir)["telemetry"]
+    assert telemetry["metrics_source"] == "none" and "took longer than 2 s" in telemetry["metrics_reason"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -35,6 +36,8 @@ from bench.telemetry.smi import SmiCommandSource
 MIN_INTERVAL_S = 0.05
 DEFAULT_INTERVAL_S = 0.25
 GPU_MODES = ("auto", "nvml", "none")
+SCRAPE_LIMIT_S = 2.0  # one /metrics read, whole
+MAX_SCRAPE_BYTES = 4 * 2**20  # llama-server's is a few KiB
 
 
 class GpuSource(StrEnum):
@@ -136,18 +139,38 @@ class TelemetrySampler:
         if not self.config.metrics or not self._metrics_url:
             self.status.metrics_reason = "not requested"
             return
-        self._http = httpx.Client(timeout=2.0, headers={"Authorization": f"Bearer {self._api_key}"}, trust_env=False)
+        self._http = httpx.Client(
+            timeout=SCRAPE_LIMIT_S, headers={"Authorization": f"Bearer {self._api_key}"}, trust_env=False
+        )
         try:
-            response = self._http.get(self._metrics_url)
-        except httpx.HTTPError as exc:
-            self.status.metrics_reason = f"/metrics unreachable: {type(exc).__name__}"
-            return
-        if response.status_code != 200 or not parse_prometheus(response.text):
+            status, text = self._scrape()
+        except (httpx.HTTPError, TelemetryUnavailable) as exc:
             self.status.metrics_reason = (
-                f"/metrics answered HTTP {response.status_code}: start llama-server with --metrics to record it"
+                f"/metrics unreachable: {exc if isinstance(exc, TelemetryUnavailable) else type(exc).__name__}"
+            )
+            return
+        if status != 200 or not parse_prometheus(text):
+            self.status.metrics_reason = (
+                f"/metrics answered HTTP {status}: start llama-server with --metrics to record it"
             )
             return
         self.status.metrics_source = MetricsSource.PROMETHEUS
+
+    def _scrape(self) -> tuple[int, str]:
+        """One /metrics read, bounded as a whole in time and size: a trickling server cannot hold the thread."""
+        assert self._http is not None and self._metrics_url is not None
+        deadline = time.monotonic() + SCRAPE_LIMIT_S
+        parts: list[bytes] = []
+        size = 0
+        with self._http.stream("GET", self._metrics_url) as response:
+            for chunk in response.iter_bytes():
+                parts.append(chunk)
+                size += len(chunk)
+                if size > MAX_SCRAPE_BYTES:
+                    raise TelemetryUnavailable(f"/metrics larger than {MAX_SCRAPE_BYTES // 2**20} MiB")
+                if time.monotonic() > deadline:
+                    raise TelemetryUnavailable(f"/metrics took longer than {SCRAPE_LIMIT_S:g} s")
+            return response.status_code, b"".join(parts).decode("utf-8", errors="replace")
 
     # ------------------------------------------------------------ writing
     def _gpu_line(self, row: dict[str, Any]) -> None:
@@ -210,11 +233,11 @@ class TelemetrySampler:
                     self._write_sample(sample)
         if self._http is not None and self.status.metrics_source is not MetricsSource.NONE and self._metrics_url:
             try:
-                response = self._http.get(self._metrics_url)
-            except httpx.HTTPError:
+                status, text = self._scrape()
+            except (httpx.HTTPError, TelemetryUnavailable):
                 return
-            if response.status_code == 200:
-                values = parse_prometheus(response.text)
+            if status == 200:
+                values = parse_prometheus(text)
                 if values:
                     scrape = MetricsSample(t, values)
                     with self._lock:

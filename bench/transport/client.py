@@ -188,10 +188,19 @@ class ChatClient:
 
     # ---------------------------------------------------------------- probes
     async def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
-        """One small request, sent again once on a fresh connection if a pooled one had gone stale."""
+        """One small request, sent again once on a fresh connection if a pooled one had gone stale.
+
+        Bounded as a whole by the request timeout: httpx's own bounds each read, and a
+        server that sends a byte a second never trips that.
+        """
         for attempt in (1, 2):
             try:
-                return await self._http.request(method, path, json=body)
+                async with asyncio.timeout(self.request_timeout_s):
+                    return await self._http.request(method, path, json=body)
+            except TimeoutError:
+                raise EndpointError(
+                    f"{self.base_url}{path} took longer than {self.request_timeout_s:g} s (--timeout)"
+                ) from None
             except httpx.HTTPError as exc:
                 stale = type(exc).__name__.startswith(STALE_CONNECTION_ERRORS)
                 if not (attempt == 1 and stale):

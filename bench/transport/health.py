@@ -82,7 +82,8 @@ def wait_for_health(
         while True:
             alive()
             try:
-                status = http.get(health).status_code
+                with http.stream("GET", health) as response:
+                    status = response.status_code  # the body is not read: a trickling one cannot hold the wait
             except httpx.HTTPError as exc:
                 if policy.fail_when_unreachable:
                     raise EndpointError(f"cannot reach {url}: {describe_transport_error(exc)}") from None
