@@ -24,7 +24,6 @@ with its log tail; the other variants' data is kept, and nothing is left running
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import secrets
@@ -38,6 +37,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from bench import strict_json
 from bench.compare import Comparison, RunRef, compare_record_sets, scenario_definitions
 from bench.config import split_command
 from bench.errors import BenchError, ConfigError, EndpointError
@@ -224,7 +224,7 @@ def run_ab(plan: AbPlan, observer: RunObserver | None = None) -> AbResult:
         "comparisons": [c.to_json() for c in comparisons],
     }
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(redactor.value(document), indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.write_text(strict_json.dumps(redactor.value(document), indent=2, default=str) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return AbResult(ab_id, path, tuple(order), tuple(results.values()), tuple(comparisons), outputs_differ, pooled)
 

@@ -37,6 +37,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
+from bench import strict_json
 from bench.baselines import Baselines, BaselineStatus, baseline_headline
 from bench.compare import FIGURES, FigureComparison, Verdict, compare_figure
 from bench.errors import ExitCode, NightlyLocked, ResultsError
@@ -361,7 +362,7 @@ def apply_retention(
 
 def write_verdict(run_dir: Path, verdict: NightlyVerdict) -> None:
     tmp = run_dir / ".nightly.json.tmp"
-    tmp.write_text(json.dumps(verdict.to_json(), indent=2) + "\n", encoding="utf-8")
+    tmp.write_text(strict_json.dumps(verdict.to_json(), indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, run_dir / "nightly.json")
 
 

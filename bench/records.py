@@ -9,6 +9,7 @@ with telemetry samples taken on the same clock.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -42,10 +43,30 @@ class ServerTimings:
     predicted_per_token_ms: float | None = None
     predicted_per_second: float | None = None
 
+    @staticmethod
+    def doubt(raw: object) -> str | None:
+        """Why a `timings` object cannot be believed (a count or a duration out of range), else None.
+
+        Absent fields are not doubted (``from_json`` then returns None); what is there must be
+        a finite number in range: NaN, infinity, a negative time or a 10^30 count would poison
+        every figure built on it and every file it is written to.
+        """
+        if not isinstance(raw, dict):
+            return None
+        for key in ("prompt_n", "predicted_n", "cache_n"):
+            value = raw.get(key)
+            if value is not None and not (_is_number(value) and 0 <= value <= MAX_TOKENS and float(value).is_integer()):
+                return f"timings.{key} is {value!r}, not a count from 0 to {MAX_TOKENS:,}"
+        for key in ("prompt_ms", "predicted_ms"):
+            value = raw.get(key)
+            if value is not None and not (_is_number(value) and 0 <= value <= MAX_MS):
+                return f"timings.{key} is {value!r}, not a duration from 0 to {MAX_MS:,.0f} ms"
+        return None
+
     @classmethod
     def from_json(cls, raw: object) -> ServerTimings | None:
-        """Parse a `timings` object; None when absent or unusable."""
-        if not isinstance(raw, dict):
+        """Parse a `timings` object; None when absent or unusable (``doubt`` says why it is unbelievable)."""
+        if not isinstance(raw, dict) or ServerTimings.doubt(raw) is not None:
             return None
         try:
             return cls(
@@ -63,10 +84,17 @@ class ServerTimings:
             return None
 
 
+MAX_TOKENS = 10**9  # a count beyond this is not a count llama.cpp produced
+MAX_MS = 1e10  # four months
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _opt_float(value: object) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    return None
+    """A derived figure (per token, per second): kept when finite, else dropped, never stored as NaN."""
+    return float(value) if _is_number(value) else None  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +110,8 @@ class Usage:
 
         def count(key: str) -> int | None:
             value = raw.get(key)
-            return value if isinstance(value, int) and not isinstance(value, bool) else None
+            in_range = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TOKENS
+            return value if in_range else None
 
         return cls(count("prompt_tokens"), count("completion_tokens"), count("total_tokens"))
 

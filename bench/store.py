@@ -26,6 +26,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from bench import strict_json
 from bench.errors import ResultsError
 from bench.records import RequestRecord
 from bench.redact import NO_SECRETS, Redactor
@@ -49,7 +50,7 @@ class RunStatus(StrEnum):
 def _atomic_write_json(path: Path, payload: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with tmp.open("w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2, sort_keys=False, default=str)
+        handle.write(strict_json.dumps(payload, indent=2, default=str))
         handle.write("\n")
         handle.flush()
         os.fsync(handle.fileno())
@@ -103,7 +104,7 @@ class RunStore:
     def append(self, record: RequestRecord) -> None:
         # One line, flushed: after a SIGKILL the OS still holds every finished record.
         try:
-            self._requests.write(json.dumps(self.redactor.value(record.to_json()), separators=(",", ":")) + "\n")
+            self._requests.write(strict_json.dumps(self.redactor.value(record.to_json()), separators=(",", ":")) + "\n")
             self._requests.flush()
         except OSError as exc:
             raise ResultsError(f"cannot write to {self.path / 'requests.jsonl'}: {exc.strerror or exc}") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import io
 import socket
 import time
@@ -278,3 +279,52 @@ def test_a_trickling_metrics_endpoint_costs_samples_not_the_run(fake: FakeLlamaS
     assert time.monotonic() - started < 15
     telemetry = read_run_meta(result.run_dir)["telemetry"]
     assert telemetry["metrics_source"] == "none" and "took longer than 2 s" in telemetry["metrics_reason"]
+
+
+class _AtLoad(QuietObserver):
+    """Changes the fake once load starts (after the preflight, which would refuse the server)."""
+
+    def __init__(self, change: Any) -> None:
+        self.change = change
+
+    def case_started(self, case: object) -> None:
+        self.change()
+
+
+def _strict(text: str) -> Any:
+    def refuse(token: str) -> Any:
+        raise ValueError(f"{token} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize(
+    ("override", "reason"),
+    [
+        ({"prompt_ms": float("nan")}, "timings.prompt_ms is nan, not a duration"),
+        ({"predicted_ms": float("inf")}, "timings.predicted_ms is inf, not a duration"),
+        ({"predicted_n": 10**30}, "timings.predicted_n is 1000000000000000000000000000000, not a count"),
+        ({"prompt_ms": -5.0}, "timings.prompt_ms is -5.0, not a duration"),
+    ],
+)
+def test_unbelievable_timings_fail_their_request_and_every_file_stays_strict_json(
+    fake: FakeLlamaServer, tmp_path: Path, override: dict[str, Any], reason: str
+) -> None:
+    fake.config.timings_override = {"prompt_per_second": float("nan")}  # a derived figure: dropped, not fatal
+    result = run_benchmark(options(fake.url, tmp_path), _AtLoad(lambda: fake.config.timings_override.update(override)))
+    records = list(read_records(result.run_dir))
+    assert len(records) == 4 and all(not r.ok for r in records)
+    assert all((r.error or "").startswith(f"unbelievable response: {reason}") for r in records)
+    assert result.status == "complete" and result.error_rate_exceeded
+    for path in [*result.run_dir.glob("*.json"), *result.run_dir.glob("*.jsonl")]:
+        for line in path.read_text().splitlines() if path.suffix == ".jsonl" else [path.read_text()]:
+            _strict(line)
+    assert (result.run_dir / "requests.parquet").exists()
+
+
+def test_a_derived_figure_that_is_not_finite_is_dropped_not_stored(fake: FakeLlamaServer, tmp_path: Path) -> None:
+    fake.config.timings_override = {"prompt_per_second": float("nan"), "predicted_per_token_ms": float("inf")}
+    result = run_benchmark(options(fake.url, tmp_path))
+    (first, *_) = list(read_records(result.run_dir))
+    assert first.ok and first.timings is not None
+    assert first.timings.prompt_per_second is None and first.timings.predicted_per_token_ms is None

@@ -8,12 +8,12 @@ stderr carries progress and notes.
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bench import strict_json
 from bench.baselines import baseline_headline, load_baselines
 from bench.cli import options
 from bench.config import BUILTIN_SETS, load_scenario_set, split_command
@@ -63,7 +63,9 @@ def run(args: argparse.Namespace) -> ExitCode:
         observer.stop()
     if args.json:
         print(
-            json.dumps({"run_id": result.run_id, "run_dir": str(result.run_dir), **result.summary.to_json()}, indent=2)
+            strict_json.dumps(
+                {"run_id": result.run_id, "run_dir": str(result.run_dir), **result.summary.to_json()}, indent=2
+            )
         )
     else:
         print_summary(console, result.summary)
@@ -92,7 +94,7 @@ def check(args: argparse.Namespace) -> ExitCode:
         server_args=split_command(args.server_args, "--server-args"),
     )
     if args.json:
-        print(json.dumps(info.to_json(), indent=2))
+        print(strict_json.dumps(info.to_json(), indent=2))
         return ExitCode.OK
     console = _console()
     show(console, endpoint_table(info))
@@ -184,7 +186,7 @@ def report(args: argparse.Namespace) -> ExitCode:
 def export(args: argparse.Namespace) -> ExitCode:
     from bench.export import to_pytest_benchmark
 
-    document = json.dumps(to_pytest_benchmark(resolve_run(args.run, args.results_dir)), indent=2, default=str)
+    document = strict_json.dumps(to_pytest_benchmark(resolve_run(args.run, args.results_dir)), indent=2, default=str)
     if args.output:
         args.output.write_text(document + "\n", encoding="utf-8")
         print(f"wrote {args.output}")
@@ -258,7 +260,7 @@ def compare(args: argparse.Namespace) -> ExitCode:
         for side, ref in (("A", comparison.a), ("B", comparison.b))
     }
     if args.json:
-        print(json.dumps({**comparison.to_json(), "baselines": against}, indent=2, default=str))
+        print(strict_json.dumps({**comparison.to_json(), "baselines": against}, indent=2, default=str))
     elif args.markdown:
         print(to_markdown(comparison), end="")
         print("".join(f"\n- {side} against the baselines: {text}" for side, text in against.items() if text))
@@ -296,7 +298,7 @@ def show(args: argparse.Namespace) -> ExitCode:
     records = sum(1 for _ in read_records(run_dir))
     summary = load_summary(run_dir, load_baselines(args.baselines))
     if args.json:
-        print(json.dumps({"run": meta, **summary.to_json()}, indent=2, default=str))
+        print(strict_json.dumps({"run": meta, **summary.to_json()}, indent=2, default=str))
         return ExitCode.OK
     console = _console()
     _say(

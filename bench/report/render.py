@@ -17,6 +17,7 @@ from typing import Any
 
 import jinja2
 
+from bench import strict_json
 from bench.baselines import Baselines, BaselineStatus, baseline_headline
 from bench.compare import Comparison
 from bench.figures import pp_sample, tg_sample
@@ -86,7 +87,7 @@ def update_index(reports_dir: Path, entry: dict[str, Any]) -> Path:
             entries = []  # a damaged index is rebuilt from the reports written from now on
     entries = [e for e in entries if e.get("file") != entry["file"]] + [entry]
     entries.sort(key=lambda e: str(e.get("date", "")), reverse=True)
-    _write(reports_dir, "index.json", json.dumps({"schema_version": INDEX_SCHEMA, "reports": entries}, indent=2))
+    _write(reports_dir, "index.json", strict_json.dumps({"schema_version": INDEX_SCHEMA, "reports": entries}, indent=2))
     html = (
         _env()
         .get_template("index.html.j2")
@@ -152,7 +153,7 @@ def render_run_report(run_dir: Path, reports_dir: Path, baselines: Baselines | N
             gpu_name=next((s.name for s in samples if s.name), None),
             plots=measured_plots,
             errors=errors,
-            meta_json=json.dumps(meta, indent=2, default=str),
+            meta_json=strict_json.dumps(meta, indent=2, default=str),
             suite_version=__version__,
             generated=_now(),
         )

@@ -14,7 +14,6 @@ on a host with an NVIDIA driver; otherwise none, with the reason recorded.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from typing import IO, Any
 
 import httpx
 
+from bench import strict_json
 from bench.clock import RunClock
 from bench.errors import ConfigError, TelemetryUnavailable
 from bench.store import write_telemetry_tables
@@ -177,7 +177,7 @@ class TelemetrySampler:
         """Append one line to gpu.jsonl; the caller holds the lock."""
         if self._gpu_log is None:
             self._gpu_log = (self.run_dir / "gpu.jsonl").open("a", encoding="utf-8")
-        self._gpu_log.write(json.dumps(row) + "\n")
+        self._gpu_log.write(strict_json.dumps(row) + "\n")
         self._gpu_log.flush()
 
     def _write_sample(self, sample: GpuSample) -> None:
@@ -243,7 +243,7 @@ class TelemetrySampler:
                     with self._lock:
                         if self._metrics_log is None:
                             self._metrics_log = (self.run_dir / "server_metrics.jsonl").open("a", encoding="utf-8")
-                        self._metrics_log.write(json.dumps(scrape.to_json()) + "\n")
+                        self._metrics_log.write(strict_json.dumps(scrape.to_json()) + "\n")
                         self._metrics_log.flush()
                         self.status.metrics_samples += 1
 

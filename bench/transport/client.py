@@ -400,6 +400,9 @@ def _absorb(payload: dict[str, Any], exchange: Exchange, *, streamed: bool) -> b
         exchange.error = f"server error: {str(message)[:ERROR_BODY_CHARS]}"
         return False
     if "timings" in payload:
+        if (doubt := ServerTimings.doubt(payload["timings"])) is not None:
+            exchange.error = f"unbelievable response: {doubt}"
+            return False
         exchange.timings = ServerTimings.from_json(payload["timings"]) or exchange.timings
     if payload.get("usage") is not None:
         exchange.usage = Usage.from_json(payload["usage"]) or exchange.usage

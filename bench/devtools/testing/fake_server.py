@@ -59,6 +59,7 @@ class FakeConfig:
     html_page: bool = False  # answer chat with an HTML page (a non-OpenAI server or a proxy's error page)
     huge_chars: int = 0  # pad non-streamed content to this many characters
     jitter_cv: float = 0.0  # per-request spread of the reported speeds (log-normal), for statistics tests
+    timings_override: dict[str, Any] = field(default_factory=dict)  # e.g. {"prompt_ms": float("nan")}
     echo_auth_in_errors: bool = False  # error bodies quote the request's Authorization header (a careless proxy)
     trickle_paths: tuple[str, ...] = ()  # GET paths answered with headers, then one byte a second
     seed: int = 0
@@ -275,6 +276,7 @@ class _Handler(BaseHTTPRequestHandler):
             "predicted_ms": n_tokens / tg_tps * 1000,
             "predicted_per_token_ms": 1000 / tg_tps,
             "predicted_per_second": tg_tps,
+            **config.timings_override,
         }
         usage = {"prompt_tokens": len(prompt), "completion_tokens": n_tokens, "total_tokens": len(prompt) + n_tokens}
         with self.server.lock:
