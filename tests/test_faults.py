@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import errno
-import json
 import io
+import json
 import socket
 import time
 from pathlib import Path
