@@ -9,6 +9,7 @@ left as they were and reported.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -28,7 +29,8 @@ class BaselineChange:
     figure: str
     scenario: str | None
     old: float
-    new: float | None  # None: the run did not measure it; left unchanged
+    new: float | None  # None: left unchanged (not measured, or not a figure a baseline can hold)
+    measured: float | None = None  # what the run gave when it was not adopted (0, NaN, infinity)
 
 
 def _entry(baseline: Baseline) -> dict[str, Any]:
@@ -57,8 +59,9 @@ def adopt_run(run_dir: Path, baselines_path: Path, *, description: str | None = 
     changes = []
     for baseline, check in zip(current.entries, summary.baselines, strict=True):
         entry = _entry(baseline)
-        if check.measured is None:
-            changes.append(BaselineChange(baseline.figure, baseline.scenario, baseline.value, None))
+        if check.measured is None or not 0 < check.measured < math.inf:
+            # a figure of 0 or one that is not finite would make every later run refuse the file
+            changes.append(BaselineChange(baseline.figure, baseline.scenario, baseline.value, None, check.measured))
             entries.append(entry)
             continue
         previous = {k: entry[k] for k in ("value", "model", "condition", "source", "run_id", "set_at") if k in entry}

@@ -13,6 +13,7 @@ raised before any request is sent. The TOML helpers here (``read_toml``,
 from __future__ import annotations
 
 import itertools
+import math
 import shlex
 import tomllib
 from collections.abc import Mapping
@@ -125,19 +126,29 @@ class ScenarioSet:
 
 # --------------------------------------------------------------------- loading
 
+# What a run can hold: beyond these a scenario would spend gigabytes and hours before its
+# first request (prompts are built, and tokenized, before any load is sent).
+MAX_TOKENS = 1_048_576  # prompt, output or depth: a million-token context
+MAX_CONCURRENCY = 4096
+MAX_REPETITIONS = 100_000
+MAX_WARMUP = 10_000
+MAX_RATE_RPS = 100_000.0
+MAX_DURATION_S = 7 * 86400.0
+MAX_CASE_PROMPT_TOKENS = 20_000_000  # prompt tokens built for one case (its requests x prompt length)
+
 _SCENARIO_FIELDS: dict[str, str] = {
     "name": "a name made of letters, digits, '-' and '_'",
     "description": "text",
-    "prompt_tokens": "a positive integer or a list of them",
-    "output_tokens": "a positive integer or a list of them",
-    "concurrency": "a positive integer or a list of them",
-    "depth": "a non-negative integer or a list of them",
-    "repetitions": "a positive integer",
-    "warmup": "a non-negative integer",
+    "prompt_tokens": f"a positive integer up to {MAX_TOKENS:,} or a list of them",
+    "output_tokens": f"a positive integer up to {MAX_TOKENS:,} or a list of them",
+    "concurrency": f"a positive integer up to {MAX_CONCURRENCY:,} or a list of them",
+    "depth": f"a non-negative integer up to {MAX_TOKENS:,} or a list of them",
+    "repetitions": f"a positive integer up to {MAX_REPETITIONS:,}",
+    "warmup": f"a non-negative integer up to {MAX_WARMUP:,}",
     "stream": "true or false",
     "pattern": "one of " + ", ".join(PATTERNS),
-    "rate_rps": "a positive number (requests per second, pattern 'poisson')",
-    "max_duration_s": "a positive number of seconds",
+    "rate_rps": f"a positive number up to {MAX_RATE_RPS:,.0f} (requests per second, pattern 'poisson')",
+    "max_duration_s": f"a positive number of seconds up to {MAX_DURATION_S:,.0f} (a week)",
     "temperature": "a number from 0 to 2",
     "top_p": "a number in (0, 1]",
 }
@@ -155,19 +166,26 @@ class Where:
         return ConfigError(f"{self.source}: {self.table}, field '{key}': must be {allowed}; got {got!r}")
 
 
-def _int_list(where: Where, key: str, value: object, minimum: int) -> tuple[int, ...]:
+def _int_list(where: Where, key: str, value: object, minimum: int, maximum: int) -> tuple[int, ...]:
     items = value if isinstance(value, list) else [value]
     allowed = _SCENARIO_FIELDS[key]
     if not items:
         raise where.error(key, allowed, value)
     for item in items:
-        if isinstance(item, bool) or not isinstance(item, int) or item < minimum:
+        if isinstance(item, bool) or not isinstance(item, int) or not minimum <= item <= maximum:
             raise where.error(key, allowed, value)
     return tuple(items)
 
 
+def _int_field(where: Where, key: str, value: object, minimum: int, maximum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise where.error(key, _SCENARIO_FIELDS[key], value)
+    return value
+
+
 def number_field(where: Where, key: str, value: object, allowed: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    """A finite number (TOML can write nan and inf; no field of the suite means them)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise where.error(key, allowed, value)
     return float(value)
 
@@ -195,14 +213,10 @@ def _parse_scenario(source: str, raw: Mapping[str, Any], defaults: Mapping[str, 
     pattern = merged.get("pattern", "sequential")
     if pattern not in PATTERNS:
         raise where.error("pattern", _SCENARIO_FIELDS["pattern"], pattern)
-    concurrency = _int_list(where, "concurrency", merged.get("concurrency", 1), 1)
-    depth = _int_list(where, "depth", merged.get("depth", 0), 0)
-    repetitions = merged.get("repetitions", 3)
-    if isinstance(repetitions, bool) or not isinstance(repetitions, int) or repetitions < 1:
-        raise where.error("repetitions", _SCENARIO_FIELDS["repetitions"], repetitions)
-    warmup = merged.get("warmup", 1)
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise where.error("warmup", _SCENARIO_FIELDS["warmup"], warmup)
+    concurrency = _int_list(where, "concurrency", merged.get("concurrency", 1), 1, MAX_CONCURRENCY)
+    depth = _int_list(where, "depth", merged.get("depth", 0), 0, MAX_TOKENS)
+    repetitions = _int_field(where, "repetitions", merged.get("repetitions", 3), 1, MAX_REPETITIONS)
+    warmup = _int_field(where, "warmup", merged.get("warmup", 1), 0, MAX_WARMUP)
     stream = merged.get("stream", True)
     if not isinstance(stream, bool):
         raise where.error("stream", _SCENARIO_FIELDS["stream"], stream)
@@ -213,7 +227,7 @@ def _parse_scenario(source: str, raw: Mapping[str, Any], defaults: Mapping[str, 
     rate_rps: float | None = None
     if "rate_rps" in merged:
         rate_rps = number_field(where, "rate_rps", merged["rate_rps"], _SCENARIO_FIELDS["rate_rps"])
-        if rate_rps <= 0:
+        if not 0 < rate_rps <= MAX_RATE_RPS:
             raise where.error("rate_rps", _SCENARIO_FIELDS["rate_rps"], merged["rate_rps"])
     if pattern == "poisson" and rate_rps is None:
         raise ConfigError(f"{source}: {label}: pattern 'poisson' needs field 'rate_rps' (requests per second)")
@@ -230,7 +244,7 @@ def _parse_scenario(source: str, raw: Mapping[str, Any], defaults: Mapping[str, 
     max_duration_s = number_field(
         where, "max_duration_s", merged.get("max_duration_s", 600.0), _SCENARIO_FIELDS["max_duration_s"]
     )
-    if max_duration_s <= 0:
+    if not 0 < max_duration_s <= MAX_DURATION_S:
         raise where.error("max_duration_s", _SCENARIO_FIELDS["max_duration_s"], max_duration_s)
     temperature = number_field(where, "temperature", merged.get("temperature", 1.0), _SCENARIO_FIELDS["temperature"])
     if not 0 <= temperature <= 2:
@@ -239,11 +253,19 @@ def _parse_scenario(source: str, raw: Mapping[str, Any], defaults: Mapping[str, 
     if not 0 < top_p <= 1:
         raise where.error("top_p", _SCENARIO_FIELDS["top_p"], top_p)
 
+    prompt_tokens = _int_list(where, "prompt_tokens", merged["prompt_tokens"], 1, MAX_TOKENS)
+    per_case = (repetitions * (max(concurrency) if pattern == "concurrent" else 1) + warmup) * max(prompt_tokens)
+    if per_case > MAX_CASE_PROMPT_TOKENS:
+        raise ConfigError(
+            f"{source}: {label}: a case would build {per_case:,} prompt tokens before its first request "
+            f"(requests x prompt_tokens); the limit is {MAX_CASE_PROMPT_TOKENS:,}: lower repetitions, "
+            "concurrency or prompt_tokens, or split the scenario"
+        )
     return Scenario(
         name=name,
         description=description,
-        prompt_tokens=_int_list(where, "prompt_tokens", merged["prompt_tokens"], 1),
-        output_tokens=_int_list(where, "output_tokens", merged["output_tokens"], 1),
+        prompt_tokens=prompt_tokens,
+        output_tokens=_int_list(where, "output_tokens", merged["output_tokens"], 1, MAX_TOKENS),
         concurrency=concurrency,
         depth=depth,
         repetitions=repetitions,

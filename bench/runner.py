@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import math
 import platform
 import subprocess
 import sys
@@ -103,16 +104,18 @@ class RunOptions:
         if not 0 <= self.max_error_rate <= 1:
             raise ConfigError(f"--max-error-rate must be between 0 and 1; got {self.max_error_rate}")
         for name, value in (("--timeout", self.request_timeout_s), ("--max-run-time", self.max_run_s)):
-            if value is not None and not value > 0:
-                raise ConfigError(f"{name} must be a positive number of seconds; got {value}")
-        if not self.ready_timeout_s >= 0:
-            raise ConfigError(f"--ready-timeout must be 0 or more seconds; got {self.ready_timeout_s}")
+            if value is not None and not 0 < value < math.inf:
+                raise ConfigError(f"{name} must be a positive, finite number of seconds; got {value}")
+        if not 0 <= self.ready_timeout_s < math.inf:
+            raise ConfigError(
+                f"--ready-timeout must be a finite number of seconds, 0 or more; got {self.ready_timeout_s}"
+            )
         for name, value in (
             ("--active-weight-gib", self.active_weight_gib),
             ("--gpu-bandwidth-gbs", self.peak_bandwidth_gbs),
         ):
-            if value is not None and not value > 0:
-                raise ConfigError(f"{name} must be positive; got {value}")
+            if value is not None and not 0 < value < math.inf:
+                raise ConfigError(f"{name} must be a positive, finite number; got {value}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ retention and write the run and trend reports::
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,8 +45,8 @@ class NightlyOptions:
             raise ConfigError("a nightly needs a label: its earlier nights are the runs with the same label")
         if self.keep_runs is not None and self.keep_runs < 1:
             raise ConfigError(f"--keep-runs must be at least 1; got {self.keep_runs}")
-        if self.keep_days is not None and not self.keep_days > 0:
-            raise ConfigError(f"--keep-days must be positive; got {self.keep_days}")
+        if self.keep_days is not None and not 0 < self.keep_days < math.inf:
+            raise ConfigError(f"--keep-days must be a positive, finite number of days; got {self.keep_days}")
         if not 0 <= self.min_effect < 1:
             raise ConfigError(f"--min-effect must be a percentage from 0 to 100; got {self.min_effect * 100:g}")
 

@@ -45,3 +45,20 @@ def test_adopting_a_run_sets_new_values_and_keeps_the_old_ones(
     main(["baseline", "set", "--from", "good", "--results-dir", str(tmp_path / "results"), "--baselines", str(target)])
     again = {b.figure: b for b in load_baselines(target).entries}["tg_tps"]
     assert [h["value"] for h in again.history] == [pytest.approx(72.0), 219.71]
+
+
+def test_a_figure_of_zero_is_not_adopted_as_a_baseline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A GPU that reported 0 bytes used: adopting 0 GiB would write a file every later run refuses.
+    import json
+
+    from bench.telemetry.samples import GpuSample
+
+    run = write_run(tmp_path / "results", noisy_records(5, pp_tps=650, tg_tps=72, cv=0.0, seed=1), label="zero")
+    sample = GpuSample(t=0.5, source="nvml", gpu=0, name="NVIDIA H100", memory_used_bytes=0)
+    (run / "gpu.jsonl").write_text(json.dumps(sample.to_json()) + "\n")
+    target = tmp_path / "baselines.toml"
+    argv = ["baseline", "set", "--from", "zero", "--results-dir", str(tmp_path / "results"), "--baselines", str(target)]
+    assert main(argv) == 0
+    assert "vram_used_gib: 0 is not a usable figure" in capsys.readouterr().out
+    entries = {b.figure: b for b in load_baselines(target).entries}  # the file it wrote loads
+    assert entries["vram_used_gib"].value == 59.02

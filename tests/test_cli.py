@@ -146,3 +146,16 @@ def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]
         main([command, "--help"])
     assert info.value.code == 0
     assert f"usage: bench {command}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--max-run-time", "nan"), ("--max-run-time", "-5"), ("--timeout", "nan"), ("--timeout", "0"),
+     ("--timeout", "inf"), ("--telemetry-interval", "inf")],
+)  # fmt: skip
+def test_numbers_that_are_not_finite_or_in_range_are_a_clear_error(
+    option: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "--endpoint", "http://127.0.0.1:9", "--scenarios", "smoke", option, value]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"bench: error: {option} must be") and "Traceback" not in err

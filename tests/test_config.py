@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,39 @@ def test_the_readme_examples_parse() -> None:
 
     assert parse_scenario_set(tomllib.loads(scenario_example), "README").cases()
     assert parse_baselines(tomllib.loads(baseline_example), "README").entries[0].value == 219.71
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("repetitions", "1000000000", "field 'repetitions': must be a positive integer up to 100,000"),
+        ("concurrency", "100000", "field 'concurrency': must be a positive integer up to 4,096"),
+        ("prompt_tokens", "1000000000", "field 'prompt_tokens': must be a positive integer up to 1,048,576"),
+        ("max_duration_s", "inf", "field 'max_duration_s': must be a positive number of seconds up to 604,800"),
+        ("temperature", "nan", "field 'temperature': must be a number from 0 to 2; got nan"),
+    ],
+)
+def test_values_a_run_cannot_hold_are_refused_with_the_limit(
+    tmp_path: Path, field: str, value: str, message: str
+) -> None:
+    scenario = {"name": "s", "prompt_tokens": "64", "output_tokens": "8", "pattern": '"concurrent"', field: value}
+    text = "[[scenario]]\n" + "".join(f"{k} = {v if k != 'name' else repr(v)}\n" for k, v in scenario.items())
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_scenario_set(write(tmp_path, text))
+
+
+def test_a_case_too_big_to_build_is_refused_before_any_request(tmp_path: Path) -> None:
+    text = '[[scenario]]\nname = "big"\nprompt_tokens = 4000\noutput_tokens = 8\nrepetitions = 10000\n'
+    with pytest.raises(ConfigError, match=r"would build 40,004,000 prompt tokens .* the limit is 20,000,000"):
+        load_scenario_set(write(tmp_path, text))
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_baseline_that_is_not_a_finite_number_is_refused(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "baselines.toml"
+    path.write_text(f'[[baseline]]\nfigure = "tg_tps"\nvalue = {value}\n')
+    with pytest.raises(ConfigError, match=r"field 'value': must be a positive number"):
+        load_baselines(path)
+    path.write_text(f'[[baseline]]\nfigure = "tg_tps"\nvalue = 100\ntolerance_pct = {value}\n')
+    with pytest.raises(ConfigError, match=r"field 'tolerance_pct'"):
+        load_baselines(path)

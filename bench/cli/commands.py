@@ -162,7 +162,8 @@ def baseline(args: argparse.Namespace) -> ExitCode:
     for change in adopt_run(run_dir, target):
         where = f" (scenario {change.scenario})" if change.scenario else ""
         if change.new is None:
-            print(f"{change.figure}{where}: not measured by {run_dir.name}; kept {change.old:,g}")
+            why = "not measured" if change.measured is None else f"{change.measured:g} is not a usable figure"
+            print(f"{change.figure}{where}: {why} in {run_dir.name}; kept {change.old:,g}")
         else:
             print(f"{change.figure}{where}: {change.old:,g} -> {change.new:,g}")
     print(f"wrote {target}; earlier values are kept in each entry's history")

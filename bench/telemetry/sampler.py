@@ -14,6 +14,7 @@ on a host with an NVIDIA driver; otherwise none, with the reason recorded.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -59,8 +60,10 @@ class TelemetryConfig:
     metrics: bool = True  # scrape the server's /metrics when it serves them
 
     def __post_init__(self) -> None:
-        if not self.interval_s > 0:
-            raise ConfigError(f"--telemetry-interval must be positive; got {self.interval_s}")
+        if not 0 < self.interval_s < math.inf:
+            raise ConfigError(
+                f"--telemetry-interval must be a positive, finite number of seconds; got {self.interval_s}"
+            )
         if self.gpu not in GPU_MODES:
             raise ConfigError(f"--gpu-telemetry must be one of {', '.join(GPU_MODES)}; got {self.gpu!r}")
         if self.command is not None and not self.command:
