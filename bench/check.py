@@ -8,7 +8,7 @@ from pathlib import Path
 from bench.preflight import EndpointInfo, probe
 from bench.redact import Redactor, flag_secrets
 from bench.server import cache_dir, local_server
-from bench.transport.client import ChatClient
+from bench.transport.client import DEFAULT_MAX_BODY_BYTES, ChatClient
 
 
 def run_check(
@@ -20,6 +20,7 @@ def run_check(
     server_binary: Path | None = None,
     model_file: Path | None = None,
     server_args: tuple[str, ...] | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> EndpointInfo:
     server = None
     if endpoint is None:
@@ -28,12 +29,17 @@ def run_check(
         )
         endpoint = server.start()
     try:
-        return asyncio.run(_check(endpoint, api_key, model, timeout_s, Redactor([api_key, *flag_secrets(server_args)])))
+        redactor = Redactor([api_key, *flag_secrets(server_args)])
+        return asyncio.run(_check(endpoint, api_key, model, timeout_s, redactor, max_body_bytes))
     finally:
         if server is not None:
             server.stop()
 
 
-async def _check(endpoint: str, api_key: str, model: str | None, timeout_s: float, redactor: Redactor) -> EndpointInfo:
-    async with ChatClient(endpoint, api_key=api_key, model=model, timeout_s=timeout_s, redactor=redactor) as client:
+async def _check(
+    endpoint: str, api_key: str, model: str | None, timeout_s: float, redactor: Redactor, max_body_bytes: int
+) -> EndpointInfo:
+    async with ChatClient(
+        endpoint, api_key=api_key, model=model, timeout_s=timeout_s, redactor=redactor, max_body_bytes=max_body_bytes
+    ) as client:
         return await probe(client)

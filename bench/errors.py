@@ -8,7 +8,8 @@ as one line and exits with the code the class carries, never a traceback::
     ├── EndpointError               exit 3   endpoint unreachable or unusable
     │   ├── AuthError                        401/403 from the endpoint
     │   └── ServerError                      5xx, malformed answers, missing model
-    │       └── BodyDecodeError              a body that does not decompress
+    │       ├── BodyDecodeError              a body that does not decompress
+    │       └── BodyTooLarge                 a body or an SSE line beyond --max-body-mib
     ├── ServerStartError            exit 3   a local llama-server did not start
     ├── ResultsError                exit 4   results directory unreadable/unwritable
     │   └── NightlyLocked                    another nightly holds the results directory
@@ -78,6 +79,10 @@ class ServerError(EndpointError):
 
 class BodyDecodeError(ServerError):
     """A response body that its Content-Encoding says is compressed, and is not."""
+
+
+class BodyTooLarge(ServerError):
+    """A response body (decompressed) or one SSE line larger than the suite reads."""
 
 
 class ServerStartError(BenchError):

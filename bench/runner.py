@@ -37,7 +37,7 @@ from bench.server import LocalServer, local_server
 from bench.store import DEFAULT_RESULTS_DIR, RunStatus, RunStore, check_writable, read_gpu_samples
 from bench.summary import CaseSummary, RunSummary, summarise_case, summarise_run
 from bench.telemetry.sampler import TelemetryConfig, TelemetrySampler
-from bench.transport.client import ChatClient
+from bench.transport.client import DEFAULT_MAX_BODY_BYTES, ChatClient
 from bench.version import __version__
 from bench.workload import CasePrompts, PromptBuilder
 
@@ -93,6 +93,7 @@ class RunOptions:
     output_probe: bool = False  # after the cases, record a temperature-0 answer (A/B output checks)
     active_weight_gib: float | None = None  # weights read per generated token, for the bandwidth figure
     peak_bandwidth_gbs: float | None = None  # overrides the card's data-sheet figure
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # a larger answer is a failed request, not the suite's memory
 
     def redactor(self) -> Redactor:
         """The run's secrets: the key it sends, and any key in the flags of a server it starts or records."""
@@ -106,6 +107,8 @@ class RunOptions:
         for name, value in (("--timeout", self.request_timeout_s), ("--max-run-time", self.max_run_s)):
             if value is not None and not 0 < value < math.inf:
                 raise ConfigError(f"{name} must be a positive, finite number of seconds; got {value}")
+        if not self.max_body_bytes > 0:
+            raise ConfigError(f"--max-body-mib must be positive; got {self.max_body_bytes / 2**20:g}")
         if not 0 <= self.ready_timeout_s < math.inf:
             raise ConfigError(
                 f"--ready-timeout must be a finite number of seconds, 0 or more; got {self.ready_timeout_s}"
@@ -195,6 +198,7 @@ class _Run:
                 timeout_s=self.options.request_timeout_s,
                 clock=self.clock,
                 redactor=self.redactor,
+                max_body_bytes=self.options.max_body_bytes,
             ) as client:
                 async with _before_load(deadline, limit):
                     info = await self._preflight(client)

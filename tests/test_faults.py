@@ -328,3 +328,32 @@ def test_a_derived_figure_that_is_not_finite_is_dropped_not_stored(fake: FakeLla
     (first, *_) = list(read_records(result.run_dir))
     assert first.ok and first.timings is not None
     assert first.timings.prompt_per_second is None and first.timings.predicted_per_token_ms is None
+
+
+@pytest.mark.parametrize("gzipped", [False, True], ids=["plain", "gzip bomb"])
+def test_an_answer_over_the_body_limit_fails_its_request_and_the_run_goes_on(
+    fake: FakeLlamaServer, tmp_path: Path, gzipped: bool
+) -> None:
+    # 3 MiB of answer, plain or gzip-compressed to a few KiB: counted as it is decompressed
+    grow = lambda: setattr(fake.config, "huge_chars", 3 * 2**20)  # noqa: E731
+    fake.config.gzip_bodies = gzipped
+    result = run_benchmark(
+        options(fake.url, tmp_path, scenarios=one_case_no_stream(), max_body_bytes=2**20), _AtLoad(grow)
+    )
+    records = list(read_records(result.run_dir))
+    assert len(records) == 4 and all(
+        r.error == "response too large: a body larger than 1 MiB (--max-body-mib)" for r in records
+    )
+
+
+def test_a_huge_props_is_refused_with_the_limit(fake: FakeLlamaServer, capsys: pytest.CaptureFixture[str]) -> None:
+    fake.config.props_padding_bytes = 2 * 2**20
+    assert main(["check", "--endpoint", fake.url, "--max-body-mib", "1"]) == 3
+    assert "/props answered more than 1 MiB (--max-body-mib)" in capsys.readouterr().err
+
+
+def one_case_no_stream() -> ScenarioSet:
+    return parse_scenario_set(
+        {"scenario": [{"name": "tg", "prompt_tokens": 40, "output_tokens": 8, "repetitions": 4, "warmup": 0,
+                       "stream": False}]}, "faults"
+    )  # fmt: skip

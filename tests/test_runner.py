@@ -188,9 +188,9 @@ def test_a_stored_run_gives_the_bandwidth_figure_the_run_gave(fake: FakeLlamaSer
     ("field", "value", "message"),
     [
         ("max_error_rate", 1.5, "--max-error-rate must be between 0 and 1"),
-        ("request_timeout_s", 0.0, "--timeout must be a positive number"),
-        ("max_run_s", -1.0, "--max-run-time must be a positive number"),
-        ("ready_timeout_s", -1.0, "--ready-timeout must be 0 or more"),
+        ("request_timeout_s", 0.0, "--timeout must be a positive, finite number"),
+        ("max_run_s", -1.0, "--max-run-time must be a positive, finite number"),
+        ("ready_timeout_s", -1.0, "--ready-timeout must be a finite number of seconds, 0 or more"),
     ],
 )
 def test_run_options_refuse_what_the_cli_refuses(field: str, value: float, message: str, tmp_path: Path) -> None:

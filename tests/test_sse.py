@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bench.errors import BodyTooLarge
 from bench.transport.sse import SSEParser
 
 
@@ -61,3 +63,13 @@ def test_any_split_of_the_stream_gives_the_same_events(items: list[str], cuts: l
     points = sorted({min(c, len(stream)) for c in cuts})
     chunks = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
     assert feed_all(chunks) == items
+
+
+def test_a_line_split_over_many_chunks_is_joined_once_and_bounded() -> None:
+    parser = SSEParser(max_line_bytes=1000)
+    payload = b'data: {"x": "' + b"y" * 500 + b'"}'
+    events = [e for byte in range(len(payload)) for e in parser.feed(payload[byte : byte + 1])]
+    assert events == [] and parser.feed(b"\r\n\r\n") == ['{"x": "' + "y" * 500 + '"}']
+    with pytest.raises(BodyTooLarge, match="an SSE line longer than"):
+        for _ in range(1001):
+            parser.feed(b"z")

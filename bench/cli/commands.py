@@ -92,6 +92,7 @@ def check(args: argparse.Namespace) -> ExitCode:
         server_binary=args.server_binary,
         model_file=args.model_file,
         server_args=split_command(args.server_args, "--server-args"),
+        max_body_bytes=options.max_body_bytes(args),
     )
     if args.json:
         print(strict_json.dumps(info.to_json(), indent=2))

@@ -8,6 +8,7 @@ which validate them: the CLI refuses nothing the library would accept.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from dataclasses import fields
 from pathlib import Path
@@ -17,11 +18,13 @@ from bench.baselines import DEFAULT_BASELINES_FILE, load_baselines
 from bench.compare import ALPHA
 from bench.compare import MIN_EFFECT as COMPARE_MIN_EFFECT
 from bench.config import BUILTIN_SETS, load_scenario_set, split_command
+from bench.errors import ConfigError
 from bench.redact import DEFAULT_API_KEY
 from bench.report.render import DEFAULT_REPORTS_DIR
 from bench.runner import RunOptions
 from bench.store import DEFAULT_RESULTS_DIR
 from bench.telemetry.sampler import GPU_MODES, MIN_INTERVAL_S, TelemetryConfig
+from bench.transport.client import DEFAULT_MAX_BODY_BYTES
 
 API_KEY_ENV = "BENCH_API_KEY"
 DEFAULT_SCENARIOS = "baseline"
@@ -94,6 +97,15 @@ def endpoint(parser: argparse.ArgumentParser) -> None:
         default=timeout,
         metavar="S",
         help=f"per-request timeout in seconds (default {timeout:g})",
+    )
+    body_mib = DEFAULT_MAX_BODY_BYTES / 2**20
+    group.add_argument(
+        "--max-body-mib",
+        type=float,
+        default=body_mib,
+        metavar="MIB",
+        help=f"largest response body the suite reads, decompressed (default {body_mib:g}); "
+        "a larger one fails its request",
     )
     group.add_argument(
         "--server-binary", type=Path, metavar="PATH", help="start this llama-server instead of the embedded one"
@@ -239,4 +251,12 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         ),
         active_weight_gib=args.active_weight_gib,
         peak_bandwidth_gbs=args.gpu_bandwidth_gbs,
+        max_body_bytes=max_body_bytes(args),
     )
+
+
+def max_body_bytes(args: argparse.Namespace) -> int:
+    mib = args.max_body_mib
+    if not 0 < mib < math.inf:
+        raise ConfigError(f"--max-body-mib must be a positive, finite number; got {mib}")
+    return int(mib * 2**20)

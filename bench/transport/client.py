@@ -23,14 +23,15 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from bench.clock import RunClock
-from bench.errors import AuthError, BodyDecodeError, ConfigError, EndpointError, ServerError
+from bench.errors import AuthError, BodyDecodeError, BodyTooLarge, ConfigError, EndpointError, ServerError
 from bench.records import ServerTimings, Usage
 from bench.redact import Redactor
 from bench.transport.health import describe_transport_error
 from bench.transport.lanes import TRANSPORT_ERRORS, Lane, LaneResponse
-from bench.transport.sse import SSEParser
+from bench.transport.sse import MAX_LINE_BYTES, SSEParser
 
 ERROR_BODY_CHARS = 300
+DEFAULT_MAX_BODY_BYTES = 64 * 2**20  # an answer of 2048 tokens is a few hundred KiB; streamed, a few MiB
 # Transport errors that, before any response byte, mean a stale pooled connection.
 STALE_CONNECTION_ERRORS = ("RemoteProtocolError", "ReadError", "WriteError")
 CONNECTION_LOST_ERRORS = ("ConnectError", "RemoteProtocolError", "ReadError", "WriteError")
@@ -122,11 +123,15 @@ class ChatClient:
         connect_timeout_s: float = 10.0,
         clock: RunClock | None = None,
         redactor: Redactor | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         self.base_url = normalise_endpoint(endpoint)
         # server text (error bodies) can quote the request's headers: the key is masked in it
         self.redactor = redactor or Redactor([api_key])
         self.api_key = api_key  # sent in headers only; never written anywhere
+        # every body is read whole or streamed: bounded, so a 300 MB answer or a
+        # decompression bomb is a failed request, not the suite's memory
+        self.max_body_bytes = max_body_bytes
         self.model = model
         # httpx's timeout bounds each read; a response that trickles a byte at a time
         # needs a bound on the whole request too
@@ -187,7 +192,10 @@ class ChatClient:
                 self._idle_lanes.append(lane)
 
     # ---------------------------------------------------------------- probes
-    async def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+    def _limit_text(self) -> str:
+        return f"{self.max_body_bytes / 2**20:g} MiB (--max-body-mib)"
+
+    async def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, bytes]:
         """One small request, sent again once on a fresh connection if a pooled one had gone stale.
 
         Bounded as a whole by the request timeout: httpx's own bounds each read, and a
@@ -196,7 +204,14 @@ class ChatClient:
         for attempt in (1, 2):
             try:
                 async with asyncio.timeout(self.request_timeout_s):
-                    return await self._http.request(method, path, json=body)
+                    async with self._http.stream(method, path, json=body) as response:
+                        parts, size = [], 0
+                        async for chunk in response.aiter_bytes():
+                            size += len(chunk)
+                            if size > self.max_body_bytes:
+                                raise BodyTooLarge(f"{self.base_url}{path} answered more than {self._limit_text()}")
+                            parts.append(chunk)
+                        return response.status_code, b"".join(parts)
             except TimeoutError:
                 raise EndpointError(
                     f"{self.base_url}{path} took longer than {self.request_timeout_s:g} s (--timeout)"
@@ -212,22 +227,21 @@ class ChatClient:
 
         Raises AuthError on 401/403 and EndpointError when the server cannot be reached.
         """
-        response = await self._request(method, path, body)
-        if response.status_code in (401, 403):
+        status, content = await self._request(method, path, body)
+        if status in (401, 403):
             raise AuthError(
-                f"authentication failed at {self.base_url}{path} (HTTP {response.status_code}): "
-                "check --api-key / BENCH_API_KEY"
+                f"authentication failed at {self.base_url}{path} (HTTP {status}): check --api-key / BENCH_API_KEY"
             )
-        if response.status_code != 200:
+        if status != 200:
             return None
         try:
-            return response.json()
+            return json.loads(content)
         except ValueError:
             return None
 
     async def status_of(self, path: str) -> int:
         """The HTTP status of a GET; EndpointError when the server cannot be reached."""
-        return (await self._request("GET", path)).status_code
+        return (await self._request("GET", path))[0]
 
     async def get_json(self, path: str) -> Any | None:
         return await self._probe("GET", path)
@@ -333,15 +347,21 @@ class ChatClient:
             exchange.error = describe_transport_error(exc)
         except BodyDecodeError as exc:
             exchange.error = f"malformed response: {exc}"
+        except BodyTooLarge as exc:
+            exchange.error = f"response too large: {exc}"
         exchange.t_end = clock.now()
         exchange.error = self.redactor.optional(exchange.error)
         return exchange
 
     async def _read_whole(self, response: LaneResponse, exchange: Exchange) -> None:
-        parts: list[bytes] = []  # a whole answer is kept to parse it; its size is the server's
+        parts: list[bytes] = []  # a whole answer is kept to parse it, up to the limit
+        size = 0
         async for chunk in response.chunks():
             if exchange.t_first_byte is None:
                 exchange.t_first_byte = self.clock.now()
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise BodyTooLarge(f"a body larger than {self._limit_text()}")
             parts.append(chunk)
         try:
             payload = json.loads(b"".join(parts))
@@ -356,11 +376,15 @@ class ChatClient:
             exchange.error = "malformed response: no choices[0].finish_reason"
 
     async def _read_stream(self, response: LaneResponse, exchange: Exchange) -> None:
-        parser = SSEParser()
+        parser = SSEParser(max_line_bytes=min(MAX_LINE_BYTES, self.max_body_bytes))
         now = self.clock.now
         token_times = exchange.token_times
+        size = 0
         async for chunk in response.chunks():
             t = now()
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise BodyTooLarge(f"a stream larger than {self._limit_text()}")
             if exchange.t_first_byte is None:
                 exchange.t_first_byte = t
             for data in parser.feed(chunk):

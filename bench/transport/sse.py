@@ -9,25 +9,40 @@ line ending an event. Other fields (``event``, ``id``, ``retry``) are ignored.
 
 from __future__ import annotations
 
+from bench.errors import BodyTooLarge
+
+MAX_LINE_BYTES = 16 * 2**20  # one token event is a few hundred bytes
+
 
 class SSEParser:
-    __slots__ = ("_buffer", "_data", "_pending_cr")
+    """Linear in the bytes fed: a line still open is kept in pieces and joined once, when it ends."""
 
-    def __init__(self) -> None:
-        self._buffer = b""
+    __slots__ = ("_data", "_max_line_bytes", "_open", "_open_bytes", "_pending_cr")
+
+    def __init__(self, max_line_bytes: int = MAX_LINE_BYTES) -> None:
+        self._open: list[bytes] = []  # the pieces of the line not yet ended
+        self._open_bytes = 0
         self._data: list[str] = []
         self._pending_cr = False
+        self._max_line_bytes = max_line_bytes
 
     def feed(self, chunk: bytes) -> list[str]:
         if self._pending_cr and chunk.startswith(b"\n"):
             # The \r that ended the previous chunk was the first half of \r\n.
             chunk = chunk[1:]
         self._pending_cr = chunk.endswith(b"\r")
-        buffer = self._buffer + chunk
-        if b"\r" in buffer:
-            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        lines = buffer.split(b"\n")
-        self._buffer = lines.pop()
+        if b"\r" in chunk:
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        if b"\n" not in chunk:
+            self._open.append(chunk)
+            self._open_bytes += len(chunk)
+            if self._open_bytes > self._max_line_bytes:
+                raise BodyTooLarge(f"an SSE line longer than {self._max_line_bytes / 2**20:g} MiB")
+            return []
+        lines = (b"".join(self._open) + chunk).split(b"\n") if self._open else chunk.split(b"\n")
+        rest = lines.pop()
+        self._open = [rest] if rest else []
+        self._open_bytes = len(rest)
         events: list[str] = []
         data = self._data
         for line in lines:
@@ -46,6 +61,6 @@ class SSEParser:
 
     def close(self) -> list[str]:
         """Flush an event the stream ended without a blank line after."""
-        events = self.feed(b"\n\n") if (self._buffer or self._data) else []
-        self._buffer = b""
+        events = self.feed(b"\n\n") if (self._open or self._data) else []
+        self._open, self._open_bytes = [], 0
         return events

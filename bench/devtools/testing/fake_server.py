@@ -14,6 +14,7 @@ send times it logs are the truth a client's measurements can be checked against.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import math
 import random
@@ -60,6 +61,8 @@ class FakeConfig:
     huge_chars: int = 0  # pad non-streamed content to this many characters
     jitter_cv: float = 0.0  # per-request spread of the reported speeds (log-normal), for statistics tests
     timings_override: dict[str, Any] = field(default_factory=dict)  # e.g. {"prompt_ms": float("nan")}
+    gzip_bodies: bool = False  # JSON answers gzip-compressed (a long repetitive answer: a decompression bomb)
+    props_padding_bytes: int = 0  # pad /props with a field this long (a 300 MB /props)
     echo_auth_in_errors: bool = False  # error bodies quote the request's Authorization header (a careless proxy)
     trickle_paths: tuple[str, ...] = ()  # GET paths answered with headers, then one byte a second
     seed: int = 0
@@ -113,8 +116,13 @@ class _Handler(BaseHTTPRequestHandler):
     # ----------------------------------------------------------- helpers
     def _send_json(self, status: int, payload: Any) -> None:
         body = json.dumps(payload).encode()
+        gzipped = self.server.config.gzip_bodies
+        if gzipped:
+            body = gzip.compress(body)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
+        if gzipped:
+            self.send_header("Content-Encoding", "gzip")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -181,6 +189,7 @@ class _Handler(BaseHTTPRequestHandler):
                     "model_path": f"/models/{config.model}.gguf",
                     "build_info": config.fingerprint,
                     "chat_template": "fake",
+                    **({"padding": "x" * config.props_padding_bytes} if config.props_padding_bytes else {}),
                 },
             )
         elif self.path == "/metrics" and config.has_metrics:
