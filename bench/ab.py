@@ -44,7 +44,7 @@ from bench.errors import BenchError, ConfigError, EndpointError
 from bench.redact import Redactor, flag_secrets
 from bench.runner import RunObserver, RunOptions, run_benchmark
 from bench.server import embedded_binary, embedded_server_args, names_a_model
-from bench.store import read_records, read_run_meta
+from bench.store import check_writable, read_records, read_run_meta
 from bench.transport.health import HealthPolicy, HealthTimeout, wait_for_health
 
 AB_SCHEMA = 1
@@ -82,6 +82,10 @@ class AbPlan:
         if len(self.variants) < 2:
             raise ConfigError("bench ab needs at least two --variant NAME=FLAGS")
         names = [v.name for v in self.variants]
+        for name in names:
+            # a name becomes part of a label, a run id and a file name: no path separators, no ".."
+            if not name or not all(c.isalnum() or c in "-_" for c in name):
+                raise ConfigError(f"a variant name is letters, digits, '-' and '_'; got {name!r}")
         if len(set(names)) != len(names):
             raise ConfigError(f"variant names must be unique; got {', '.join(names)}")
         if self.blocks < 1:
@@ -172,6 +176,7 @@ def _server_options(plan: AbPlan, variant: Variant) -> RunOptions:
 
 
 def run_ab(plan: AbPlan, observer: RunObserver | None = None) -> AbResult:
+    check_writable(plan.base.results_dir)  # ab.json goes there after the last block: fail now, not then
     ab_id = f"ab-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
     redactor = plan.redactor()
     results = {v.name: VariantResult(v.name, redactor.text(shlex.join(v.flags))) for v in plan.variants}

@@ -322,6 +322,12 @@ def compare_record_sets(
         )
     cases_a = {r.case_id for r in records_a}
     cases_b = {r.case_id for r in records_b}
+    if cases_a and cases_b and not cases_a & cases_b:
+        # nothing would be tested: a pass of --fail-on-regression here would be a false all-clear
+        raise ConfigError(
+            f"{a.run_id} and {b.run_id} have no case in common ({len(cases_a)} vs {len(cases_b)} cases): "
+            "nothing to compare; were they run with different scenario sets?"
+        )
     differences = [
         f"{what}: {getattr(a, attr)!s} -> {getattr(b, attr)!s}"
         for what, attr in (("build", "build"), ("server flags", "server_flags"), ("label", "label"), ("model", "model"))

@@ -15,6 +15,7 @@ pytest-benchmark's own ``Stats`` class, so they mean what its tables say.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import platform
 import sys
 from collections.abc import Callable
@@ -52,7 +53,7 @@ def to_pytest_benchmark(run_dir: Path) -> dict[str, Any]:
     for case_id in sorted({r.case_id for r in records}):
         in_case = [r for r in records if r.case_id == case_id]
         for figure, value in EXPORTED.items():
-            values = [v for v in map(value, in_case) if v is not None]
+            values = [v for v in map(value, in_case) if v is not None and math.isfinite(v)]
             if not values:
                 continue
             stats = stats_class()

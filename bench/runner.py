@@ -18,9 +18,11 @@ import contextlib
 import hashlib
 import math
 import platform
+import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Sequence
+import threading
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -153,6 +155,23 @@ def run_benchmark(options: RunOptions, observer: RunObserver | None = None) -> R
     return asyncio.run(_Run(options, observer or QuietObserver()).run())
 
 
+@contextlib.contextmanager
+def _uninterrupted() -> Iterator[None]:
+    """While a run keeps what it measured and stops its server, a second Ctrl-C (or TERM) waits.
+
+    The first interrupt cancels the run; one more during the clean-up would leave run.json
+    saying "running" and the server up. Signal handlers belong to the main thread only.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    earlier = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, earlier)
+
+
 @contextlib.asynccontextmanager
 async def _before_load(deadline: float | None, limit: float | None) -> AsyncIterator[None]:
     """The run time limit while nothing is measured yet: reaching it is an endpoint too slow to start."""
@@ -210,20 +229,24 @@ class _Run:
             self._stop_telemetry()
             return self._finish(info, stopped)
         except (asyncio.CancelledError, KeyboardInterrupt):
-            self._finish_early(RunStatus.PARTIAL, "interrupted by the user")
+            with _uninterrupted():
+                self._finish_early(RunStatus.PARTIAL, "interrupted by the user")
             raise
         except BenchError as exc:
-            self._finish_early(RunStatus.PARTIAL if self.records else RunStatus.FAILED, str(exc))
+            with _uninterrupted():
+                self._finish_early(RunStatus.PARTIAL if self.records else RunStatus.FAILED, str(exc))
             raise
         except BaseException as exc:
-            self._finish_early(RunStatus.PARTIAL if self.records else RunStatus.FAILED, f"crashed: {exc!r}")
+            with _uninterrupted():
+                self._finish_early(RunStatus.PARTIAL if self.records else RunStatus.FAILED, f"crashed: {exc!r}")
             raise
         finally:
-            if self.sampler is not None:
-                with contextlib.suppress(Exception):  # never hide the run's own outcome
-                    store.write_meta(telemetry=self.sampler.stop().to_json())
-            if self.server is not None:
-                await asyncio.to_thread(self.server.stop)
+            with _uninterrupted():
+                if self.sampler is not None:
+                    with contextlib.suppress(Exception):  # never hide the run's own outcome
+                        store.write_meta(telemetry=self.sampler.stop().to_json())
+                if self.server is not None:
+                    await asyncio.to_thread(self.server.stop)
 
     # ------------------------------------------------------------ steps
     def _create_store(self) -> RunStore:

@@ -49,12 +49,16 @@ class RunStatus(StrEnum):
 
 def _atomic_write_json(path: Path, payload: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(strict_json.dumps(payload, indent=2, default=str))
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            handle.write(strict_json.dumps(payload, indent=2, default=str))
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a full disk must not leave a half-written temp file behind
+        raise
 
 
 def new_run_id(label: str | None = None) -> str:
@@ -129,19 +133,25 @@ class RunStore:
 # ------------------------------------------------------------------ reading
 
 
-def read_records(run_dir: Path) -> Iterator[RequestRecord]:
-    """Records of a run from its JSONL log; a torn last line (a crash mid-write) is skipped."""
+def read_records(run_dir: Path, skipped: list[int] | None = None) -> Iterator[RequestRecord]:
+    """Records of a run from its JSONL log.
+
+    A torn last line (a crash mid-write) is left out; so is a line that is not a record
+    (a stray byte, a line of garbage): one bad line must not make a whole run, or a
+    history of runs, unreadable. The numbers of lines left out go into ``skipped``.
+    """
     path = run_dir / "requests.jsonl"
     if not path.exists():
         return
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            if not line.endswith("\n"):
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.endswith(b"\n"):
                 break
             try:
-                yield RequestRecord.from_json(json.loads(line))
-            except (ValueError, TypeError) as exc:
-                raise ResultsError(f"{path}: unreadable record: {exc}") from None
+                yield RequestRecord.from_json(json.loads(raw.decode("utf-8")))
+            except (ValueError, TypeError, AttributeError):  # UnicodeDecodeError is a ValueError
+                if skipped is not None:
+                    skipped.append(number)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -170,7 +180,10 @@ def read_run_meta(run_dir: Path) -> dict[str, Any]:
         same_host = meta.get("host") == socket.gethostname()
         if not (same_host and isinstance(pid, int) and _pid_alive(pid)):
             meta["status"] = RunStatus.PARTIAL.value
-            meta["partial_reason"] = "the run was killed before it finished"
+            meta["partial_reason"] = (
+                "the run's process ended before it could mark the run finished "
+                "(killed, or its last writes failed: a full disk?)"
+            )
     return meta
 
 

@@ -120,3 +120,25 @@ def test_cli_exits_3_when_a_variant_has_no_data(
     )
     assert code == 3
     assert "FAILED block 0: switch command for b exited 4" in capsys.readouterr().out
+
+
+def test_every_block_failing_into_a_missing_results_folder_still_keeps_the_failures(
+    tmp_path: Path, fake: FakeLlamaServer
+) -> None:
+    fail = (sys.executable, "-c", "import sys; sys.exit(3)")
+    plan = AbPlan(
+        RunOptions(scenarios=SET, endpoint=fake.url, results_dir=tmp_path / "not" / "yet"),
+        (Variant("a", (), fail), Variant("b", (), fail)),
+        blocks=1,
+    )
+    result = run_ab(plan)
+    document = json.loads(result.path.read_text())
+    assert [v["failures"] for v in document["variants"]] == [
+        [f"block 0: switch command for {n} exited 3: "] for n in "ab"
+    ]
+
+
+@pytest.mark.parametrize("name", ["../up", "a/b", "", "a b"])
+def test_a_variant_name_that_is_not_a_plain_word_is_refused_before_any_block(name: str) -> None:
+    with pytest.raises(ConfigError, match="a variant name is letters, digits"):
+        AbPlan(RunOptions(scenarios=SET, endpoint="http://127.0.0.1:9"), (Variant(name, ()), Variant("b", ())))

@@ -357,3 +357,99 @@ def one_case_no_stream() -> ScenarioSet:
         {"scenario": [{"name": "tg", "prompt_tokens": 40, "output_tokens": 8, "repetitions": 4, "warmup": 0,
                        "stream": False}]}, "faults"
     )  # fmt: skip
+
+
+def test_a_tokenizer_answering_another_shape_means_estimated_lengths_not_a_crash(
+    fake: FakeLlamaServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.config.tokens_as_text = True
+    assert main(["check", "--endpoint", fake.url, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["has_tokenize"] is False
+
+
+def test_garbage_in_the_request_log_is_left_out_and_said(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.store import load_history
+    from tests.factories import noisy_records, write_run
+
+    run = write_run(tmp_path, noisy_records(3, pp_tps=650, tg_tps=72, cv=0.01, seed=1))
+    log = run / "requests.jsonl"
+    lines = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(lines[0] + b"\xff\xfe not a record\n" + b"{garbage\n" + b"".join(lines[1:]))
+    (run / "requests.parquet").unlink()  # read from the log, as a killed run is
+    assert len(list(read_records(run))) == 3
+    assert len(load_history(tmp_path)) == 3
+    assert main(["show", str(run)]) == 0
+    assert "note: 2 unreadable line(s) in requests.jsonl left out (line 2, 3)" in capsys.readouterr().out
+
+
+def test_export_to_a_path_it_cannot_write_is_a_results_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.factories import noisy_records, write_run
+
+    run = write_run(tmp_path, noisy_records(3, pp_tps=650, tg_tps=72, cv=0.01, seed=1))
+    assert main(["export", str(run), "-o", str(tmp_path / "no" / "such" / "dir" / "x.json")]) == 4
+    assert "bench: error: cannot write" in capsys.readouterr().err
+
+
+def test_runs_with_no_case_in_common_are_not_an_all_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.factories import noisy_records, write_run
+
+    write_run(tmp_path, noisy_records(5, pp_tps=650, tg_tps=72, cv=0.01, seed=1, case_id="x/p1"), label="a")
+    write_run(tmp_path, noisy_records(5, pp_tps=650, tg_tps=72, cv=0.01, seed=2, case_id="y/p2"), label="b")
+    argv = ["compare", "a", "b", "--results-dir", str(tmp_path), "--fail-on-regression", "--force", "--no-report"]
+    assert main(argv) == 2
+    assert "no case in common" in capsys.readouterr().err
+
+
+def test_a_second_interrupt_during_the_clean_up_still_leaves_the_run_partial(
+    fake: FakeLlamaServer, tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    fake.config.itl_s = 0.02
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench", "run", "--endpoint", fake.url, "--scenarios", "smoke",
+         "--results-dir", str(tmp_path), "--no-report"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while (
+        not list(tmp_path.glob("*/requests.jsonl")) or not only_run(tmp_path).joinpath("requests.jsonl").stat().st_size
+    ):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)  # at once: it lands while the run keeps what it measured
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    meta = read_run_meta(only_run(tmp_path))
+    assert meta["status"] == "partial" and meta["partial_reason"] == "interrupted by the user"
+
+
+def test_a_full_disk_leaves_no_temp_files_and_says_what_may_have_happened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench import store
+
+    run = store.RunStore.create(tmp_path)
+    run.close()  # only run.json is written here
+    run.write_meta(label="x", pid=2**22 + 12345)  # a process that is not running
+    real_open = Path.open
+
+    def full(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if self.name.endswith(".tmp"):
+            handle = real_open(self, *args, **kwargs)
+            handle.close()
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", full)
+    with pytest.raises(OSError, match="No space left"):
+        run.write_meta(status="complete")
+    monkeypatch.undo()
+    assert [p.name for p in run.path.iterdir() if p.name.endswith(".tmp")] == []
+    meta = read_run_meta(run.path)
+    assert meta["status"] == "partial" and "a full disk?" in meta["partial_reason"]

@@ -17,7 +17,7 @@ from bench import strict_json
 from bench.baselines import baseline_headline, load_baselines
 from bench.cli import options
 from bench.config import BUILTIN_SETS, load_scenario_set, split_command
-from bench.errors import BenchError, ConfigError, ExitCode
+from bench.errors import BenchError, ConfigError, ExitCode, ResultsError
 from bench.store import read_records, read_run_meta, resolve_run
 
 if TYPE_CHECKING:
@@ -190,7 +190,10 @@ def export(args: argparse.Namespace) -> ExitCode:
 
     document = strict_json.dumps(to_pytest_benchmark(resolve_run(args.run, args.results_dir)), indent=2, default=str)
     if args.output:
-        args.output.write_text(document + "\n", encoding="utf-8")
+        try:
+            args.output.write_text(document + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise ResultsError(f"cannot write {args.output}: {exc.strerror or exc}") from None
         print(f"wrote {args.output}")
     else:
         print(document)
@@ -297,7 +300,8 @@ def show(args: argparse.Namespace) -> ExitCode:
 
     run_dir = resolve_run(str(args.run), args.results_dir)
     meta = read_run_meta(run_dir)
-    records = sum(1 for _ in read_records(run_dir))
+    skipped: list[int] = []
+    records = sum(1 for _ in read_records(run_dir, skipped))
     summary = load_summary(run_dir, load_baselines(args.baselines))
     if args.json:
         print(strict_json.dumps({"run": meta, **summary.to_json()}, indent=2, default=str))
@@ -310,6 +314,9 @@ def show(args: argparse.Namespace) -> ExitCode:
     )
     if meta.get("partial_reason"):
         _say(console, f"partial: {meta['partial_reason']}")
+    if skipped:
+        lines = ", ".join(map(str, skipped[:5])) + (" ..." if len(skipped) > 5 else "")
+        _say(console, f"note: {len(skipped)} unreadable line(s) in requests.jsonl left out (line {lines})")
     telemetry = meta.get("telemetry") or {}
     for reason in (telemetry.get("gpu_reason"), telemetry.get("gpu_parse_problem")):
         if reason:

@@ -254,7 +254,15 @@ class ChatClient:
         answer = await self.post_json("/tokenize", {"content": text, "add_special": True, "parse_special": True})
         if not isinstance(answer, dict) or not isinstance(answer.get("tokens"), list):
             return None
-        return [int(t) if isinstance(t, int) else int(t["id"]) for t in answer["tokens"]]
+        ids = []
+        for token in answer["tokens"]:
+            # llama-server answers ids, or {"id": ..., "piece": ...} with with_pieces; anything else
+            # is not a tokenizer the suite can count with: treated as absent (estimated lengths)
+            value = token.get("id") if isinstance(token, dict) else token
+            if isinstance(value, bool) or not isinstance(value, int):
+                return None
+            ids.append(value)
+        return ids
 
     async def apply_template(self, messages: list[dict[str, str]]) -> str | None:
         answer = await self.post_json("/apply-template", {"messages": messages})

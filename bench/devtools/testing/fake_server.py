@@ -51,6 +51,7 @@ class FakeConfig:
     drop_after_tokens: int | None = None  # close the connection mid-stream
     malformed_event_at: int | None = None  # send invalid JSON as this event
     has_tokenize: bool = True
+    tokens_as_text: bool = False  # /tokenize answers tokens in a shape llama-server does not use
     has_props: bool = True
     has_metrics: bool = True  # llama-server started with --metrics
     buffered: bool = False  # deliver a whole stream in one write (a buffering proxy)
@@ -219,7 +220,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         if self.path == "/tokenize" and config.has_tokenize:
             tokens = count_tokens(str(body.get("content", "")), add_special=bool(body.get("add_special", False)))
-            self._send_json(200, {"tokens": [hash(t) % 50000 for t in tokens]})
+            ids: list[Any] = [hash(t) % 50000 for t in tokens]
+            self._send_json(200, {"tokens": [str(i) for i in ids] if config.tokens_as_text else ids})
         elif self.path == "/apply-template" and config.has_tokenize:
             self._send_json(200, {"prompt": render_template(body.get("messages", []))})
         elif self.path == "/v1/chat/completions":
