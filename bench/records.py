@@ -218,7 +218,8 @@ class RequestRecord:
         data.pop("schema", None)
         timings = data.get("timings")
         usage = data.get("usage")
-        data["timings"] = ServerTimings(**timings) if isinstance(timings, dict) else None
+        # through the same checks as an answer: a run written before they existed may hold NaN
+        data["timings"] = ServerTimings.from_json(timings) if isinstance(timings, dict) else None
         data["usage"] = Usage(**usage) if isinstance(usage, dict) else None
         data["token_times"] = tuple(data.get("token_times") or ())
         return cls(**data)

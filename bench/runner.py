@@ -247,6 +247,7 @@ class _Run:
                         store.write_meta(telemetry=self.sampler.stop().to_json())
                 if self.server is not None:
                     await asyncio.to_thread(self.server.stop)
+                    self._mask_server_log()
 
     # ------------------------------------------------------------ steps
     def _create_store(self) -> RunStore:
@@ -402,6 +403,15 @@ class _Run:
                 store.write_summary(self._summary().to_json())
         with contextlib.suppress(OSError):  # a full disk must not hide why the run stopped
             store.finish(status, ended=self.clock.now(), partial_reason=reason)
+
+    def _mask_server_log(self) -> None:
+        """The server's own log may echo its flags (an --api-key among them): masked once it is closed."""
+        log = self._the_store().path / "server.log"
+        if self.redactor and log.exists():
+            with contextlib.suppress(OSError):
+                text = log.read_text(encoding="utf-8", errors="replace")
+                if (masked := self.redactor.text(text)) != text:
+                    log.write_text(masked, encoding="utf-8")
 
     def _the_store(self) -> RunStore:
         assert self.store is not None, "the store is created first"
