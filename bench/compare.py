@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from typing import Any
 from bench.errors import ConfigError
 from bench.figures import output_tps, pp_sample, tg_sample
 from bench.records import RequestRecord
-from bench.stats import bootstrap_ratio_of_medians, mann_whitney_p, welch_log_ratio
+from bench.stats import bh_adjust, bootstrap_ratio_of_medians, holm_adjust, mann_whitney_p, welch_log_ratio
 from bench.store import read_records, read_run_meta
 
 ALPHA = 0.05
@@ -43,6 +43,17 @@ class Verdict(StrEnum):
     NO_CHANGE = "no significant change"
     NOT_COMPARABLE = "not comparable"
     NOT_TESTED = "not tested"  # shown for context (one value per run), no statistics
+
+
+TESTED = (Verdict.IMPROVED, Verdict.REGRESSED, Verdict.NO_CHANGE)
+
+
+class Multiplicity(StrEnum):
+    """How a comparison's many tests are held together (bench.stats has the methods and citations)."""
+
+    HOLM = "holm"  # family-wise error: the chance of any false verdict at most alpha
+    BH = "bh"  # false discovery rate: at most alpha of the verdicts false, on average
+    NONE = "none"  # each test alone: with 50 figures, about 2.5 false verdicts at alpha 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +98,11 @@ class FigureComparison:
     n_b: int
     verdict: Verdict
     reason: str = ""
+    # what the change is the ratio of: per-request medians, or the geometric mean of block medians
+    a_center: float | None = None
+    b_center: float | None = None
+    p_adjusted: float | None = None  # for the family of tests in its comparison (Comparison.adjustment)
+    basis: str = ""  # "" for requests, "(4 vs 4 blocks)" for pooled runs
 
     @property
     def change(self) -> float | None:
@@ -127,6 +143,12 @@ class Comparison:
     differences: tuple[str, ...] = field(default_factory=tuple)  # what changed between A and B
     alpha: float = ALPHA
     min_effect: float = MIN_EFFECT
+    adjustment: Multiplicity = Multiplicity.HOLM
+
+    @property
+    def tests(self) -> int:
+        """How many figures were tested: the family the adjustment is over."""
+        return sum(1 for f in self.figures if f.p_value is not None and f.verdict in TESTED)
 
     def by_verdict(self, verdict: Verdict) -> list[FigureComparison]:
         return [f for f in self.figures if f.verdict == verdict]
@@ -137,6 +159,8 @@ class Comparison:
             "b": {**asdict(self.b), "path": str(self.b.path)},
             "alpha": self.alpha,
             "min_effect": self.min_effect,
+            "adjustment": self.adjustment,
+            "tests": self.tests,
             "differences": list(self.differences),
             "figures": [asdict(f) for f in self.figures],
         }
@@ -226,37 +250,71 @@ def compare_figure(
         values_a, values_b = [v for v, _ in sa], [v for v, _ in sb]
         value_a, value_b = statistics.median(values_a), statistics.median(values_b)
     blocks_a, blocks_b = _group_medians(values_a, groups_a), _group_medians(values_b, groups_b)
-    unit = ""
+    basis = ""
     if len(blocks_a) >= 2 and len(blocks_b) >= 2 and min(blocks_a + blocks_b) > 0:
         # Pooled runs: two starts of one server can differ by several percent, so the
         # unit is the block, not the request; a request-level test called an A/A of
         # two blocks a side "regressed" about one time in six on this machine.
         estimate, p_value = welch_log_ratio(blocks_a, blocks_b)
-        unit = f" ({len(blocks_a)} vs {len(blocks_b)} blocks)"
+        basis = f"({len(blocks_a)} vs {len(blocks_b)} blocks)"
+        center_a, center_b = _geometric_mean(blocks_a), _geometric_mean(blocks_b)
     else:
         estimate = bootstrap_ratio_of_medians(values_a, values_b, seed=seed)
         p_value = mann_whitney_p(values_a, values_b)
+        center_a, center_b = statistics.median(values_a), statistics.median(values_b)
 
     ratio = estimate.ratio
     if not math.isfinite(ratio) or not math.isfinite(estimate.low) or not math.isfinite(estimate.high):
         return _not_comparable(case_id, figure, "A's values are all zero: no ratio", n_a, n_b)
-    excludes_one = estimate.low > 1 or estimate.high < 1
-    material = abs(ratio - 1) >= min_effect
-    if p_value < alpha and excludes_one and material:
-        better = (ratio > 1) == figure.higher_is_better
-        verdict, reason = (Verdict.IMPROVED if better else Verdict.REGRESSED), ""
-    else:
-        verdict = Verdict.NO_CHANGE
-        if p_value >= alpha:
-            reason = f"p = {p_value:.2g}{unit}"
-        elif not excludes_one:
-            reason = "interval includes no change"
-        else:
-            reason = f"change below {min_effect:.0%}"
-    return _comparison(
-        case_id, figure, verdict, reason, n_a, n_b,
+    row = _comparison(
+        case_id, figure, Verdict.NO_CHANGE, "", n_a, n_b,
         a=value_a, b=value_b, ratio=ratio, ci_low=estimate.low, ci_high=estimate.high, p_value=p_value,
     )  # fmt: skip
+    row = replace(row, a_center=center_a, b_center=center_b, basis=basis)
+    return decided(row, p_value, alpha=alpha, min_effect=min_effect)
+
+
+def decided(row: FigureComparison, p: float, *, alpha: float, min_effect: float, p_text: str = "") -> FigureComparison:
+    """The row's verdict at significance ``p`` (its own, or adjusted for the family it belongs to)."""
+    assert row.ratio is not None and row.ci_low is not None and row.ci_high is not None
+    excludes_one = row.ci_low > 1 or row.ci_high < 1
+    material = abs(row.ratio - 1) >= min_effect
+    if p < alpha and excludes_one and material:
+        better = (row.ratio > 1) == row.higher_is_better
+        return replace(row, verdict=Verdict.IMPROVED if better else Verdict.REGRESSED, reason="")
+    if p >= alpha:
+        reason = (p_text or f"p = {p:.2g}") + (f" {row.basis}" if row.basis else "")
+    elif not excludes_one:
+        reason = "interval includes no change"
+    else:
+        reason = f"change below {min_effect:.0%}"
+    return replace(row, verdict=Verdict.NO_CHANGE, reason=reason)
+
+
+def adjusted(
+    rows: Sequence[FigureComparison], method: Multiplicity, *, alpha: float, min_effect: float
+) -> list[FigureComparison]:
+    """Every tested row decided again at its p adjusted over the family of tested rows."""
+    method = Multiplicity(method)
+    tested = [i for i, row in enumerate(rows) if row.p_value is not None and row.verdict in TESTED]
+    raw = [rows[i].p_value or 0.0 for i in tested]
+    if method is Multiplicity.HOLM:
+        family = holm_adjust(raw)
+    elif method is Multiplicity.BH:
+        family = bh_adjust(raw)
+    else:
+        family = list(raw)
+    out = list(rows)
+    for i, p_raw, p_adj in zip(tested, raw, family, strict=True):
+        text = (
+            f"p = {p_raw:.2g}, {method} {p_adj:.2g} over {len(tested)} tests" if method is not Multiplicity.NONE else ""
+        )
+        out[i] = decided(replace(rows[i], p_adjusted=p_adj), p_adj, alpha=alpha, min_effect=min_effect, p_text=text)
+    return out
+
+
+def _geometric_mean(values: Sequence[float]) -> float:
+    return math.exp(statistics.fmean(math.log(v) for v in values))
 
 
 def _samples_with_runs(records: Sequence[RequestRecord], of: Callable[[RequestRecord], Any]) -> list[tuple[Any, str]]:
@@ -284,6 +342,7 @@ def compare_runs(
     alpha: float = ALPHA,
     min_effect: float = MIN_EFFECT,
     force: bool = False,
+    adjustment: Multiplicity = Multiplicity.HOLM,
 ) -> Comparison:
     """Compare run B against run A (B / A > 1 means B is higher)."""
     return compare_record_sets(
@@ -296,6 +355,7 @@ def compare_runs(
         alpha=alpha,
         min_effect=min_effect,
         force=force,
+        adjustment=adjustment,
     )
 
 
@@ -310,8 +370,13 @@ def compare_record_sets(
     alpha: float = ALPHA,
     min_effect: float = MIN_EFFECT,
     force: bool = False,
+    adjustment: Multiplicity = Multiplicity.HOLM,
 ) -> Comparison:
-    """Compare B's records with A's, case by case; A and B may each pool several runs (bench ab)."""
+    """Compare B's records with A's, case by case; A and B may each pool several runs (bench ab).
+
+    Every case and figure is a test: the verdicts are decided at p-values adjusted over all
+    of them (``adjustment``), so 10 cases x 5 figures do not make 2.5 false verdicts at 0.05.
+    """
     check_thresholds(alpha, min_effect)
     if a.model and b.model and a.model != b.model and not force:
         raise ConfigError(f"runs are of different models ({a.model} vs {b.model}); pass --force to compare anyway")
@@ -348,7 +413,8 @@ def compare_record_sets(
                 results.append(comparison)
         if in_a and in_b:
             results.append(_throughput_row(case_id, in_a, in_b))
-    return Comparison(a, b, tuple(results), tuple(differences), alpha, min_effect)
+    results = adjusted(results, adjustment, alpha=alpha, min_effect=min_effect)
+    return Comparison(a, b, tuple(results), tuple(differences), alpha, min_effect, adjustment)
 
 
 THROUGHPUT = Figure("output_tps", "out t/s (wall)", "t/s", True)

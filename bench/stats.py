@@ -20,6 +20,11 @@ Methods and where they come from:
   binary segmentation on the energy divergence between the series before and
   after a candidate point, each split kept only if a permutation test finds it
   significant.
+- Many tests at once: Holm's step-down adjustment, which holds the family-wise
+  error rate (Holm, "A Simple Sequentially Rejective Multiple Test Procedure",
+  Scand. J. Statist. 1979), and Benjamini-Hochberg's step-up adjustment, which
+  holds the false discovery rate (Benjamini & Hochberg, JRSS B 1995). Both give
+  adjusted p-values, compared with alpha as a single test's would be.
 """
 
 from __future__ import annotations
@@ -196,3 +201,28 @@ def e_divisive(
         found.append(ChangePoint(start + tau, p_value, float(segment[:tau].mean()), float(segment[tau:].mean())))
         segments += [(start, start + tau), (start + tau, end)]
     return sorted(found, key=lambda c: c.index)
+
+
+def holm_adjust(p_values: Sequence[float]) -> list[float]:
+    """Holm-adjusted p-values, in the order given: p_(i) x (m - i + 1), made monotone, capped at 1."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def bh_adjust(p_values: Sequence[float]) -> list[float]:
+    """Benjamini-Hochberg-adjusted p-values (q-values), in the order given: p_(i) x m / i, monotone from the top."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i], reverse=True)
+    adjusted = [0.0] * m
+    running = 1.0
+    for position, index in enumerate(order):
+        rank = m - position  # 1-based rank from the smallest p
+        running = min(running, p_values[index] * m / rank)
+        adjusted[index] = min(1.0, running)
+    return adjusted

@@ -40,3 +40,14 @@ def test_a_false_positive_counts_in_either_direction(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(calibration, "compare_figure", lambda *a, **k: always_improved)
     assert detection_rate(5, 0.0, Noise(TG_CV), trials=20, seed=0) == 1.0
     assert detection_rate(5, 0.065, Noise(TG_CV), trials=20, seed=0) == 0.0  # a drop called an improvement is a miss
+
+
+def test_holm_holds_a_fifty_figure_comparison_to_the_five_percent_a_single_test_promises() -> None:
+    from bench.compare import Multiplicity
+    from bench.devtools.calibration import family_false_positive_rate
+
+    # 50 tests a comparison (10 cases x 5 figures): unadjusted, an A/A calls something changed far
+    # more often than 1 in 20; Holm keeps it at or under 5 % (seeded trials, the same draws for both)
+    unadjusted = family_false_positive_rate(50, 5, Noise(PP_CV), Multiplicity.NONE, trials=60, seed=7)
+    holm = family_false_positive_rate(50, 5, Noise(PP_CV), Multiplicity.HOLM, trials=60, seed=7)
+    assert unadjusted > 0.3 and holm <= 0.05

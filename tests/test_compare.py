@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
-from bench.compare import Verdict, compare_runs
+from bench.compare import FigureComparison, Multiplicity, Verdict, compare_runs
 from bench.errors import ConfigError, ResultsError
 from bench.records import RequestRecord
-from bench.report.text import to_markdown
+from bench.report.text import headline, to_markdown
 from bench.store import read_records, resolve_run
 from tests.factories import noisy_records, write_run
 
@@ -97,7 +97,7 @@ def test_markdown_and_json_output(tmp_path: Path, capsys: pytest.CaptureFixture[
     a = write_run(tmp_path, noisy_records(8, pp_tps=650, tg_tps=72, cv=0.02, seed=1), label="a", started=1.0)
     b = write_run(tmp_path, noisy_records(8, pp_tps=650, tg_tps=60, cv=0.02, seed=2), label="b", started=2.0)
     markdown = to_markdown(compare_runs(a, b))
-    assert "| case | figure | A | B | change | 95 % CI | p | n A/B | verdict |" in markdown
+    assert "| case | figure | A | B | change (medians) | 95 % CI | p (adjusted) | n A/B | verdict |" in markdown
     assert "regressed" in markdown
     assert "out t/s (wall) (t/s)" in markdown and "not tested (one value per run)" in markdown
     assert main(["compare", "a", "b", "--results-dir", str(tmp_path), "--json"]) == 0
@@ -142,7 +142,9 @@ def test_a_comparison_in_a_pipe_or_a_mail_has_one_row_per_line(
     assert main(["compare", "a", "b", "--results-dir", str(tmp_path), "--no-report"]) == 0
     lines = capsys.readouterr().out.splitlines()
     header = next(line for line in lines if line.startswith("case"))
-    assert header.split() == ["case", "figure", "A", "B", "change", "95", "%", "CI", "p", "n", "A/B", "verdict"]
+    assert header.split() == [
+        "case", "figure", "A", "B", "change", "(medians)", "95", "%", "CI", "p", "(adjusted)", "n", "A/B", "verdict"
+    ]  # fmt: skip
     tg = [line for line in lines if "tg (t/s)" in line]
     assert len(tg) == 1 and "regressed" in tg[0] and "%" in tg[0]  # the whole row: case to verdict
     assert any(line.startswith("B vs A: ") for line in lines)  # the headline, unwrapped
@@ -175,3 +177,45 @@ def test_the_library_refuses_thresholds_the_cli_refuses(tmp_path: Path) -> None:
         compare_runs(a, a, alpha=5)
     with pytest.raises(ConfigError, match="--min-effect must be a percentage from 0 to 100; got -1"):
         compare_runs(a, a, min_effect=-0.01)
+
+
+def _row(p: float, ratio: float = 0.9) -> FigureComparison:
+    from bench.compare import FIGURES, _comparison
+
+    tg = next(f for f in FIGURES if f.name == "tg_tps")
+    return _comparison("c", tg, Verdict.NO_CHANGE, "", 5, 5, a=100.0, b=100 * ratio, ratio=ratio,
+                       ci_low=ratio - 0.03, ci_high=ratio + 0.03, p_value=p)  # fmt: skip
+
+
+def test_a_family_of_tests_is_held_together_holm_by_default() -> None:
+    from bench.compare import adjusted
+
+    # ten figures, one with p = 0.008 and a 10 % drop: alone it is a regression, among ten it is not
+    rows = [_row(0.008), *(_row(0.5, ratio=1.0) for _ in range(9))]
+    alone = adjusted(rows, Multiplicity.NONE, alpha=0.05, min_effect=0.02)
+    assert alone[0].verdict == Verdict.REGRESSED and alone[0].p_adjusted == 0.008
+    holm = adjusted(rows, Multiplicity.HOLM, alpha=0.05, min_effect=0.02)
+    assert holm[0].verdict == Verdict.NO_CHANGE and holm[0].p_adjusted == pytest.approx(0.08)
+    assert holm[0].reason == "p = 0.008, holm 0.08 over 10 tests"
+    # two strong ones of ten survive both adjustments
+    strong = [_row(0.001), _row(0.002), *(_row(0.5, ratio=1.0) for _ in range(8))]
+    for method in (Multiplicity.HOLM, Multiplicity.BH):
+        verdicts = [row.verdict for row in adjusted(strong, method, alpha=0.05, min_effect=0.02)]
+        assert verdicts[:2] == [Verdict.REGRESSED, Verdict.REGRESSED] and set(verdicts[2:]) == {Verdict.NO_CHANGE}
+
+
+def test_the_table_shows_the_figures_the_change_is_made_of(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = write_run(tmp_path, noisy_records(8, pp_tps=650, tg_tps=72, cv=0.02, seed=1), label="a", started=1.0)
+    b = write_run(tmp_path, noisy_records(8, pp_tps=650, tg_tps=60, cv=0.02, seed=2), label="b", started=2.0)
+    comparison = compare_runs(a, b)
+    tg = next(f for f in comparison.figures if f.figure == "tg_tps")
+    assert tg.a_center is not None and tg.b_center is not None
+    assert tg.ratio == pytest.approx(tg.b_center / tg.a_center)  # the change is the ratio of what is shown
+    row = next(line for line in to_markdown(comparison).splitlines() if "| tg (t/s) |" in line)
+    assert f"({tg.a_center:,.2f} -> {tg.b_center:,.2f})" in row
+    assert f"{tg.p_value:.3g} ({tg.p_adjusted:.3g})" in row
+    assert main(["compare", "a", "b", "--results-dir", str(tmp_path), "--json", "--no-report"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["adjustment"] == "holm" and data["tests"] == comparison.tests
+    assert "Holm-adjusted (family-wise error) over" in headline(comparison)
+    assert headline(comparison).startswith("B vs A: pp no significant change of 1; tg 1 regressed of 1; latency")

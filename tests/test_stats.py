@@ -5,8 +5,10 @@ import pytest
 from scipy.stats import ttest_ind
 
 from bench.stats import (
+    bh_adjust,
     bootstrap_ratio_of_medians,
     e_divisive,
+    holm_adjust,
     mann_whitney_p,
     robust_cv,
     welch_log_ratio,
@@ -73,3 +75,16 @@ def test_welch_on_block_figures_knows_how_few_blocks_there_are() -> None:
     assert (same.ratio, p_same) == (1.0, 1.0)
     with pytest.raises(ValueError, match="two groups"):
         welch_log_ratio([100.0], [100.0, 101.0])
+
+
+def test_holm_adjustment_on_a_hand_computed_family() -> None:
+    # m = 4, sorted p 0.01, 0.02, 0.03, 0.5 -> 0.04, 0.06, 0.06 (monotone: max(0.06, 0.06)), 0.5
+    assert holm_adjust([0.03, 0.01, 0.5, 0.02]) == pytest.approx([0.06, 0.04, 0.5, 0.06])
+    assert holm_adjust([0.4, 0.9]) == pytest.approx([0.8, 0.9])  # capped and monotone
+    assert holm_adjust([]) == []
+
+
+def test_benjamini_hochberg_on_a_hand_computed_family() -> None:
+    # m = 4, sorted p 0.01, 0.02, 0.03, 0.5 -> x 4/1, 4/2, 4/3, 4/4 = 0.04, 0.04, 0.04, 0.5 (monotone from the top)
+    assert bh_adjust([0.03, 0.01, 0.5, 0.02]) == pytest.approx([0.04, 0.04, 0.5, 0.04])
+    assert bh_adjust([0.04, 0.01]) == pytest.approx([0.04, 0.02])

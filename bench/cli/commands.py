@@ -248,7 +248,7 @@ def ab(args: argparse.Namespace) -> ExitCode:
 
 
 def compare(args: argparse.Namespace) -> ExitCode:
-    from bench.compare import Verdict, compare_runs
+    from bench.compare import Multiplicity, Verdict, compare_runs
     from bench.report.text import to_markdown
     from bench.summary import load_summary
 
@@ -258,6 +258,7 @@ def compare(args: argparse.Namespace) -> ExitCode:
         alpha=args.alpha,
         min_effect=args.min_effect / 100,
         force=args.force,
+        adjustment=Multiplicity(args.adjust),
     )
     baselines = load_baselines(args.baselines)
     against = {

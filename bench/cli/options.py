@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.baselines import DEFAULT_BASELINES_FILE, load_baselines
-from bench.compare import ALPHA
+from bench.compare import ALPHA, Multiplicity
 from bench.compare import MIN_EFFECT as COMPARE_MIN_EFFECT
 from bench.config import BUILTIN_SETS, load_scenario_set, split_command
 from bench.errors import ConfigError
@@ -215,6 +215,13 @@ def comparison(parser: argparse.ArgumentParser) -> None:
         default=COMPARE_MIN_EFFECT * 100,
         metavar="PCT",
         help=f"smallest change in percent reported as improved/regressed (default {COMPARE_MIN_EFFECT * 100:g})",
+    )
+    parser.add_argument(
+        "--adjust",
+        choices=[m.value for m in Multiplicity],
+        default=Multiplicity.HOLM.value,
+        help="how the many tests of a comparison are held together: holm (default; the chance of any false "
+        "verdict at most alpha), bh (Benjamini-Hochberg: false discoveries at most alpha), none (each alone)",
     )
 
 

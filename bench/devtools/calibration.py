@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.compare import FIGURES, Verdict, compare_figure
+from bench.compare import ALPHA, FIGURES, MIN_EFFECT, Multiplicity, Verdict, adjusted, compare_figure
 from bench.devtools.testing.records import record, timings
 from bench.records import RequestRecord
 
@@ -112,6 +112,29 @@ def pooled_detection_rate(
     return hits / trials
 
 
+def family_false_positive_rate(
+    tests: int, n: int, noise: Noise, method: Multiplicity, *, trials: int = 200, seed: int = 0
+) -> float:
+    """Share of A/A comparisons of ``tests`` independent figures in which anything is called changed.
+
+    What a user sees: one comparison of a scenario set, many cases and figures at once, the
+    verdicts decided at p-values adjusted by ``method`` over all of them.
+    """
+    tg = next(f for f in FIGURES if f.name == "tg_tps")
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for trial in range(trials):
+        rows = [
+            compare_figure(
+                "c", tg, synthetic_run(n, 100.0, noise, rng), synthetic_run(n, 100.0, noise, rng), seed=trial
+            )
+            for _ in range(tests)
+        ]
+        decided = adjusted(rows, method, alpha=ALPHA, min_effect=MIN_EFFECT)
+        hits += any(row.verdict in (Verdict.REGRESSED, Verdict.IMPROVED) for row in decided)
+    return hits / trials
+
+
 def requests_for_power(shift: float, noise: Noise, *, power: float = 0.95, trials: int = 300, seed: int = 0) -> int:
     """Smallest n per run (from 4, in steps) whose detection rate reaches ``power``."""
     for n in (4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60, 80, 100):
@@ -146,6 +169,12 @@ def main() -> None:
             for s in (0.0, 0.065, 0.10, 0.20)
         ]
         print(f"| {blocks} | " + " | ".join(f"{r:.1%}" for r in rates) + " |")
+    print(f"\nMany figures at once: A/A comparisons of 50 figures (5 requests each, tg cv {TG_CV:.1%}):\n")
+    print("| adjustment | comparisons calling anything changed |")
+    print("|---|---|")
+    for method in Multiplicity:
+        rate = family_false_positive_rate(50, 5, Noise(TG_CV), method, trials=max(args.trials // 5, 50), seed=29)
+        print(f"| {method} | {rate:.1%} |")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ print the same rows, so a figure reads the same wherever it is shown.
 
 from __future__ import annotations
 
-from bench.compare import Comparison, Verdict
+from bench.compare import TESTED, Comparison, FigureComparison, Multiplicity, Verdict
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
@@ -15,6 +15,20 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 
 def _pct(ratio: float | None) -> str:
     return "-" if ratio is None else f"{(ratio - 1) * 100:+.1f} %"
+
+
+def _change(f: FigureComparison) -> str:
+    """The change, and the two figures it is the ratio of (medians), so A, B and the change agree."""
+    if f.a_center is None or f.b_center is None:
+        return _pct(f.ratio)
+    digits = 2 if max(abs(f.a_center), abs(f.b_center)) < 1000 else 0
+    return f"{_pct(f.ratio)} ({_fmt(f.a_center, digits)} -> {_fmt(f.b_center, digits)})"
+
+
+def _p(f: FigureComparison) -> str:
+    if f.p_value is None:
+        return "-"
+    return f"{f.p_value:.3g}" if f.p_adjusted is None else f"{f.p_value:.3g} ({f.p_adjusted:.3g})"
 
 
 def comparison_rows(comparison: Comparison) -> list[list[str]]:
@@ -27,9 +41,9 @@ def comparison_rows(comparison: Comparison) -> list[list[str]]:
                 f"{f.label} ({f.unit})",
                 _fmt(f.a),
                 _fmt(f.b),
-                _pct(f.ratio),
+                _change(f),
                 interval,
-                "-" if f.p_value is None else f"{f.p_value:.3g}",
+                _p(f),
                 f"{f.n_a}/{f.n_b}",
                 f.verdict
                 + (f" ({f.reason})" if f.reason and f.verdict in (Verdict.NOT_COMPARABLE, Verdict.NOT_TESTED) else ""),
@@ -38,22 +52,36 @@ def comparison_rows(comparison: Comparison) -> list[list[str]]:
     return rows
 
 
-HEADERS = ["case", "figure", "A", "B", "change", "95 % CI", "p", "n A/B", "verdict"]
+# A and B: the run figures (pp and tg as ratios of sums); the change: of the per-request medians
+# (of block medians for pooled runs), which it shows in brackets; p: raw (adjusted for the family).
+HEADERS = ["case", "figure", "A", "B", "change (medians)", "95 % CI", "p (adjusted)", "n A/B", "verdict"]
+FAMILIES = {"pp_tps": "pp", "tg_tps": "tg", "ttft_ms": "latency", "itl_ms": "latency", "e2e_ms": "latency"}
 
 
 def headline(comparison: Comparison) -> str:
-    regressed = comparison.by_verdict(Verdict.REGRESSED)
-    improved = comparison.by_verdict(Verdict.IMPROVED)
+    """Per figure family over the whole scenario set, and the rule that held the family together."""
     parts = []
-    if regressed:
-        parts.append(f"{len(regressed)} regressed")
-    if improved:
-        parts.append(f"{len(improved)} improved")
+    for family in dict.fromkeys(FAMILIES.values()):
+        rows = [f for f in comparison.figures if FAMILIES.get(f.figure) == family and f.verdict in TESTED]
+        if not rows:
+            continue
+        counts = [
+            f"{n} {verdict}"
+            for verdict in (Verdict.REGRESSED, Verdict.IMPROVED)
+            if (n := sum(f.verdict == verdict for f in rows))
+        ]
+        parts.append(f"{family} {', '.join(counts) if counts else 'no significant change'} of {len(rows)}")
     if not parts:
-        parts.append("no significant change")
-    tested = sum(1 for f in comparison.figures if f.verdict in (Verdict.IMPROVED, Verdict.REGRESSED, Verdict.NO_CHANGE))
-    rule = f"alpha {comparison.alpha}, min effect {comparison.min_effect:.0%}"
-    return f"B vs A: {', '.join(parts)} over {tested} figure(s) ({rule})"
+        parts.append("nothing tested")
+    adjustment = {
+        Multiplicity.HOLM: "Holm-adjusted (family-wise error)",
+        Multiplicity.BH: "Benjamini-Hochberg-adjusted (false discovery rate)",
+        Multiplicity.NONE: "unadjusted",
+    }[comparison.adjustment]
+    rule = (
+        f"{adjustment} over {comparison.tests} tests, alpha {comparison.alpha}, min effect {comparison.min_effect:.0%}"
+    )
+    return f"B vs A: {'; '.join(parts)} ({rule})"
 
 
 def to_markdown(comparison: Comparison) -> str:
