@@ -255,13 +255,15 @@ def test_a_vs_a_with_bench_ab_compares_server_starts_and_finds_them_close(tmp_pa
     (comparison,) = result.comparisons
     judged = {f.figure: f for f in comparison.figures if f.figure in ("pp_tps", "tg_tps")}
     assert set(judged) == {"pp_tps", "tg_tps"}
-    # Compared start by start (Welch on block figures): how often an A/A is called a change
-    # is a property of the statistics, calibrated over many trials in docs/statistics.md;
-    # here the wiring, and that two starts of one server are within reason of each other.
+    # Compared start by start (Welch on block figures). How often an A/A is called a change is a
+    # property of the statistics, calibrated over seeded trials in docs/statistics.md; how far two
+    # starts are apart is the machine's (pp 1.47x and 1.55x apart have been seen on a busy 2-core
+    # CI machine), so neither is asserted here: only what noise cannot break, the wiring.
     for figure in judged.values():
-        assert figure.ratio is not None and 0.8 < figure.ratio < 1.25, figure
-        assert figure.ci_low is not None and figure.ci_high is not None
-        assert figure.ci_low <= figure.ratio <= figure.ci_high
+        assert figure.n_a == figure.n_b == 2 * AB_CASE["repetitions"]  # type: ignore[operator]
+        assert figure.basis == "(2 vs 2 blocks)" and figure.p_adjusted is not None
+        assert figure.ratio is not None and figure.ci_low is not None and figure.ci_high is not None
+        assert 0 < figure.ci_low <= figure.ratio <= figure.ci_high
     assert result.outputs_differ is False
 
 
