@@ -41,8 +41,7 @@ from bench import strict_json
 from bench.baselines import Baselines, BaselineStatus, baseline_headline
 from bench.compare import FIGURES, FigureComparison, Verdict, compare_figure
 from bench.errors import ExitCode, NightlyLocked, ResultsError
-from bench.records import RequestRecord
-from bench.stats import e_divisive, mann_whitney_p, robust_cv
+from bench.stats import e_divisive, robust_cv
 from bench.store import RunStatus, read_records, read_run_meta, runs_with_meta
 from bench.summary import RunSummary
 
@@ -168,38 +167,50 @@ def _baseline_findings(summary: RunSummary) -> list[Finding]:
     ]
 
 
-def _pooled(records: Sequence[RequestRecord], figure: str) -> tuple[list[float], list[float]]:
-    spec = next(f for f in FIGURES if f.name == figure)
-    assert spec.pairs is not None
-    pairs = [p for p in (spec.pairs(r) for r in records if r.ok and not r.warmup) if p is not None]
-    return [n for n, _ in pairs], [d for _, d in pairs]
+@dataclass(frozen=True, slots=True)
+class GateCheck:
+    """One figure held against the last good night: its change and the threshold it met or not."""
+
+    case_id: str
+    figure: str
+    change: float | None  # relative, signed
+    threshold: float
+    p_value: float | None
 
 
-def headline_text(
-    summary: RunSummary, tonight: Sequence[RequestRecord], last: Sequence[RequestRecord] | None, verdict: NightState
-) -> str:
-    """'prompt 92 % of 5,136 t/s, generation 101 % of 219.71 t/s, no regression vs last night (p = 0.41)'."""
+def headline_text(summary: RunSummary, checks: Sequence[GateCheck], findings: Sequence[Finding], verdict: NightState,
+                  compared: bool) -> str:  # fmt: skip
+    """'prompt 92 % of 5,136 t/s, generation 101 % of 219.71 t/s, no regression vs last good night (...)'.
+
+    What the gate decided and why: the figure that regressed, or the largest drop it saw and the
+    threshold that drop stayed under; never a p-value the gate did not decide on.
+    """
     throughput = [c for c in summary.baselines if c.figure in JUDGED_FIGURES]
     parts = [baseline_headline(throughput)] if any(c.ratio is not None for c in throughput) else []
     state = {NightState.OK: "no regression", NightState.SUSPECT: "a suspect drop", NightState.REGRESSION: "REGRESSION"}[
         verdict
     ]
-    if last:
-        p_values = []
-        for figure in JUDGED_FIGURES:
-            a_num, a_den = _pooled(last, figure)
-            b_num, b_den = _pooled(tonight, figure)
-            if len(a_num) >= 3 and len(b_num) >= 3:
-                p_values.append(
-                    mann_whitney_p(
-                        [n / d for n, d in zip(a_num, a_den, strict=True)],
-                        [n / d for n, d in zip(b_num, b_den, strict=True)],
-                    )
-                )
-        p_text = f" (p = {min(p_values):.2g})" if p_values else ""
-        parts.append(f"{state} vs last good night{p_text}")
-    else:
+    if not compared:
         parts.append(f"{state} (no earlier good night to compare with)")
+        return ", ".join(parts)
+    named = {"pp_tps": "pp", "tg_tps": "tg"}
+    if findings:
+        first = findings[0]
+        where = f"{first.case_id} " if first.case_id else ""
+        change = f" {first.change * 100:+.1f} %" if first.change is not None else ""
+        more = f", and {len(findings) - 1} more" if len(findings) > 1 else ""
+        parts.append(f"{state}: {where}{named.get(first.figure, first.figure)}{change} ({first.kind}){more}")
+        return ", ".join(parts)
+    drops = [c for c in checks if c.change is not None and c.change < 0]
+    if drops:
+        worst = min(drops, key=lambda c: (c.change or 0) / c.threshold)
+        p_text = f", p = {worst.p_value:.2g}" if worst.p_value is not None else ""
+        parts.append(
+            f"{state} vs last good night (largest drop {worst.case_id} {named.get(worst.figure, worst.figure)} "
+            f"{(worst.change or 0) * 100:+.1f} %{p_text}, under its {worst.threshold * 100:.1f} % threshold)"
+        )
+    else:
+        parts.append(f"{state} vs last good night (no figure lower)")
     return ", ".join(parts)
 
 
@@ -221,6 +232,7 @@ def judge(
     }
     tonight = _night_from_summary(summary)
     thresholds: dict[str, float] = {}
+    checks: list[GateCheck] = []
     last_records = list(read_records(last_good.path)) if last_good else None
     for case_id, figure in sorted(tonight):
         series = [n.figures[(case_id, figure)] for n in earlier[-HISTORY_WINDOW:] if (case_id, figure) in n.figures]
@@ -236,6 +248,7 @@ def judge(
                 [r for r in tonight_records if r.case_id == case_id],
                 min_effect=min_effect,
             )
+            checks.append(GateCheck(case_id, figure, comparison.change, threshold, comparison.p_value))
             finding = _gate(comparison, threshold, (case_id, figure) in previous_suspects, last_good)
             if finding is not None:
                 findings.append(finding)
@@ -267,7 +280,7 @@ def judge(
         findings=tuple(findings),
         compared_with=last_good.run_id if last_good else None,
         thresholds=thresholds,
-        headline=headline_text(summary, tonight_records, last_records, verdict),
+        headline=headline_text(summary, checks, findings, verdict, compared=last_records is not None),
     )
 
 

@@ -51,7 +51,7 @@ def test_remote_mode_switches_waits_and_compares_pooled_blocks(tmp_path: Path, f
         (Variant("slow", ("-fa", "off"), (*switch, "slow")), Variant("fast", ("-fa", "on"), (*switch, "fast"))),
         blocks=2,
     )
-    # "fast" generates 30 % faster: with 2 blocks a side, enough to stand Holm's adjustment over the 5 tests
+    # "fast" generates 30 % faster: with 2 blocks a side, enough to stand the adjustment over the 5 tests
     speeds = {"slow": 200.0, "fast": 260.0}
 
     class Observer:
@@ -72,7 +72,8 @@ def test_remote_mode_switches_waits_and_compares_pooled_blocks(tmp_path: Path, f
     (comparison,) = result.comparisons
     tg = next(f for f in comparison.figures if f.figure == "tg_tps")
     assert tg.verdict == "improved" and tg.n_a == tg.n_b == 10
-    assert tg.p_adjusted == pytest.approx(min(1.0, comparison.tests * (tg.p_value or 1)))  # Holm: the smallest p
+    assert tg.p_value is not None and tg.p_adjusted is not None
+    assert tg.p_value <= tg.p_adjusted <= comparison.tests * tg.p_value  # adjusted over the comparison's tests
     assert tg.ratio == pytest.approx(1.3, abs=0.03)
     document = json.loads(result.path.read_text())
     assert document["outputs_differ"] is False

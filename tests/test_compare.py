@@ -187,7 +187,7 @@ def _row(p: float, ratio: float = 0.9) -> FigureComparison:
                        ci_low=ratio - 0.03, ci_high=ratio + 0.03, p_value=p)  # fmt: skip
 
 
-def test_a_family_of_tests_is_held_together_holm_by_default() -> None:
+def test_a_family_of_tests_is_held_together() -> None:
     from bench.compare import adjusted
 
     # ten figures, one with p = 0.008 and a 10 % drop: alone it is a regression, among ten it is not
@@ -216,6 +216,6 @@ def test_the_table_shows_the_figures_the_change_is_made_of(tmp_path: Path, capsy
     assert f"{tg.p_value:.3g} ({tg.p_adjusted:.3g})" in row
     assert main(["compare", "a", "b", "--results-dir", str(tmp_path), "--json", "--no-report"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["adjustment"] == "holm" and data["tests"] == comparison.tests
-    assert "Holm-adjusted (family-wise error) over" in headline(comparison)
+    assert data["adjustment"] == "bh" and data["tests"] == comparison.tests
+    assert "Benjamini-Hochberg-adjusted (false discovery rate) over" in headline(comparison)
     assert headline(comparison).startswith("B vs A: pp no significant change of 1; tg 1 regressed of 1; latency")

@@ -65,10 +65,13 @@ def test_steady_nights_pass_and_a_large_drop_pages(
     assert "OK (exit 0)" in first and "no earlier good night" in first
     assert night(fake, argv, 200.0, 2) == 0
     out = capsys.readouterr().out
-    assert "generation 100 % of 200 t/s, no regression vs last good night (p = " in out
+    # what the gate decided and why: the largest drop it saw and the threshold that drop stayed under
+    decided = r"\((largest drop tg/\S+ tg -\d+\.\d %, p = [\d.e-]+, under its 3\.0 % threshold|no figure lower)\)"
+    assert re.search(r"generation 100 % of 200 t/s, no regression vs last good night " + decided, out)
     assert night(fake, argv, 180.0, 3) == 1  # -10 %: at least twice the 3 % threshold
     out = capsys.readouterr().out
     assert "REGRESSION (exit 1)" in out
+    assert re.search(r"REGRESSION: tg/\S+ tg -\d+\.\d % \(last_good\)", out)  # the headline names the figure
     assert "[regression] tg/p40-o8-c1-d0-" not in out  # the case id is printed whole
     assert "tg/p40-o8-c1-d0 tg_tps:" in out and "95 % CI" in out and "large" in out
     verdict = verdict_of_latest(results)
@@ -188,3 +191,21 @@ def test_a_nightly_runs_from_python_without_the_cli(tmp_path: Path, fake: FakeLl
     assert second.removed == () and first.run.run_dir.exists()
     with pytest.raises(ConfigError, match="--keep-runs must be at least 1"):
         NightlyOptions(run, keep_runs=0)
+
+
+def test_the_headline_says_what_the_gate_decided_and_why() -> None:
+    from bench.nightly import Finding, FindingKind, GateCheck, NightState, Severity, headline_text
+    from bench.summary import summarise_run
+
+    summary = summarise_run([])
+    checks = [GateCheck("c1", "tg_tps", -0.012, 0.03, 0.41), GateCheck("c2", "pp_tps", -0.02, 0.08, 0.019)]
+    # c2's p is the smallest, but its drop is further under its threshold: c1 is the one nearest to paging
+    ok = headline_text(summary, checks, [], NightState.OK, compared=True)
+    assert ok == "no regression vs last good night (largest drop c1 tg -1.2 %, p = 0.41, under its 3.0 % threshold)"
+    drop = Finding(FindingKind.LAST_GOOD, Severity.REGRESSION, "tg_tps", "c1", -0.1, "...")
+    bad = headline_text(summary, checks, [drop, drop], NightState.REGRESSION, compared=True)
+    assert bad == "REGRESSION: c1 tg -10.0 % (last_good), and 1 more"
+    assert (
+        headline_text(summary, [], [], NightState.OK, compared=False)
+        == "no regression (no earlier good night to compare with)"
+    )
