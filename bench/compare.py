@@ -125,6 +125,7 @@ class RunRef:
     server_flags: str | None
     started: float | None
     status: str | None
+    runs: int = 1  # runs pooled on this side: several make the run the unit of the comparison
 
     @classmethod
     def load(cls, path: Path) -> RunRef:
@@ -342,27 +343,50 @@ def scenario_definitions(path: Path) -> dict[str, Any]:
 
 
 def compare_runs(
-    path_a: Path,
-    path_b: Path,
+    path_a: Path | Sequence[Path],
+    path_b: Path | Sequence[Path],
     *,
     alpha: float = ALPHA,
     min_effect: float = MIN_EFFECT,
     force: bool = False,
     adjustment: Multiplicity = DEFAULT_ADJUSTMENT,
 ) -> Comparison:
-    """Compare run B against run A (B / A > 1 means B is higher)."""
+    """Compare run B against run A (B / A > 1 means B is higher); each side may be several runs.
+
+    With several runs a side, each run is a block: the figures are compared run by run
+    (Welch on run medians), so the drift between runs is in the test, as in ``bench ab``.
+    """
+    ref_a, records_a, defs_a = _side(path_a, force)
+    ref_b, records_b, defs_b = _side(path_b, force)
     return compare_record_sets(
-        RunRef.load(path_a),
-        list(read_records(path_a)),
-        scenario_definitions(path_a),
-        RunRef.load(path_b),
-        list(read_records(path_b)),
-        scenario_definitions(path_b),
-        alpha=alpha,
-        min_effect=min_effect,
-        force=force,
-        adjustment=adjustment,
-    )
+        ref_a, records_a, defs_a, ref_b, records_b, defs_b,
+        alpha=alpha, min_effect=min_effect, force=force, adjustment=adjustment,
+    )  # fmt: skip
+
+
+def _side(paths: Path | Sequence[Path], force: bool) -> tuple[RunRef, list[RequestRecord], dict[str, Any]]:
+    group = [paths] if isinstance(paths, Path) else list(paths)
+    if not group:
+        raise ConfigError("a side of a comparison needs at least one run")
+    first = RunRef.load(group[0])
+    definitions = scenario_definitions(group[0])
+    for path in group[1:]:
+        other = scenario_definitions(path)
+        changed = sorted(name for name in set(definitions) & set(other) if definitions[name] != other[name])
+        if changed and not force:
+            raise ConfigError(
+                f"runs of one side define scenarios differently ({path.name}: {', '.join(changed)}); "
+                "pass --force to pool them anyway"
+            )
+    # each record counted under the run (directory) it came from: the block of a pooled comparison
+    records = [
+        record if record.run_id == path.name else replace(record, run_id=path.name)
+        for path in group
+        for record in read_records(path)
+    ]
+    if len(group) > 1:
+        first = replace(first, run_id=f"{first.run_id} (+{len(group) - 1} more)", runs=len(group))
+    return first, records, definitions
 
 
 def compare_record_sets(

@@ -16,6 +16,7 @@ directory into one pandas DataFrame.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import secrets
@@ -286,7 +287,7 @@ def resolve_run(ref: str, results_dir: Path) -> Path:
         return as_path
     if (results_dir / ref / "run.json").is_file():
         return results_dir / ref
-    ordered = sorted(runs_with_meta(results_dir), key=lambda run: run[1].get("started") or 0)
+    ordered = _by_start(results_dir)
     if ref in ("latest", "previous"):
         need = 1 if ref == "latest" else 2
         if len(ordered) < need:
@@ -298,6 +299,35 @@ def resolve_run(ref: str, results_dir: Path) -> Path:
     raise ResultsError(
         f"no run '{ref}' in {results_dir}: give a run id, a run directory, a label, 'latest' or 'previous'"
     )
+
+
+GROUP_HELP = "a run (id, directory, label, latest, previous), RUN1,RUN2,..., a glob of run ids, or all:LABEL"
+
+
+def resolve_runs(ref: str, results_dir: Path) -> list[Path]:
+    """One side of a comparison: a run as ``resolve_run`` takes it, or several (oldest first).
+
+    ``a,b,c`` lists runs; a pattern with ``*``, ``?`` or ``[`` matches run ids; ``all:LABEL``
+    is every run of a label. Several runs a side make the run the unit of the comparison.
+    """
+    if "," in ref:
+        paths = [path for part in ref.split(",") if part.strip() for path in resolve_runs(part.strip(), results_dir)]
+    elif ref.startswith("all:"):
+        label = ref[len("all:") :]
+        paths = [path for path, meta in _by_start(results_dir) if meta.get("label") == label]
+        if not paths:
+            raise ResultsError(f"no run labelled '{label}' in {results_dir}")
+    elif any(c in ref for c in "*?["):
+        paths = [path for path, _ in _by_start(results_dir) if fnmatch.fnmatchcase(path.name, ref)]
+        if not paths:
+            raise ResultsError(f"no run id in {results_dir} matches '{ref}'")
+    else:
+        paths = [resolve_run(ref, results_dir)]
+    return list(dict.fromkeys(paths))  # a run named twice counts once
+
+
+def _by_start(results_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
+    return sorted(runs_with_meta(results_dir), key=lambda run: run[1].get("started") or 0)
 
 
 def _requests_table(run_dir: Path, meta: dict[str, Any]) -> pa.Table:

@@ -219,3 +219,26 @@ def test_the_table_shows_the_figures_the_change_is_made_of(tmp_path: Path, capsy
     assert data["adjustment"] == "bh" and data["tests"] == comparison.tests
     assert "Benjamini-Hochberg-adjusted (false discovery rate) over" in headline(comparison)
     assert headline(comparison).startswith("B vs A: pp no significant change of 1; tg 1 regressed of 1; latency")
+
+
+def test_several_runs_a_side_make_the_run_the_unit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.store import resolve_runs
+
+    for side, tg in (("a", 72.0), ("b", 60.0)):
+        for seed in range(3):
+            write_run(tmp_path, noisy_records(6, pp_tps=650, tg_tps=tg * (1 + 0.01 * seed), cv=0.02, seed=seed),
+                      label=side, started=float(seed + (10 if side == "b" else 0)))  # fmt: skip
+    group_a, group_b = resolve_runs("all:a", tmp_path), resolve_runs("all:b", tmp_path)
+    assert len(group_a) == len(group_b) == 3
+    assert resolve_runs(",".join(p.name for p in group_a), tmp_path) == group_a  # a list names the same runs
+    assert resolve_runs(group_a[0].name[:9] + "*", tmp_path) == [*group_a, *group_b]  # a glob of run ids
+    comparison = compare_runs(group_a, group_b)
+    assert comparison.a.runs == comparison.b.runs == 3 and comparison.a.run_id.endswith("(+2 more)")
+    tg = next(f for f in comparison.figures if f.figure == "tg_tps")
+    assert tg.basis == "(3 vs 3 blocks)" and tg.n_a == tg.n_b == 18 and tg.verdict == Verdict.REGRESSED
+    assert "one run a side" not in headline(comparison)
+    assert "one run a side: drift between runs is not tested" in headline(compare_runs(group_a[0], group_b[0]))
+    argv = ["compare", "all:a", "all:b", "--results-dir", str(tmp_path), "--no-report", "--json"]
+    assert main(argv) == 0 and json.loads(capsys.readouterr().out)["b"]["runs"] == 3
+    with pytest.raises(ResultsError, match="no run labelled 'c'"):
+        resolve_runs("all:c", tmp_path)

@@ -18,7 +18,7 @@ from bench.baselines import baseline_headline, load_baselines
 from bench.cli import options
 from bench.config import BUILTIN_SETS, load_scenario_set, split_command
 from bench.errors import BenchError, ConfigError, ExitCode, ResultsError
-from bench.store import read_records, read_run_meta, resolve_run
+from bench.store import read_records, read_run_meta, resolve_run, resolve_runs
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -253,8 +253,8 @@ def compare(args: argparse.Namespace) -> ExitCode:
     from bench.summary import load_summary
 
     comparison = compare_runs(
-        resolve_run(args.a, args.results_dir),
-        resolve_run(args.b, args.results_dir),
+        resolve_runs(args.a, args.results_dir),
+        resolve_runs(args.b, args.results_dir),
         alpha=args.alpha,
         min_effect=args.min_effect / 100,
         force=args.force,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from bench.ab import AbPlan, BlockOrder
 from bench.cli import options
 from bench.nightly import MIN_EFFECT as NIGHTLY_MIN_EFFECT
+from bench.store import GROUP_HELP
 from bench.version import __version__
 
 EPILOG = """exit codes (every command):
@@ -208,13 +209,15 @@ def _compare(commands: Commands) -> None:
         commands,
         "compare",
         "compare two runs per case and figure: ratio, 95 %% CI, p-value, verdict",
-        "Compare run B against run A. For each case and figure (pp and tg t/s from the server's "
-        "timings, TTFT, ITL, e2e latency): both values, the change B/A - 1, a 95 %% bootstrap confidence "
-        "interval (requests resampled), a Mann-Whitney U p-value and a verdict. A and B are run ids, run "
-        "directories, labels (the newest run with that label), 'latest' or 'previous'.",
+        "Compare B against A. For each case and figure (pp and tg t/s from the server's "
+        "timings, TTFT, ITL, e2e latency): both values, the change B/A - 1 of the medians, a 95 %% confidence "
+        "interval, a p-value (raw and adjusted over every figure: --adjust) and a verdict. A and B are run ids, "
+        "run directories, labels (the newest run with that label), 'latest' or 'previous'; or several runs a side "
+        "(RUN1,RUN2 / a glob of run ids / all:LABEL), then compared run by run (Welch on run medians), so the "
+        "drift between runs is tested too. One run a side: requests resampled (bootstrap, Mann-Whitney U).",
     )
-    compare.add_argument("a", metavar="A", help="the reference run")
-    compare.add_argument("b", metavar="B", help="the run judged against A")
+    compare.add_argument("a", metavar="A", help=f"the reference: {GROUP_HELP}")
+    compare.add_argument("b", metavar="B", help="the side judged against A, given the same ways")
     options.results_dir(compare)
     options.comparison(compare)
     compare.add_argument(

@@ -81,7 +81,12 @@ def headline(comparison: Comparison) -> str:
     rule = (
         f"{adjustment} over {comparison.tests} tests, alpha {comparison.alpha}, min effect {comparison.min_effect:.0%}"
     )
-    return f"B vs A: {'; '.join(parts)} ({rule})"
+    text = f"B vs A: {'; '.join(parts)} ({rule})"
+    if comparison.a.runs == 1 and comparison.b.runs == 1:
+        # the requests of one run share its server start, clocks and neighbours: their spread is not
+        # the spread between runs, which one run a side cannot show
+        text += "; one run a side: drift between runs is not tested (give several runs a side to test it)"
+    return text
 
 
 def to_markdown(comparison: Comparison) -> str:
