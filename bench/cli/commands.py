@@ -261,10 +261,11 @@ def compare(args: argparse.Namespace) -> ExitCode:
         adjustment=Multiplicity(args.adjust),
     )
     baselines = load_baselines(args.baselines)
-    against = {
-        side: baseline_headline(load_summary(ref.path, baselines).baselines)
-        for side, ref in (("A", comparison.a), ("B", comparison.b))
-    }
+    against = {}
+    for side, ref in (("A", comparison.a), ("B", comparison.b)):
+        # for a side of several runs, its first run: a baseline is held against one run's figures
+        text = baseline_headline(load_summary(ref.path, baselines).baselines)
+        against[side] = f"{text} (its first run, {ref.path.name})" if text and ref.runs > 1 else text
     if args.json:
         print(strict_json.dumps({**comparison.to_json(), "baselines": against}, indent=2, default=str))
     elif args.markdown:
