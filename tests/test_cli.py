@@ -159,3 +159,15 @@ def test_numbers_that_are_not_finite_or_in_range_are_a_clear_error(
     assert main(["run", "--endpoint", "http://127.0.0.1:9", "--scenarios", "smoke", option, value]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"bench: error: {option} must be") and "Traceback" not in err
+
+
+def test_progress_messages_are_one_line_each_in_a_log(capsys: pytest.CaptureFixture[str]) -> None:
+    from rich.console import Console
+
+    from bench.cli.console import ConsoleObserver
+
+    observer = ConsoleObserver(Console(file=sys.stdout, width=40))  # not a terminal: a log or a cron mail
+    text = "no GPU telemetry: NVML unavailable: NVML Shared Library Not Found; on a client, pass --gpu-telemetry-cmd"
+    observer.message(text)
+    observer.stop()
+    assert capsys.readouterr().out == text + "\n"

@@ -53,11 +53,11 @@ class ConsoleObserver:
         self._failed = 0
 
     def message(self, text: str) -> None:
-        self.console.print(text, markup=False, highlight=False)
+        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     def run_started(self, run_dir: Path, cases: Sequence[Case]) -> None:
         total = sum(c.requests + c.warmup for c in cases)
-        self.console.print(f"run directory: {run_dir}", markup=False, highlight=False)
+        self.console.print(f"run directory: {run_dir}", markup=False, highlight=False, soft_wrap=True)
         self.progress.start()
         self._task = self.progress.add_task("starting", total=total, live="")
 
@@ -88,6 +88,7 @@ class ConsoleObserver:
             f"tg {_fmt(summary.tg_tps, 2)} t/s{ttft}",
             markup=False,
             highlight=False,
+            soft_wrap=True,  # one line in a log, however long
         )
 
     def stop(self) -> None:
