@@ -328,7 +328,34 @@ def show(args: argparse.Namespace) -> ExitCode:
     return ExitCode.OK
 
 
+def plan(args: argparse.Namespace) -> ExitCode:
+    from bench.cli.console import Tabular, show
+    from bench.plan import MAX_RUNS, make_plan
+
+    changes = [c / 100 for c in (args.change or [3.0, 6.5])]
+    plans = make_plan(resolve_runs(args.runs, args.results_dir), changes, alpha=args.alpha, power=args.power)
+    if not plans:
+        raise ResultsError("no case has a pp or tg figure in at least 3 of these runs")
+
+    def cell(runs: int | None, case_seconds: float) -> str:
+        if runs is None:
+            return f"> {MAX_RUNS}"
+        return f"{runs} ({2 * runs * case_seconds / 60:,.1f} min)"
+
+    rows = tuple(
+        (p.case_id, p.figure, str(p.runs_measured), f"{p.spread * 100:.1f} %",
+         *(cell(n, p.case_seconds) for _, n in p.runs_needed))
+        for p in plans
+    )  # fmt: skip
+    headers = ("case", "figure", "runs", "CV between runs", *(f"runs a side for {c * 100:g} %" for c in changes))
+    console = _console()
+    show(console, Tabular(f"Runs a side for {args.power:.0%} power at alpha {args.alpha:g} (server time, both sides)",
+                          headers, rows, left=frozenset({"case", "figure"})))  # fmt: skip
+    return ExitCode.OK
+
+
 HANDLERS = {
+    "plan": plan,
     "run": run,
     "check": check,
     "scenarios": scenarios,

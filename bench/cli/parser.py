@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     _report(commands)
     _telemetry_command(commands)
     _show(commands)
+    _plan(commands)
     return parser
 
 
@@ -262,3 +263,23 @@ def _show(commands: Commands) -> None:
     options.results_dir(show)
     options.as_json(show)
     options.baselines(show, help_text="baselines TOML to compare with")
+
+
+def _plan(commands: Commands) -> None:
+    plan = _command(
+        commands,
+        "plan",
+        "how many runs a side a comparison needs, from the spread between runs of one setup",
+        "From several runs of the same server and flags (an A/A group), the spread of each case's pp and tg "
+        "between runs, and for each --change the fewest runs a side at which a run-by-run comparison "
+        "(Welch on run medians, as bench compare with several runs a side and bench ab do) finds it with "
+        "--power, and the server time both sides take. Each figure is planned alone at --alpha: a comparison "
+        "adjusted over many figures needs more.",
+    )
+    plan.add_argument("runs", metavar="RUNS", help=f"at least 3 runs of one setup: {GROUP_HELP}")
+    options.results_dir(plan)
+    plan.add_argument(
+        "--change", action="append", type=float, metavar="PCT", help="a change to find, in percent (default 3 and 6.5)"
+    )
+    plan.add_argument("--power", type=float, default=0.95, help="the chance to find it (default 0.95)")
+    plan.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
