@@ -37,7 +37,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from bench import strict_json
 from bench.compare import Comparison, RunRef, compare_record_sets, scenario_definitions
 from bench.config import split_command
 from bench.errors import BenchError, ConfigError, EndpointError
@@ -229,7 +228,7 @@ def run_ab(plan: AbPlan, observer: RunObserver | None = None) -> AbResult:
         "comparisons": [c.to_json() for c in comparisons],
     }
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(strict_json.dumps(redactor.value(document), indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.write_text(redactor.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return AbResult(ab_id, path, tuple(order), tuple(results.values()), tuple(comparisons), outputs_differ, pooled)
 

@@ -244,17 +244,15 @@ def compare_figure(
     if problem := _sample_size_problem(n_a, n_b, alpha):
         return _not_comparable(case_id, figure, problem, n_a, n_b)
     groups_a, groups_b = [g for _, g in sa], [g for _, g in sb]
+    values_a, values_b = _per_request(figure, [s for s, _ in sa]), _per_request(figure, [s for s, _ in sb])
     if figure.pairs is not None:
         pa, pb = [p for p, _ in sa], [p for p, _ in sb]
-        values_a = [n / d for n, d in pa]
-        values_b = [n / d for n, d in pb]
         # A and B are the run figures (ratio of sums); the change and its interval are
         # of the per-request medians, which a few requests slowed by a busy machine
         # cannot drag (docs/statistics.md shows the ratio of sums losing power there).
         value_a = sum(n for n, _ in pa) / sum(d for _, d in pa)
         value_b = sum(n for n, _ in pb) / sum(d for _, d in pb)
     else:
-        values_a, values_b = [v for v, _ in sa], [v for v, _ in sb]
         value_a, value_b = statistics.median(values_a), statistics.median(values_b)
     blocks_a, blocks_b = _group_medians(values_a, groups_a), _group_medians(values_b, groups_b)
     basis = ""
@@ -327,6 +325,19 @@ def _geometric_mean(values: Sequence[float]) -> float:
 def _samples_with_runs(records: Sequence[RequestRecord], of: Callable[[RequestRecord], Any]) -> list[tuple[Any, str]]:
     """A figure's sample from each measured, successful request, with the run it came from."""
     return [(sample, r.run_id) for r in records if r.ok and not r.warmup and (sample := of(r)) is not None]
+
+
+def _per_request(figure: Figure, samples: Sequence[Any]) -> list[float]:
+    """Each request's value of the figure: tokens / seconds for a throughput, else the sample itself."""
+    return [n / d for n, d in samples] if figure.pairs is not None else list(samples)
+
+
+def run_figure(records: Sequence[RequestRecord], figure: Figure) -> float | None:
+    """One run's figure for one case, as a block of a run-by-run comparison: its requests' median."""
+    of = figure.pairs if figure.pairs is not None else figure.value
+    assert of is not None
+    values = _per_request(figure, [s for s, _ in _samples_with_runs(records, of)])
+    return statistics.median(values) if values else None
 
 
 def _group_medians(values: Sequence[float], groups: Sequence[str]) -> list[float]:

@@ -193,7 +193,7 @@ def headline_text(summary: RunSummary, checks: Sequence[GateCheck], findings: Se
     if not compared:
         parts.append(f"{state} (no earlier good night to compare with)")
         return ", ".join(parts)
-    named = {"pp_tps": "pp", "tg_tps": "tg"}
+    named = {f.name: f.label for f in FIGURES}  # "pp", "tg", as the comparison names them
     if findings:
         first = findings[0]
         where = f"{first.case_id} " if first.case_id else ""

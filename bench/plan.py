@@ -22,15 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.compare import FIGURES, run_figure
 from bench.errors import ConfigError
-from bench.figures import pp_sample, rates, tg_sample, wall_s
+from bench.figures import wall_s
 from bench.records import RequestRecord
 from bench.store import read_records
 
 MAX_RUNS = 100
 TRIALS = 4000  # power to within about 1.5 points
 SEED = 20261126
-PLANNED = {"pp_tps": pp_sample, "tg_tps": tg_sample}
+PLANNED = tuple(f for f in FIGURES if f.name in ("pp_tps", "tg_tps"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,14 +77,14 @@ def runs_needed(spread: float, change: float, *, alpha: float = 0.05, power: flo
 
 
 def _run_figures(records: Sequence[RequestRecord]) -> dict[tuple[str, str], tuple[float, float]]:
-    """(case, figure) -> (median rate of the run's measuring requests, the case's wall seconds)."""
+    """(case, figure) -> (the run's figure, as the comparison takes it; the case's wall seconds)."""
     out = {}
     for case_id in sorted({r.case_id for r in records}):
-        measured = [r for r in records if r.case_id == case_id and r.ok and not r.warmup]
-        for figure, sample in PLANNED.items():
-            values = rates(map(sample, measured))
-            if values and min(values) > 0:
-                out[(case_id, figure)] = (statistics.median(values), wall_s(measured))
+        in_case = [r for r in records if r.case_id == case_id]
+        for figure in PLANNED:
+            value = run_figure(in_case, figure)
+            if value is not None and value > 0:
+                out[(case_id, figure.name)] = (value, wall_s(in_case))
     return out
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from bench import strict_json
+
 DEFAULT_API_KEY = "EMPTY"
 MASK = "***"
 SECRET_FLAGS = ("--api-key",)  # llama-server's; its value is the key clients must send
@@ -49,16 +51,17 @@ class Redactor:
     def optional(self, text: str | None) -> str | None:
         return None if text is None else self.text(text)
 
-    def value(self, value: Any) -> Any:
-        """Every string inside a JSON-like value (dicts, lists, tuples), masked."""
-        if not self.secrets:
-            return value
+    def dumps(self, value: Any, **options: Any) -> str:
+        """``value`` as strict JSON, every secret in its strings masked (names and numbers left whole)."""
+        return strict_json.dumps(self._masked(value) if self.secrets else value, **options)
+
+    def _masked(self, value: Any) -> Any:
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
-            return {key: self.value(item) for key, item in value.items()}
+            return {key: self._masked(item) for key, item in value.items()}
         if isinstance(value, list | tuple):
-            return [self.value(item) for item in value]
+            return [self._masked(item) for item in value]
         return value
 
 

@@ -21,7 +21,6 @@ import platform
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from bench.preflight import EndpointInfo, check_cases_fit, probe, props_subset, 
 from bench.records import RequestRecord
 from bench.redact import Redactor, flag_secrets
 from bench.server import LocalServer, local_server
+from bench.signals import handling
 from bench.store import DEFAULT_RESULTS_DIR, RunStatus, RunStore, check_writable, read_gpu_samples
 from bench.summary import CaseSummary, RunSummary, summarise_case, summarise_run
 from bench.telemetry.sampler import TelemetryConfig, TelemetrySampler
@@ -162,14 +162,8 @@ def _uninterrupted() -> Iterator[None]:
     The first interrupt cancels the run; one more during the clean-up would leave run.json
     saying "running" and the server up. Signal handlers belong to the main thread only.
     """
-    if threading.current_thread() is not threading.main_thread():
+    with handling((signal.SIGINT,), signal.SIG_IGN):
         yield
-        return
-    earlier = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, earlier)
 
 
 @contextlib.asynccontextmanager
@@ -226,7 +220,7 @@ class _Run:
                 stopped = await self._measure(client, prepared, deadline)
                 if self.options.output_probe:
                     store.write_meta(output_sample=await output_sample(client))
-            self._stop_telemetry()
+            await self._stop_telemetry()
             return self._finish(info, stopped)
         except (asyncio.CancelledError, KeyboardInterrupt):
             with _uninterrupted():
@@ -364,9 +358,11 @@ class _Run:
             return stopped
         return None
 
-    def _stop_telemetry(self) -> None:
+    async def _stop_telemetry(self) -> None:
         if self.sampler is not None:
-            self._the_store().write_meta(telemetry=self.sampler.stop().to_json())
+            # joins the sampler's threads and writes its tables: off the event loop, as before
+            status = await asyncio.to_thread(self.sampler.stop)
+            self._the_store().write_meta(telemetry=status.to_json())
             self.sampler = None
 
     def _summary(self) -> RunSummary:

@@ -48,11 +48,11 @@ class RunStatus(StrEnum):
     FAILED = "failed"  # stopped before any request was measured
 
 
-def _atomic_write_json(path: Path, payload: dict[str, Any]) -> None:
+def _atomic_write_json(path: Path, payload: dict[str, Any], redactor: Redactor = NO_SECRETS) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with tmp.open("w", encoding="utf-8") as handle:
-            handle.write(strict_json.dumps(payload, indent=2, default=str))
+            handle.write(redactor.dumps(payload, indent=2, default=str))
             handle.write("\n")
             handle.flush()
             os.fsync(handle.fileno())
@@ -84,7 +84,7 @@ class RunStore:
 
     def __init__(self, results_dir: Path, run_id: str, redactor: Redactor = NO_SECRETS) -> None:
         self.run_id = run_id
-        self.redactor = redactor  # every file this run writes is masked of its secrets
+        self.redactor = redactor  # run.json and summary.json are masked of it; records come masked by the client
         self.path = results_dir / run_id
         try:
             self.path.mkdir(parents=True, exist_ok=False)
@@ -104,18 +104,19 @@ class RunStore:
         self.meta.update(fields)
         self.meta.setdefault("pid", os.getpid())
         self.meta.setdefault("host", socket.gethostname())
-        _atomic_write_json(self.path / "run.json", self.redactor.value(self.meta))
+        _atomic_write_json(self.path / "run.json", self.meta, self.redactor)
 
     def append(self, record: RequestRecord) -> None:
         # One line, flushed: after a SIGKILL the OS still holds every finished record.
         try:
-            self._requests.write(strict_json.dumps(self.redactor.value(record.to_json()), separators=(",", ":")) + "\n")
+            # plain: a record's strings from the server were masked by the client that received them
+            self._requests.write(strict_json.dumps(record.to_json(), separators=(",", ":")) + "\n")
             self._requests.flush()
         except OSError as exc:
             raise ResultsError(f"cannot write to {self.path / 'requests.jsonl'}: {exc.strerror or exc}") from None
 
     def write_summary(self, summary: dict[str, Any]) -> None:
-        _atomic_write_json(self.path / "summary.json", self.redactor.value({"schema_version": RUN_SCHEMA, **summary}))
+        _atomic_write_json(self.path / "summary.json", {"schema_version": RUN_SCHEMA, **summary}, self.redactor)
 
     def close(self) -> None:
         if not self._requests.closed:

@@ -275,11 +275,21 @@ def load_summary(run_dir: Path, baselines: Baselines | None = None) -> RunSummar
     reaches ``bench show``, the reports and ``bench baseline set`` too. A partial
     run shows what it measured.
     """
-    bandwidth = read_run_meta(run_dir).get("bandwidth_inputs") or {}
+    return summarise_stored(read_run_meta(run_dir), list(read_records(run_dir)), read_gpu_samples(run_dir), baselines)
+
+
+def summarise_stored(
+    meta: dict[str, Any],
+    records: Sequence[RequestRecord],
+    gpu_samples: Sequence[GpuSample],
+    baselines: Baselines | None = None,
+) -> RunSummary:
+    """``load_summary`` for a caller that has already read the run's files (a report needs them too)."""
+    bandwidth = meta.get("bandwidth_inputs") or {}
     return summarise_run(
-        list(read_records(run_dir)),
+        records,
         baselines,
-        read_gpu_samples(run_dir),
+        gpu_samples,
         active_weight_gib=bandwidth.get("active_weight_gib"),
         peak_bandwidth_gbs=bandwidth.get("peak_bandwidth_gbs"),
     )

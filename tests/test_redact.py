@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from bench.ab import AbPlan, Variant, run_ab
@@ -22,7 +23,10 @@ def test_keys_are_found_in_either_spelling_of_the_flag() -> None:
 def test_the_redactor_masks_every_secret_and_leaves_the_default_key_alone() -> None:
     redactor = Redactor(["EMPTY", "abc", "abcdef", None])
     assert redactor.text("Bearer abcdef and abc, EMPTY") == f"Bearer {MASK} and {MASK}, EMPTY"
-    assert redactor.value({"a": ["x abc", 1.5, {"b": "abcdef"}]}) == {"a": [f"x {MASK}", 1.5, {"b": MASK}]}
+    assert json.loads(redactor.dumps({"a": ["x abc", 1.5, {"b": "abcdef"}]})) == {"a": [f"x {MASK}", 1.5, {"b": MASK}]}
+    # a key with a character JSON escapes is masked as it is written
+    quoted = Redactor(['k"ey\\1'])
+    assert 'k"ey' not in json.loads(quoted.dumps({"error": 'echo: k"ey\\1 !'}))["error"]
     assert not Redactor(["EMPTY"]) and Redactor(["EMPTY"]).text("EMPTY") == "EMPTY"
 
 

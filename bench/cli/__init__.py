@@ -13,12 +13,12 @@ import asyncio
 import contextlib
 import signal
 import sys
-import threading
 import traceback
 from collections.abc import Iterator
 
 from bench.errors import BenchError, ExitCode
 from bench.redact import Redactor, flag_secrets
+from bench.signals import handling
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,15 +53,8 @@ def ending_like_ctrl_c(*signals: signal.Signals) -> Iterator[None]:
     and a server the suite started is stopped, instead of both being left behind.
     The earlier handlers come back afterwards (``main`` is also called from Python).
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers belong to the main thread
-        return
-    earlier = {number: signal.signal(number, lambda *_: signal.raise_signal(signal.SIGINT)) for number in signals}
-    try:
+    with handling(signals, lambda *_: signal.raise_signal(signal.SIGINT)):
         yield
-    finally:
-        for number, handler in earlier.items():
-            signal.signal(number, handler)
 
 
 def _secrets_of(args: argparse.Namespace) -> Redactor:

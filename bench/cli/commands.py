@@ -298,13 +298,15 @@ def telemetry_command(args: argparse.Namespace) -> ExitCode:
 
 
 def show(args: argparse.Namespace) -> ExitCode:
-    from bench.summary import load_summary
+    from bench.store import read_gpu_samples
+    from bench.summary import summarise_stored
 
     run_dir = resolve_run(str(args.run), args.results_dir)
     meta = read_run_meta(run_dir)
     skipped: list[int] = []
-    records = sum(1 for _ in read_records(run_dir, skipped))
-    summary = load_summary(run_dir, load_baselines(args.baselines))
+    stored = list(read_records(run_dir, skipped))
+    records = len(stored)
+    summary = summarise_stored(meta, stored, read_gpu_samples(run_dir), load_baselines(args.baselines))
     if args.json:
         print(strict_json.dumps({"run": meta, **summary.to_json()}, indent=2, default=str))
         return ExitCode.OK

@@ -26,7 +26,7 @@ from bench.report import plots
 from bench.report.text import HEADERS, comparison_rows, headline
 from bench.stats import e_divisive
 from bench.store import read_gpu_samples, read_records, read_run_meta
-from bench.summary import Distribution, RunSummary, load_summary
+from bench.summary import Distribution, RunSummary, summarise_stored
 from bench.version import __version__
 
 INDEX_SCHEMA = 1
@@ -119,7 +119,7 @@ def render_run_report(run_dir: Path, reports_dir: Path, baselines: Baselines | N
     meta = read_run_meta(run_dir)
     records = list(read_records(run_dir))
     samples = read_gpu_samples(run_dir)
-    summary = load_summary(run_dir, baselines)
+    summary = summarise_stored(meta, records, samples, baselines)
     check = {b.figure: b for b in summary.baselines}
     nightly_path = run_dir / "nightly.json"
     nightly = json.loads(nightly_path.read_text(encoding="utf-8")) if nightly_path.exists() else None

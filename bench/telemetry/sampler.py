@@ -147,10 +147,11 @@ class TelemetrySampler:
         )
         try:
             status, text = self._scrape()
-        except (httpx.HTTPError, TelemetryUnavailable) as exc:
-            self.status.metrics_reason = (
-                f"/metrics unreachable: {exc if isinstance(exc, TelemetryUnavailable) else type(exc).__name__}"
-            )
+        except httpx.HTTPError as exc:
+            self.status.metrics_reason = f"/metrics unreachable: {type(exc).__name__}"
+            return
+        except TelemetryUnavailable as exc:
+            self.status.metrics_reason = f"/metrics unreachable: {exc}"
             return
         if status != 200 or not parse_prometheus(text):
             self.status.metrics_reason = (

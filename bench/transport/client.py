@@ -358,7 +358,12 @@ class ChatClient:
         except BodyTooLarge as exc:
             exchange.error = f"response too large: {exc}"
         exchange.t_end = clock.now()
-        exchange.error = self.redactor.optional(exchange.error)
+        if self.redactor:
+            # every string the server sent that a record keeps, masked here, where it enters
+            exchange.error = self.redactor.optional(exchange.error)
+            exchange.model = self.redactor.optional(exchange.model)
+            exchange.system_fingerprint = self.redactor.optional(exchange.system_fingerprint)
+            exchange.finish_reason = self.redactor.optional(exchange.finish_reason)
         return exchange
 
     async def _read_whole(self, response: LaneResponse, exchange: Exchange) -> None:
