@@ -37,13 +37,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from bench.compare import Comparison, RunRef, compare_record_sets, scenario_definitions
+from bench.compare import Comparison, RunRef, compare_record_sets
 from bench.config import split_command
 from bench.errors import BenchError, ConfigError, EndpointError
 from bench.redact import Redactor, flag_secrets
 from bench.runner import RunObserver, RunOptions, run_benchmark
 from bench.server import embedded_binary, embedded_server_args, names_a_model
-from bench.store import check_writable, read_records, read_run_meta
+from bench.store import check_writable, read_records, read_run_meta, scenario_definitions
 from bench.transport.health import HealthPolicy, HealthTimeout, wait_for_health
 
 AB_SCHEMA = 1
@@ -249,7 +249,7 @@ def _compare(
         ref = replace(first, run_id=f"{ab_id}:{variant.name}", label=variant.name, server_flags=outcome.flags)
         records = [r for d in dirs for r in read_records(d)]
         pooled[variant.name] = records
-        sides.append((ref, records, scenario_definitions(dirs[0])))
+        sides.append((ref, records, scenario_definitions(read_run_meta(dirs[0]))))
     reference = sides[0]
     return [
         compare_record_sets(reference[0], reference[1], reference[2], ref, records, defs)

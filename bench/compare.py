@@ -20,21 +20,36 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from bench.errors import ConfigError
-from bench.figures import output_tps, pp_sample, tg_sample
+from bench.figures import FIGURES, Figure, output_tps, per_request, samples_with_runs
+from bench.noise import NoiseProfile, NoiseSource, Spread
 from bench.records import RequestRecord
-from bench.stats import bh_adjust, bootstrap_ratio_of_medians, holm_adjust, mann_whitney_p, welch_log_ratio
-from bench.store import read_records, read_run_meta
+from bench.stats import (
+    bh_adjust,
+    bootstrap_ratio_of_medians,
+    detectable_change,
+    holm_adjust,
+    known_spread_log_ratio,
+    mann_whitney_p,
+    welch_log_ratio,
+    welch_standard_error,
+)
+from bench.store import read_records, read_run_meta, scenario_definitions
 
 ALPHA = 0.05
 MIN_EFFECT = 0.02
 MIN_SAMPLES = 3
+# One run a side and no spread between runs from anywhere: a change smaller than this is not
+# called. Two starts of the embedded server differed by up to 11 % in pp and 7 % in tg on this
+# machine (docs/statistics.md measures it over 20 A/A pairs), which requests of one run cannot see.
+DEFAULT_ALLOWANCE = 0.10
+DETECTION_POWER = 0.8
 
 
 class Verdict(StrEnum):
@@ -63,31 +78,6 @@ DEFAULT_ADJUSTMENT = Multiplicity.BH
 
 
 @dataclass(frozen=True, slots=True)
-class Figure:
-    name: str
-    label: str
-    unit: str
-    higher_is_better: bool
-    # (numerator, denominator) per request for ratio-of-sums figures, else one value per request
-    pairs: Callable[[RequestRecord], tuple[float, float] | None] | None = None
-    value: Callable[[RequestRecord], float | None] | None = None
-
-
-def _median_itl(r: RequestRecord) -> float | None:
-    gaps = sorted(r.itl_ms)
-    return gaps[len(gaps) // 2] if gaps else None
-
-
-FIGURES: tuple[Figure, ...] = (
-    Figure("pp_tps", "pp", "t/s", True, pairs=pp_sample),
-    Figure("tg_tps", "tg", "t/s", True, pairs=tg_sample),
-    Figure("ttft_ms", "TTFT p50", "ms", False, value=lambda r: r.ttft_ms),
-    Figure("itl_ms", "ITL p50", "ms", False, value=_median_itl),
-    Figure("e2e_ms", "e2e p50", "ms", False, value=lambda r: r.e2e_ms),
-)
-
-
-@dataclass(frozen=True, slots=True)
 class FigureComparison:
     case_id: str
     figure: str
@@ -108,7 +98,10 @@ class FigureComparison:
     a_center: float | None = None
     b_center: float | None = None
     p_adjusted: float | None = None  # for the family of tests in its comparison (Comparison.adjustment)
-    basis: str = ""  # "" for requests, "(4 vs 4 blocks)" for pooled runs
+    basis: str = ""  # "" for requests, "(4 vs 4 runs)" for pooled runs, the profile's spread for one run a side
+    noise: NoiseSource = NoiseSource.NONE  # where the spread between runs came from, if anywhere
+    min_change: float = 0.0  # the smallest change this row calls: min_effect, or the allowance
+    detectable: float | None = None  # the change the test would find with 80 % power, at alpha
 
     @property
     def change(self) -> float | None:
@@ -151,6 +144,26 @@ class Comparison:
     alpha: float = ALPHA
     min_effect: float = MIN_EFFECT
     adjustment: Multiplicity = DEFAULT_ADJUSTMENT
+    noise: NoiseProfile | None = None  # the stored profile or label history the spreads came from
+    allowance: float = DEFAULT_ALLOWANCE
+
+    @property
+    def noise_note(self) -> str:
+        """Where the spread between runs came from, in words, for the table's and report's header."""
+        sources = {f.noise for f in self.figures if f.verdict in TESTED}
+        parts = []
+        if NoiseSource.RUNS in sources:
+            parts.append("several runs a side: tested run by run (Welch)")
+        if sources & {NoiseSource.PROFILE, NoiseSource.HISTORY} and self.noise is not None:
+            parts.append(f"one run on a side: tested against the spread between runs of the {self.noise.describe()}")
+        if NoiseSource.NONE in sources:
+            parts.append(
+                "one run a side and no noise profile or label history for "
+                + ("some cases" if len(sources) > 1 else "these cases")
+                + f": drift between runs is untested, so a change under {self.allowance:.0%} is not called "
+                "(bench noise measures the spread; or compare several runs a side)"
+            )
+        return "; ".join(parts)
 
     @property
     def tests(self) -> int:
@@ -168,6 +181,9 @@ class Comparison:
             "min_effect": self.min_effect,
             "adjustment": self.adjustment,
             "tests": self.tests,
+            "allowance": self.allowance,
+            "noise": None if self.noise is None else self.noise.to_json(),
+            "noise_note": self.noise_note,
             "differences": list(self.differences),
             "figures": [asdict(f) for f in self.figures],
         }
@@ -233,18 +249,28 @@ def compare_figure(
     alpha: float = ALPHA,
     min_effect: float = MIN_EFFECT,
     seed: int = 0,
+    spread: Spread | None = None,
+    spread_source: NoiseSource = NoiseSource.PROFILE,
+    allowance: float = DEFAULT_ALLOWANCE,
 ) -> FigureComparison:
+    """One figure of one case, tested with the run as the unit where the data allow.
+
+    Several runs a side: Welch on the runs' medians. One run on a side and a known ``spread``
+    between runs (a noise profile or the label's history): a t-test on the two runs' medians
+    with that spread. Neither: the requests of the two runs (bootstrap interval, Mann-Whitney),
+    which cannot see drift between runs, so a change under ``allowance`` is not called.
+    """
     # each sample with the run it came from: pooled runs are compared block by block
     of = figure.pairs if figure.pairs is not None else figure.value
     assert of is not None
-    sa, sb = _samples_with_runs(a, of), _samples_with_runs(b, of)
+    sa, sb = samples_with_runs(a, of), samples_with_runs(b, of)
     n_a, n_b = len(sa), len(sb)
     if n_a == 0 and n_b == 0:
         return _not_comparable(case_id, figure, "no data on either side")
-    if problem := _sample_size_problem(n_a, n_b, alpha):
-        return _not_comparable(case_id, figure, problem, n_a, n_b)
+    if n_a == 0 or n_b == 0:
+        return _not_comparable(case_id, figure, f"too few samples (A {n_a}, B {n_b})", n_a, n_b)
     groups_a, groups_b = [g for _, g in sa], [g for _, g in sb]
-    values_a, values_b = _per_request(figure, [s for s, _ in sa]), _per_request(figure, [s for s, _ in sb])
+    values_a, values_b = per_request(figure, [s for s, _ in sa]), per_request(figure, [s for s, _ in sb])
     if figure.pairs is not None:
         pa, pb = [p for p, _ in sa], [p for p, _ in sb]
         # A and B are the run figures (ratio of sums); the change and its interval are
@@ -255,18 +281,38 @@ def compare_figure(
     else:
         value_a, value_b = statistics.median(values_a), statistics.median(values_b)
     blocks_a, blocks_b = _group_medians(values_a, groups_a), _group_medians(values_b, groups_b)
-    basis = ""
-    if len(blocks_a) >= 2 and len(blocks_b) >= 2 and min(blocks_a + blocks_b) > 0:
-        # Pooled runs: two starts of one server can differ by several percent, so the
-        # unit is the block, not the request; a request-level test called an A/A of
-        # two blocks a side "regressed" about one time in six on this machine.
+    positive = min(blocks_a + blocks_b) > 0
+    min_change = min_effect
+    if len(blocks_a) >= 2 and len(blocks_b) >= 2 and positive:
+        # Several runs a side: two starts of one server can differ by several percent, so the
+        # unit is the run, not the request; a request-level test called an A/A of two runs a
+        # side "regressed" about one time in six on this machine.
         estimate, p_value = welch_log_ratio(blocks_a, blocks_b)
-        basis = f"({len(blocks_a)} vs {len(blocks_b)} blocks)"
+        _, se, df = welch_standard_error(blocks_a, blocks_b)
+        basis, noise = f"({len(blocks_a)} vs {len(blocks_b)} runs)", NoiseSource.RUNS
         center_a, center_b = _geometric_mean(blocks_a), _geometric_mean(blocks_b)
+        detectable: float | None = detectable_change(se, df, alpha=alpha, power=DETECTION_POWER)
+    elif spread is not None and positive:
+        requests = min(len(values_a) // len(blocks_a), len(values_b) // len(blocks_b))
+        between = spread.at_requests(requests)
+        estimate, p_value, se = known_spread_log_ratio(blocks_a, blocks_b, between, spread.df)
+        basis = f"(runs {between:.1%} apart, {spread.runs} runs of the {spread_source})"
+        noise = spread_source
+        center_a, center_b = _geometric_mean(blocks_a), _geometric_mean(blocks_b)
+        detectable = detectable_change(se, spread.df, alpha=alpha, power=DETECTION_POWER)
     else:
+        if problem := _sample_size_problem(n_a, n_b, alpha):
+            return _not_comparable(case_id, figure, problem, n_a, n_b)
         estimate = bootstrap_ratio_of_medians(values_a, values_b, seed=seed)
         p_value = mann_whitney_p(values_a, values_b)
         center_a, center_b = statistics.median(values_a), statistics.median(values_b)
+        basis, noise = "", NoiseSource.NONE
+        # requests of one run each cannot show how far two runs land apart: hold to the allowance
+        min_change = max(min_effect, allowance)
+        detectable = None
+        if math.isfinite(estimate.low) and math.isfinite(estimate.high) and estimate.low > 0:
+            se = (math.log(estimate.high) - math.log(estimate.low)) / (2 * _Z95)
+            detectable = detectable_change(se, None, alpha=alpha, power=DETECTION_POWER)
 
     ratio = estimate.ratio
     if not math.isfinite(ratio) or not math.isfinite(estimate.low) or not math.isfinite(estimate.high):
@@ -275,15 +321,22 @@ def compare_figure(
         case_id, figure, Verdict.NO_CHANGE, "", n_a, n_b,
         a=value_a, b=value_b, ratio=ratio, ci_low=estimate.low, ci_high=estimate.high, p_value=p_value,
     )  # fmt: skip
-    row = replace(row, a_center=center_a, b_center=center_b, basis=basis)
+    row = replace(
+        row, a_center=center_a, b_center=center_b, basis=basis, noise=noise, min_change=min_change,
+        detectable=None if detectable is None else max(detectable, min_change),
+    )  # fmt: skip
     return decided(row, p_value, alpha=alpha, min_effect=min_effect)
+
+
+_Z95 = 1.959963984540054
 
 
 def decided(row: FigureComparison, p: float, *, alpha: float, min_effect: float, p_text: str = "") -> FigureComparison:
     """The row's verdict at significance ``p`` (its own, or adjusted for the family it belongs to)."""
     assert row.ratio is not None and row.ci_low is not None and row.ci_high is not None
     excludes_one = row.ci_low > 1 or row.ci_high < 1
-    material = abs(row.ratio - 1) >= min_effect
+    threshold = max(min_effect, row.min_change)
+    material = abs(row.ratio - 1) >= threshold
     if p < alpha and excludes_one and material:
         better = (row.ratio > 1) == row.higher_is_better
         return replace(row, verdict=Verdict.IMPROVED if better else Verdict.REGRESSED, reason="")
@@ -291,6 +344,8 @@ def decided(row: FigureComparison, p: float, *, alpha: float, min_effect: float,
         reason = (p_text or f"p = {p:.2g}") + (f" {row.basis}" if row.basis else "")
     elif not excludes_one:
         reason = "interval includes no change"
+    elif threshold > min_effect:
+        reason = f"change below the {threshold:.0%} allowed for one run a side without a noise profile"
     else:
         reason = f"change below {min_effect:.0%}"
     return replace(row, verdict=Verdict.NO_CHANGE, reason=reason)
@@ -322,35 +377,12 @@ def _geometric_mean(values: Sequence[float]) -> float:
     return math.exp(statistics.fmean(math.log(v) for v in values))
 
 
-def _samples_with_runs(records: Sequence[RequestRecord], of: Callable[[RequestRecord], Any]) -> list[tuple[Any, str]]:
-    """A figure's sample from each measured, successful request, with the run it came from."""
-    return [(sample, r.run_id) for r in records if r.ok and not r.warmup and (sample := of(r)) is not None]
-
-
-def _per_request(figure: Figure, samples: Sequence[Any]) -> list[float]:
-    """Each request's value of the figure: tokens / seconds for a throughput, else the sample itself."""
-    return [n / d for n, d in samples] if figure.pairs is not None else list(samples)
-
-
-def run_figure(records: Sequence[RequestRecord], figure: Figure) -> float | None:
-    """One run's figure for one case, as a block of a run-by-run comparison: its requests' median."""
-    of = figure.pairs if figure.pairs is not None else figure.value
-    assert of is not None
-    values = _per_request(figure, [s for s, _ in _samples_with_runs(records, of)])
-    return statistics.median(values) if values else None
-
-
 def _group_medians(values: Sequence[float], groups: Sequence[str]) -> list[float]:
     """The median of each group's values (groups in first-seen order)."""
     members: dict[str, list[float]] = {}
     for value, group in zip(values, groups, strict=True):
         members.setdefault(group, []).append(value)
     return [statistics.median(v) for v in members.values()]
-
-
-def scenario_definitions(path: Path) -> dict[str, Any]:
-    scenario_set = read_run_meta(path).get("scenario_set") or {}
-    return {s["name"]: s for s in scenario_set.get("scenarios", []) if isinstance(s, dict) and "name" in s}
 
 
 def compare_runs(
@@ -361,17 +393,21 @@ def compare_runs(
     min_effect: float = MIN_EFFECT,
     force: bool = False,
     adjustment: Multiplicity = DEFAULT_ADJUSTMENT,
+    noise: NoiseProfile | None = None,
+    allowance: float = DEFAULT_ALLOWANCE,
 ) -> Comparison:
     """Compare run B against run A (B / A > 1 means B is higher); each side may be several runs.
 
     With several runs a side, each run is a block: the figures are compared run by run
     (Welch on run medians), so the drift between runs is in the test, as in ``bench ab``.
+    With one run on a side, ``noise`` (a stored profile or the label's history) gives the
+    spread between runs; without it a change under ``allowance`` is not called.
     """
     ref_a, records_a, defs_a = _side(path_a, force)
     ref_b, records_b, defs_b = _side(path_b, force)
     return compare_record_sets(
         ref_a, records_a, defs_a, ref_b, records_b, defs_b,
-        alpha=alpha, min_effect=min_effect, force=force, adjustment=adjustment,
+        alpha=alpha, min_effect=min_effect, force=force, adjustment=adjustment, noise=noise, allowance=allowance,
     )  # fmt: skip
 
 
@@ -380,9 +416,9 @@ def _side(paths: Path | Sequence[Path], force: bool) -> tuple[RunRef, list[Reque
     if not group:
         raise ConfigError("a side of a comparison needs at least one run")
     first = RunRef.load(group[0])
-    definitions = scenario_definitions(group[0])
+    definitions = scenario_definitions(read_run_meta(group[0]))
     for path in group[1:]:
-        other = scenario_definitions(path)
+        other = scenario_definitions(read_run_meta(path))
         changed = sorted(name for name in set(definitions) & set(other) if definitions[name] != other[name])
         if changed and not force:
             raise ConfigError(
@@ -412,6 +448,8 @@ def compare_record_sets(
     min_effect: float = MIN_EFFECT,
     force: bool = False,
     adjustment: Multiplicity = DEFAULT_ADJUSTMENT,
+    noise: NoiseProfile | None = None,
+    allowance: float = DEFAULT_ALLOWANCE,
 ) -> Comparison:
     """Compare B's records with A's, case by case; A and B may each pool several runs (bench ab).
 
@@ -419,6 +457,12 @@ def compare_record_sets(
     of them (``adjustment``), so 10 cases x 5 figures do not make 2.5 false verdicts at 0.05.
     """
     check_thresholds(alpha, min_effect)
+    if not 0 <= allowance < 1:
+        raise ConfigError(f"--allowance must be a percentage from 0 to 100; got {allowance * 100:g}")
+    if noise is not None and noise.model and a.model and noise.model != a.model:
+        raise ConfigError(
+            f"the noise profile {noise.where} is of {noise.model}, the runs of {a.model}: measure one for this model"
+        )
     if a.model and b.model and a.model != b.model and not force:
         raise ConfigError(f"runs are of different models ({a.model} vs {b.model}); pass --force to compare anyway")
     changed = sorted(name for name in set(defs_a) & set(defs_b) if defs_a[name] != defs_b[name])
@@ -449,13 +493,23 @@ def compare_record_sets(
                 reason = f"case ran only in {side}"
                 results.append(_not_comparable(case_id, figure, reason, len(in_a), len(in_b)))
                 continue
-            comparison = compare_figure(case_id, figure, in_a, in_b, alpha=alpha, min_effect=min_effect)
+            scenario = in_a[0].scenario
+            spread = (
+                noise.spread(case_id, figure.name)
+                if noise is not None and noise.applies_to(scenario, defs_a.get(scenario))
+                else None
+            )
+            comparison = compare_figure(
+                case_id, figure, in_a, in_b, alpha=alpha, min_effect=min_effect,
+                spread=spread, spread_source=noise.source if noise is not None else NoiseSource.NONE,
+                allowance=allowance,
+            )  # fmt: skip
             if comparison.n_a or comparison.n_b:
                 results.append(comparison)
         if in_a and in_b:
             results.append(_throughput_row(case_id, in_a, in_b))
     results = adjusted(results, adjustment, alpha=alpha, min_effect=min_effect)
-    return Comparison(a, b, tuple(results), tuple(differences), alpha, min_effect, adjustment)
+    return Comparison(a, b, tuple(results), tuple(differences), alpha, min_effect, adjustment, noise, allowance)
 
 
 THROUGHPUT = Figure("output_tps", "out t/s (wall)", "t/s", True)

@@ -25,7 +25,7 @@ from typing import Any, Literal
 from bench.errors import ConfigError
 
 SCHEMA_VERSION = 1
-BUILTIN_SETS = ("smoke", "baseline", "sweep")
+BUILTIN_SETS = ("smoke", "quick", "baseline", "sweep")
 Pattern = Literal["sequential", "concurrent", "poisson"]
 PATTERNS: tuple[Pattern, ...] = ("sequential", "concurrent", "poisson")
 
@@ -330,7 +330,7 @@ def parse_scenario_set(data: Mapping[str, Any], source: str) -> ScenarioSet:
 
 
 def load_scenario_set(name_or_path: str | Path) -> ScenarioSet:
-    """Load a built-in set by name (``smoke``, ``baseline``, ``sweep``) or a TOML file."""
+    """Load a built-in set by name (``smoke``, ``quick``, ``baseline``, ``sweep``) or a TOML file."""
     text = str(name_or_path)
     if text in BUILTIN_SETS:
         resource = resources.files("bench").joinpath("scenarios", f"{text}.toml")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from bench.config import Case
@@ -37,9 +37,10 @@ class CaseOutcome:
 
 
 def to_record(
-    run_id: str, case: Case, index: int, prompt: Prompt, exchange: Exchange, *, warmup: bool
+    run_id: str, case: Case, index: int, prompt: Prompt, exchange: Exchange, *, warmup: bool, round_number: int = 0
 ) -> RequestRecord:
     return RequestRecord(
+        round=round_number,
         run_id=run_id,
         case_id=case.case_id,
         scenario=case.scenario,
@@ -95,6 +96,8 @@ class CaseRunner:
         self.recover = recover
         self._failed = 0
         self._measured = 0
+        self._spent = 0.0  # seconds of max_duration_s used by earlier rounds
+        self._round = 0
 
     def _body(self, prompt: Prompt, max_tokens: int) -> dict[str, object]:
         case = self.case
@@ -112,7 +115,7 @@ class CaseRunner:
         # A warm-up needs the full prompt (graphs, caches) but not a long answer.
         max_tokens = min(self.case.output_tokens, WARMUP_MAX_TOKENS) if warmup else self.case.output_tokens
         exchange = await self.client.chat(self._body(prompt, max_tokens))
-        record = to_record(self.run_id, self.case, index, prompt, exchange, warmup=warmup)
+        record = to_record(self.run_id, self.case, index, prompt, exchange, warmup=warmup, round_number=self._round)
         if not warmup:
             self._measured += 1
             self._failed += 0 if record.ok else 1
@@ -120,36 +123,52 @@ class CaseRunner:
         if self.recover is not None and exchange.lost_connection:
             await self.recover()
 
-    async def run(self) -> CaseOutcome:
+    async def run(
+        self, indices: Sequence[int] | None = None, *, warm: bool = True, round_number: int = 0
+    ) -> CaseOutcome:
+        """Send the measured prompts at ``indices`` (all by default), after the warm-ups when ``warm``.
+
+        A run in rounds calls this once a round with the round's share of the prompts: the
+        depth prefix is primed again each time (other cases have used the slot since), the
+        warm-ups run before the first share only, and ``max_duration_s`` holds for all shares.
+        """
         case = self.case
+        self._round = round_number
+        chosen = range(len(self.prompts.measured)) if indices is None else indices
+        measured = [(i, self.prompts.measured[i]) for i in chosen]
         if self.prompts.prime is not None:
             await self.client.chat(self._body(self.prompts.prime, 1))
-        for i, prompt in enumerate(self.prompts.warmup):
-            await self._send(-1 - i, prompt, warmup=True)
+        if warm:
+            for i, prompt in enumerate(self.prompts.warmup):
+                await self._send(-1 - i, prompt, warmup=True)
         loop = asyncio.get_running_loop()
         started = self.client.clock.now()
-        deadline = loop.time() + case.max_duration_s
+        begun = loop.time()
+        deadline = begun + case.max_duration_s - self._spent
+        before = (self._measured, self._failed)
         try:
             if case.pattern == "poisson":
-                stopped = await self._open_loop(deadline)
+                stopped = await self._open_loop(deadline, measured)
             else:
-                stopped = await self._closed_loop(deadline, case.concurrency)
+                stopped = await self._closed_loop(deadline, case.concurrency, measured)
         except BaseExceptionGroup as group:
             # A stream failed in a way that ends the run (a full disk, say): the
             # caller handles that error, not the task group wrapped around it.
             raise group.exceptions[0] from None
+        finally:
+            self._spent += loop.time() - begun
         return CaseOutcome(
             case_id=case.case_id,
-            measured=self._measured,
-            failed=self._failed,
+            measured=self._measured - before[0],
+            failed=self._failed - before[1],
             wall_start=started,
             wall_end=self.client.clock.now(),
             stopped_by_deadline=stopped,
         )
 
-    async def _closed_loop(self, deadline: float, streams: int) -> bool:
+    async def _closed_loop(self, deadline: float, streams: int, measured: Sequence[tuple[int, Prompt]]) -> bool:
         loop = asyncio.get_running_loop()
-        queue = list(enumerate(self.prompts.measured))
+        queue = list(measured)
         queue.reverse()
         stopped = False
 
@@ -167,7 +186,7 @@ class CaseRunner:
                 group.create_task(stream())
         return stopped
 
-    async def _open_loop(self, deadline: float) -> bool:
+    async def _open_loop(self, deadline: float, measured: Sequence[tuple[int, Prompt]]) -> bool:
         loop = asyncio.get_running_loop()
         rate = self.case.rate_rps or 1.0
         limit = asyncio.Semaphore(self.case.concurrency)
@@ -179,7 +198,7 @@ class CaseRunner:
 
         async with asyncio.TaskGroup() as group:
             next_arrival = loop.time()
-            for index, prompt in enumerate(self.prompts.measured):
+            for index, prompt in measured:
                 if next_arrival >= deadline:
                     stopped = True
                     break

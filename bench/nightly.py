@@ -5,9 +5,14 @@ Judgement, per case and figure (pp and tg t/s from the server's timings):
 1. **Baselines**: a figure below its baseline by more than the baseline's
    tolerance (for the baseline's model) is a regression.
 2. **Last good nightly** (the newest earlier nightly judged ``ok``): the two runs
-   are compared as ``bench compare`` does (bootstrap CI, Mann-Whitney U). A
-   significant drop is then held against a threshold from measured noise:
-   ``T = max(min_effect, 2 x night-to-night robust CV)`` over the last nights.
+   are compared as ``bench compare`` compares one run a side with a noise profile,
+   the profile being the earlier nights' own spread (``bench.noise``): nights, not
+   requests, are the unit. Every figure of the night is one test of a family held
+   together by Benjamini-Hochberg. A significant drop is then held against a
+   threshold from measured noise: ``T = max(min_effect, 2 x night-to-night robust
+   CV)`` over the last nights. Before five nights there is no spread to test
+   against: the requests are compared and ``T`` is at least the allowance
+   (``bench.compare.DEFAULT_ALLOWANCE``), which the headline says.
    A drop of at least ``2T`` is a regression at once; a drop between ``T`` and
    ``2T`` is *suspect* and only becomes a regression if the previous nightly was
    suspect for the same figure too, so one noisy night pages nobody.
@@ -39,8 +44,18 @@ from typing import IO, Any
 
 from bench import strict_json
 from bench.baselines import Baselines, BaselineStatus, baseline_headline
-from bench.compare import FIGURES, FigureComparison, Verdict, compare_figure
+from bench.compare import (
+    ALPHA,
+    DEFAULT_ADJUSTMENT,
+    DEFAULT_ALLOWANCE,
+    FigureComparison,
+    Verdict,
+    adjusted,
+    compare_figure,
+)
 from bench.errors import ExitCode, NightlyLocked, ResultsError
+from bench.figures import FIGURES
+from bench.noise import NoiseSource, Spread, spreads_of
 from bench.stats import e_divisive, robust_cv
 from bench.store import RunStatus, read_records, read_run_meta, runs_with_meta
 from bench.summary import RunSummary
@@ -179,7 +194,7 @@ class GateCheck:
 
 
 def headline_text(summary: RunSummary, checks: Sequence[GateCheck], findings: Sequence[Finding], verdict: NightState,
-                  compared: bool) -> str:  # fmt: skip
+                  compared: bool, nights: int = MIN_NIGHTS_FOR_NOISE) -> str:  # fmt: skip
     """'prompt 92 % of 5,136 t/s, generation 101 % of 219.71 t/s, no regression vs last good night (...)'.
 
     What the gate decided and why: the figure that regressed, or the largest drop it saw and the
@@ -211,6 +226,9 @@ def headline_text(summary: RunSummary, checks: Sequence[GateCheck], findings: Se
         )
     else:
         parts.append(f"{state} vs last good night (no figure lower)")
+    if nights < MIN_NIGHTS_FOR_NOISE:
+        # said, not hidden: the first nights gate on the allowance, not on a measured spread
+        parts.append(f"night-to-night spread not known yet ({nights} of {MIN_NIGHTS_FOR_NOISE} nights)")
     return ", ".join(parts)
 
 
@@ -220,6 +238,7 @@ def judge(
     history: Sequence[Night],
     *,
     min_effect: float = MIN_EFFECT,
+    allowance: float = DEFAULT_ALLOWANCE,
 ) -> NightlyVerdict:
     """Judge tonight's run (``run_dir``) against the baselines in ``summary`` and earlier nights."""
     tonight_records = list(read_records(run_dir))
@@ -234,24 +253,43 @@ def judge(
     thresholds: dict[str, float] = {}
     checks: list[GateCheck] = []
     last_records = list(read_records(last_good.path)) if last_good else None
+    # the spread between nights, per case and figure, from the earlier nights' own requests: the
+    # gate tests tonight against the last good night with it, nights (not requests) as the unit
+    window = earlier[-HISTORY_WINDOW:]
+    # nights the gate found a drop in are shifts, not noise: their spread would hide the next one
+    quiet = [n for n in window if n.verdict in (NightState.OK, None)]
+    spreads = _night_spreads(quiet) if len(quiet) >= MIN_NIGHTS_FOR_NOISE else {}
+    rows: list[FigureComparison] = []
     for case_id, figure in sorted(tonight):
-        series = [n.figures[(case_id, figure)] for n in earlier[-HISTORY_WINDOW:] if (case_id, figure) in n.figures]
+        series = [n.figures[(case_id, figure)] for n in window if (case_id, figure) in n.figures]
         noise = robust_cv(series) if len(series) >= MIN_NIGHTS_FOR_NOISE else None
-        threshold = max(min_effect, 2 * noise) if noise is not None else min_effect
+        spread = spreads.get((case_id, figure))
+        # without a spread between nights yet, a drop smaller than the allowance is not news:
+        # two nights of one build can land that far apart, which their requests cannot show
+        threshold = max(min_effect, 2 * noise) if noise is not None else max(min_effect, allowance)
         thresholds[f"{case_id} {figure}"] = threshold
         if last_records is not None:
             spec = next(f for f in FIGURES if f.name == figure)
-            comparison = compare_figure(
-                case_id,
-                spec,
-                [r for r in last_records if r.case_id == case_id],
-                [r for r in tonight_records if r.case_id == case_id],
-                min_effect=min_effect,
-            )
-            checks.append(GateCheck(case_id, figure, comparison.change, threshold, comparison.p_value))
-            finding = _gate(comparison, threshold, (case_id, figure) in previous_suspects, last_good)
-            if finding is not None:
-                findings.append(finding)
+            rows.append(
+                compare_figure(
+                    case_id, spec,
+                    [r for r in last_records if r.case_id == case_id],
+                    [r for r in tonight_records if r.case_id == case_id],
+                    min_effect=min_effect, spread=spread, spread_source=NoiseSource.HISTORY, allowance=allowance,
+                )
+            )  # fmt: skip
+    # every figure of the night is a test: held together as a comparison's are (false discovery rate)
+    for comparison in adjusted(rows, DEFAULT_ADJUSTMENT, alpha=ALPHA, min_effect=min_effect):
+        key = (comparison.case_id, comparison.figure)
+        threshold = thresholds[f"{comparison.case_id} {comparison.figure}"]
+        p_gate = comparison.p_adjusted if comparison.p_adjusted is not None else comparison.p_value
+        checks.append(GateCheck(comparison.case_id, comparison.figure, comparison.change, threshold, p_gate))
+        finding = _gate(comparison, threshold, key in previous_suspects, last_good)
+        if finding is not None:
+            findings.append(finding)
+    for case_id, figure in sorted(tonight):
+        series = [n.figures[(case_id, figure)] for n in window if (case_id, figure) in n.figures]
+        threshold = thresholds[f"{case_id} {figure}"]
         full = [*series, tonight[(case_id, figure)]]
         for change in e_divisive(full[-HISTORY_WINDOW:]):
             recent = change.index >= len(full[-HISTORY_WINDOW:]) - RECENT_NIGHTS
@@ -280,8 +318,17 @@ def judge(
         findings=tuple(findings),
         compared_with=last_good.run_id if last_good else None,
         thresholds=thresholds,
-        headline=headline_text(summary, checks, findings, verdict, compared=last_records is not None),
+        headline=headline_text(
+            summary, checks, findings, verdict, compared=last_records is not None, nights=len(window)
+        ),
     )
+
+
+def _night_spreads(nights: Sequence[Night]) -> dict[tuple[str, str], Spread]:
+    """Each case's and judged figure's spread between these nights, from their requests."""
+    judged = tuple(f for f in FIGURES if f.name in JUDGED_FIGURES)
+    spreads = spreads_of([list(read_records(night.path)) for night in nights], judged)
+    return {(s.case_id, s.figure): s for s in spreads}
 
 
 def _night_from_summary(summary: RunSummary) -> dict[tuple[str, str], float]:
@@ -300,10 +347,12 @@ def _gate(comparison: FigureComparison, threshold: float, was_suspect: bool, las
     drop = -comparison.change
     if drop < threshold:
         return None
+    adjusted_p = f", {DEFAULT_ADJUSTMENT} {comparison.p_adjusted:.2g}" if comparison.p_adjusted is not None else ""
+    basis = f" {comparison.basis}" if comparison.basis else " (requests; no night-to-night spread yet)"
     how_sure = (
         f"{comparison.a:,.2f} -> {comparison.b:,.2f} {comparison.unit} ({comparison.change:+.1%}, 95 % CI "
-        f"[{(comparison.ci_low or 0) - 1:+.1%}, {(comparison.ci_high or 0) - 1:+.1%}], p = {comparison.p_value:.2g}) "
-        f"vs last good night {last_good.run_id if last_good else '-'}"
+        f"[{(comparison.ci_low or 0) - 1:+.1%}, {(comparison.ci_high or 0) - 1:+.1%}], "
+        f"p = {comparison.p_value:.2g}{adjusted_p}{basis}) vs last good night {last_good.run_id if last_good else '-'}"
     )
     if drop >= 2 * threshold:
         severity, why = Severity.REGRESSION, f"large: at least twice the {threshold:.1%} noise threshold"

@@ -1,10 +1,12 @@
 """A power plan: how many runs a side a comparison needs to find a change of a given size.
 
-From several runs of one server with the same flags (an A/A group: ``all:LABEL``, a list or a
-glob of run ids), each case's figure per run is the median of its requests' rates, as the
-run-by-run comparison of ``bench compare`` and ``bench ab`` uses it. The spread between runs is
-the standard deviation of the logs of those run figures (server starts, neighbours and clocks
-are in it; requests of one run cannot show it). The power of Welch's test on the logs with ``n``
+From the spread between runs of one setup (``bench.noise``: a stored noise profile, a label's
+history, or an A/A group named here: ``all:LABEL``, a list or a glob of run ids), each case's
+figure per run being the median of its requests' rates, as the run-by-run comparison of
+``bench compare`` and ``bench ab`` uses it (server starts, neighbours and clocks are in that
+spread; requests of one run cannot show it). The spread splits into a run's own part and its
+requests' sampling (``Spread.at_requests``), so the plan also says what four times the
+requests a case would save: little where the runs' own part dominates. The power of Welch's test on the logs with ``n``
 runs a side (Welch 1947) is simulated with that spread, seeded, with the statistic the
 comparison computes; the plan is the smallest ``n`` whose power reaches the target.
 
@@ -15,23 +17,19 @@ smaller p of each, so read the plan as the least a side needs.
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from bench.compare import FIGURES, run_figure
 from bench.errors import ConfigError
-from bench.figures import wall_s
-from bench.records import RequestRecord
-from bench.store import read_records
+from bench.noise import NoiseProfile, measure_profile
 
 MAX_RUNS = 100
 TRIALS = 4000  # power to within about 1.5 points
 SEED = 20261126
-PLANNED = tuple(f for f in FIGURES if f.name in ("pp_tps", "tg_tps"))
+PLANNED = ("pp_tps", "tg_tps")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +40,12 @@ class FigurePlan:
     spread: float  # standard deviation of the log run figures (about the CV between runs)
     case_seconds: float  # median wall time of the case in one run
     runs_needed: tuple[tuple[float, int | None], ...]  # (change, runs a side; None: more than MAX_RUNS)
+    requests: int = 0  # measured requests a case per run, as the spread was measured
+    # the same with four times the requests a case (the runs' own part of the spread stays)
+    runs_needed_more_requests: tuple[tuple[float, int | None], ...] = ()
+
+
+MORE_REQUESTS = 4
 
 
 def welch_power(runs: int, spread: float, change: float, alpha: float = 0.05, *, trials: int = TRIALS) -> float:
@@ -76,41 +80,28 @@ def runs_needed(spread: float, change: float, *, alpha: float = 0.05, power: flo
     return None
 
 
-def _run_figures(records: Sequence[RequestRecord]) -> dict[tuple[str, str], tuple[float, float]]:
-    """(case, figure) -> (the run's figure, as the comparison takes it; the case's wall seconds)."""
-    out = {}
-    for case_id in sorted({r.case_id for r in records}):
-        in_case = [r for r in records if r.case_id == case_id]
-        for figure in PLANNED:
-            value = run_figure(in_case, figure)
-            if value is not None and value > 0:
-                out[(case_id, figure.name)] = (value, wall_s(in_case))
-    return out
-
-
 def make_plan(
-    run_dirs: Sequence[Path], changes: Sequence[float], *, alpha: float = 0.05, power: float = 0.95
+    source: Sequence[Path] | NoiseProfile, changes: Sequence[float], *, alpha: float = 0.05, power: float = 0.95
 ) -> list[FigurePlan]:
-    """A plan per case and figure from an A/A group of at least three runs."""
-    if len(run_dirs) < 3:
-        raise ConfigError(f"a plan needs at least 3 runs of the same setup to see their spread; got {len(run_dirs)}")
+    """A plan per case and figure (pp and tg) from a noise profile, or an A/A group of at least three runs."""
     if not 0 < alpha < 1 or not 0 < power < 1 or not changes or not all(0 < c < 1 for c in changes):
         raise ConfigError("--alpha and --power are between 0 and 1, and each --change a percentage from 0 to 100")
-    per_run = [_run_figures(list(read_records(path))) for path in run_dirs]
+    profile = source if isinstance(source, NoiseProfile) else measure_profile(list(source))
     plans = []
-    for key in sorted(set().union(*per_run)):
-        measured = [figures[key] for figures in per_run if key in figures]
-        if len(measured) < 3:
+    for spread in profile.spreads:
+        if spread.figure not in PLANNED:
             continue
-        spread = statistics.stdev(math.log(value) for value, _ in measured)
+        more = spread.at_requests(spread.requests * MORE_REQUESTS)
         plans.append(
             FigurePlan(
-                case_id=key[0],
-                figure=key[1],
-                runs_measured=len(measured),
-                spread=spread,
-                case_seconds=statistics.median(seconds for _, seconds in measured),
-                runs_needed=tuple((c, runs_needed(spread, c, alpha=alpha, power=power)) for c in changes),
+                case_id=spread.case_id,
+                figure=spread.figure,
+                runs_measured=spread.runs,
+                spread=spread.between,
+                case_seconds=spread.case_seconds or 0.0,
+                runs_needed=tuple((c, runs_needed(spread.between, c, alpha=alpha, power=power)) for c in changes),
+                requests=spread.requests,
+                runs_needed_more_requests=tuple((c, runs_needed(more, c, alpha=alpha, power=power)) for c in changes),
             )
         )
-    return plans
+    return sorted(plans, key=lambda p: (p.case_id, p.figure))

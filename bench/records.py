@@ -152,6 +152,8 @@ class RequestRecord:
     token_event_count: int = 0
     # when the request went out (its body began to be written); None in records from before it was kept
     t_written: float | None = None
+    # which round of the run sent it (runs in rounds: each round every case once); 0 case after case
+    round: int = 0
 
     # ---------------------------------------------------------- derived figures
     @property

@@ -22,7 +22,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -31,6 +31,7 @@ from bench.clock import RunClock
 from bench.config import Case, ScenarioSet
 from bench.errors import BenchError, ConfigError, EndpointError
 from bench.loadgen import CaseOutcome, CaseRunner
+from bench.order import CaseOrder, schedule
 from bench.preflight import EndpointInfo, check_cases_fit, probe, props_subset, wait_until_ready
 from bench.records import RequestRecord
 from bench.redact import Redactor, flag_secrets
@@ -96,6 +97,7 @@ class RunOptions:
     active_weight_gib: float | None = None  # weights read per generated token, for the bandwidth figure
     peak_bandwidth_gbs: float | None = None  # overrides the card's data-sheet figure
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # a larger answer is a failed request, not the suite's memory
+    order: CaseOrder = CaseOrder.CASES  # case after case, or in rounds (bench.order)
 
     def redactor(self) -> Redactor:
         """The run's secrets: the key it sends, and any key in the flags of a server it starts or records."""
@@ -109,6 +111,9 @@ class RunOptions:
         for name, value in (("--timeout", self.request_timeout_s), ("--max-run-time", self.max_run_s)):
             if value is not None and not 0 < value < math.inf:
                 raise ConfigError(f"{name} must be a positive, finite number of seconds; got {value}")
+        if self.order not in set(CaseOrder):
+            raise ConfigError(f"--case-order must be one of {', '.join(CaseOrder)}; got {self.order!r}")
+        object.__setattr__(self, "order", CaseOrder(self.order))
         if not self.max_body_bytes > 0:
             raise ConfigError(f"--max-body-mib must be positive; got {self.max_body_bytes / 2**20:g}")
         if not 0 <= self.ready_timeout_s < math.inf:
@@ -132,6 +137,17 @@ class RunResult:
     endpoint: EndpointInfo | None
     error_rate_exceeded: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _joined(parts: Sequence[CaseOutcome]) -> CaseOutcome:
+    """One case's outcome over its shares of a run in rounds (one share: itself)."""
+    return replace(
+        parts[0],
+        measured=sum(p.measured for p in parts),
+        failed=sum(p.failed for p in parts),
+        wall_end=parts[-1].wall_end,
+        stopped_by_deadline=any(p.stopped_by_deadline for p in parts),
+    )
 
 
 def suite_git_sha() -> str | None:
@@ -338,14 +354,28 @@ class _Run:
             self.records.append(record)
             observer.request_done(record)
 
+        shares = schedule(self.cases, [len(p.measured) for p in prepared], options.order, options.seed)
+        store.write_meta(
+            case_order=options.order,
+            schedule=[[share.round, self.cases[share.case].case_id, len(share.indices)] for share in shares]
+            if options.order is CaseOrder.ROUNDS
+            else None,
+        )
+        runners = [
+            CaseRunner(client, store.run_id, case, prompts, sink, seed=options.seed + number, recover=recover)
+            for number, (case, prompts) in enumerate(zip(self.cases, prepared, strict=True))
+        ]
+        outcomes: dict[int, list[CaseOutcome]] = {}
         try:
             async with asyncio.timeout_at(deadline):
-                for number, (case, prompts) in enumerate(zip(self.cases, prepared, strict=True)):
+                for share in shares:
+                    case = self.cases[share.case]
                     observer.case_started(case)
-                    runner = CaseRunner(
-                        client, store.run_id, case, prompts, sink, seed=options.seed + number, recover=recover
-                    )
-                    outcome = await runner.run()
+                    outcome = await runners[share.case].run(share.indices, warm=share.first, round_number=share.round)
+                    outcomes.setdefault(share.case, []).append(outcome)
+                    if not share.last:
+                        continue
+                    outcome = _joined(outcomes[share.case])
                     case_records = [r for r in self.records if r.case_id == case.case_id]
                     observer.case_done(case, summarise_case(case.case_id, case_records), outcome)
                     if outcome.stopped_by_deadline:
@@ -367,8 +397,10 @@ class _Run:
 
     def _summary(self) -> RunSummary:
         store = self._the_store()
+        # the set's order, whatever order the cases ran in (a run in rounds shuffles them)
+        position = {case.case_id: i for i, case in enumerate(self.cases)}
         return summarise_run(
-            self.records,
+            sorted(self.records, key=lambda r: position.get(r.case_id, len(position))),
             self.options.baselines,
             read_gpu_samples(store.path),
             active_weight_gib=self.active_weight_gib,

@@ -9,6 +9,13 @@ Methods and where they come from:
 - Pooled runs (blocks of ``bench ab``): Welch's t-test and t-interval on the
   log of each block's median (Welch, 1947), blocks as the experimental unit,
   since requests served by one server instance are not independent of each other.
+- One run a side with the spread between runs known from elsewhere (a stored
+  noise profile, or the label's history): Student's t on the difference of the
+  logs of the run figures, with that spread and its degrees of freedom (as a
+  prediction interval: the runs it was measured on are not the runs compared).
+- Minimum detectable change: (t[1 - alpha/2] + t[power]) x the standard error,
+  the textbook size of effect a two-sided test finds with that power (Cohen,
+  *Statistical Power Analysis for the Behavioral Sciences*, 1988, ch. 2).
 - Mann-Whitney U test, two-sided (Mann & Whitney, 1947), through
   ``scipy.stats.mannwhitneyu``: no normality assumption, robust to the long
   right tails of latency data.
@@ -91,18 +98,67 @@ def welch_log_ratio(a: Sequence[float], b: Sequence[float], *, confidence: float
     """
     from scipy.stats import t as student_t
 
+    diff, se, df = welch_standard_error(a, b)
+    if se == 0:  # every group identical within its side: no spread to test against
+        return RatioEstimate(float(np.exp(diff)), float(np.exp(diff)), float(np.exp(diff)), confidence), 1.0
+    p = float(2 * student_t.sf(abs(diff) / se, df))
+    half = float(student_t.ppf(1 - (1 - confidence) / 2, df)) * se
+    return RatioEstimate(float(np.exp(diff)), float(np.exp(diff - half)), float(np.exp(diff + half)), confidence), p
+
+
+def welch_standard_error(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
+    """(difference of the mean logs B - A, its standard error, Welch-Satterthwaite degrees of freedom)."""
     la, lb = np.log(_as_array(a)), np.log(_as_array(b))
     if len(la) < 2 or len(lb) < 2:
         raise ValueError("Welch's test needs at least two groups a side")
     diff = float(lb.mean() - la.mean())
     va, vb = la.var(ddof=1) / len(la), lb.var(ddof=1) / len(lb)
     se = float(np.sqrt(va + vb))
-    if se == 0:  # every group identical within its side: no spread to test against
-        return RatioEstimate(float(np.exp(diff)), float(np.exp(diff)), float(np.exp(diff)), confidence), 1.0
-    df = (va + vb) ** 2 / (va**2 / (len(la) - 1) + vb**2 / (len(lb) - 1))
+    if se == 0:
+        return diff, 0.0, float(len(la) + len(lb) - 2)
+    df = float((va + vb) ** 2 / (va**2 / (len(la) - 1) + vb**2 / (len(lb) - 1)))
+    return diff, se, df
+
+
+def known_spread_log_ratio(
+    a: Sequence[float], b: Sequence[float], spread: float, df: int, *, confidence: float = 0.95
+) -> tuple[RatioEstimate, float, float]:
+    """Ratio of geometric means of B's over A's run figures when the spread between runs is known.
+
+    ``spread`` is the standard deviation of the log of one run's figure, measured on other runs of
+    the same setup with ``df`` degrees of freedom (a noise profile or the label's history), so one
+    run a side can be tested. Returns the estimate with its t-interval, the two-sided p, and the
+    standard error of the log ratio (for the change the test could have found).
+    """
+    from scipy.stats import t as student_t
+
+    la, lb = np.log(_as_array(a)), np.log(_as_array(b))
+    if len(la) < 1 or len(lb) < 1 or df < 1 or not spread >= 0:
+        raise ValueError("a run a side, a spread of 0 or more and at least one degree of freedom are needed")
+    diff = float(lb.mean() - la.mean())
+    se = spread * float(np.sqrt(1 / len(la) + 1 / len(lb)))
+    if se == 0:
+        point = float(np.exp(diff))
+        return RatioEstimate(point, point, point, confidence), (1.0 if diff == 0 else 0.0), 0.0
     p = float(2 * student_t.sf(abs(diff) / se, df))
     half = float(student_t.ppf(1 - (1 - confidence) / 2, df)) * se
-    return RatioEstimate(float(np.exp(diff)), float(np.exp(diff - half)), float(np.exp(diff + half)), confidence), p
+    return RatioEstimate(float(np.exp(diff)), float(np.exp(diff - half)), float(np.exp(diff + half)), confidence), p, se
+
+
+def detectable_change(se: float, df: float | None, *, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest relative change a two-sided test of standard error ``se`` (in logs) finds with ``power``.
+
+    ``df`` None: the normal approximation (for a bootstrap interval's width). The answer is the
+    larger of the up and down changes, as a positive fraction (0.05: 5 %).
+    """
+    from scipy.stats import norm
+    from scipy.stats import t as student_t
+
+    if df is None:
+        k = float(norm.ppf(1 - alpha / 2) + norm.ppf(power))
+    else:
+        k = float(student_t.ppf(1 - alpha / 2, df) + student_t.ppf(power, df))
+    return float(np.expm1(k * se))
 
 
 def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float:

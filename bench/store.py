@@ -22,7 +22,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -230,6 +230,12 @@ def run_dirs(results_dir: Path) -> list[Path]:
     if not results_dir.is_dir():
         return []
     return sorted(p for p in results_dir.iterdir() if (p / "run.json").is_file())
+
+
+def scenario_definitions(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's scenarios as it defined them, by name, from its ``run.json``."""
+    scenario_set = meta.get("scenario_set") or {}
+    return {s["name"]: s for s in scenario_set.get("scenarios", []) if isinstance(s, dict) and "name" in s}
 
 
 def runs_with_meta(results_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:

@@ -9,14 +9,19 @@ retention and write the run and trend reports::
 
     outcome = run_nightly(NightlyOptions(RunOptions(load_scenario_set("baseline"), label="nightly")))
     print(outcome.verdict.headline if outcome.verdict else outcome.failure, outcome.exit_code)
+
+``measure_noise`` runs the scenario set several times, each pass a run of its own (and its own
+server start when the suite starts the server), and writes the noise profile of those runs
+(``bench.noise``) beside the baselines.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from bench.compare import DEFAULT_ALLOWANCE
 from bench.errors import ConfigError, ExitCode
 from bench.nightly import (
     MIN_EFFECT,
@@ -28,6 +33,7 @@ from bench.nightly import (
     protected_runs,
     write_verdict,
 )
+from bench.noise import DEFAULT_PROFILE, MIN_RUNS, NoiseProfile, measure_profile, save_profile
 from bench.report.render import DEFAULT_REPORTS_DIR, render_run_report, render_trend_report
 from bench.runner import RunObserver, RunOptions, RunResult, run_benchmark
 
@@ -36,6 +42,7 @@ from bench.runner import RunObserver, RunOptions, RunResult, run_benchmark
 class NightlyOptions:
     run: RunOptions  # its label names the series of nights ("nightly" from the CLI)
     min_effect: float = MIN_EFFECT  # smallest drop that can count, as a fraction; noise can raise it
+    allowance: float = DEFAULT_ALLOWANCE  # smallest drop that can count before the nights give their spread
     keep_runs: int | None = None  # retention: the newest N runs of the label
     keep_days: float | None = None  # retention: runs of the label younger than D days
     reports_dir: Path | None = DEFAULT_REPORTS_DIR  # None: no reports
@@ -47,8 +54,9 @@ class NightlyOptions:
             raise ConfigError(f"--keep-runs must be at least 1; got {self.keep_runs}")
         if self.keep_days is not None and not 0 < self.keep_days < math.inf:
             raise ConfigError(f"--keep-days must be a positive, finite number of days; got {self.keep_days}")
-        if not 0 <= self.min_effect < 1:
-            raise ConfigError(f"--min-effect must be a percentage from 0 to 100; got {self.min_effect * 100:g}")
+        for name, value in (("--min-effect", self.min_effect), ("--allowance", self.allowance)):
+            if not 0 <= value < 1:
+                raise ConfigError(f"{name} must be a percentage from 0 to 100; got {value * 100:g}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +84,9 @@ def run_nightly(options: NightlyOptions, observer: RunObserver | None = None) ->
         if result.error_rate_exceeded:
             return NightlyOutcome(result, None, failure="; ".join(result.notes))
         history = nightly_history(run_options.results_dir, label, run_options.scenarios.name)
-        verdict = judge(result.run_dir, result.summary, history, min_effect=options.min_effect)
+        verdict = judge(
+            result.run_dir, result.summary, history, min_effect=options.min_effect, allowance=options.allowance
+        )
         write_verdict(result.run_dir, verdict)
         protect = protected_runs(run_options.baselines) | {result.run_id}
         if verdict.compared_with:
@@ -91,3 +101,47 @@ def run_nightly(options: NightlyOptions, observer: RunObserver | None = None) ->
             render_trend_report(run_options.results_dir, label, options.reports_dir, run_options.baselines),
         )
     return NightlyOutcome(result, verdict, tuple(removed), reports)
+
+
+# ------------------------------------------------------------------ the noise profile
+
+DEFAULT_PASSES = 6
+NOISE_LABEL = "noise"
+
+
+@dataclass(frozen=True, slots=True)
+class NoiseOptions:
+    run: RunOptions  # the set and endpoint to profile; its label names the passes ("noise" if none)
+    passes: int = DEFAULT_PASSES
+    out: Path = DEFAULT_PROFILE
+
+    def __post_init__(self) -> None:
+        if not MIN_RUNS <= self.passes <= 100:
+            raise ConfigError(
+                f"--passes must be from {MIN_RUNS} to 100 (a spread needs {MIN_RUNS} runs); got {self.passes}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class NoiseOutcome:
+    runs: tuple[RunResult, ...]
+    profile: NoiseProfile
+
+
+def measure_noise(options: NoiseOptions, observer: RunObserver | None = None) -> NoiseOutcome:
+    """Run the set ``passes`` times, each pass its own run (and server start), and store their profile.
+
+    A pass that fails stops the measurement (its error says why); the passes before it are kept
+    as runs, and ``bench noise --from`` makes a profile of them.
+    """
+    run_options = options.run if options.run.label else replace(options.run, label=NOISE_LABEL)
+    results: list[RunResult] = []
+    for number in range(options.passes):
+        if observer is not None:
+            observer.message(f"pass {number + 1} of {options.passes}")
+        # one seed for every pass: the passes differ by their server start and moment, not their prompts
+        results.append(run_benchmark(run_options, observer))
+    profile = measure_profile([r.run_dir for r in results])
+    profile = replace(profile, where=str(options.out))
+    save_profile(profile, options.out)
+    return NoiseOutcome(tuple(results), profile)

@@ -8,6 +8,7 @@ import pytest
 from bench.cli import main
 from bench.compare import FigureComparison, Multiplicity, Verdict, compare_runs
 from bench.errors import ConfigError, ResultsError
+from bench.noise import NoiseSource
 from bench.records import RequestRecord
 from bench.report.text import headline, to_markdown
 from bench.store import read_records, resolve_run
@@ -25,17 +26,33 @@ def test_a_vs_a_is_no_significant_change(tmp_path: Path) -> None:
     assert found["pp_tps"] == Verdict.NO_CHANGE and found["tg_tps"] == Verdict.NO_CHANGE
 
 
+def test_one_run_a_side_with_no_spread_between_runs_holds_a_change_under_the_allowance(tmp_path: Path) -> None:
+    # requests of one run cannot show how far two server starts land apart: a 6.5 % change
+    # with p far under 0.05 is not called, and the comparison says why and what to do
+    a = write_run(tmp_path, noisy_records(12, pp_tps=650, tg_tps=72, cv=0.02, seed=1))
+    b = write_run(tmp_path, noisy_records(12, pp_tps=650, tg_tps=72 * 1.065, cv=0.02, seed=2))
+    comparison = compare_runs(a, b)
+    tg = next(f for f in comparison.figures if f.figure == "tg_tps")
+    assert tg.verdict == Verdict.NO_CHANGE and tg.p_value is not None and tg.p_value < 0.001
+    assert tg.reason == "change below the 10% allowed for one run a side without a noise profile"
+    assert tg.noise == NoiseSource.NONE and tg.min_change == 0.10
+    assert "a change under 10% is not called" in headline(comparison) and "bench noise" in headline(comparison)
+    # a change beyond the allowance is still called
+    c = write_run(tmp_path, noisy_records(12, pp_tps=650, tg_tps=72 * 1.15, cv=0.02, seed=3))
+    assert verdicts(compare_runs(a, c))["tg_tps"] == Verdict.IMPROVED
+
+
 def test_a_real_generation_speed_up_is_improved_with_its_interval(tmp_path: Path) -> None:
     a = write_run(tmp_path, noisy_records(12, pp_tps=650, tg_tps=72, cv=0.02, seed=1), label="fa-off")
     b = write_run(tmp_path, noisy_records(12, pp_tps=650, tg_tps=72 * 1.065, cv=0.02, seed=2), label="fa-on")
-    comparison = compare_runs(a, b)
+    comparison = compare_runs(a, b, allowance=0.0)  # the user says runs of this server agree
     tg = next(f for f in comparison.figures if f.figure == "tg_tps")
     assert tg.verdict == Verdict.IMPROVED
     assert tg.ratio == pytest.approx(1.065, abs=0.02)
     assert tg.ci_low is not None and tg.ci_high is not None and 1 < tg.ci_low < tg.ratio < tg.ci_high
     assert tg.p_value is not None and tg.p_value < 0.05
     # the same change seen from the other side is a regression, and latencies follow
-    back = compare_runs(b, a)
+    back = compare_runs(b, a, allowance=0.0)
     assert verdicts(back)["tg_tps"] == Verdict.REGRESSED and verdicts(back)["itl_ms"] == Verdict.REGRESSED
     assert "label: fa-off -> fa-on" in comparison.differences
 
@@ -43,7 +60,7 @@ def test_a_real_generation_speed_up_is_improved_with_its_interval(tmp_path: Path
 def test_a_certain_but_tiny_change_is_not_news(tmp_path: Path) -> None:
     a = write_run(tmp_path, noisy_records(40, pp_tps=650, tg_tps=72, cv=0.001, seed=1))
     b = write_run(tmp_path, noisy_records(40, pp_tps=650 * 1.01, tg_tps=72, cv=0.001, seed=2))
-    pp = next(f for f in compare_runs(a, b).figures if f.figure == "pp_tps")
+    pp = next(f for f in compare_runs(a, b, allowance=0.0).figures if f.figure == "pp_tps")
     assert pp.verdict == Verdict.NO_CHANGE and pp.reason == "change below 2%"
     assert pp.p_value is not None and pp.p_value < 0.001
 
@@ -127,7 +144,7 @@ def test_pooled_blocks_are_compared_block_by_block_not_request_by_request() -> N
     # A/A whose server starts differ by +/-3 %: 12 requests a side, which a request-level
     # test would call significant, but only two starts a side to tell starts from variants
     same = compare_figure("c", tg, _blocks([1.03, 0.98], 72, 1), _blocks([0.97, 1.02], 72, 10))
-    assert same.verdict == Verdict.NO_CHANGE and "2 vs 2 blocks" in same.reason
+    assert same.verdict == Verdict.NO_CHANGE and "2 vs 2 runs" in same.reason
     # a change far beyond the spread between starts is found even with two blocks a side
     faster = compare_figure("c", tg, _blocks([1.0, 1.01], 72, 1), _blocks([1.0, 1.01], 72 * 1.3, 10))
     assert faster.verdict == Verdict.IMPROVED and faster.ci_low is not None and faster.ci_low > 1
@@ -235,9 +252,13 @@ def test_several_runs_a_side_make_the_run_the_unit(tmp_path: Path, capsys: pytes
     comparison = compare_runs(group_a, group_b)
     assert comparison.a.runs == comparison.b.runs == 3 and comparison.a.run_id.endswith("(+2 more)")
     tg = next(f for f in comparison.figures if f.figure == "tg_tps")
-    assert tg.basis == "(3 vs 3 blocks)" and tg.n_a == tg.n_b == 18 and tg.verdict == Verdict.REGRESSED
+    assert tg.basis == "(3 vs 3 runs)" and tg.n_a == tg.n_b == 18 and tg.verdict == Verdict.REGRESSED
     assert "one run a side" not in headline(comparison)
-    assert "one run a side: drift between runs is not tested" in headline(compare_runs(group_a[0], group_b[0]))
+    one_each = headline(compare_runs(group_a[0], group_b[0]))
+    assert (
+        "one run a side and no noise profile or label history for these cases: drift between runs is untested"
+        in one_each
+    )
     argv = ["compare", "all:a", "all:b", "--results-dir", str(tmp_path), "--no-report", "--json"]
     assert main(argv) == 0 and json.loads(capsys.readouterr().out)["b"]["runs"] == 3
     with pytest.raises(ResultsError, match="no run labelled 'c'"):

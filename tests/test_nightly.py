@@ -65,10 +65,16 @@ def test_steady_nights_pass_and_a_large_drop_pages(
     assert "OK (exit 0)" in first and "no earlier good night" in first
     assert night(fake, argv, 200.0, 2) == 0
     out = capsys.readouterr().out
-    # what the gate decided and why: the largest drop it saw and the threshold that drop stayed under
-    decided = r"\((largest drop tg/\S+ tg -\d+\.\d %, p = [\d.e-]+, under its 3\.0 % threshold|no figure lower)\)"
+    # what the gate decided and why: the largest drop it saw and the threshold that drop stayed under;
+    # before five nights there is no spread between nights, and the headline says so
+    decided = r"\((largest drop tg/\S+ tg -\d+\.\d %, p = [\d.e-]+, under its 10\.0 % threshold|no figure lower)\)"
     assert re.search(r"generation 100 % of 200 t/s, no regression vs last good night " + decided, out)
-    assert night(fake, argv, 180.0, 3) == 1  # -10 %: at least twice the 3 % threshold
+    assert "night-to-night spread not known yet (1 of 5 nights)" in out
+    for seed in (3, 4, 5, 6):
+        assert night(fake, argv, 200.0, seed) == 0
+    out = capsys.readouterr().out
+    assert "night-to-night spread not known yet" not in out.splitlines()[-1]
+    assert night(fake, argv, 180.0, 7) == 1  # -10 %: at least twice the 3 % threshold
     out = capsys.readouterr().out
     assert "REGRESSION (exit 1)" in out
     assert re.search(r"REGRESSION: tg/\S+ tg -\d+\.\d % \(last_good\)", out)  # the headline names the figure
@@ -82,12 +88,13 @@ def test_one_moderate_drop_is_watched_and_a_second_one_pages(
     fake: FakeLlamaServer, setup: tuple[Path, list[str]], capsys: pytest.CaptureFixture[str]
 ) -> None:
     results, argv = setup
-    assert night(fake, argv, 200.0, 1) == 0
-    assert night(fake, argv, 200.0, 2) == 0
-    assert night(fake, argv, 191.0, 3) == 0  # -4.5 %: above 3 %, below 6 %
+    for seed in range(1, 6):  # five nights: the spread between nights is known
+        assert night(fake, argv, 200.0, seed) == 0
+    capsys.readouterr()
+    assert night(fake, argv, 191.0, 6) == 0  # -4.5 %: above 3 %, below 6 %
     assert "[suspect]" in capsys.readouterr().out
     assert verdict_of_latest(results)["verdict"] == "suspect"
-    assert night(fake, argv, 191.0, 4) == 1  # the same drop again, against the last good night
+    assert night(fake, argv, 191.0, 7) == 1  # the same drop again, against the last good night
     assert "second night in a row" in capsys.readouterr().out
 
 

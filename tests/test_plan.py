@@ -53,3 +53,28 @@ def test_a_plan_from_runs_that_differ_by_a_known_spread(tmp_path: Path, capsys: 
     assert "runs a side for 6.5 %" in out and f"{for_6} (" in out
     with pytest.raises(ConfigError, match="at least 3 runs"):
         make_plan(sorted(tmp_path.iterdir())[:2], [0.03])
+
+
+def test_a_plan_from_a_profile_or_a_history_and_what_more_requests_would_save(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench.noise import measure_profile, save_profile
+
+    factors = [1.0, 1.04, 0.97, 1.02, 0.99]
+    paths = [
+        write_run(tmp_path, noisy_records(6, pp_tps=650, tg_tps=72 * f, cv=0.04, seed=n), label="aa", started=float(n))
+        for n, f in enumerate(factors)
+    ]
+    profile = measure_profile(paths)
+    by_profile = make_plan(profile, [0.065])
+    assert by_profile == make_plan(paths, [0.065])  # the runs, or the profile of them: the same plan
+    tg = next(p for p in by_profile if p.figure == "tg_tps")
+    (_, now), (_, more) = tg.runs_needed[0], tg.runs_needed_more_requests[0]
+    assert now is not None and more is not None and more <= now  # requests shrink only their own part
+    save_profile(profile, tmp_path / "noise.json")
+    assert main(["plan", "--noise", str(tmp_path / "noise.json")]) == 0
+    assert "with 4x requests, 6.5 %" in capsys.readouterr().out
+    assert main(["plan", "--history", "aa", "--results-dir", str(tmp_path)]) == 0
+    assert main(["plan", "--history", "nope", "--results-dir", str(tmp_path)]) == 4
+    assert main(["plan", "all:aa", "--history", "aa", "--results-dir", str(tmp_path)]) == 2
+    assert "one source of the spread" in capsys.readouterr().err

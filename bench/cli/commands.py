@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bench import strict_json
 from bench.baselines import baseline_headline, load_baselines
@@ -127,6 +128,7 @@ def nightly(args: argparse.Namespace) -> ExitCode:
     night = NightlyOptions(
         options.run_options(args),
         min_effect=args.min_effect / 100,
+        allowance=args.allowance / 100,
         keep_runs=args.keep_runs,
         keep_days=args.keep_days,
         reports_dir=None if args.no_report else args.reports_dir,
@@ -249,16 +251,28 @@ def ab(args: argparse.Namespace) -> ExitCode:
 
 def compare(args: argparse.Namespace) -> ExitCode:
     from bench.compare import Multiplicity, Verdict, compare_runs
+    from bench.noise import choose_noise
     from bench.report.text import to_markdown
     from bench.summary import load_summary
 
+    side_a, side_b = resolve_runs(args.a, args.results_dir), resolve_runs(args.b, args.results_dir)
+    reference = read_run_meta(side_a[0])
+    noise = choose_noise(
+        args.noise,
+        results_dir=args.results_dir,
+        label=reference.get("label"),
+        model=reference.get("model"),
+        exclude=[p.name for p in (*side_a, *side_b)],
+    )
     comparison = compare_runs(
-        resolve_runs(args.a, args.results_dir),
-        resolve_runs(args.b, args.results_dir),
+        side_a,
+        side_b,
         alpha=args.alpha,
         min_effect=args.min_effect / 100,
         force=args.force,
         adjustment=Multiplicity(args.adjust),
+        noise=noise.profile,
+        allowance=args.allowance / 100,
     )
     baselines = load_baselines(args.baselines)
     against = {}
@@ -277,6 +291,8 @@ def compare(args: argparse.Namespace) -> ExitCode:
         console = _console()
         for line in comparison.differences:
             _say(console, line)
+        if noise.note:
+            _say(console, f"noise: {noise.note}")
         show(console, comparison_table(comparison))
         for side, text in against.items():
             if text:
@@ -332,10 +348,26 @@ def show(args: argparse.Namespace) -> ExitCode:
 
 def plan(args: argparse.Namespace) -> ExitCode:
     from bench.cli.console import Tabular, show
-    from bench.plan import MAX_RUNS, make_plan
+    from bench.noise import history_profile, load_profile
+    from bench.plan import MAX_RUNS, MORE_REQUESTS, make_plan
 
+    given = [
+        name for name, value in (("RUNS", args.runs), ("--noise", args.noise), ("--history", args.history)) if value
+    ]
+    if len(given) != 1:
+        raise ConfigError(
+            "bench plan takes one source of the spread between runs: RUNS, --noise PATH or --history LABEL"
+        )
     changes = [c / 100 for c in (args.change or [3.0, 6.5])]
-    plans = make_plan(resolve_runs(args.runs, args.results_dir), changes, alpha=args.alpha, power=args.power)
+    if args.noise:
+        source: Any = load_profile(Path(args.noise))
+    elif args.history:
+        source = history_profile(args.results_dir, args.history, None)
+        if source is None:
+            raise ResultsError(f"label {args.history!r} has fewer than 3 complete runs in {args.results_dir}")
+    else:
+        source = resolve_runs(args.runs, args.results_dir)
+    plans = make_plan(source, changes, alpha=args.alpha, power=args.power)
     if not plans:
         raise ResultsError("no case has a pp or tg figure in at least 3 of these runs")
 
@@ -345,18 +377,57 @@ def plan(args: argparse.Namespace) -> ExitCode:
         return f"{runs} ({2 * runs * case_seconds / 60:,.1f} min)"
 
     rows = tuple(
-        (p.case_id, p.figure, str(p.runs_measured), f"{p.spread * 100:.1f} %",
-         *(cell(n, p.case_seconds) for _, n in p.runs_needed))
+        (p.case_id, p.figure, str(p.runs_measured), f"{p.spread * 100:.1f} %", str(p.requests),
+         *(cell(n, p.case_seconds) for _, n in p.runs_needed),
+         *(cell(n, p.case_seconds * MORE_REQUESTS) for _, n in p.runs_needed_more_requests))
         for p in plans
     )  # fmt: skip
-    headers = ("case", "figure", "runs", "CV between runs", *(f"runs a side for {c * 100:g} %" for c in changes))
+    headers = (
+        "case", "figure", "runs", "CV between runs", "requests",
+        *(f"runs a side for {c * 100:g} %" for c in changes),
+        *(f"with {MORE_REQUESTS}x requests, {c * 100:g} %" for c in changes),
+    )  # fmt: skip
     console = _console()
     show(console, Tabular(f"Runs a side for {args.power:.0%} power at alpha {args.alpha:g} (server time, both sides)",
-                          headers, rows, left=frozenset({"case", "figure"})))  # fmt: skip
+                          headers, rows, left=frozenset({"case", "figure"}),
+                          caption="requests: a case's measured requests per run, as measured; more requests shrink "
+                          "only the part of the spread that is their sampling, not the runs' own"))  # fmt: skip
+    return ExitCode.OK
+
+
+def noise(args: argparse.Namespace) -> ExitCode:
+    from bench.cli.console import ConsoleObserver, noise_table, show
+    from bench.noise import measure_profile, save_profile
+    from bench.workflows import NoiseOptions, measure_noise
+
+    console = _console(stderr=args.json)
+    if args.from_runs:
+        profile = measure_profile(resolve_runs(args.from_runs, args.results_dir))
+        profile = replace(profile, where=str(args.out))
+        save_profile(profile, args.out)
+    else:
+        run_options = options.run_options(args)
+        observer = ConsoleObserver(console)
+        try:
+            outcome = measure_noise(NoiseOptions(run_options, passes=args.passes, out=args.out), observer)
+        finally:
+            observer.stop()
+        profile = outcome.profile
+        if not args.no_report:
+            from bench.report.render import render_run_report
+
+            for result in outcome.runs:
+                render_run_report(result.run_dir, args.reports_dir, run_options.baselines)
+    if args.json:
+        print(strict_json.dumps(profile.to_json(), indent=2))
+    else:
+        show(console, noise_table(profile))
+    _say(console, f"wrote {args.out}: bench compare tests one run a side of {profile.model or 'this model'} against it")
     return ExitCode.OK
 
 
 HANDLERS = {
+    "noise": noise,
     "plan": plan,
     "run": run,
     "check": check,

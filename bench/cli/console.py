@@ -16,6 +16,7 @@ from bench.compare import Comparison, Verdict
 from bench.config import Case
 from bench.figures import FigureSource
 from bench.loadgen import CaseOutcome
+from bench.noise import NoiseProfile
 from bench.preflight import EndpointInfo
 from bench.records import RequestRecord
 from bench.report.text import HEADERS, comparison_rows, headline
@@ -246,4 +247,29 @@ def comparison_table(comparison: Comparison) -> Tabular:
         left=frozenset({"case", "figure", "verdict"}),
         caption=headline(comparison),
         row_styles=tuple(styles.get(f.verdict) for f in comparison.figures),
+    )
+
+
+def noise_table(profile: NoiseProfile) -> Tabular:
+    """Per case and figure: how far runs land apart, how far requests of one run, and what a run adds."""
+    rows = tuple(
+        (
+            s.case_id,
+            s.figure,
+            str(s.runs),
+            f"{s.between * 100:.1f} %",
+            "-" if s.within is None else f"{s.within * 100:.1f} %",
+            str(s.requests),
+            f"{s.run_part * 100:.1f} %",
+        )
+        for s in profile.spreads
+    )
+    return Tabular(
+        f"Noise profile: {len(profile.run_ids)} runs of {profile.model or '?'}",
+        ("case", "figure", "runs", "between runs", "within a run", "requests", "a run's own part"),
+        rows,
+        left=frozenset({"case", "figure"}),
+        caption="between runs: SD of the log run figures (each run's median request); within: robust CV of one "
+        "run's requests; a run's own part: what is left of the between-run spread beyond its requests' sampling "
+        "(more requests cannot shrink it; more runs can)",
     )

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.baselines import DEFAULT_BASELINES_FILE, load_baselines
-from bench.compare import ALPHA, DEFAULT_ADJUSTMENT, Multiplicity
+from bench.compare import ALPHA, DEFAULT_ADJUSTMENT, DEFAULT_ALLOWANCE, Multiplicity
 from bench.compare import MIN_EFFECT as COMPARE_MIN_EFFECT
 from bench.config import BUILTIN_SETS, load_scenario_set, split_command
 from bench.errors import ConfigError
+from bench.noise import AUTO, DEFAULT_PROFILE
+from bench.order import CaseOrder
 from bench.redact import DEFAULT_API_KEY
 from bench.report.render import DEFAULT_REPORTS_DIR
 from bench.runner import RunOptions
@@ -162,6 +164,13 @@ def run(parser: argparse.ArgumentParser, default_label: str | None = None) -> No
         metavar="F",
         help=f"exit 5 when more than this share of requests failed (default {error_rate:g})",
     )
+    parser.add_argument(
+        "--case-order",
+        choices=[o.value for o in CaseOrder],
+        default=default(RunOptions, "order").value,
+        help="cases: each case's requests back to back (default); rounds: every case once a round, shuffled "
+        "each round with --seed, so a drift over the run falls on every case alike (recorded in run.json)",
+    )
     as_json(parser, "the summary")
     reports(parser)
     endpoint(parser)
@@ -224,6 +233,23 @@ def comparison(parser: argparse.ArgumentParser) -> None:
         "discoveries at most alpha, and no false verdict at all in an A/A at 1 - alpha), holm (the chance of any "
         "false verdict at most alpha, whatever changed; needs many more requests), none (each test alone)",
     )
+    parser.add_argument(
+        "--noise",
+        default=AUTO,
+        metavar="PATH|auto|none",
+        help=f"where the spread between runs comes from when a side has one run: a profile that 'bench noise' "
+        f"wrote; auto (default): ./{DEFAULT_PROFILE} if it is of the runs' model, else the earlier runs of A's "
+        "label; none: neither",
+    )
+    parser.add_argument(
+        "--allowance",
+        type=float,
+        default=DEFAULT_ALLOWANCE * 100,
+        metavar="PCT",
+        help="with one run a side and no spread between runs to test against, the smallest change called "
+        f"improved or regressed (default {DEFAULT_ALLOWANCE * 100:g}: two starts of one server can land about that "
+        "far apart)",
+    )
 
 
 # ------------------------------------------------------------------ values -> library records
@@ -260,6 +286,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         active_weight_gib=args.active_weight_gib,
         peak_bandwidth_gbs=args.gpu_bandwidth_gbs,
         max_body_bytes=max_body_bytes(args),
+        order=CaseOrder(args.case_order),
     )
 
 

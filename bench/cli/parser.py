@@ -8,9 +8,13 @@ from typing import TYPE_CHECKING
 
 from bench.ab import AbPlan, BlockOrder
 from bench.cli import options
+from bench.compare import DEFAULT_ALLOWANCE
 from bench.nightly import MIN_EFFECT as NIGHTLY_MIN_EFFECT
+from bench.nightly import MIN_NIGHTS_FOR_NOISE
+from bench.noise import DEFAULT_PROFILE
 from bench.store import GROUP_HELP
 from bench.version import __version__
+from bench.workflows import DEFAULT_PASSES, NOISE_LABEL
 
 EPILOG = """exit codes (every command):
   0 success; 1 a regression (nightly, compare --fail-on-regression);
@@ -58,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     _telemetry_command(commands)
     _show(commands)
     _plan(commands)
+    _noise(commands)
     return parser
 
 
@@ -155,6 +160,14 @@ def _nightly(commands: Commands) -> None:
         metavar="PCT",
         help=f"smallest drop in percent that can count as a regression (default {NIGHTLY_MIN_EFFECT * 100:g}); "
         "measured noise can raise it",
+    )
+    gate.add_argument(
+        "--allowance",
+        type=float,
+        default=DEFAULT_ALLOWANCE * 100,
+        metavar="PCT",
+        help=f"until {MIN_NIGHTS_FOR_NOISE} nights give the spread between nights, the smallest drop that can count "
+        f"(default {DEFAULT_ALLOWANCE * 100:g}: two nights of one build can land that far apart)",
     )
     gate.add_argument("--keep-runs", type=int, metavar="N", help="keep the newest N runs of this label, delete older")
     gate.add_argument("--keep-days", type=float, metavar="D", help="delete runs of this label older than D days")
@@ -270,16 +283,47 @@ def _plan(commands: Commands) -> None:
         commands,
         "plan",
         "how many runs a side a comparison needs, from the spread between runs of one setup",
-        "From several runs of the same server and flags (an A/A group), the spread of each case's pp and tg "
-        "between runs, and for each --change the fewest runs a side at which a run-by-run comparison "
-        "(Welch on run medians, as bench compare with several runs a side and bench ab do) finds it with "
-        "--power, and the server time both sides take. Each figure is planned alone at --alpha: a comparison "
-        "adjusted over many figures needs more.",
+        "From the spread between runs of one setup (several runs of the same server and flags, a noise profile "
+        "that bench noise wrote, or a label's history), for each case's pp and tg and each --change, the fewest "
+        "runs a side at which a run-by-run comparison (Welch on run medians, as bench compare with several runs "
+        "a side and bench ab do) finds it with --power, and the server time both sides take; and the same with "
+        "four times the requests a case, which helps only where requests, not runs, make the spread. Each figure "
+        "is planned alone at --alpha: a comparison adjusted over many figures needs more.",
     )
-    plan.add_argument("runs", metavar="RUNS", help=f"at least 3 runs of one setup: {GROUP_HELP}")
+    plan.add_argument("runs", nargs="?", metavar="RUNS", help=f"at least 3 runs of one setup: {GROUP_HELP}")
+    plan.add_argument("--noise", metavar="PATH", help="a noise profile (bench noise) instead of RUNS")
+    plan.add_argument("--history", metavar="LABEL", help="the latest complete runs of this label instead of RUNS")
     options.results_dir(plan)
     plan.add_argument(
         "--change", action="append", type=float, metavar="PCT", help="a change to find, in percent (default 3 and 6.5)"
     )
     plan.add_argument("--power", type=float, default=0.95, help="the chance to find it (default 0.95)")
     plan.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+
+
+def _noise(commands: Commands) -> None:
+    noise = _command(
+        commands,
+        "noise",
+        "measure how far runs of one setup land apart, and keep it for bench compare",
+        "Run the scenario set --passes times, each pass its own run (and its own server start when the suite "
+        "starts the server), or take runs you have (--from), and write the noise profile: for each case and "
+        "figure, the spread between runs (server starts, the machine, clocks: what requests of one run cannot "
+        "show) and within a run. bench compare reads it (./noise-profile.json by default) to test one run a "
+        "side, and bench plan to size a comparison. Measure it again when the server, its flags or the "
+        "machine change.",
+    )
+    noise.add_argument(
+        "--from", dest="from_runs", metavar="RUNS", help=f"make the profile of these runs (at least 3): {GROUP_HELP}"
+    )
+    noise.add_argument(
+        "--passes", type=int, default=DEFAULT_PASSES, help=f"runs of the set to make (default {DEFAULT_PASSES})"
+    )
+    noise.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_PROFILE,
+        metavar="PATH",
+        help=f"where to write it (default ./{DEFAULT_PROFILE})",
+    )
+    options.run(noise, default_label=NOISE_LABEL)

@@ -1,11 +1,13 @@
 """Calibration of the comparison: false-positive rate and power on synthetic runs.
 
-Two runs of ``n`` requests each are drawn with per-request t/s spread as
-measured on the embedded CPU server (log-normal, coefficient of variation
-``cv``; optionally a share of requests slowed by a busy machine), run B shifted
-by a known amount. ``bench compare``'s verdict rule (bootstrap CI, Mann-Whitney
-U, minimum effect) is applied to each pair; the share of pairs called
-"regressed" is the false-positive rate at a 0 % shift and the power otherwise.
+Runs of ``n`` requests are drawn as real runs behave: each run's whole speed off by a
+log-normal factor (``run_cv``: the spread between server starts), each request around it
+(``cv``: the spread within a run; optionally a share slowed by a busy machine), side B
+shifted by a known amount. ``bench compare``'s rule is applied as a user meets it: one run a
+side with nothing else (the allowance), one run a side with a noise profile measured on
+``profile_runs`` further runs of the same noise, or several runs a side (Welch). The share
+called "regressed" is the power; at a 0 % shift, the share called changed either way is the
+false-positive rate.
 
 ``python -m bench.devtools.calibration`` prints the table kept in docs/statistics.md.
 """
@@ -13,34 +15,46 @@ U, minimum effect) is applied to each pair; the share of pairs called
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from bench.compare import ALPHA, FIGURES, MIN_EFFECT, Multiplicity, Verdict, adjusted, compare_figure
+from bench.compare import ALPHA, DEFAULT_ALLOWANCE, MIN_EFFECT, Multiplicity, Verdict, adjusted, compare_figure
 from bench.devtools.testing.records import record, timings
+from bench.figures import FIGURES
+from bench.noise import NoiseSource, Spread, spreads_of
 from bench.records import RequestRecord
 
-# Per-request spread measured on the embedded server (gemma3-270m, 2 CPU threads), quiet machine.
-PP_CV = 0.03
+# Spreads measured on the embedded server (gemma3-270m, 2 CPU threads): 46 runs of the quick
+# set, each its own server start (docs/measured/embedded-noise.json; docs/statistics.md).
+PP_CV = 0.03  # within a run, per request
 TG_CV = 0.015
+PP_RUN_CV = 0.03  # between runs: the whole run's speed
+TG_RUN_CV = 0.03
 SHIFTS = (0.0, 0.03, 0.065, 0.10)
-# Spread of a whole server start's speed around the variant's: A/A runs of bench ab on the
-# embedded server put two starts of the same flags up to 7 % apart in tg.
-BLOCK_CV = 0.03
+PROFILE_RUNS = 6  # what bench noise runs by default
+TG = next(f for f in FIGURES if f.name == "tg_tps")
 
 
 @dataclass(frozen=True, slots=True)
 class Noise:
-    cv: float
+    cv: float  # within a run
+    run_cv: float = 0.0  # between runs
     outlier_share: float = 0.0  # requests slowed by another process on the machine
     outlier_slowdown: float = 0.7
 
 
-def synthetic_run(n: int, tg_tps: float, noise: Noise, rng: np.random.Generator) -> list[RequestRecord]:
-    sigma = float(np.sqrt(np.log(1 + noise.cv**2)))
-    speeds = tg_tps * rng.lognormal(-(sigma**2) / 2, sigma, n)
+def _lognormal(cv: float, rng: np.random.Generator, size: int | None = None) -> Any:
+    sigma = float(np.sqrt(np.log(1 + cv**2)))
+    return rng.lognormal(-(sigma**2) / 2, sigma, size)
+
+
+def synthetic_run(
+    n: int, tg_tps: float, noise: Noise, rng: np.random.Generator, run_id: str = "cal"
+) -> list[RequestRecord]:
+    """One run: its own speed (the run factor), then ``n`` requests around it."""
+    speeds = tg_tps * float(_lognormal(noise.run_cv, rng)) * _lognormal(noise.cv, rng, n)
     slowed = rng.random(n) < noise.outlier_share
     speeds[slowed] *= noise.outlier_slowdown
     records = []
@@ -48,7 +62,7 @@ def synthetic_run(n: int, tg_tps: float, noise: Noise, rng: np.random.Generator)
         predicted_ms = 128 / speed * 1000
         records.append(
             record(
-                run_id="cal",
+                run_id=run_id,
                 case_id="c",
                 scenario="c",
                 index=i,
@@ -69,46 +83,42 @@ def _called(verdict: Verdict, shift: float) -> bool:
     return verdict == Verdict.REGRESSED
 
 
+def _side(runs: int, n: int, speed: float, noise: Noise, rng: np.random.Generator, tag: str) -> list[RequestRecord]:
+    return [r for k in range(runs) for r in synthetic_run(n, speed, noise, rng, run_id=f"{tag}{k}")]
+
+
 def detection_rate(
-    n: int, shift: float, noise: Noise, *, trials: int = 500, seed: int = 0, min_effect: float = 0.02
+    n: int,
+    shift: float,
+    noise: Noise,
+    *,
+    runs: int = 1,
+    profile_runs: int = 0,
+    trials: int = 500,
+    seed: int = 0,
+    min_effect: float = MIN_EFFECT,
+    allowance: float = DEFAULT_ALLOWANCE,
 ) -> float:
-    """Share of trials in which a drop of ``shift`` in tg t/s is called regressed.
+    """Share of trials in which a drop of ``shift`` in tg t/s is called regressed (either way at 0).
 
-    At ``shift`` 0 this is the false-positive rate: a verdict of either direction counts.
+    ``runs`` a side of ``n`` requests each. With one run a side and ``profile_runs`` of 3 or
+    more, the spread between runs comes from a profile of that many further runs (measured
+    afresh each trial, as a user's would be); with none, the allowance holds.
     """
-    tg = next(f for f in FIGURES if f.name == "tg_tps")
     rng = np.random.default_rng(seed)
     hits = 0
     for trial in range(trials):
-        a = synthetic_run(n, 100.0, noise, rng)
-        b = synthetic_run(n, 100.0 * (1 - shift), noise, rng)
-        hits += _called(compare_figure("c", tg, a, b, min_effect=min_effect, seed=trial).verdict, shift)
-    return hits / trials
-
-
-def pooled_detection_rate(
-    blocks: int, per_block: int, shift: float, block_cv: float, noise: Noise, *, trials: int = 500, seed: int = 0
-) -> float:
-    """Share of trials in which pooled blocks (as ``bench ab`` runs them) are called regressed (either way at 0).
-
-    Each block is a server start whose whole speed is off by a log-normal factor
-    of spread ``block_cv``: the instance-to-instance spread that requests of one
-    start cannot show.
-    """
-    tg = next(f for f in FIGURES if f.name == "tg_tps")
-    rng = np.random.default_rng(seed)
-    block_sigma = float(np.sqrt(np.log(1 + block_cv**2)))
-    hits = 0
-    for trial in range(trials):
-        sides = []
-        for side, speed in (("a", 100.0), ("b", 100.0 * (1 - shift))):
-            records = []
-            for block in range(blocks):
-                factor = float(rng.lognormal(-(block_sigma**2) / 2, block_sigma))
-                run = synthetic_run(per_block, speed * factor, noise, rng)
-                records += [dataclasses.replace(r, run_id=f"{side}{block}") for r in run]
-            sides.append(records)
-        hits += _called(compare_figure("c", tg, sides[0], sides[1], seed=trial).verdict, shift)
+        spread = None
+        if profile_runs >= 3:
+            measured = [synthetic_run(n, 100.0, noise, rng, run_id=f"p{k}") for k in range(profile_runs)]
+            spread = next(s for s in spreads_of(measured, (TG,)))
+        a = _side(runs, n, 100.0, noise, rng, "a")
+        b = _side(runs, n, 100.0 * (1 - shift), noise, rng, "b")
+        row = compare_figure(
+            "c", TG, a, b, min_effect=min_effect, seed=trial, spread=spread,
+            spread_source=NoiseSource.PROFILE, allowance=allowance,
+        )  # fmt: skip
+        hits += _called(row.verdict, shift)
     return hits / trials
 
 
@@ -120,22 +130,34 @@ class FamilyRates:
 
 def family_rates(
     tests: int, changed: int, shift: float, n: int, noise: Noise, method: Multiplicity, *, trials: int = 200,
-    seed: int = 0,
+    seed: int = 0, profile_runs: int = 0,
 ) -> FamilyRates:  # fmt: skip
     """One comparison of ``tests`` figures, ``changed`` of them dropped by ``shift``, decided with ``method``.
 
     What a user sees: a scenario set compared at once, many cases and figures, the verdicts
     decided at p-values adjusted over all of them. A flag such as ``-fa`` moves many figures
-    together, so the changed ones are a block of the family, not one.
+    together, so the changed ones are a block of the family, not one. One run a side: each side's
+    run factor is shared by all its figures (one server start serves every case), the requests
+    are each figure's own; with ``profile_runs``, the spread comes from that many further runs.
     """
-    tg = next(f for f in FIGURES if f.name == "tg_tps")
     rng = np.random.default_rng(seed)
     alarms = found = 0
+    within = Noise(noise.cv, 0.0, noise.outlier_share, noise.outlier_slowdown)
     for trial in range(trials):
+        spreads: list[Spread | None] = [None] * tests
+        if profile_runs >= 3:
+            factors = [float(_lognormal(noise.run_cv, rng)) for _ in range(profile_runs)]
+            spreads = [
+                spreads_of([synthetic_run(n, 100.0 * f, within, rng, run_id=f"p{k}") for k, f in enumerate(factors)],
+                           (TG,))[0]
+                for _ in range(tests)
+            ]  # fmt: skip
+        run_a, run_b = float(_lognormal(noise.run_cv, rng)), float(_lognormal(noise.run_cv, rng))
         rows = [
             compare_figure(
-                "c", tg, synthetic_run(n, 100.0, noise, rng),
-                synthetic_run(n, 100.0 * (1 - (shift if k < changed else 0.0)), noise, rng), seed=trial,
+                "c", TG, synthetic_run(n, 100.0 * run_a, within, rng),
+                synthetic_run(n, 100.0 * run_b * (1 - (shift if k < changed else 0.0)), within, rng), seed=trial,
+                spread=spreads[k], spread_source=NoiseSource.PROFILE,
             )
             for k in range(tests)
         ]  # fmt: skip
@@ -145,47 +167,40 @@ def family_rates(
     return FamilyRates(alarms / trials, found / (trials * changed) if changed else float("nan"))
 
 
-def requests_for_power(shift: float, noise: Noise, *, power: float = 0.95, trials: int = 300, seed: int = 0) -> int:
-    """Smallest n per run (from 4, in steps) whose detection rate reaches ``power``."""
-    for n in (4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60, 80, 100):
-        if detection_rate(n, shift, noise, trials=trials, seed=seed) >= power:
-            return n
-    return -1
+RULES: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("one run a side, requests only (the old rule)", {"allowance": 0.0}),
+    (f"one run a side, no profile ({DEFAULT_ALLOWANCE:.0%} allowance)", {}),
+    (f"one run a side + profile of {PROFILE_RUNS} runs", {"profile_runs": PROFILE_RUNS}),
+    ("3 runs a side", {"runs": 3}),
+    ("5 runs a side", {"runs": 5}),
+)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.devtools.calibration", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.devtools.calibration", description=__doc__.split(".")[0])
     parser.add_argument("--trials", type=int, default=1000)
     args = parser.parse_args()
-    rows = []
-    for name, noise in (
-        (f"tg, cv {TG_CV:.1%}", Noise(TG_CV)),
-        (f"pp, cv {PP_CV:.1%}", Noise(PP_CV)),
-        (f"pp, cv {PP_CV:.1%} + 5 % slowed 30 %", Noise(PP_CV, 0.05)),
-    ):
-        for n in (5, 10):
-            rates = [detection_rate(n, s, noise, trials=args.trials, seed=17) for s in SHIFTS]
-            rows.append(f"| {name} | {n} | " + " | ".join(f"{r:.1%}" for r in rates) + " |")
-        rows.append(f"| {name} | n for 95 % power at 3 % | {requests_for_power(0.03, noise)} | | | |")
-    print("| noise | requests per run | 0 % (false positives, either way) | 3 % | 6.5 % | 10 % |")
+    print("| figure (spread within / between runs) | rule | 0 % (false positives, either way) | 3 % | 6.5 % | 10 % |")
     print("|---|---|---|---|---|---|")
-    print("\n".join(rows))
-    print(f"\nPooled blocks (bench ab), 6 requests a block, tg cv {TG_CV:.1%}, server starts {BLOCK_CV:.0%} apart:\n")
-    print("| blocks a side | 0 % (false positives, either way) | 6.5 % | 10 % | 20 % |")
-    print("|---|---|---|---|---|")
-    for blocks in (2, 3, 4):
-        rates = [
-            pooled_detection_rate(blocks, 6, s, BLOCK_CV, Noise(TG_CV), trials=args.trials, seed=23)
-            for s in (0.0, 0.065, 0.10, 0.20)
-        ]
-        print(f"| {blocks} | " + " | ".join(f"{r:.1%}" for r in rates) + " |")
-    print(f"\nMany figures at once: comparisons of 50 figures (5 requests each, tg cv {TG_CV:.1%}):\n")
+    for name, noise in (
+        (f"tg ({TG_CV:.1%} / {TG_RUN_CV:.1%})", Noise(TG_CV, TG_RUN_CV)),
+        (f"pp ({PP_CV:.1%} / {PP_RUN_CV:.1%})", Noise(PP_CV, PP_RUN_CV)),
+        (f"pp ({PP_CV:.1%} / {PP_RUN_CV:.1%}), 5 % of requests slowed 30 %", Noise(PP_CV, PP_RUN_CV, 0.05)),
+    ):
+        for rule, options in RULES:
+            rates = [detection_rate(5, s, noise, trials=args.trials, seed=17, **options) for s in SHIFTS]
+            print(f"| {name} | {rule} | " + " | ".join(f"{r:.1%}" for r in rates) + " |")
+    print(
+        f"\nMany figures at once: comparisons of 50 figures (5 requests each, tg {TG_CV:.1%} within and "
+        f"{TG_RUN_CV:.1%} between runs, one run a side + profile of {PROFILE_RUNS} runs):\n"
+    )
     print("| adjustment | A/A: comparisons calling anything changed | 10 of 50 figures 6.5 % lower: share found |")
     print("|---|---|---|")
     trials = max(args.trials // 5, 50)
+    noise = Noise(TG_CV, TG_RUN_CV)
     for method in Multiplicity:
-        aa = family_rates(50, 0, 0.0, 5, Noise(TG_CV), method, trials=trials, seed=29)
-        broad = family_rates(50, 10, 0.065, 5, Noise(TG_CV), method, trials=trials, seed=31)
+        aa = family_rates(50, 0, 0.0, 5, noise, method, trials=trials, seed=29, profile_runs=PROFILE_RUNS)
+        broad = family_rates(50, 10, 0.065, 5, noise, method, trials=trials, seed=31, profile_runs=PROFILE_RUNS)
         print(f"| {method} | {aa.false_alarm:.1%} | {broad.found:.1%} |")
 
 

@@ -45,11 +45,19 @@ def comparison_rows(comparison: Comparison) -> list[list[str]]:
                 interval,
                 _p(f),
                 f"{f.n_a}/{f.n_b}",
-                f.verdict
-                + (f" ({f.reason})" if f.reason and f.verdict in (Verdict.NOT_COMPARABLE, Verdict.NOT_TESTED) else ""),
+                _verdict(f),
             ]
         )
     return rows
+
+
+def _verdict(f: FigureComparison) -> str:
+    if f.reason and f.verdict in (Verdict.NOT_COMPARABLE, Verdict.NOT_TESTED):
+        return f"{f.verdict} ({f.reason})"
+    if f.verdict == Verdict.NO_CHANGE and f.detectable is not None:
+        # what "no change" is worth: the change these data would have found (80 % power, at alpha)
+        return f"{f.verdict} (could find {f.detectable * 100:.1f} %)"
+    return str(f.verdict)
 
 
 # A and B: the run figures (pp and tg as ratios of sums); the change: of the per-request medians
@@ -82,10 +90,10 @@ def headline(comparison: Comparison) -> str:
         f"{adjustment} over {comparison.tests} tests, alpha {comparison.alpha}, min effect {comparison.min_effect:.0%}"
     )
     text = f"B vs A: {'; '.join(parts)} ({rule})"
-    if comparison.a.runs == 1 and comparison.b.runs == 1:
-        # the requests of one run share its server start, clocks and neighbours: their spread is not
-        # the spread between runs, which one run a side cannot show
-        text += "; one run a side: drift between runs is not tested (give several runs a side to test it)"
+    # the requests of one run share its server start, clocks and neighbours: where the spread
+    # between runs came from (several runs, a profile, the label's history) or that it is missing
+    if note := comparison.noise_note:
+        text += f"; {note}"
     return text
 
 

@@ -261,7 +261,7 @@ def test_a_vs_a_with_bench_ab_compares_server_starts_and_finds_them_close(tmp_pa
     # CI machine), so neither is asserted here: only what noise cannot break, the wiring.
     for figure in judged.values():
         assert figure.n_a == figure.n_b == 2 * AB_CASE["repetitions"]  # type: ignore[operator]
-        assert figure.basis == "(2 vs 2 blocks)" and figure.p_adjusted is not None
+        assert figure.basis == "(2 vs 2 runs)" and figure.p_adjusted is not None
         assert figure.ratio is not None and figure.ci_low is not None and figure.ci_high is not None
         assert 0 < figure.ci_low <= figure.ratio <= figure.ci_high
     assert result.outputs_differ is False
