@@ -12,6 +12,7 @@ import pytest
 
 from bench.cli import main
 from bench.compare import Verdict, compare_runs
+from bench.devtools.testing.fake_server import FakeLlamaServer
 from bench.errors import ConfigError
 from bench.noise import (
     DEFAULT_PROFILE,
@@ -131,8 +132,10 @@ def test_a_profile_holds_only_for_cases_defined_as_it_measured_them(tmp_path: Pa
     redefined = {"name": "s", "scenarios": [{"name": "s", "prompt_tokens": [999]}]}
     a = write_run(tmp_path, run_of(1.0, 20, cv=0.01), scenarios=redefined)
     b = write_run(tmp_path, run_of(1.0, 21, cv=0.01), scenarios=redefined)
-    tg = next(f for f in compare_runs(a, b, noise=profile).figures if f.figure == "tg_tps")
+    comparison = compare_runs(a, b, noise=profile)
+    tg = next(f for f in comparison.figures if f.figure == "tg_tps")
     assert tg.noise == NoiseSource.NONE  # not this case's spread: the allowance holds instead
+    assert "holds no spread for these cases (defined otherwise, or not measured)" in comparison.noise_note
 
 
 def test_auto_takes_the_profile_beside_the_baselines_then_the_label_history(
@@ -176,3 +179,34 @@ def test_bench_noise_from_runs_then_compare_reads_it(tmp_path: Path, capsys: pyt
     assert main([*argv[:-2], "--noise", str(tmp_path / "nope.json")]) == 2
     assert main(["noise", "--from", "all:x", "--results-dir", str(results), "--out", str(out)]) == 2
     assert "at least 3 runs" in capsys.readouterr().err
+
+
+def test_bench_noise_runs_the_passes_and_writes_their_profile(
+    fake: FakeLlamaServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "set.toml").write_text(
+        'name = "n"\n[[scenario]]\nname = "tg"\nprompt_tokens = 40\noutput_tokens = 8\nrepetitions = 4\nwarmup = 0\n'
+    )
+    fake.config.jitter_cv = 0.02
+    out = tmp_path / "profile.json"
+    argv = [
+        "noise", "--endpoint", fake.url, "--scenarios", str(tmp_path / "set.toml"), "--passes", "3",
+        "--results-dir", str(tmp_path / "results"), "--out", str(out), "--no-report",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("tg/p40-o8-c1-d0") >= 3 and "pass 3 of 3" in printed
+    profile = load_profile(out)
+    assert len(profile.run_ids) == 3 and profile.endpoint == fake.url and profile.model == "fake-model"
+    labels = {json.loads((p / "run.json").read_text())["label"] for p in (tmp_path / "results").iterdir() if p.is_dir()}
+    assert labels == {"noise"}
+    assert main([*argv[:-3], "--passes", "2", "--no-report"]) == 2  # a spread needs three runs
+
+
+def test_one_run_against_several_takes_the_spread_of_the_several(tmp_path: Path) -> None:
+    group = [write_run(tmp_path, run_of(f, i, cv=0.01), label="a", started=float(i)) for i, f in enumerate(FACTORS)]
+    one = write_run(tmp_path, run_of(1.2, 40, cv=0.01), label="b", started=20.0)
+    comparison = compare_runs(group, one)
+    tg = next(f for f in comparison.figures if f.figure == "tg_tps")
+    assert tg.noise == NoiseSource.RUNS and "over the other side's 6" in tg.basis and tg.verdict == Verdict.IMPROVED
+    assert "one run on a side, several on the other" in comparison.noise_note
