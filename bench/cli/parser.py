@@ -224,11 +224,13 @@ def _compare(commands: Commands) -> None:
         "compare",
         "compare two runs per case and figure: ratio, 95 %% CI, p-value, verdict",
         "Compare B against A. For each case and figure (pp and tg t/s from the server's "
-        "timings, TTFT, ITL, e2e latency): both values, the change B/A - 1 of the medians, a 95 %% confidence "
+        "timings, TTFT, ITL, e2e latency): both values, the change B/A - 1 of the medians, a 95 % confidence "
         "interval, a p-value (raw and adjusted over every figure: --adjust) and a verdict. A and B are run ids, "
         "run directories, labels (the newest run with that label), 'latest' or 'previous'; or several runs a side "
         "(RUN1,RUN2 / a glob of run ids / all:LABEL), then compared run by run (Welch on run medians), so the "
-        "drift between runs is tested too. One run a side: requests resampled (bootstrap, Mann-Whitney U).",
+        "drift between runs is tested too. One run a side: tested against the spread between runs of a noise "
+        "profile (bench noise) or of A's label history; with neither, the requests are compared and a change "
+        "under --allowance is not called, because requests of one run cannot show how far runs land apart.",
     )
     compare.add_argument("a", metavar="A", help=f"the reference: {GROUP_HELP}")
     compare.add_argument("b", metavar="B", help="the side judged against A, given the same ways")
