@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -30,6 +30,7 @@ from bench.errors import ConfigError
 from bench.figures import FIGURES, Figure, output_tps, per_request, samples_with_runs
 from bench.noise import MIN_RUNS, NoiseProfile, NoiseSource, Spread, spreads_of
 from bench.records import RequestRecord
+from bench.slo import Slo, slo_from_json, summarise_slo
 from bench.stats import (
     bh_adjust,
     bootstrap_ratio_of_medians,
@@ -519,6 +520,8 @@ def compare_record_sets(
                 results.append(comparison)
         if in_a and in_b:
             results.append(_throughput_row(case_id, in_a, in_b))
+            if (slo := slo_from_json((defs_a.get(in_a[0].scenario) or {}).get("slo"))) is not None:
+                results.extend(_slo_rows(case_id, slo, in_a, in_b))
     results = adjusted(results, adjustment, alpha=alpha, min_effect=min_effect)
     return Comparison(a, b, tuple(results), tuple(differences), alpha, min_effect, adjustment, noise, allowance)
 
@@ -539,19 +542,47 @@ def _own_spread(a: Sequence[RequestRecord], b: Sequence[RequestRecord], figure: 
 THROUGHPUT = Figure("output_tps", "out t/s (wall)", "t/s", True)
 
 
-def _throughput_row(case_id: str, a: Sequence[RequestRecord], b: Sequence[RequestRecord]) -> FigureComparison:
-    """Aggregate output t/s: one value per run (the median over pooled runs), shown but not tested."""
+def _per_run_row(
+    case_id: str, figure: Figure, a: Sequence[RequestRecord], b: Sequence[RequestRecord],
+    of: Callable[[Sequence[RequestRecord]], float | None], missing: str,
+) -> FigureComparison:  # fmt: skip
+    """A figure with one value per run (the median over pooled runs): shown, not tested."""
 
     def per_run(records: Sequence[RequestRecord]) -> list[float]:
         runs = dict.fromkeys(r.run_id for r in records)
-        values = (output_tps([r for r in records if r.run_id == run_id]) for run_id in runs)
+        values = (of([r for r in records if r.run_id == run_id]) for run_id in runs)
         return [v for v in values if v is not None]
 
     va, vb = per_run(a), per_run(b)
     if not va or not vb:
-        return _not_comparable(case_id, THROUGHPUT, "no generated tokens on a side", len(va), len(vb))
+        return _not_comparable(case_id, figure, missing, len(va), len(vb))
     value_a, value_b = statistics.median(va), statistics.median(vb)
     return _comparison(
-        case_id, THROUGHPUT, Verdict.NOT_TESTED, "one value per run", len(va), len(vb),
-        a=value_a, b=value_b, ratio=value_b / value_a,
+        case_id, figure, Verdict.NOT_TESTED, "one value per run", len(va), len(vb),
+        a=value_a, b=value_b, ratio=value_b / value_a if value_a else None,
     )  # fmt: skip
+
+
+def _throughput_row(case_id: str, a: Sequence[RequestRecord], b: Sequence[RequestRecord]) -> FigureComparison:
+    """Aggregate output t/s: one value per run, shown but not tested."""
+    return _per_run_row(case_id, THROUGHPUT, a, b, output_tps, "no generated tokens on a side")
+
+
+GOODPUT = Figure("goodput_rps", "goodput (SLO)", "req/s", True)
+ATTAINMENT = Figure("slo_attainment", "SLO met", "%", True)
+
+
+def _slo_rows(case_id: str, slo: Slo, a: Sequence[RequestRecord], b: Sequence[RequestRecord]) -> list[FigureComparison]:
+    """Goodput and SLO attainment per run, where the case states an SLO: shown, not tested."""
+
+    def goodput(records: Sequence[RequestRecord]) -> float | None:
+        return summarise_slo(records, slo).goodput_rps
+
+    def attainment(records: Sequence[RequestRecord]) -> float | None:
+        share = summarise_slo(records, slo).attainment
+        return None if share is None else share * 100
+
+    return [
+        _per_run_row(case_id, GOODPUT, a, b, goodput, "no measured requests on a side"),
+        _per_run_row(case_id, ATTAINMENT, a, b, attainment, "no measured requests on a side"),
+    ]

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench.errors import ConfigError
+from bench.slo import STREAMED_ONLY, Slo, SloLimit, valid_limit
 
 SCHEMA_VERSION = 1
 BUILTIN_SETS = ("smoke", "quick", "baseline", "sweep")
@@ -47,6 +48,7 @@ class Case:
     max_duration_s: float
     temperature: float
     top_p: float
+    slo: Slo | None = None  # what a request must meet to count toward goodput
 
     @property
     def case_id(self) -> str:
@@ -74,6 +76,7 @@ class Scenario:
     temperature: float = 1.0
     top_p: float = 1.0
     description: str = ""
+    slo: Slo | None = None
 
     def cases(self) -> list[Case]:
         out: list[Case] = []
@@ -98,6 +101,7 @@ class Scenario:
                     max_duration_s=self.max_duration_s,
                     temperature=self.temperature,
                     top_p=self.top_p,
+                    slo=self.slo,
                 )
             )
         return out
@@ -120,8 +124,20 @@ class ScenarioSet:
             "name": self.name,
             "source": self.source,
             "description": self.description,
-            "scenarios": [asdict(s) for s in self.scenarios],
+            "scenarios": [_scenario_dict(asdict(s)) for s in self.scenarios],
         }
+
+
+def _scenario_dict(scenario: dict[str, Any]) -> dict[str, Any]:
+    """A scenario as run.json keeps it: an SLO only where one was stated, with the limits stated.
+
+    Runs from before SLOs existed define their scenarios without the key: the same scenario
+    without an SLO must read the same, or every comparison across that change would be refused.
+    """
+    slo = scenario.pop("slo", None)
+    if slo:
+        scenario["slo"] = {key: value for key, value in slo.items() if value is not None}
+    return scenario
 
 
 # --------------------------------------------------------------------- loading
@@ -151,6 +167,9 @@ _SCENARIO_FIELDS: dict[str, str] = {
     "max_duration_s": f"a positive number of seconds up to {MAX_DURATION_S:,.0f} (a week)",
     "temperature": "a number from 0 to 2",
     "top_p": "a number in (0, 1]",
+    "slo": "a table of limits in ms, each a positive number: "
+    + ", ".join(f"{limit.value}" for limit in SloLimit)
+    + " (e.g. { ttft_ms = 2000, tpot_ms = 50 })",
 }
 _DEFAULTABLE = set(_SCENARIO_FIELDS) - {"name", "description", "prompt_tokens", "output_tokens"}
 
@@ -196,6 +215,24 @@ def check_unknown_fields(where: Where, table: Mapping[str, object], known: Mappi
             raise ConfigError(
                 f"{where.source}: {where.table}: unknown field '{key}'; allowed fields: {', '.join(sorted(known))}"
             )
+
+
+def _slo_field(where: Where, value: object, stream: bool) -> Slo | None:
+    if value is None:
+        return None
+    allowed = _SCENARIO_FIELDS["slo"]
+    if not isinstance(value, dict) or not value:
+        raise where.error("slo", allowed, value)
+    limits = {limit.value for limit in SloLimit}
+    for key, limit in value.items():
+        if key not in limits or not valid_limit(limit):
+            raise where.error("slo", allowed, value)
+    if not stream and (timed := [k for k in value if SloLimit(k) in STREAMED_ONLY]):
+        # without a stream the client sees no token times: these limits could never be judged
+        raise ConfigError(
+            f"{where.source}: {where.table}: slo limits {', '.join(timed)} need stream = true (token times)"
+        )
+    return Slo(**{key: float(limit) for key, limit in value.items()})
 
 
 def _parse_scenario(source: str, raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Scenario:
@@ -253,6 +290,8 @@ def _parse_scenario(source: str, raw: Mapping[str, Any], defaults: Mapping[str, 
     if not 0 < top_p <= 1:
         raise where.error("top_p", _SCENARIO_FIELDS["top_p"], top_p)
 
+    slo = _slo_field(where, merged.get("slo"), stream)
+
     prompt_tokens = _int_list(where, "prompt_tokens", merged["prompt_tokens"], 1, MAX_TOKENS)
     per_case = (repetitions * (max(concurrency) if pattern == "concurrent" else 1) + warmup) * max(prompt_tokens)
     if per_case > MAX_CASE_PROMPT_TOKENS:
@@ -276,6 +315,7 @@ def _parse_scenario(source: str, raw: Mapping[str, Any], defaults: Mapping[str, 
         max_duration_s=max_duration_s,
         temperature=temperature,
         top_p=top_p,
+        slo=slo,
     )
 
 

@@ -377,7 +377,7 @@ class _Run:
                         continue
                     outcome = _joined(outcomes[share.case])
                     case_records = [r for r in self.records if r.case_id == case.case_id]
-                    observer.case_done(case, summarise_case(case.case_id, case_records), outcome)
+                    observer.case_done(case, summarise_case(case.case_id, case_records, case.slo), outcome)
                     if outcome.stopped_by_deadline:
                         observer.message(
                             f"note: {case.case_id} stopped at its max_duration_s of {case.max_duration_s:g} s"
@@ -405,6 +405,7 @@ class _Run:
             read_gpu_samples(store.path),
             active_weight_gib=self.active_weight_gib,
             peak_bandwidth_gbs=self.options.peak_bandwidth_gbs,
+            slos={s.name: s.slo for s in self.options.scenarios.scenarios if s.slo is not None},
         )
 
     def _finish(self, info: EndpointInfo, stopped: str | None) -> RunResult:

@@ -13,7 +13,7 @@ Hyndman & Fan 1996 type 7).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,8 @@ from bench.figures import (
     within_request_gaps,
 )
 from bench.records import RequestRecord
-from bench.store import read_gpu_samples, read_records, read_run_meta
+from bench.slo import Slo, SloSummary, slo_from_json, summarise_slo
+from bench.store import read_gpu_samples, read_records, read_run_meta, scenario_definitions
 from bench.telemetry.figures import (
     BandwidthFigure,
     GpuCaseFigures,
@@ -108,6 +109,7 @@ class CaseSummary:
     stream_delivery: Delivery
     errors: dict[str, int] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    slo: SloSummary | None = None  # attainment and goodput, where the scenario states an SLO
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +143,7 @@ def _pooled_gaps_ms(records: Sequence[RequestRecord]) -> NDArray[np.float64]:
     return within_request_gaps(flat, counts) * 1000.0
 
 
-def summarise_case(case_id: str, records: Sequence[RequestRecord]) -> CaseSummary:
+def summarise_case(case_id: str, records: Sequence[RequestRecord], slo: Slo | None = None) -> CaseSummary:
     measured = [r for r in records if not r.warmup]
     ok = [r for r in measured if r.ok]
     first = measured[0] if measured else records[0]
@@ -230,6 +232,7 @@ def summarise_case(case_id: str, records: Sequence[RequestRecord]) -> CaseSummar
         stream_delivery=delivery,
         errors=errors,
         notes=tuple(notes),
+        slo=summarise_slo(records, slo) if slo is not None else None,
     )
 
 
@@ -240,11 +243,14 @@ def summarise_run(
     *,
     active_weight_gib: float | None = None,
     peak_bandwidth_gbs: float | None = None,
+    slos: Mapping[str, Slo] | None = None,
 ) -> RunSummary:
+    """The run's figures; ``slos``: each scenario's SLO by scenario name, where it states one."""
     by_case: dict[str, list[RequestRecord]] = {}
     for record in records:
         by_case.setdefault(record.case_id, []).append(record)
-    cases = tuple(summarise_case(case_id, rs) for case_id, rs in by_case.items())
+    slos = slos or {}
+    cases = tuple(summarise_case(case_id, rs, slos.get(rs[0].scenario)) for case_id, rs in by_case.items())
     gpu = tuple(case_gpu_figures(case_id, rs, gpu_samples) for case_id, rs in by_case.items()) if gpu_samples else ()
     vram_peak = run_vram_peak_gib(gpu_samples)
     checks: list[BaselineCheck] = []
@@ -292,4 +298,9 @@ def summarise_stored(
         gpu_samples,
         active_weight_gib=bandwidth.get("active_weight_gib"),
         peak_bandwidth_gbs=bandwidth.get("peak_bandwidth_gbs"),
+        slos={
+            name: slo
+            for name, definition in scenario_definitions(meta).items()
+            if (slo := slo_from_json(definition.get("slo"))) is not None
+        },
     )

@@ -38,9 +38,11 @@ def _say(console: Console, text: str) -> None:
 
 
 def print_summary(console: Console, summary: RunSummary) -> None:
-    from bench.cli.console import baseline_lines, case_notes, case_table, gpu_table, show
+    from bench.cli.console import baseline_lines, case_notes, case_table, gpu_table, show, slo_table
 
     show(console, case_table(summary))
+    if any(c.slo is not None for c in summary.cases):
+        show(console, slo_table(summary))
     if summary.gpu:
         show(console, gpu_table(summary))
     if summary.bandwidth:

@@ -84,9 +84,11 @@ class ConsoleObserver:
     def case_done(self, case: Case, summary: CaseSummary, outcome: CaseOutcome) -> None:
         # One plain line per case, so logs and cron mail show progress too.
         ttft = f"  TTFT p50 {summary.ttft_ms.p50:,.1f} ms" if summary.ttft_ms else ""
+        attainment = summary.slo.attainment if summary.slo is not None else None
+        slo = f"  SLO met {attainment * 100:.1f} %" if attainment is not None else ""
         self.console.print(
             f"{case.case_id}: {summary.ok}/{summary.requests} ok  pp {_fmt(summary.pp_tps)} t/s  "
-            f"tg {_fmt(summary.tg_tps, 2)} t/s{ttft}",
+            f"tg {_fmt(summary.tg_tps, 2)} t/s{ttft}{slo}",
             markup=False,
             highlight=False,
             soft_wrap=True,  # one line in a log, however long
@@ -175,6 +177,32 @@ def case_table(summary: RunSummary) -> Tabular:
         "Per case: server t/s from llama.cpp timings (* client estimate), latencies p50 ms",
         ("case", "ok", "pp t/s", "tg t/s", "TTFT", "ITL", "e2e", "out t/s"),
         tuple(rows),
+    )
+
+
+def slo_table(summary: RunSummary) -> Tabular:
+    """Per case with an SLO: how many requests met it, which limits the others broke, and goodput."""
+    rows = []
+    for c in summary.cases:
+        if c.slo is None:
+            continue
+        attainment = c.slo.attainment
+        rows.append(
+            (
+                c.case_id,
+                c.slo.slo.describe(),
+                f"{c.slo.met}/{c.slo.judged}",
+                "-" if attainment is None else f"{attainment * 100:.1f} %",
+                ", ".join(f"{limit} {n}" for limit, n in sorted(c.slo.broken.items())) or "-",
+                _fmt(c.slo.goodput_rps, 2),
+                _fmt(c.slo.goodput_tps),
+            )
+        )
+    return Tabular(
+        "SLO per case: requests that met every limit; goodput counts only those (over the case's wall time)",
+        ("case", "SLO", "met", "attainment", "broke", "goodput req/s", "goodput t/s"),
+        tuple(rows),
+        left=frozenset({"case", "SLO", "broke"}),
     )
 
 
