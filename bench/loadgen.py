@@ -37,10 +37,19 @@ class CaseOutcome:
 
 
 def to_record(
-    run_id: str, case: Case, index: int, prompt: Prompt, exchange: Exchange, *, warmup: bool, round_number: int = 0
+    run_id: str,
+    case: Case,
+    index: int,
+    prompt: Prompt,
+    exchange: Exchange,
+    *,
+    warmup: bool,
+    round_number: int = 0,
+    scheduled: float | None = None,
 ) -> RequestRecord:
     return RequestRecord(
         round=round_number,
+        t_scheduled=scheduled,
         run_id=run_id,
         case_id=case.case_id,
         scenario=case.scenario,
@@ -111,11 +120,14 @@ class CaseRunner:
             cache_prompt=case.depth > 0,
         )
 
-    async def _send(self, index: int, prompt: Prompt, *, warmup: bool) -> None:
+    async def _send(self, index: int, prompt: Prompt, *, warmup: bool, scheduled: float | None = None) -> None:
         # A warm-up needs the full prompt (graphs, caches) but not a long answer.
         max_tokens = min(self.case.output_tokens, WARMUP_MAX_TOKENS) if warmup else self.case.output_tokens
         exchange = await self.client.chat(self._body(prompt, max_tokens))
-        record = to_record(self.run_id, self.case, index, prompt, exchange, warmup=warmup, round_number=self._round)
+        record = to_record(
+            self.run_id, self.case, index, prompt, exchange,
+            warmup=warmup, round_number=self._round, scheduled=scheduled,
+        )  # fmt: skip
         if not warmup:
             self._measured += 1
             self._failed += 0 if record.ok else 1
@@ -192,10 +204,14 @@ class CaseRunner:
         limit = asyncio.Semaphore(self.case.concurrency)
         stopped = False
 
-        async def one(index: int, prompt: Prompt) -> None:
+        async def one(index: int, prompt: Prompt, scheduled: float) -> None:
+            # held by the case's concurrency cap while earlier requests run: the wait is kept
+            # (t_scheduled), so latency can be read from the arrival, not only from the send
             async with limit:
-                await self._send(index, prompt, warmup=False)
+                await self._send(index, prompt, warmup=False, scheduled=scheduled)
 
+        # the arrival schedule on the loop's clock, mapped once onto the run clock the records use
+        loop_start, clock_start = loop.time(), self.client.clock.now()
         async with asyncio.TaskGroup() as group:
             next_arrival = loop.time()
             for index, prompt in measured:
@@ -205,6 +221,6 @@ class CaseRunner:
                 delay = next_arrival - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                group.create_task(one(index, prompt))
+                group.create_task(one(index, prompt, clock_start + (next_arrival - loop_start)))
                 next_arrival += self.rng.expovariate(rate)
         return stopped

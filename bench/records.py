@@ -154,6 +154,8 @@ class RequestRecord:
     t_written: float | None = None
     # which round of the run sent it (runs in rounds: each round every case once); 0 case after case
     round: int = 0
+    # open loop: when the arrival process meant it to go out (run clock); None for closed loops
+    t_scheduled: float | None = None
 
     # ---------------------------------------------------------- derived figures
     @property
@@ -174,6 +176,22 @@ class RequestRecord:
         if self.t_first_token is None:
             return None
         return (self.t_first_token - self.t_request) * 1000.0
+
+    @property
+    def schedule_delay_ms(self) -> float | None:
+        """How late the request went out after its scheduled arrival: the concurrency cap, or the client's lag."""
+        return None if self.t_scheduled is None else (self.t_request - self.t_scheduled) * 1000.0
+
+    @property
+    def ttft_from_schedule_ms(self) -> float | None:
+        """TTFT as the arriving user saw it: from the scheduled arrival, queueing in the client included."""
+        if self.t_scheduled is None or self.t_first_token is None:
+            return None
+        return (self.t_first_token - self.t_scheduled) * 1000.0
+
+    @property
+    def e2e_from_schedule_ms(self) -> float | None:
+        return None if self.t_scheduled is None else (self.t_end - self.t_scheduled) * 1000.0
 
     @property
     def ttfb_ms(self) -> float | None:

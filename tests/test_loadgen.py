@@ -105,3 +105,42 @@ def test_records_carry_the_case_axes(fake: FakeLlamaServer, stream: bool) -> Non
         1,
         "run1",
     )
+
+
+def test_an_open_loop_the_server_cannot_carry_shows_its_queue_from_the_scheduled_arrival(
+    fake: FakeLlamaServer,
+) -> None:
+    # each request takes at least S = 40 ms + 3 x 10 ms = 70 ms; arrivals come 4 times as fast, and
+    # the case lets one request out at a time, so a queue must build: request k cannot start before
+    # k x S, whatever its scheduled arrival (queueing theory's lower bound, for any arrival draw)
+    fake.config.ttft_s, fake.config.itl_s = 0.04, 0.01
+    service = 0.04 + 3 * 0.01
+    _, records = run(fake.url, case("poisson", concurrency=1, requests=12, rate=4 / service, warmup=0))
+    measured = sorted(records, key=lambda r: r.index)
+    assert len(measured) == 12 and all(r.t_scheduled is not None for r in measured)
+    start = measured[0].t_scheduled
+    for k, r in enumerate(measured):
+        assert r.t_request - start >= k * service - 0.005  # sent no earlier than the queue allows
+        assert (
+            r.schedule_delay_ms is not None
+            and r.schedule_delay_ms >= (k * service - (r.t_scheduled - start)) * 1000 - 5
+        )
+    # read from the send, every request looks alike; read from the arrival, the last waited far longer
+    from_send = [r.e2e_ms for r in measured]
+    from_arrival = [r.e2e_from_schedule_ms for r in measured]
+    assert max(from_send) < 4 * min(from_send)
+    assert from_arrival[-1] is not None and from_arrival[-1] > 3 * max(from_send)
+    from bench.summary import summarise_case
+
+    summary = summarise_case(measured[0].case_id, measured)
+    assert summary.schedule_delay_ms is not None and summary.schedule_delay_ms.p99 > 100
+    assert any("after their scheduled arrival" in note for note in summary.notes)
+
+
+def test_a_closed_loop_has_no_schedule_to_be_late_for(fake: FakeLlamaServer) -> None:
+    from bench.summary import summarise_case
+
+    _, records = run(fake.url, case("concurrent", concurrency=2, requests=4, warmup=0))
+    assert all(r.t_scheduled is None and r.schedule_delay_ms is None for r in records)
+    summary = summarise_case(records[0].case_id, records)
+    assert summary.schedule_delay_ms is None and summary.e2e_from_schedule_ms is None
