@@ -78,6 +78,8 @@ def to_record(
         t_end=exchange.t_end,
         token_times=tuple(exchange.token_times),
         token_event_count=len(exchange.token_times),
+        t_first_content=exchange.t_first_content,
+        reasoning_events=exchange.reasoning_events,
     )
 
 

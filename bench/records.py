@@ -156,6 +156,9 @@ class RequestRecord:
     round: int = 0
     # open loop: when the arrival process meant it to go out (run clock); None for closed loops
     t_scheduled: float | None = None
+    # a reasoning model: the first answer token after the reasoning, and how many events were reasoning
+    t_first_content: float | None = None
+    reasoning_events: int = 0
 
     # ---------------------------------------------------------- derived figures
     @property
@@ -176,6 +179,11 @@ class RequestRecord:
         if self.t_first_token is None:
             return None
         return (self.t_first_token - self.t_request) * 1000.0
+
+    @property
+    def ttfct_ms(self) -> float | None:
+        """Time to the first content token: what a user waits for while a reasoning model thinks."""
+        return None if self.t_first_content is None else (self.t_first_content - self.t_request) * 1000.0
 
     @property
     def schedule_delay_ms(self) -> float | None:

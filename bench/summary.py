@@ -117,6 +117,9 @@ class CaseSummary:
     schedule_delay_ms: Distribution | None = None
     ttft_from_schedule_ms: Distribution | None = None
     e2e_from_schedule_ms: Distribution | None = None
+    # a reasoning model: time to the first answer token, and the share of streamed tokens that reasoned
+    ttfct_ms: Distribution | None = None
+    reasoning_share: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +206,17 @@ def summarise_case(case_id: str, records: Sequence[RequestRecord], slo: Slo | No
             key = (r.error or "unknown error")[:120]
             errors[key] = errors.get(key, 0) + 1
 
+    streamed_ok = [r for r in ok if r.stream]
+    reasoned = [r for r in streamed_ok if r.reasoning_events]
+    ttfct = Distribution.of([v for r in reasoned if (v := r.ttfct_ms) is not None]) if reasoned else None
+    events = sum(r.token_event_count for r in streamed_ok)
+    reasoning_share = sum(r.reasoning_events for r in reasoned) / events if reasoned and events else None
+    if reasoning_share is not None:
+        first_content = f"; first content token p50 {ttfct.p50:,.1f} ms" if ttfct is not None else ""
+        notes.append(
+            f"reasoning: {reasoning_share:.0%} of streamed tokens{first_content} (TTFT counts the first "
+            "reasoning token)"
+        )
     scheduled = [r for r in measured if r.t_scheduled is not None]
     delays = Distribution.of([d for r in scheduled if (d := r.schedule_delay_ms) is not None])
     if delays is not None and delays.p99 > SCHEDULE_TOLERANCE_MS:
@@ -250,6 +264,8 @@ def summarise_case(case_id: str, records: Sequence[RequestRecord], slo: Slo | No
         notes=tuple(notes),
         slo=summarise_slo(records, slo) if slo is not None else None,
         schedule_delay_ms=delays,
+        ttfct_ms=ttfct,
+        reasoning_share=reasoning_share,
         ttft_from_schedule_ms=Distribution.of([v for r in ok if (v := r.ttft_from_schedule_ms) is not None]),
         e2e_from_schedule_ms=Distribution.of([v for r in ok if (v := r.e2e_from_schedule_ms) is not None]),
     )

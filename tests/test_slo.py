@@ -120,3 +120,25 @@ def test_a_comparison_shows_goodput_and_attainment_per_run_for_cases_with_an_slo
     goodput = next(line for line in table.splitlines() if "goodput (SLO) (req/s)" in line)
     met = next(line for line in table.splitlines() if "SLO met (%)" in line)
     assert "not tested (one value per run)" in goodput and "| 100.00 | 0.00 |" in met
+
+
+def test_a_reasoning_model_gets_its_first_content_token_and_reasoning_share(
+    fake: FakeLlamaServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # gpt-oss with --jinja streams reasoning_content first: 6 of 8 tokens here, 10 ms apart
+    fake.config.reasoning_tokens, fake.config.itl_s = 6, 0.01
+    (tmp_path / "set.toml").write_text(
+        'name = "r"\n[[scenario]]\nname = "think"\nprompt_tokens = 40\noutput_tokens = 8\nrepetitions = 3\n'
+        "warmup = 0\nslo = { ttft_ms = 5000, ttfct_ms = 1 }\n"
+    )
+    argv = ["run", "--endpoint", fake.url, "--scenarios", str(tmp_path / "set.toml"),
+            "--results-dir", str(tmp_path / "results"), "--no-report"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "reasoning: 75% of streamed tokens; first content token p50" in out
+    (run_dir,) = (tmp_path / "results").iterdir()
+    (case,) = load_summary(run_dir).cases
+    assert case.reasoning_share == pytest.approx(0.75) and case.ttfct_ms is not None and case.ttft_ms is not None
+    # six reasoning tokens come before the answer: its first token is at least 5 gaps after the first one
+    assert case.ttfct_ms.p50 >= case.ttft_ms.p50 + 5 * 10 - 1
+    assert case.slo is not None and case.slo.broken == {"ttfct_ms": 3}  # TTFT met, the answer came too late

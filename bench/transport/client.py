@@ -53,6 +53,9 @@ class Exchange:
     finish_reason: str | None = None
     content_chars: int = 0
     reasoning_chars: int = 0
+    content_events: int = 0  # stream events that carried answer text
+    reasoning_events: int = 0  # stream events that carried reasoning_content (gpt-oss with --jinja)
+    t_first_content: float | None = None  # the first answer token, after any reasoning
     system_fingerprint: str | None = None
     model: str | None = None
     timings: ServerTimings | None = None
@@ -403,9 +406,13 @@ class ChatClient:
             for data in parser.feed(chunk):
                 if _absorb_event(data, exchange):
                     token_times.append(t)
+                    if exchange.t_first_content is None and exchange.content_events:
+                        exchange.t_first_content = t
         for data in parser.close():
             if _absorb_event(data, exchange):
                 token_times.append(now())
+                if exchange.t_first_content is None and exchange.content_events:
+                    exchange.t_first_content = token_times[-1]
         if token_times:
             exchange.t_first_token = token_times[0]
         if exchange.error is None and not exchange.saw_done:
@@ -459,9 +466,11 @@ def _absorb(payload: dict[str, Any], exchange: Exchange, *, streamed: bool) -> b
             reasoning = part.get("reasoning_content")
             if isinstance(content, str) and content:
                 exchange.content_chars += len(content)
+                exchange.content_events += 1
                 carried_token = True
             if isinstance(reasoning, str) and reasoning:
                 exchange.reasoning_chars += len(reasoning)
+                exchange.reasoning_events += 1
                 carried_token = True
         reason = choice.get("finish_reason")
         if isinstance(reason, str):
