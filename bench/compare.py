@@ -342,6 +342,24 @@ def compare_figure(
 _Z95 = 1.959963984540054
 
 
+def run_values_row(
+    case_id: str, figure: Figure, a: float, b: float, spread: Spread, *, source: NoiseSource, alpha: float = ALPHA,
+    min_effect: float = MIN_EFFECT,
+) -> FigureComparison:  # fmt: skip
+    """A figure with one value per run (goodput, say), one run a side, tested against a known spread."""
+    estimate, p_value, se = known_spread_log_ratio([a], [b], spread.between, spread.df)
+    row = _comparison(
+        case_id, figure, Verdict.NO_CHANGE, "", 1, 1,
+        a=a, b=b, ratio=estimate.ratio, ci_low=estimate.low, ci_high=estimate.high, p_value=p_value,
+    )  # fmt: skip
+    row = replace(
+        row, a_center=a, b_center=b, noise=source, min_change=min_effect,
+        basis=f"(runs {spread.between:.1%} apart, {spread.runs} runs of the {source})",
+        detectable=max(detectable_change(se, spread.df, alpha=alpha, power=DETECTION_POWER), min_effect),
+    )  # fmt: skip
+    return decided(row, p_value, alpha=alpha, min_effect=min_effect)
+
+
 def decided(row: FigureComparison, p: float, *, alpha: float, min_effect: float, p_text: str = "") -> FigureComparison:
     """The row's verdict at significance ``p`` (its own, or adjusted for the family it belongs to)."""
     assert row.ratio is not None and row.ci_low is not None and row.ci_high is not None

@@ -33,8 +33,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import math
 import os
 import shutil
+import statistics
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -52,9 +54,10 @@ from bench.compare import (
     Verdict,
     adjusted,
     compare_figure,
+    run_values_row,
 )
 from bench.errors import ExitCode, NightlyLocked, ResultsError
-from bench.figures import FIGURES
+from bench.figures import FIGURES, Figure
 from bench.noise import NoiseSource, Spread, spreads_of
 from bench.stats import e_divisive, robust_cv
 from bench.store import RunStatus, read_records, read_run_meta, runs_with_meta
@@ -62,6 +65,7 @@ from bench.summary import RunSummary
 
 NIGHTLY_SCHEMA = 1
 JUDGED_FIGURES = ("pp_tps", "tg_tps")
+GOODPUT = "goodput_rps"  # judged too where the scenario states an SLO: one value a night
 MIN_EFFECT = 0.03
 HISTORY_WINDOW = 30
 MIN_NIGHTS_FOR_NOISE = 5
@@ -144,6 +148,9 @@ def _night(path: Path) -> Night | None:
         for name in JUDGED_FIGURES
         if case.get(name) is not None
     }
+    for case in summary.get("cases", []):
+        if isinstance(case.get("slo"), dict) and case["slo"].get("goodput_rps") is not None:
+            figures[(case["case_id"], GOODPUT)] = float(case["slo"]["goodput_rps"])
     verdict_path = path / "nightly.json"
     verdict = json.loads(verdict_path.read_text(encoding="utf-8")) if verdict_path.exists() else {}
     return Night(
@@ -208,7 +215,7 @@ def headline_text(summary: RunSummary, checks: Sequence[GateCheck], findings: Se
     if not compared:
         parts.append(f"{state} (no earlier good night to compare with)")
         return ", ".join(parts)
-    named = {f.name: f.label for f in FIGURES}  # "pp", "tg", as the comparison names them
+    named = {f.name: f.label for f in FIGURES} | {GOODPUT: "goodput"}  # "pp", "tg", as the comparison names them
     if findings:
         first = findings[0]
         where = f"{first.case_id} " if first.case_id else ""
@@ -268,6 +275,11 @@ def judge(
         # two nights of one build can land that far apart, which their requests cannot show
         threshold = max(min_effect, 2 * noise) if noise is not None else max(min_effect, allowance)
         thresholds[f"{case_id} {figure}"] = threshold
+        if figure == GOODPUT:
+            if last_good is not None and (row := _goodput_row(case_id, tonight[(case_id, figure)], last_good, quiet,
+                                                              min_effect)) is not None:  # fmt: skip
+                rows.append(row)
+            continue
         if last_records is not None:
             spec = next(f for f in FIGURES if f.name == figure)
             rows.append(
@@ -324,6 +336,25 @@ def judge(
     )
 
 
+GOODPUT_FIGURE = Figure(GOODPUT, "goodput (SLO)", "req/s", True)
+
+
+def _goodput_row(
+    case_id: str, tonight: float, last_good: Night, quiet: Sequence[Night], min_effect: float
+) -> FigureComparison | None:
+    """Tonight's goodput against the last good night's, with the quiet nights' spread; None before five."""
+    before = last_good.figures.get((case_id, GOODPUT))
+    series = [v for n in quiet if (v := n.figures.get((case_id, GOODPUT))) is not None and v > 0]
+    if before is None or before <= 0 or len(series) < MIN_NIGHTS_FOR_NOISE:
+        return None
+    spread = Spread(case_id, GOODPUT, statistics.stdev(math.log(v) for v in series), len(series), None, 0)
+    # no request met the SLO tonight: as far down as goodput goes, with no logarithm to take
+    value = tonight if tonight > 0 else before * 1e-6
+    return run_values_row(
+        case_id, GOODPUT_FIGURE, before, value, spread, source=NoiseSource.HISTORY, min_effect=min_effect
+    )
+
+
 def _night_spreads(nights: Sequence[Night]) -> dict[tuple[str, str], Spread]:
     """Each case's and judged figure's spread between these nights, from their requests."""
     judged = tuple(f for f in FIGURES if f.name in JUDGED_FIGURES)
@@ -338,6 +369,8 @@ def _night_from_summary(summary: RunSummary) -> dict[tuple[str, str], float]:
             value = getattr(case, name)
             if value is not None:
                 values[(case.case_id, name)] = float(value)
+        if case.slo is not None and case.slo.goodput_rps is not None:
+            values[(case.case_id, GOODPUT)] = case.slo.goodput_rps
     return values
 
 

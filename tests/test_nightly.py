@@ -216,3 +216,27 @@ def test_the_headline_says_what_the_gate_decided_and_why() -> None:
         headline_text(summary, [], [], NightState.OK, compared=False)
         == "no regression (no earlier good night to compare with)"
     )
+
+
+def test_a_goodput_drop_under_the_slo_pages_like_a_tg_drop(
+    fake: FakeLlamaServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "set.toml").write_text(SET + "slo = { ttft_ms = 150 }\n")
+    (tmp_path / "baselines.toml").write_text(BASELINES)
+    argv = [
+        "nightly", "--endpoint", fake.url, "--scenarios", str(tmp_path / "set.toml"),
+        "--baselines", str(tmp_path / "baselines.toml"), "--results-dir", str(tmp_path / "results"), "--no-report",
+    ]  # fmt: skip
+    fake.config.jitter_cv, fake.config.ttft_s = 0.01, 0.01
+    for seed in range(1, 6):
+        assert night(fake, argv, 200.0, seed) == 0
+    capsys.readouterr()
+    # the server's own speed is unchanged, but every first token now comes after 300 ms: no request
+    # meets the SLO, and the goodput it carried is gone
+    fake.config.ttft_s = 0.3
+    assert night(fake, argv, 200.0, 6) == 1
+    out = capsys.readouterr().out
+    assert "REGRESSION: tg/p40-o8-c1-d0 goodput -100.0 % (last_good)" in out
+    verdict = verdict_of_latest(tmp_path / "results")
+    figures = {f["figure"] for f in verdict["findings"]}  # type: ignore[union-attr]
+    assert "goodput_rps" in figures and "tg_tps" not in figures
