@@ -428,7 +428,34 @@ def noise(args: argparse.Namespace) -> ExitCode:
     return ExitCode.OK
 
 
+def capacity(args: argparse.Namespace) -> ExitCode:
+    from bench.capacity import CapacityOptions, parse_slo, save_result, search
+    from bench.cli.console import ConsoleObserver, capacity_table, show
+
+    slo = parse_slo(args.slo)
+    base = options.run_options(args, scenarios=load_scenario_set("smoke"))  # each level brings its own
+    plan = CapacityOptions(
+        base, args.prompt_tokens, args.output_tokens, slo, target=args.target / 100, start=args.start,
+        max_concurrency=args.max_concurrency, requests_per_stream=args.requests_per_stream,
+    )  # fmt: skip
+    console = _console(stderr=args.json)
+    observer = ConsoleObserver(console)
+    try:
+        result = search(plan, observer)
+    finally:
+        observer.stop()
+    path = save_result(result, args.results_dir)
+    if args.json:
+        print(strict_json.dumps(result.to_json(), indent=2))
+    else:
+        show(console, capacity_table(result))
+        _say(console, result.sentence())
+    print(f"capacity: {path}", file=sys.stderr if args.json else sys.stdout)
+    return ExitCode.OK
+
+
 HANDLERS = {
+    "capacity": capacity,
     "noise": noise,
     "plan": plan,
     "run": run,

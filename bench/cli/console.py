@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from bench.baselines import BaselineCheck, BaselineStatus
+from bench.capacity import CapacityResult
 from bench.compare import Comparison, Verdict
 from bench.config import Case
 from bench.figures import FigureSource
@@ -301,3 +302,30 @@ def noise_table(profile: NoiseProfile) -> Tabular:
         "run's requests; a run's own part: what is left of the between-run spread beyond its requests' sampling "
         "(more requests cannot shrink it; more runs can)",
     )
+
+
+def capacity_table(result: CapacityResult) -> Tabular:
+    """The latency-throughput curve of a capacity search, level by level."""
+    rows = tuple(
+        (
+            str(level.concurrency),
+            "-" if level.attainment is None else f"{level.attainment * 100:.1f} %",
+            "holds" if level.holds else "fails",
+            _fmt(level.goodput_rps, 2),
+            _fmt(level.output_tps),
+            _fmt(level.ttft_p50_ms),
+            _fmt(level.ttft_p99_ms),
+            _fmt(level.tpot_p50_ms),
+            _fmt(level.e2e_p99_ms),
+            f"{level.error_rate * 100:.1f} %",
+            ", ".join(f"{k} {n}" for k, n in sorted(level.broken.items())) or "-",
+        )
+        for level in result.levels
+    )
+    return Tabular(
+        f"Capacity search: {result.slo.describe()}, target {result.target:.0%} (latencies in ms)",
+        ("streams", "SLO met", "", "goodput req/s", "out t/s", "TTFT p50", "TTFT p99", "TPOT p50", "e2e p99",
+         "errors", "broke"),
+        rows,
+        left=frozenset({"", "broke"}),
+    )  # fmt: skip

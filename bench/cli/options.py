@@ -17,7 +17,7 @@ from typing import Any
 from bench.baselines import DEFAULT_BASELINES_FILE, load_baselines
 from bench.compare import ALPHA, DEFAULT_ADJUSTMENT, DEFAULT_ALLOWANCE, Multiplicity
 from bench.compare import MIN_EFFECT as COMPARE_MIN_EFFECT
-from bench.config import BUILTIN_SETS, load_scenario_set, split_command
+from bench.config import BUILTIN_SETS, ScenarioSet, load_scenario_set, split_command
 from bench.errors import ConfigError
 from bench.noise import AUTO, DEFAULT_PROFILE
 from bench.order import CaseOrder
@@ -259,21 +259,26 @@ def api_key(args: argparse.Namespace) -> str:
     return getattr(args, "api_key", None) or os.environ.get(API_KEY_ENV) or DEFAULT_API_KEY
 
 
-def run_options(args: argparse.Namespace) -> RunOptions:
+def run_options(args: argparse.Namespace, scenarios: ScenarioSet | None = None) -> RunOptions:
+    """The run a command's options describe; a command without the run group (capacity) gets the defaults."""
+
+    def given(name: str, field_name: str) -> Any:
+        return getattr(args, name, default(RunOptions, field_name))
+
     return RunOptions(
-        scenarios=load_scenario_set(args.scenarios),
+        scenarios=scenarios if scenarios is not None else load_scenario_set(args.scenarios),
         endpoint=args.endpoint,
         api_key=api_key(args),
         model=args.model,
-        baselines=load_baselines(args.baselines),
+        baselines=load_baselines(getattr(args, "baselines", None)),
         results_dir=args.results_dir,
         label=args.label,
-        server_flags=args.server_flags,
-        seed=args.seed,
+        server_flags=given("server_flags", "server_flags"),
+        seed=given("seed", "seed"),
         request_timeout_s=args.timeout,
-        max_run_s=args.max_run_time,
-        ready_timeout_s=args.ready_timeout,
-        max_error_rate=args.max_error_rate,
+        max_run_s=given("max_run_time", "max_run_s"),
+        ready_timeout_s=given("ready_timeout", "ready_timeout_s"),
+        max_error_rate=given("max_error_rate", "max_error_rate"),
         server_binary=args.server_binary,
         model_file=args.model_file,
         server_args=split_command(args.server_args, "--server-args"),
@@ -286,7 +291,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         active_weight_gib=args.active_weight_gib,
         peak_bandwidth_gbs=args.gpu_bandwidth_gbs,
         max_body_bytes=max_body_bytes(args),
-        order=CaseOrder(args.case_order),
+        order=CaseOrder(given("case_order", "order")),
     )
 
 

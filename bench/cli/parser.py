@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.ab import AbPlan, BlockOrder
+from bench.capacity import DEFAULT_MAX_CONCURRENCY, DEFAULT_REQUESTS_PER_STREAM, DEFAULT_TARGET
 from bench.cli import options
 from bench.compare import DEFAULT_ALLOWANCE
 from bench.nightly import MIN_EFFECT as NIGHTLY_MIN_EFFECT
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     _show(commands)
     _plan(commands)
     _noise(commands)
+    _capacity(commands)
     return parser
 
 
@@ -329,3 +331,49 @@ def _noise(commands: Commands) -> None:
         help=f"where to write it (default ./{DEFAULT_PROFILE})",
     )
     options.run(noise, default_label=NOISE_LABEL)
+
+
+def _capacity(commands: Commands) -> None:
+    capacity = _command(
+        commands,
+        "capacity",
+        "how many concurrent users the server carries within SLOs",
+        "Search for the highest closed-loop concurrency at which at least --target of the requests meet the SLO "
+        "(and errors stay under --max-error-rate): double the level from --start until one fails, then bisect "
+        "between the last that held and the first that failed, up to --max-concurrency. Each level is a stored "
+        "run (label CAPACITY-cN) of one case of --prompt-tokens and --output-tokens, --requests-per-stream "
+        "requests a stream. Prints the curve (SLO attainment, goodput, output t/s, latency per level) and the "
+        "answer, and keeps both in results/capacity-<time>.json. Against the embedded server each level starts "
+        "its own server, one slot per stream, unless --server-args fixes -np.",
+    )
+    capacity.add_argument(
+        "--slo",
+        required=True,
+        metavar="LIMITS",
+        help="e.g. ttft_ms=2000,tpot_ms=50 (ttft_ms, ttfct_ms, tpot_ms, itl_p99_ms, e2e_ms)",
+    )
+    capacity.add_argument(
+        "--target",
+        type=float,
+        default=DEFAULT_TARGET * 100,
+        metavar="PCT",
+        help=f"share of requests that must meet the SLO (default {DEFAULT_TARGET * 100:g})",
+    )
+    capacity.add_argument("--prompt-tokens", type=int, default=512, help="prompt length (default 512)")
+    capacity.add_argument("--output-tokens", type=int, default=128, help="generated tokens (default 128)")
+    capacity.add_argument("--start", type=int, default=1, help="first level (default 1)")
+    capacity.add_argument("--max-concurrency", type=int, default=DEFAULT_MAX_CONCURRENCY,
+                          help=f"highest level tried (default {DEFAULT_MAX_CONCURRENCY})")  # fmt: skip
+    capacity.add_argument(
+        "--requests-per-stream",
+        type=int,
+        default=DEFAULT_REQUESTS_PER_STREAM,
+        help=f"measured requests per stream at each level (default {DEFAULT_REQUESTS_PER_STREAM})",
+    )
+    capacity.add_argument("--label", default="capacity", help="label prefix of the level runs (default capacity)")
+    capacity.add_argument("--max-error-rate", type=float, default=0.05,
+                          help="a level with more failed requests than this fails (default 0.05)")  # fmt: skip
+    options.results_dir(capacity)
+    options.as_json(capacity, "the result")
+    options.endpoint(capacity)
+    options.telemetry(capacity)

@@ -66,6 +66,7 @@ class FakeConfig:
     props_padding_bytes: int = 0  # pad /props with a field this long (a 300 MB /props)
     echo_auth_in_errors: bool = False  # error bodies quote the request's Authorization header (a careless proxy)
     trickle_paths: tuple[str, ...] = ()  # GET paths answered with headers, then one byte a second
+    serve_slots: int = 0  # > 0: at most this many chats served at once, the rest wait (llama-server's -np)
     seed: int = 0
 
 
@@ -230,6 +231,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(404, {"error": {"code": 404, "message": "File Not Found"}})
 
     def _chat(self, body: dict[str, Any], arrival: float) -> None:
+        if self.server.config.serve_slots > 0:
+            # a known service model: with N slots busy, the next request queues until one frees
+            with self.server.slots_for(self.server.config.serve_slots):
+                self._serve_chat(body, arrival)
+        else:
+            self._serve_chat(body, arrival)
+
+    def _serve_chat(self, body: dict[str, Any], arrival: float) -> None:
         config = self.server.config
         log = self.server.log
         with self.server.lock:
@@ -426,6 +435,13 @@ class _Server(ThreadingHTTPServer):
     cached_prompt: list[str]
     rng: random.Random
     open_connections: set[Any]
+    _slots: tuple[int, threading.BoundedSemaphore] | None = None
+
+    def slots_for(self, n: int) -> threading.BoundedSemaphore:
+        with self.lock:
+            if self._slots is None or self._slots[0] != n:
+                self._slots = (n, threading.BoundedSemaphore(n))
+            return self._slots[1]
 
 
 class FakeLlamaServer:

@@ -1,0 +1,89 @@
+"""bench capacity: the bounded search, and the capacity of a server whose service model is known."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.capacity import CapacityOptions, Level, parse_slo, search
+from bench.cli import main
+from bench.config import load_scenario_set
+from bench.devtools.testing.fake_server import FakeLlamaServer
+from bench.errors import ConfigError
+from bench.runner import RunOptions
+from bench.slo import Slo
+
+
+def plan(**kw: object) -> CapacityOptions:
+    base = RunOptions(scenarios=load_scenario_set("smoke"))
+    return CapacityOptions(base, 64, 16, Slo(ttft_ms=1000), **kw)  # type: ignore[arg-type]
+
+
+def holding_up_to(limit: int, tried: list[int]):  # type: ignore[no-untyped-def]
+    def measure(concurrency: int, options: CapacityOptions, observer: object) -> Level:
+        tried.append(concurrency)
+        holds = concurrency <= limit
+        return Level(concurrency, f"r{concurrency}", 1.0 if holds else 0.5, 0.0, holds,
+                     None, None, None, None, None, None, {})  # fmt: skip
+
+    return measure
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3, 5, 8, 37, 63])
+def test_the_search_brackets_by_doubling_then_bisects_to_the_exact_level(limit: int) -> None:
+    tried: list[int] = []
+    result = search(plan(max_concurrency=64), measure=holding_up_to(limit, tried))
+    assert result.capacity == limit and not result.reached_max
+    assert len(tried) == len(set(tried))  # no level measured twice
+    assert len(tried) <= 2 * (limit.bit_length() + 1)  # about 2 log2(answer) levels
+    assert [lv.concurrency for lv in result.levels] == sorted(tried)
+
+
+def test_the_search_stops_at_its_ceiling_and_says_so_and_looks_below_a_failing_start() -> None:
+    everything = search(plan(max_concurrency=16), measure=holding_up_to(100, []))
+    assert everything.capacity == 16 and everything.reached_max
+    assert everything.sentence().startswith("capacity: at least 16 concurrent users with 99% of requests within")
+    tried: list[int] = []
+    below = search(plan(start=8, max_concurrency=16), measure=holding_up_to(5, tried))
+    assert below.capacity == 5 and tried[0] == 8
+    nothing = search(plan(), measure=holding_up_to(0, []))
+    assert nothing.capacity == 0 and "not even 1 concurrent user" in nothing.sentence()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("", "needs at least one"), ("ttft=5", "is not LIMIT=MS"), ("ttft_ms=-1", "is not LIMIT=MS"),
+     ("ttft_ms=nan", "is not LIMIT=MS"), ("ttft_ms", "is not LIMIT=MS")],
+)  # fmt: skip
+def test_a_bad_slo_or_plan_is_refused_before_any_load(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_slo(text)
+    assert parse_slo("ttft_ms=2000, tpot_ms=50") == Slo(ttft_ms=2000, tpot_ms=50)
+    with pytest.raises(ConfigError, match="--start and --max-concurrency"):
+        plan(start=8, max_concurrency=4)
+    with pytest.raises(ConfigError, match="--target"):
+        plan(target=0.0)
+
+
+def test_the_capacity_of_a_server_with_known_slots_is_found_exactly(
+    fake: FakeLlamaServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # three slots, each request holding one for 20 ms + 3 x 60 ms: up to 3 streams every first token
+    # comes after ~20 ms; a 4th stream must wait for a slot (about a third of 200 ms in the steady
+    # state), so TTFT <= 50 ms holds for 3 and fails for 4: the capacity is the slot count
+    fake.config.serve_slots, fake.config.ttft_s, fake.config.itl_s = 3, 0.02, 0.06
+    argv = [
+        "capacity", "--endpoint", fake.url, "--slo", "ttft_ms=50", "--target", "90", "--prompt-tokens", "40",
+        "--output-tokens", "4", "--max-concurrency", "16", "--results-dir", str(tmp_path),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "capacity: 3 concurrent users with 90% of requests within TTFT <= 50 ms" in out
+    (saved,) = tmp_path.glob("capacity-*.json")
+    result = json.loads(saved.read_text())
+    assert result["capacity"] == 3 and [lv["concurrency"] for lv in result["levels"]] == [1, 2, 3, 4]
+    assert [lv["holds"] for lv in result["levels"]] == [True, True, True, False]
+    runs = {json.loads((p / "run.json").read_text())["label"] for p in tmp_path.iterdir() if p.is_dir()}
+    assert runs == {"capacity-c1", "capacity-c2", "capacity-c3", "capacity-c4"}  # each level a stored run
