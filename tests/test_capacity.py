@@ -77,6 +77,7 @@ def test_the_capacity_of_a_server_with_known_slots_is_found_exactly(
     argv = [
         "capacity", "--endpoint", fake.url, "--slo", "ttft_ms=50", "--target", "90", "--prompt-tokens", "40",
         "--output-tokens", "4", "--max-concurrency", "16", "--results-dir", str(tmp_path),
+        "--reports-dir", str(tmp_path / "reports"),
     ]  # fmt: skip
     assert main(argv) == 0
     out = capsys.readouterr().out
@@ -85,5 +86,8 @@ def test_the_capacity_of_a_server_with_known_slots_is_found_exactly(
     result = json.loads(saved.read_text())
     assert result["capacity"] == 3 and [lv["concurrency"] for lv in result["levels"]] == [1, 2, 3, 4]
     assert [lv["holds"] for lv in result["levels"]] == [True, True, True, False]
-    runs = {json.loads((p / "run.json").read_text())["label"] for p in tmp_path.iterdir() if p.is_dir()}
+    (report,) = (tmp_path / "reports").glob("capacity-*.html")
+    html = report.read_text()
+    assert "capacity: 3 concurrent users" in html and 'id="plot-capacity"><svg' in html
+    runs = {json.loads((p / "run.json").read_text())["label"] for p in tmp_path.iterdir() if (p / "run.json").exists()}
     assert runs == {"capacity-c1", "capacity-c2", "capacity-c3", "capacity-c4"}  # each level a stored run

@@ -451,6 +451,11 @@ def capacity(args: argparse.Namespace) -> ExitCode:
         show(console, capacity_table(result))
         _say(console, result.sentence())
     print(f"capacity: {path}", file=sys.stderr if args.json else sys.stdout)
+    if not args.no_report:
+        from bench.report.render import render_capacity_report
+
+        report = render_capacity_report(result, args.reports_dir, path.stem)
+        print(f"report: {report}", file=sys.stderr if args.json else sys.stdout)
     return ExitCode.OK
 
 

@@ -375,5 +375,6 @@ def _capacity(commands: Commands) -> None:
                           help="a level with more failed requests than this fails (default 0.05)")  # fmt: skip
     options.results_dir(capacity)
     options.as_json(capacity, "the result")
+    options.reports(capacity)
     options.endpoint(capacity)
     options.telemetry(capacity)

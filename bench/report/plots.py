@@ -17,8 +17,10 @@ import matplotlib
 matplotlib.use("Agg")  # no display, ever
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from bench.baselines import BaselineCheck, BaselineStatus
+from bench.capacity import CapacityResult
 from bench.compare import FigureComparison, Verdict
 from bench.records import RequestRecord
 from bench.summary import CaseSummary
@@ -239,4 +241,46 @@ def trend(
     fig.autofmt_xdate()
     if baseline is not None:
         ax.legend(fontsize=7, loc="lower left")
+    return _svg(fig)
+
+
+def capacity_curve(result: CapacityResult) -> str | None:
+    """Goodput and output t/s, and TTFT / TPOT against their SLO limits, by concurrency; the answer marked."""
+    levels = result.levels
+    if not levels:
+        return None
+    x = [level.concurrency for level in levels]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 5.2), sharex=True)
+    top.plot(x, [lv.output_tps or 0 for lv in levels], marker="o", color=BLUE, label="output t/s (all requests)")
+    ax2 = top.twinx()
+    ax2.plot(x, [lv.goodput_rps or 0 for lv in levels], marker="s", color=GREEN, label="goodput req/s (met the SLO)")
+    ax2.set_ylabel("goodput req/s")
+    ax2.set_ylim(bottom=0)
+    top.set_ylabel("output t/s")
+    top.set_ylim(bottom=0)
+    lines = top.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    top.legend(lines, [str(line.get_label()) for line in lines], fontsize=7, loc="lower left")
+    # TTFT (seconds of queueing) and TPOT (tens of ms) live on different scales: one axis each
+    tpot_axis = bottom.twinx()
+    for axis, name, values, limit, color in (
+        (bottom, "TTFT p99", [lv.ttft_p99_ms for lv in levels], result.slo.ttft_ms, ORANGE),
+        (tpot_axis, "TPOT p50", [lv.tpot_p50_ms for lv in levels], result.slo.tpot_ms, RED),
+    ):
+        if any(v is not None for v in values):
+            axis.plot(x, [v if v is not None else float("nan") for v in values], marker="o", color=color, label=name)
+            if limit is not None:
+                axis.axhline(limit, color=color, linestyle="--", linewidth=1, label=f"{name.split()[0]} limit")
+        axis.set_ylim(bottom=0)
+        axis.set_ylabel(f"{name.split()[0]} ms")
+    for level in levels:
+        if not level.holds:
+            bottom.axvspan(level.concurrency - 0.4, level.concurrency + 0.4, color=RED, alpha=0.08)
+    if result.capacity:
+        for ax in (top, bottom):
+            ax.axvline(result.capacity, color=GREY, linestyle=":", linewidth=1.2)
+        top.text(result.capacity, top.get_ylim()[1] * 0.92, f" capacity {result.capacity}", fontsize=8, color=GREY)
+    bottom.set_xlabel("concurrent streams (shaded: the SLO failed)")
+    bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
+    handles = bottom.get_legend_handles_labels()[0] + tpot_axis.get_legend_handles_labels()[0]
+    bottom.legend(handles, [str(h.get_label()) for h in handles], fontsize=7, loc="upper left")
     return _svg(fig)

@@ -19,6 +19,7 @@ import jinja2
 
 from bench import strict_json
 from bench.baselines import Baselines, BaselineStatus, baseline_headline
+from bench.capacity import CapacityResult
 from bench.compare import Comparison
 from bench.figures import pp_sample, tg_sample
 from bench.nightly import Night, nightly_history
@@ -248,6 +249,38 @@ def render_comparison_report(
             "label": comparison.b.label,
             "build": comparison.b.build,
             "verdict": "regressed" if regressed else "improved" if improved else "no significant change",
+        },
+    )
+    return path
+
+
+# ------------------------------------------------------------------ capacity report
+
+
+def render_capacity_report(result: CapacityResult, reports_dir: Path, name: str) -> Path:
+    """The capacity search: the answer first, the curve, and every level with the run behind it."""
+    html = (
+        _env()
+        .get_template("capacity.html.j2")
+        .render(
+            title=result.sentence(),
+            result=result,
+            plot=plots.capacity_curve(result),
+            suite_version=__version__,
+            generated=_now(),
+        )
+    )
+    path = _write(reports_dir, f"{name}.html", html)
+    update_index(
+        reports_dir,
+        {
+            "file": path.name,
+            "kind": "capacity",
+            "title": result.sentence(),
+            "date": _now(),
+            "label": None,
+            "build": None,
+            "verdict": f"capacity {result.capacity}",
         },
     )
     return path

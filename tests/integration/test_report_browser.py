@@ -92,3 +92,25 @@ def test_hostile_strings_do_not_run_in_the_browser(browser: Any, tmp_path: Path)
         assert dialogs == [] and page.evaluate("window.__pwned") is None
         assert HOSTILE in page.locator("body").inner_text()  # shown as text, not run
         assert errors == []
+
+
+def test_the_capacity_report_renders_its_curve_and_levels(browser: Any, tmp_path: Path) -> None:
+    from bench.capacity import CapacityOptions, Level, search
+    from bench.config import load_scenario_set
+    from bench.report.render import render_capacity_report
+    from bench.runner import RunOptions
+    from bench.slo import Slo
+
+    def measure(concurrency: int, options: CapacityOptions, observer: object) -> Level:
+        holds = concurrency <= 5
+        return Level(concurrency, f"run-c{concurrency}", 1.0 if holds else 0.8, 0.0, holds, 0.5 * concurrency,
+                     40.0 * concurrency, 100.0 * concurrency, 150.0 * concurrency, 20.0 + concurrency, 900.0,
+                     {} if holds else {"ttft_ms": 3})  # fmt: skip
+
+    plan = CapacityOptions(RunOptions(scenarios=load_scenario_set("smoke")), 64, 16, Slo(ttft_ms=800, tpot_ms=30))
+    result = search(plan, measure=measure)
+    path = render_capacity_report(result, tmp_path / "reports", "capacity-test")
+    page, errors, _ = open_report(browser, path, tmp_path / "capacity.png")
+    assert errors == [] and page.locator("#plot-capacity svg").count() == 1
+    assert "capacity: 5 concurrent users" in page.locator("#headline").inner_text()
+    assert page.locator("#levels tbody tr").count() == len(result.levels)
