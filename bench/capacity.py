@@ -27,6 +27,7 @@ from bench.config import MAX_CONCURRENCY, MAX_TOKENS, Scenario, ScenarioSet
 from bench.errors import ConfigError
 from bench.runner import RunObserver, RunOptions, run_benchmark
 from bench.slo import Slo
+from bench.store import read_telemetry
 
 DEFAULT_TARGET = 0.99
 DEFAULT_MAX_CONCURRENCY = 64
@@ -89,6 +90,10 @@ class Level:
     tpot_p50_ms: float | None
     e2e_p99_ms: float | None
     broken: dict[str, int]
+    # llama-server's own view where it serves /metrics: its slots, and how busy and backed up they were
+    slots: int | None = None
+    busy_slots_mean: float | None = None  # llamacpp:n_busy_slots_per_decode, mean over the samples
+    deferred_max: float | None = None  # llamacpp:requests_deferred, the most waiting for a slot at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +150,20 @@ def _level(concurrency: int, options: CapacityOptions, observer: RunObserver | N
         tpot_p50_ms=case.tpot_ms.p50 if case.tpot_ms else None,
         e2e_p99_ms=case.e2e_ms.p99 if case.e2e_ms else None,
         broken=dict(slo.broken) if slo is not None else {},
+        slots=result.endpoint.total_slots if result.endpoint is not None else None,
+        **_server_view(result.run_dir),
     )
+
+
+def _server_view(run_dir: Path) -> dict[str, float | None]:
+    """Busy slots and deferred requests from the run's /metrics samples (None where it had none)."""
+    rows = read_telemetry(run_dir, "server_metrics")
+    busy = [float(v) for r in rows if isinstance(v := r.get("llamacpp:n_busy_slots_per_decode"), int | float)]
+    deferred = [float(v) for r in rows if isinstance(v := r.get("llamacpp:requests_deferred"), int | float)]
+    return {
+        "busy_slots_mean": sum(busy) / len(busy) if busy else None,
+        "deferred_max": max(deferred) if deferred else None,
+    }
 
 
 def search(

@@ -74,6 +74,7 @@ def test_the_capacity_of_a_server_with_known_slots_is_found_exactly(
     # comes after ~20 ms; a 4th stream must wait for a slot (about a third of 200 ms in the steady
     # state), so TTFT <= 50 ms holds for 3 and fails for 4: the capacity is the slot count
     fake.config.serve_slots, fake.config.ttft_s, fake.config.itl_s = 3, 0.02, 0.06
+    fake.config.total_slots = 3  # what /props says: the same three
     argv = [
         "capacity", "--endpoint", fake.url, "--slo", "ttft_ms=50", "--target", "90", "--prompt-tokens", "40",
         "--output-tokens", "4", "--max-concurrency", "16", "--results-dir", str(tmp_path),
@@ -86,6 +87,9 @@ def test_the_capacity_of_a_server_with_known_slots_is_found_exactly(
     result = json.loads(saved.read_text())
     assert result["capacity"] == 3 and [lv["concurrency"] for lv in result["levels"]] == [1, 2, 3, 4]
     assert [lv["holds"] for lv in result["levels"]] == [True, True, True, False]
+    # the server's own view beside each level: three slots; the fourth stream waits for one
+    assert {lv["slots"] for lv in result["levels"]} == {3}
+    assert result["levels"][0]["deferred_max"] == 0 and result["levels"][3]["deferred_max"] >= 1
     (report,) = (tmp_path / "reports").glob("capacity-*.html")
     html = report.read_text()
     assert "capacity: 3 concurrent users" in html and 'id="plot-capacity"><svg' in html

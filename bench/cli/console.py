@@ -319,13 +319,17 @@ def capacity_table(result: CapacityResult) -> Tabular:
             _fmt(level.e2e_p99_ms),
             f"{level.error_rate * 100:.1f} %",
             ", ".join(f"{k} {n}" for k, n in sorted(level.broken.items())) or "-",
+            "-" if level.slots is None else str(level.slots),
+            _fmt(level.busy_slots_mean),
+            _fmt(level.deferred_max, 0),
         )
         for level in result.levels
     )
     return Tabular(
-        f"Capacity search: {result.slo.describe()}, target {result.target:.0%} (latencies in ms)",
+        f"Capacity search: {result.slo.describe()}, target {result.target:.0%} (latencies in ms; slots, mean busy "
+        "slots per decode and most requests deferred, from llama-server's /metrics)",
         ("streams", "SLO met", "", "goodput req/s", "out t/s", "TTFT p50", "TTFT p99", "TPOT p50", "e2e p99",
-         "errors", "broke"),
+         "errors", "broke", "slots", "busy", "deferred"),
         rows,
         left=frozenset({"", "broke"}),
     )  # fmt: skip

@@ -202,6 +202,10 @@ class _Handler(BaseHTTPRequestHandler):
                 f"llamacpp:prompt_tokens_total {log.prompt_tokens}\n"
                 "# TYPE llamacpp:tokens_predicted_total counter\n"
                 f"llamacpp:tokens_predicted_total {log.predicted_tokens}\n"
+                "# TYPE llamacpp:requests_processing gauge\n"
+                f"llamacpp:requests_processing {self.server.processing}\n"
+                "# TYPE llamacpp:requests_deferred gauge\n"
+                f"llamacpp:requests_deferred {self.server.deferred}\n"
             ).encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4")
@@ -231,12 +235,31 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(404, {"error": {"code": 404, "message": "File Not Found"}})
 
     def _chat(self, body: dict[str, Any], arrival: float) -> None:
-        if self.server.config.serve_slots > 0:
+        server = self.server
+        if server.config.serve_slots > 0:
             # a known service model: with N slots busy, the next request queues until one frees
-            with self.server.slots_for(self.server.config.serve_slots):
-                self._serve_chat(body, arrival)
+            # (deferred, as llama-server's /metrics counts it)
+            with server.lock:
+                server.deferred += 1
+            slots = server.slots_for(server.config.serve_slots)
+            slots.acquire()
+            with server.lock:
+                server.deferred -= 1
+            try:
+                self._served(body, arrival)
+            finally:
+                slots.release()
         else:
+            self._served(body, arrival)
+
+    def _served(self, body: dict[str, Any], arrival: float) -> None:
+        with self.server.lock:
+            self.server.processing += 1
+        try:
             self._serve_chat(body, arrival)
+        finally:
+            with self.server.lock:
+                self.server.processing -= 1
 
     def _serve_chat(self, body: dict[str, Any], arrival: float) -> None:
         config = self.server.config
@@ -436,6 +459,8 @@ class _Server(ThreadingHTTPServer):
     rng: random.Random
     open_connections: set[Any]
     _slots: tuple[int, threading.BoundedSemaphore] | None = None
+    processing: int = 0  # chats being served now
+    deferred: int = 0  # chats waiting for a slot (serve_slots)
 
     def slots_for(self, n: int) -> threading.BoundedSemaphore:
         with self.lock:
