@@ -215,6 +215,48 @@ def search(
     )
 
 
+def load_result(path: Path) -> CapacityResult:
+    """A capacity search as ``save_result`` kept it."""
+    try:
+        data = strict_json.loads(path.read_text(encoding="utf-8"))
+        levels = tuple(Level(**level) for level in data["levels"])
+        return CapacityResult(
+            capacity=int(data["capacity"]),
+            levels=levels,
+            target=float(data["target"]),
+            slo=Slo(**data["slo"]),
+            reached_max=bool(data["reached_max"]),
+        )
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: no such capacity result; bench capacity writes results/capacity-<time>.json"
+        ) from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: not a capacity result ({exc})") from None
+
+
+def capacity_change(a: CapacityResult, b: CapacityResult) -> str:
+    """One line: how the two searches' answers differ, and how far one search can be trusted."""
+    if a.slo != b.slo or a.target != b.target:
+        raise ConfigError(
+            "the two searches asked different questions (SLO or target differ): their capacities do not compare"
+        )
+    more = "at least " if b.reached_max else ""
+    less = "at least " if a.reached_max else ""
+    step = b.capacity - a.capacity
+    if step == 0:
+        verdict = "the same"
+    elif abs(step) == 1:
+        verdict = f"{step:+d} level: within the one step two searches of one setup can differ by"
+    else:
+        verdict = f"{step:+d} levels"
+    return f"capacity A {less}{a.capacity} -> B {more}{b.capacity} concurrent users ({verdict})"
+
+
+def is_capacity_file(ref: str) -> bool:
+    return ref.endswith(".json") and Path(ref).name.startswith("capacity-")
+
+
 def save_result(result: CapacityResult, results_dir: Path) -> Path:
     """``results/capacity-<time>.json``: the answer, the curve and the runs behind each level."""
     results_dir.mkdir(parents=True, exist_ok=True)

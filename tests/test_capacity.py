@@ -95,3 +95,25 @@ def test_the_capacity_of_a_server_with_known_slots_is_found_exactly(
     assert "capacity: 3 concurrent users" in html and 'id="plot-capacity"><svg' in html
     runs = {json.loads((p / "run.json").read_text())["label"] for p in tmp_path.iterdir() if (p / "run.json").exists()}
     assert runs == {"capacity-c1", "capacity-c2", "capacity-c3", "capacity-c4"}  # each level a stored run
+
+
+def test_two_capacity_searches_compare_level_by_level(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.capacity import save_result
+
+    def result_at(limit: int, where: Path, slo: Slo | None = None) -> Path:
+        options = CapacityOptions(RunOptions(scenarios=load_scenario_set("smoke")), 64, 16, slo or Slo(ttft_ms=1000))
+        return save_result(search(options, measure=holding_up_to(limit, [])), where)
+
+    np4 = result_at(4, tmp_path / "a")
+    np8 = result_at(8, tmp_path / "b")
+    assert main(["compare", str(np4), str(np8)]) == 0
+    out = capsys.readouterr().out
+    assert "A: Capacity search" in out and "B: Capacity search" in out
+    assert "capacity A 4 -> B 8 concurrent users (+4 levels)" in out
+    assert main(["compare", str(np8), str(np4), "--fail-on-regression"]) == 1  # four levels lower
+    np7 = result_at(7, tmp_path / "c")
+    assert main(["compare", str(np8), str(np7), "--fail-on-regression"]) == 0  # one step: what searches differ by
+    assert "within the one step" in capsys.readouterr().out
+    other = result_at(4, tmp_path / "d", Slo(ttft_ms=500))
+    assert main(["compare", str(np4), str(other)]) == 2
+    assert "asked different questions" in capsys.readouterr().err

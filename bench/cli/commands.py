@@ -252,9 +252,13 @@ def ab(args: argparse.Namespace) -> ExitCode:
 
 
 def compare(args: argparse.Namespace) -> ExitCode:
+    from bench.capacity import is_capacity_file
     from bench.compare import Multiplicity, Verdict, compare_runs
     from bench.noise import choose_noise
     from bench.report.text import to_markdown
+
+    if is_capacity_file(args.a) and is_capacity_file(args.b):
+        return _compare_capacities(args)
     from bench.summary import load_summary
 
     side_a, side_b = resolve_runs(args.a, args.results_dir), resolve_runs(args.b, args.results_dir)
@@ -305,6 +309,25 @@ def compare(args: argparse.Namespace) -> ExitCode:
         path = render_comparison_report(comparison, args.reports_dir)
         print(f"report: {path}", file=sys.stderr if (args.json or args.markdown) else sys.stdout)
     regressed = bool(comparison.by_verdict(Verdict.REGRESSED))
+    return ExitCode.REGRESSION if args.fail_on_regression and regressed else ExitCode.OK
+
+
+def _compare_capacities(args: argparse.Namespace) -> ExitCode:
+    from bench.capacity import capacity_change, load_result
+    from bench.cli.console import capacity_table, show
+
+    a, b = load_result(Path(args.a)), load_result(Path(args.b))
+    line = capacity_change(a, b)
+    if args.json:
+        print(strict_json.dumps({"a": a.to_json(), "b": b.to_json(), "change": b.capacity - a.capacity,
+                                 "sentence": line}, indent=2))  # fmt: skip
+        return ExitCode.OK
+    console = _console()
+    for side, result in (("A", a), ("B", b)):
+        table = capacity_table(result)
+        show(console, replace(table, title=f"{side}: {table.title}"))
+    _say(console, line)
+    regressed = b.capacity < a.capacity - 1  # one step is what two searches of one setup differ by
     return ExitCode.REGRESSION if args.fail_on_regression and regressed else ExitCode.OK
 
 

@@ -232,7 +232,9 @@ def _compare(commands: Commands) -> None:
         "(RUN1,RUN2 / a glob of run ids / all:LABEL), then compared run by run (Welch on run medians), so the "
         "drift between runs is tested too. One run a side: tested against the spread between runs of a noise "
         "profile (bench noise) or of A's label history; with neither, the requests are compared and a change "
-        "under --allowance is not called, because requests of one run cannot show how far runs land apart.",
+        "under --allowance is not called, because requests of one run cannot show how far runs land apart. "
+        "Two capacity-<time>.json files (bench capacity) compare as two searches: both curves and the change "
+        "in capacity (--fail-on-regression: exit 1 when B is more than one level lower).",
     )
     compare.add_argument("a", metavar="A", help=f"the reference: {GROUP_HELP}")
     compare.add_argument("b", metavar="B", help="the side judged against A, given the same ways")
