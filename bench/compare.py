@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -32,6 +32,7 @@ from bench.noise import MIN_RUNS, NoiseProfile, NoiseSource, Spread, spreads_of
 from bench.records import RequestRecord
 from bench.slo import Slo, slo_from_json, summarise_slo
 from bench.stats import (
+    RatioEstimate,
     bh_adjust,
     bootstrap_ratio_of_medians,
     detectable_change,
@@ -200,11 +201,12 @@ class Comparison:
 # ------------------------------------------------------------------ comparing
 
 
-def check_thresholds(alpha: float, min_effect: float) -> None:
+def check_thresholds(alpha: float, min_effect: float, allowance: float = DEFAULT_ALLOWANCE) -> None:
     if not 0 < alpha < 1:
         raise ConfigError(f"--alpha must be between 0 and 1; got {alpha}")
-    if not 0 <= min_effect < 1:
-        raise ConfigError(f"--min-effect must be a percentage from 0 to 100; got {min_effect * 100:g}")
+    for name, value in (("--min-effect", min_effect), ("--allowance", allowance)):
+        if not 0 <= value < 1:
+            raise ConfigError(f"{name} must be a percentage from 0 to 100; got {value * 100:g}")
 
 
 def min_mann_whitney_p(n_a: int, n_b: int) -> float:
@@ -303,14 +305,11 @@ def compare_figure(
     elif spread is not None and positive:
         requests = min(len(values_a) // len(blocks_a), len(values_b) // len(blocks_b))
         between = spread.at_requests(requests)
-        estimate, p_value, se = known_spread_log_ratio(blocks_a, blocks_b, between, spread.df)
-        if spread_source is NoiseSource.RUNS:
-            basis = f"(runs {between:.1%} apart over the other side's {spread.runs})"
-        else:
-            basis = f"(runs {between:.1%} apart, {spread.runs} runs of the {spread_source})"
+        estimate, p_value, basis, detectable = _against_spread(
+            blocks_a, blocks_b, between, spread, spread_source, alpha
+        )
         noise = spread_source
         center_a, center_b = _geometric_mean(blocks_a), _geometric_mean(blocks_b)
-        detectable = detectable_change(se, spread.df, alpha=alpha, power=DETECTION_POWER)
     else:
         if problem := _sample_size_problem(n_a, n_b, alpha):
             return _not_comparable(case_id, figure, problem, n_a, n_b)
@@ -342,20 +341,31 @@ def compare_figure(
 _Z95 = 1.959963984540054
 
 
+def _against_spread(
+    a: Sequence[float], b: Sequence[float], between: float, spread: Spread, source: NoiseSource, alpha: float
+) -> tuple[RatioEstimate, float, str, float]:
+    """Run figures tested against a spread known from other runs: estimate, p, basis text, detectable change."""
+    estimate, p_value, se = known_spread_log_ratio(a, b, between, spread.df)
+    if source is NoiseSource.RUNS:
+        basis = f"(runs {between:.1%} apart over the other side's {spread.runs})"
+    else:
+        basis = f"(runs {between:.1%} apart, {spread.runs} runs of the {source})"
+    return estimate, p_value, basis, detectable_change(se, spread.df, alpha=alpha, power=DETECTION_POWER)
+
+
 def run_values_row(
     case_id: str, figure: Figure, a: float, b: float, spread: Spread, *, source: NoiseSource, alpha: float = ALPHA,
     min_effect: float = MIN_EFFECT,
 ) -> FigureComparison:  # fmt: skip
     """A figure with one value per run (goodput, say), one run a side, tested against a known spread."""
-    estimate, p_value, se = known_spread_log_ratio([a], [b], spread.between, spread.df)
+    estimate, p_value, basis, detectable = _against_spread([a], [b], spread.between, spread, source, alpha)
     row = _comparison(
         case_id, figure, Verdict.NO_CHANGE, "", 1, 1,
         a=a, b=b, ratio=estimate.ratio, ci_low=estimate.low, ci_high=estimate.high, p_value=p_value,
     )  # fmt: skip
     row = replace(
-        row, a_center=a, b_center=b, noise=source, min_change=min_effect,
-        basis=f"(runs {spread.between:.1%} apart, {spread.runs} runs of the {source})",
-        detectable=max(detectable_change(se, spread.df, alpha=alpha, power=DETECTION_POWER), min_effect),
+        row, a_center=a, b_center=b, noise=source, min_change=min_effect, basis=basis,
+        detectable=max(detectable, min_effect),
     )  # fmt: skip
     return decided(row, p_value, alpha=alpha, min_effect=min_effect)
 
@@ -485,9 +495,7 @@ def compare_record_sets(
     Every case and figure is a test: the verdicts are decided at p-values adjusted over all
     of them (``adjustment``), so 10 cases x 5 figures do not make 2.5 false verdicts at 0.05.
     """
-    check_thresholds(alpha, min_effect)
-    if not 0 <= allowance < 1:
-        raise ConfigError(f"--allowance must be a percentage from 0 to 100; got {allowance * 100:g}")
+    check_thresholds(alpha, min_effect, allowance)
     if noise is not None and noise.model and a.model and noise.model != a.model:
         raise ConfigError(
             f"the noise profile {noise.where} is of {noise.model}, the runs of {a.model}: measure one for this model"
@@ -549,41 +557,39 @@ def _own_spread(a: Sequence[RequestRecord], b: Sequence[RequestRecord], figure: 
     runs_a, runs_b = len({r.run_id for r in a}), len({r.run_id for r in b})
     if min(runs_a, runs_b) != 1 or max(runs_a, runs_b) < MIN_RUNS:
         return None
-    group = a if runs_a > runs_b else b
-    by_run: dict[str, list[RequestRecord]] = {}
-    for record in group:
-        by_run.setdefault(record.run_id, []).append(record)
-    found = spreads_of(list(by_run.values()), (figure,))
+    found = spreads_of(_runs_of(a if runs_a > runs_b else b), (figure,))
     return found[0] if found else None
 
 
 THROUGHPUT = Figure("output_tps", "out t/s (wall)", "t/s", True)
 
 
+def _runs_of(records: Sequence[RequestRecord]) -> list[list[RequestRecord]]:
+    """The records of each run on a side (one for a single run), in first-seen order."""
+    runs: dict[str, list[RequestRecord]] = {}
+    for record in records:
+        runs.setdefault(record.run_id, []).append(record)
+    return list(runs.values())
+
+
 def _per_run_row(
-    case_id: str, figure: Figure, a: Sequence[RequestRecord], b: Sequence[RequestRecord],
-    of: Callable[[Sequence[RequestRecord]], float | None], missing: str,
-) -> FigureComparison:  # fmt: skip
+    case_id: str, figure: Figure, va: Sequence[float | None], vb: Sequence[float | None], missing: str
+) -> FigureComparison:
     """A figure with one value per run (the median over pooled runs): shown, not tested."""
-
-    def per_run(records: Sequence[RequestRecord]) -> list[float]:
-        runs = dict.fromkeys(r.run_id for r in records)
-        values = (of([r for r in records if r.run_id == run_id]) for run_id in runs)
-        return [v for v in values if v is not None]
-
-    va, vb = per_run(a), per_run(b)
-    if not va or not vb:
-        return _not_comparable(case_id, figure, missing, len(va), len(vb))
-    value_a, value_b = statistics.median(va), statistics.median(vb)
+    a, b = [v for v in va if v is not None], [v for v in vb if v is not None]
+    if not a or not b:
+        return _not_comparable(case_id, figure, missing, len(a), len(b))
+    value_a, value_b = statistics.median(a), statistics.median(b)
     return _comparison(
-        case_id, figure, Verdict.NOT_TESTED, "one value per run", len(va), len(vb),
+        case_id, figure, Verdict.NOT_TESTED, "one value per run", len(a), len(b),
         a=value_a, b=value_b, ratio=value_b / value_a if value_a else None,
     )  # fmt: skip
 
 
 def _throughput_row(case_id: str, a: Sequence[RequestRecord], b: Sequence[RequestRecord]) -> FigureComparison:
     """Aggregate output t/s: one value per run, shown but not tested."""
-    return _per_run_row(case_id, THROUGHPUT, a, b, output_tps, "no generated tokens on a side")
+    va, vb = ([output_tps(run) for run in _runs_of(side)] for side in (a, b))
+    return _per_run_row(case_id, THROUGHPUT, va, vb, "no generated tokens on a side")
 
 
 GOODPUT = Figure("goodput_rps", "goodput (SLO)", "req/s", True)
@@ -592,15 +598,15 @@ ATTAINMENT = Figure("slo_attainment", "SLO met", "%", True)
 
 def _slo_rows(case_id: str, slo: Slo, a: Sequence[RequestRecord], b: Sequence[RequestRecord]) -> list[FigureComparison]:
     """Goodput and SLO attainment per run, where the case states an SLO: shown, not tested."""
+    sa, sb = ([summarise_slo(run, slo) for run in _runs_of(side)] for side in (a, b))
 
-    def goodput(records: Sequence[RequestRecord]) -> float | None:
-        return summarise_slo(records, slo).goodput_rps
-
-    def attainment(records: Sequence[RequestRecord]) -> float | None:
-        share = summarise_slo(records, slo).attainment
+    def percent(share: float | None) -> float | None:
         return None if share is None else share * 100
 
+    missing = "no measured requests on a side"
     return [
-        _per_run_row(case_id, GOODPUT, a, b, goodput, "no measured requests on a side"),
-        _per_run_row(case_id, ATTAINMENT, a, b, attainment, "no measured requests on a side"),
+        _per_run_row(case_id, GOODPUT, [s.goodput_rps for s in sa], [s.goodput_rps for s in sb], missing),
+        _per_run_row(
+            case_id, ATTAINMENT, [percent(s.attainment) for s in sa], [percent(s.attainment) for s in sb], missing
+        ),
     ]

@@ -189,9 +189,14 @@ def per_request(figure: Figure, samples: Sequence[Any]) -> list[float]:
     return [n / d for n, d in samples] if figure.pairs is not None else list(samples)
 
 
-def run_figure(records: Sequence[RequestRecord], figure: Figure) -> float | None:
-    """One run's figure for one case, as a block of a run-by-run comparison: its requests' median."""
+def figure_values(records: Sequence[RequestRecord], figure: Figure) -> list[float]:
+    """The figure's value for each measured, successful request that has one."""
     of = figure.pairs if figure.pairs is not None else figure.value
     assert of is not None
-    values = per_request(figure, [s for s, _ in samples_with_runs(records, of)])
+    return per_request(figure, [s for s, _ in samples_with_runs(records, of)])
+
+
+def run_figure(records: Sequence[RequestRecord], figure: Figure) -> float | None:
+    """One run's figure for one case, as a block of a run-by-run comparison: its requests' median."""
+    values = figure_values(records, figure)
     return statistics.median(values) if values else None

@@ -267,8 +267,11 @@ def judge(
     quiet = [n for n in window if n.verdict in (NightState.OK, None)]
     spreads = _night_spreads(quiet) if len(quiet) >= MIN_NIGHTS_FOR_NOISE else {}
     rows: list[FigureComparison] = []
+    history_of: dict[tuple[str, str], list[float]] = {}  # each figure's earlier nights, for the change points too
     for case_id, figure in sorted(tonight):
-        series = [n.figures[(case_id, figure)] for n in window if (case_id, figure) in n.figures]
+        series = history_of[(case_id, figure)] = [
+            n.figures[(case_id, figure)] for n in window if (case_id, figure) in n.figures
+        ]
         noise = robust_cv(series) if len(series) >= MIN_NIGHTS_FOR_NOISE else None
         spread = spreads.get((case_id, figure))
         # without a spread between nights yet, a drop smaller than the allowance is not news:
@@ -300,7 +303,7 @@ def judge(
         if finding is not None:
             findings.append(finding)
     for case_id, figure in sorted(tonight):
-        series = [n.figures[(case_id, figure)] for n in window if (case_id, figure) in n.figures]
+        series = history_of[(case_id, figure)]
         threshold = thresholds[f"{case_id} {figure}"]
         full = [*series, tonight[(case_id, figure)]]
         for change in e_divisive(full[-HISTORY_WINDOW:]):

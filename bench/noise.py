@@ -33,7 +33,7 @@ from typing import Any
 
 from bench import strict_json
 from bench.errors import ConfigError, ResultsError
-from bench.figures import FIGURES, Figure, per_request, run_figure, samples_with_runs, wall_s
+from bench.figures import FIGURES, Figure, figure_values, wall_s
 from bench.records import RequestRecord
 from bench.stats import robust_cv
 from bench.store import RunStatus, read_records, read_run_meta, runs_with_meta, scenario_definitions
@@ -170,19 +170,20 @@ def spreads_of(runs: Sequence[Sequence[RequestRecord]], figures: Iterable[Figure
     figures = tuple(figures)
     by_case: dict[str, list[list[RequestRecord]]] = {}
     for records in runs:
-        for case_id in dict.fromkeys(r.case_id for r in records):
-            by_case.setdefault(case_id, []).append([r for r in records if r.case_id == case_id])
+        cases: dict[str, list[RequestRecord]] = {}
+        for record in records:
+            cases.setdefault(record.case_id, []).append(record)
+        for case_id, case_records in cases.items():
+            by_case.setdefault(case_id, []).append(case_records)
     out = []
     for case_id in sorted(by_case):
         for figure in figures:
-            of = figure.pairs if figure.pairs is not None else figure.value
-            assert of is not None
             values, withins, counts, seconds = [], [], [], []
             for case_records in by_case[case_id]:
-                value = run_figure(case_records, figure)
+                per = figure_values(case_records, figure)
+                value = statistics.median(per) if per else None  # the run's figure, as run_figure takes it
                 if value is None or value <= 0:
                     continue
-                per = per_request(figure, [s for s, _ in samples_with_runs(case_records, of)])
                 values.append(value)
                 counts.append(len(per))
                 seconds.append(wall_s(case_records))

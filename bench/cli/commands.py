@@ -59,11 +59,8 @@ def run(args: argparse.Namespace) -> ExitCode:
 
     run_options = options.run_options(args)
     console = _console(stderr=args.json)
-    observer = ConsoleObserver(console)
-    try:
+    with ConsoleObserver(console) as observer:
         result = run_benchmark(run_options, observer)
-    finally:
-        observer.stop()
     if args.json:
         print(
             strict_json.dumps(
@@ -137,14 +134,12 @@ def nightly(args: argparse.Namespace) -> ExitCode:
     )
     # progress and tables go to stderr; stdout carries the plain summary for cron mail
     console = _console(stderr=True)
-    observer = ConsoleObserver(console)
     try:
-        outcome = run_nightly(night, observer)
+        with ConsoleObserver(console) as observer:
+            outcome = run_nightly(night, observer)
     except BenchError as exc:
         print(f"nightly: RUN FAILED (exit {exc.exit_code:d}): {exc}")
         return exc.exit_code
-    finally:
-        observer.stop()
     print_summary(console, outcome.run.summary)
     if outcome.verdict is None:
         print(f"nightly {outcome.run.run_id}: RUN FAILED (exit {outcome.exit_code:d}): {outcome.failure}")
@@ -221,11 +216,8 @@ def ab(args: argparse.Namespace) -> ExitCode:
         order=args.order,
     )
     console = _console()
-    observer = ConsoleObserver(console)
-    try:
+    with ConsoleObserver(console) as observer:
         result = run_ab(plan, observer)
-    finally:
-        observer.stop()
     print(f"order: {', '.join(name for _, name in result.order)}")
     for variant in result.variants:
         print(f"{variant.name} [{variant.flags}]: {len(variant.runs)} run(s) {' '.join(variant.runs)}")
@@ -432,11 +424,8 @@ def noise(args: argparse.Namespace) -> ExitCode:
         save_profile(profile, args.out)
     else:
         run_options = options.run_options(args)
-        observer = ConsoleObserver(console)
-        try:
+        with ConsoleObserver(console) as observer:
             outcome = measure_noise(NoiseOptions(run_options, passes=args.passes, out=args.out), observer)
-        finally:
-            observer.stop()
         profile = outcome.profile
         if not args.no_report:
             from bench.report.render import render_run_report
@@ -462,11 +451,8 @@ def capacity(args: argparse.Namespace) -> ExitCode:
         max_concurrency=args.max_concurrency, requests_per_stream=args.requests_per_stream,
     )  # fmt: skip
     console = _console(stderr=args.json)
-    observer = ConsoleObserver(console)
-    try:
+    with ConsoleObserver(console) as observer:
         result = search(plan, observer)
-    finally:
-        observer.stop()
     path = save_result(result, args.results_dir)
     if args.json:
         print(strict_json.dumps(result.to_json(), indent=2))

@@ -98,6 +98,13 @@ class ConsoleObserver:
     def stop(self) -> None:
         self.progress.stop()
 
+    # ``with ConsoleObserver(console) as observer:`` stops the progress display however the work ends
+    def __enter__(self) -> ConsoleObserver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
 
 @dataclass(frozen=True, slots=True)
 class Tabular:
