@@ -49,15 +49,27 @@ class Case:
     temperature: float
     top_p: float
     slo: Slo | None = None  # what a request must meet to count toward goodput
+    turns: int = 1  # more than 1: each request opens a conversation of this many turns (bench.sessions)
+    prefixes: int = 0  # more than 0: requests share this many system prompts of prefix_tokens each
+    prefix_tokens: int = 0
 
     @property
     def case_id(self) -> str:
-        return f"{self.scenario}/p{self.prompt_tokens}-o{self.output_tokens}-c{self.concurrency}-d{self.depth}"
+        base = f"{self.scenario}/p{self.prompt_tokens}-o{self.output_tokens}-c{self.concurrency}-d{self.depth}"
+        # suffixes only where used: the ids of cases without them stay as every stored run has them
+        turns = f"-t{self.turns}" if self.turns > 1 else ""
+        shared = f"-k{self.prefixes}x{self.prefix_tokens}" if self.prefixes else ""
+        return base + turns + shared
+
+    @property
+    def measured_requests(self) -> int:
+        """Measured requests the case sends: ``requests`` of them, or of conversations, one per turn."""
+        return self.requests * self.turns
 
     @property
     def context_tokens(self) -> int:
-        """Tokens the slot must hold: cached depth, the prompt and the output."""
-        return self.depth + self.prompt_tokens + self.output_tokens
+        """Tokens the slot must hold: cached depth or shared prefix, every turn's prompt and output."""
+        return self.depth + self.prefix_tokens + self.turns * (self.prompt_tokens + self.output_tokens)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,11 +89,14 @@ class Scenario:
     top_p: float = 1.0
     description: str = ""
     slo: Slo | None = None
+    turns: int = 1
+    prefixes: tuple[int, ...] = (0,)
+    prefix_tokens: int = 0
 
     def cases(self) -> list[Case]:
         out: list[Case] = []
-        for prompt, output, conc, depth in itertools.product(
-            self.prompt_tokens, self.output_tokens, self.concurrency, self.depth
+        for prompt, output, conc, depth, prefixes in itertools.product(
+            self.prompt_tokens, self.output_tokens, self.concurrency, self.depth, self.prefixes
         ):
             # Closed loop: every one of the N streams runs `repetitions` requests,
             # so each concurrency level gets the same statistical weight per stream.
@@ -102,6 +117,9 @@ class Scenario:
                     temperature=self.temperature,
                     top_p=self.top_p,
                     slo=self.slo,
+                    turns=self.turns,
+                    prefixes=prefixes,
+                    prefix_tokens=self.prefix_tokens if prefixes else 0,
                 )
             )
         return out
@@ -137,6 +155,10 @@ def _scenario_dict(scenario: dict[str, Any]) -> dict[str, Any]:
     slo = scenario.pop("slo", None)
     if slo:
         scenario["slo"] = {key: value for key, value in slo.items() if value is not None}
+    # the same for conversations and shared prefixes: written only where a scenario uses them
+    for key, unused in (("turns", 1), ("prefixes", (0,)), ("prefix_tokens", 0)):
+        if scenario.get(key) == unused:
+            del scenario[key]
     return scenario
 
 
@@ -150,6 +172,8 @@ MAX_REPETITIONS = 100_000
 MAX_WARMUP = 10_000
 MAX_RATE_RPS = 100_000.0
 MAX_DURATION_S = 7 * 86400.0
+MAX_TURNS = 1000
+MAX_PREFIXES = 10_000
 MAX_CASE_PROMPT_TOKENS = 20_000_000  # prompt tokens built for one case (its requests x prompt length)
 
 _SCENARIO_FIELDS: dict[str, str] = {
@@ -167,6 +191,9 @@ _SCENARIO_FIELDS: dict[str, str] = {
     "max_duration_s": f"a positive number of seconds up to {MAX_DURATION_S:,.0f} (a week)",
     "temperature": "a number from 0 to 2",
     "top_p": "a number in (0, 1]",
+    "turns": f"a positive integer up to {MAX_TURNS:,}: turns per conversation (more than 1: multi-turn sessions)",
+    "prefixes": f"a non-negative integer up to {MAX_PREFIXES:,} or a list of them: distinct shared system prompts",
+    "prefix_tokens": f"a positive integer up to {MAX_TOKENS:,}: tokens of each shared system prompt",
     "slo": "a table of limits in ms, each a positive number: "
     + ", ".join(f"{limit.value}" for limit in SloLimit)
     + " (e.g. { ttft_ms = 2000, tpot_ms = 50 })",
@@ -278,6 +305,26 @@ def _parse_scenario(source: str, raw: Mapping[str, Any], defaults: Mapping[str, 
         # their own primed slot, which the server's slot choice does not guarantee.
         raise ConfigError(f"{source}: {label}: field 'depth' > 0 needs concurrency 1")
 
+    turns = _int_field(where, "turns", merged.get("turns", 1), 1, MAX_TURNS)
+    prefixes = _int_list(where, "prefixes", merged.get("prefixes", 0), 0, MAX_PREFIXES)
+    prefix_tokens = 0
+    if max(prefixes) > 0:
+        if "prefix_tokens" not in merged:
+            raise ConfigError(
+                f"{source}: {label}: field 'prefixes' needs 'prefix_tokens' (tokens of each shared prompt)"
+            )
+        prefix_tokens = _int_field(where, "prefix_tokens", merged["prefix_tokens"], 1, MAX_TOKENS)
+    elif "prefix_tokens" in merged:
+        raise ConfigError(f"{source}: {label}: field 'prefix_tokens' needs 'prefixes' (how many shared prompts)")
+    if (turns > 1 or max(prefixes) > 0) and max(depth) > 0:
+        # depth primes one cached prefix itself; conversations and shared prompts build their own
+        raise ConfigError(f"{source}: {label}: field 'depth' cannot be combined with 'turns' or 'prefixes'")
+    if turns > 1 and pattern == "poisson":
+        raise ConfigError(
+            f"{source}: {label}: conversations (turns > 1) run as users in a closed loop: use pattern "
+            "'concurrent' (concurrency = users) or 'sequential'"
+        )
+
     max_duration_s = number_field(
         where, "max_duration_s", merged.get("max_duration_s", 600.0), _SCENARIO_FIELDS["max_duration_s"]
     )
@@ -293,7 +340,9 @@ def _parse_scenario(source: str, raw: Mapping[str, Any], defaults: Mapping[str, 
     slo = _slo_field(where, merged.get("slo"), stream)
 
     prompt_tokens = _int_list(where, "prompt_tokens", merged["prompt_tokens"], 1, MAX_TOKENS)
-    per_case = (repetitions * (max(concurrency) if pattern == "concurrent" else 1) + warmup) * max(prompt_tokens)
+    per_case = (repetitions * (max(concurrency) if pattern == "concurrent" else 1) + warmup) * max(
+        prompt_tokens
+    ) * turns + max(prefixes) * prefix_tokens
     if per_case > MAX_CASE_PROMPT_TOKENS:
         raise ConfigError(
             f"{source}: {label}: a case would build {per_case:,} prompt tokens before its first request "
@@ -316,6 +365,9 @@ def _parse_scenario(source: str, raw: Mapping[str, Any], defaults: Mapping[str, 
         temperature=temperature,
         top_p=top_p,
         slo=slo,
+        turns=turns,
+        prefixes=prefixes,
+        prefix_tokens=prefix_tokens,
     )
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from bench.config import Case
 from bench.records import RequestRecord
 from bench.transport.client import ChatClient, Exchange
-from bench.workload import CasePrompts, Prompt
+from bench.workload import CasePrompts, Prompt, PromptBuilder, Turn
 
 RecordSink = Callable[[RequestRecord], None]
 WARMUP_MAX_TOKENS = 32
@@ -46,8 +46,13 @@ def to_record(
     warmup: bool,
     round_number: int = 0,
     scheduled: float | None = None,
+    session: int | None = None,
+    turn: int | None = None,
 ) -> RequestRecord:
     return RequestRecord(
+        session=session,
+        turn=turn,
+        prefix=prompt.prefix,
         round=round_number,
         t_scheduled=scheduled,
         run_id=run_id,
@@ -83,6 +88,13 @@ def to_record(
     )
 
 
+def _generated(exchange: Exchange) -> int | None:
+    """Tokens the server generated for an answer, by its own count."""
+    if exchange.timings is not None:
+        return exchange.timings.predicted_n
+    return exchange.usage.completion_tokens if exchange.usage is not None else None
+
+
 class CaseRunner:
     """Runs one case: priming, warm-up, then the measured requests in its pattern."""
 
@@ -96,6 +108,7 @@ class CaseRunner:
         *,
         seed: int = 0,
         recover: Callable[[], Awaitable[None]] | None = None,
+        builder: PromptBuilder | None = None,
     ) -> None:
         self.client = client
         self.run_id = run_id
@@ -105,6 +118,10 @@ class CaseRunner:
         self.rng = random.Random(seed)
         # called after a request that could not reach the server: waits until it is back
         self.recover = recover
+        # builds each later turn of a conversation from the answers (cases with turns > 1)
+        self.builder = builder
+        if case.turns > 1 and builder is None:
+            raise ValueError("a case of conversations needs the run's PromptBuilder")
         self._failed = 0
         self._measured = 0
         self._spent = 0.0  # seconds of max_duration_s used by earlier rounds
@@ -118,17 +135,29 @@ class CaseRunner:
             stream=case.stream,
             temperature=case.temperature,
             top_p=case.top_p,
-            # Depth needs the prefix cache; everything else must not touch it.
-            cache_prompt=case.depth > 0,
+            # A request that means to reuse a cached prefix asks for the cache; nothing else may touch
+            # it: a cold turn or prefix would otherwise reuse the few chat-template tokens every prompt
+            # opens with, and its pp would not cover the prompt it claims. The slot keeps what a
+            # request without the cache processed, so the next turn still finds it.
+            cache_prompt=case.depth > 0 or prompt.depth_tokens > 0,
         )
 
-    async def _send(self, index: int, prompt: Prompt, *, warmup: bool, scheduled: float | None = None) -> None:
+    async def _send(
+        self,
+        index: int,
+        prompt: Prompt,
+        *,
+        warmup: bool,
+        scheduled: float | None = None,
+        turn: int | None = None,
+    ) -> Exchange:
         # A warm-up needs the full prompt (graphs, caches) but not a long answer.
         max_tokens = min(self.case.output_tokens, WARMUP_MAX_TOKENS) if warmup else self.case.output_tokens
-        exchange = await self.client.chat(self._body(prompt, max_tokens))
+        exchange = await self.client.chat(self._body(prompt, max_tokens), keep_answer=turn is not None)
         record = to_record(
-            self.run_id, self.case, index, prompt, exchange,
+            self.run_id, self.case, index if turn is None else index * self.case.turns + turn - 1, prompt, exchange,
             warmup=warmup, round_number=self._round, scheduled=scheduled,
+            session=None if turn is None else index, turn=turn,
         )  # fmt: skip
         if not warmup:
             self._measured += 1
@@ -136,6 +165,35 @@ class CaseRunner:
         self.sink(record)
         if self.recover is not None and exchange.lost_connection:
             await self.recover()
+        return exchange
+
+    async def _conversation(self, index: int, first: Prompt, deadline: float) -> bool:
+        """One user's conversation: every turn resends the history and a new message; False if the deadline cut it.
+
+        A failed turn ends the conversation (the next one would resend an answer that never came).
+        """
+        assert self.builder is not None
+        loop = asyncio.get_running_loop()
+        prompt, before = first, await self.builder.templated_tokens(first.messages) or []
+        exchange = await self._send(index, prompt, warmup=False, turn=1)
+        for turn in range(2, self.case.turns + 1):
+            if not exchange.ok:
+                return True
+            if loop.time() >= deadline:
+                return False
+            prompt, before = await self.builder.next_turn(
+                Turn(
+                    number=turn,
+                    history=[*prompt.messages, {"role": "assistant", "content": exchange.answer}],
+                    before=before,
+                    # a reasoning answer is resent without its reasoning: only the prompt before it is reusable
+                    answered=0 if exchange.reasoning_events else (_generated(exchange) or 0),
+                    target=self.case.prompt_tokens,
+                    prefix=first.prefix,
+                )
+            )
+            exchange = await self._send(index, prompt, warmup=False, turn=turn)
+        return True
 
     async def run(
         self, indices: Sequence[int] | None = None, *, warm: bool = True, round_number: int = 0
@@ -193,7 +251,12 @@ class CaseRunner:
                     stopped = True
                     return
                 index, prompt = queue.pop()
-                await self._send(index, prompt, warmup=False)
+                if self.case.turns > 1:
+                    if not await self._conversation(index, prompt, deadline):
+                        stopped = True
+                        return
+                else:
+                    await self._send(index, prompt, warmup=False)
 
         async with asyncio.TaskGroup() as group:
             for _ in range(streams):

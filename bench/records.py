@@ -159,6 +159,11 @@ class RequestRecord:
     # a reasoning model: the first answer token after the reasoning, and how many events were reasoning
     t_first_content: float | None = None
     reasoning_events: int = 0
+    # a conversation (turns > 1): which one, and which turn of it (from 1); None elsewhere
+    session: int | None = None
+    turn: int | None = None
+    # a shared system prompt: which of the case's prefixes the request began with
+    prefix: int | None = None
 
     # ---------------------------------------------------------- derived figures
     @property

@@ -210,6 +210,7 @@ class _Run:
         self.store: RunStore | None = None
         self.active_weight_gib = options.active_weight_gib
         self.redactor = options.redactor()
+        self.builder: PromptBuilder | None = None  # later turns of conversations are built while the load runs
 
     async def run(self) -> RunResult:
         store = self._create_store()
@@ -338,7 +339,7 @@ class _Run:
     async def _build_prompts(self, client: ChatClient) -> list[CasePrompts]:
         # Every prompt is built before any load is sent: a case that cannot be built
         # (shorter than the chat template, say) stops the run before it starts.
-        builder = PromptBuilder(client, seed=self.options.seed, run_tag=self._the_store().run_id[-6:])
+        self.builder = builder = PromptBuilder(client, seed=self.options.seed, run_tag=self._the_store().run_id[-6:])
         self.observer.message(f"building exact-length prompts for {len(self.cases)} case(s)")
         return [await builder.build_case(case) for case in self.cases]
 
@@ -362,7 +363,16 @@ class _Run:
             else None,
         )
         runners = [
-            CaseRunner(client, store.run_id, case, prompts, sink, seed=options.seed + number, recover=recover)
+            CaseRunner(
+                client,
+                store.run_id,
+                case,
+                prompts,
+                sink,
+                seed=options.seed + number,
+                recover=recover,
+                builder=self.builder,
+            )
             for number, (case, prompts) in enumerate(zip(self.cases, prepared, strict=True))
         ]
         outcomes: dict[int, list[CaseOutcome]] = {}

@@ -37,6 +37,7 @@ from bench.figures import (
     wall_s,
     within_request_gaps,
 )
+from bench.prompt_cache import CacheSummary, cache_notes, summarise_cache
 from bench.records import RequestRecord
 from bench.slo import Slo, SloSummary, slo_from_json, summarise_slo
 from bench.store import read_gpu_samples, read_records, read_run_meta, scenario_definitions
@@ -120,6 +121,8 @@ class CaseSummary:
     # a reasoning model: time to the first answer token, and the share of streamed tokens that reasoned
     ttfct_ms: Distribution | None = None
     reasoning_share: float | None = None
+    # a depth, conversations or shared prefixes: what the prompt cache reused against what was meant
+    cache: CacheSummary | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,15 +180,17 @@ def summarise_case(case_id: str, records: Sequence[RequestRecord], slo: Slo | No
         tg_source = None
 
     cache_excluded = sum(1 for r in with_timings if pp_sample(r) is None)
+    # conversations and shared prefixes say how their reuse fell short with the cache's own notes
+    conversational = any(r.turn is not None or r.prefix is not None for r in measured)
     short_depth = [r for r in with_timings if r.timings is not None and r.timings.cache_n < r.depth_target]
-    if short_depth:
+    if short_depth and not conversational:
         reused = min(r.timings.cache_n for r in short_depth if r.timings is not None)
         notes.append(
             f"depth not reached: the server reused as few as {reused} of {first.depth_target} cached tokens "
             "(a sliding-window model needs llama-server --swa-full)"
         )
     if cache_excluded:
-        notes.append(f"{cache_excluded} request(s) with cache_n != depth kept out of pp")
+        notes.append(f"{cache_excluded} request(s) with cache_n != depth kept out of pp")  # the tokens meant
     prompt_mismatch = sum(
         1
         for r in with_timings
@@ -226,6 +231,9 @@ def summarise_case(case_id: str, records: Sequence[RequestRecord], slo: Slo | No
             f"concurrency cap ({first.concurrency}) held them or the client lagged; latency from the "
             "scheduled arrival is in ttft_from_schedule_ms / e2e_from_schedule_ms"
         )
+    cache = summarise_cache(records)
+    if cache is not None and conversational:
+        notes.extend(cache_notes(cache))
     seconds = wall_s(records)
     delivery = stream_delivery((r.token_times, r.timings) for r in ok if r.stream)
     if delivery is Delivery.BUFFERED:
@@ -234,10 +242,11 @@ def summarise_case(case_id: str, records: Sequence[RequestRecord], slo: Slo | No
     return CaseSummary(
         case_id=case_id,
         scenario=first.scenario,
-        prompt_tokens=first.prompt_tokens_target,
+        # a prefix's first use asks for the prefix's tokens too: the case's own prompt is the least
+        prompt_tokens=min((r.prompt_tokens_target for r in measured), default=first.prompt_tokens_target),
         output_tokens=first.output_tokens_target,
         concurrency=first.concurrency,
-        depth=first.depth_target,
+        depth=0 if conversational else first.depth_target,
         stream=first.stream,
         requests=len(measured),
         ok=len(ok),
@@ -266,6 +275,7 @@ def summarise_case(case_id: str, records: Sequence[RequestRecord], slo: Slo | No
         schedule_delay_ms=delays,
         ttfct_ms=ttfct,
         reasoning_share=reasoning_share,
+        cache=cache,
         ttft_from_schedule_ms=Distribution.of([v for r in ok if (v := r.ttft_from_schedule_ms) is not None]),
         e2e_from_schedule_ms=Distribution.of([v for r in ok if (v := r.e2e_from_schedule_ms) is not None]),
     )

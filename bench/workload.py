@@ -41,6 +41,8 @@ _WORDS = tuple(
     great old year off come since against go came right used take three
     """.split()
 )
+# Opens the text after a shared prefix when its length is measured: a first token no request has.
+_PROBE_OPENER = "Zq"
 _PAD_WORDS = ("a", "I", "o", "x", "is", "it", "an", "as", "at", "be")
 
 Messages = list[dict[str, str]]
@@ -52,6 +54,7 @@ class Prompt:
     prompt_tokens: int  # tokens the server should process (cache excluded)
     depth_tokens: int  # tokens expected from the cache
     length_source: str  # "tokenize" or "estimate"
+    prefix: int | None = None  # which shared system prompt of the case it begins with
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,8 @@ class PromptBuilder:
         # word count that hit each target last time: the next prompt of that
         # length usually needs the same, so its fit costs one count, not several
         self._fitted_words: dict[int, int] = {}
+        self._next_prefix = 0
+        self._turn_words: int | None = None
 
     async def exact_counts_available(self) -> bool:
         if self._exact is None:
@@ -118,10 +123,17 @@ class PromptBuilder:
         return marker
 
     async def build_case(self, case: Case) -> CasePrompts:
+        """The case's prompts; for a conversation, the first turn of each (later turns: ``next_turn``)."""
         if case.depth > 0:
             return await self._build_depth_case(case)
-        prompts = [await self._build_flat(case.prompt_tokens) for _ in range(case.warmup + case.requests)]
-        return CasePrompts(prime=None, warmup=prompts[: case.warmup], measured=prompts[case.warmup :])
+        if case.prefixes > 0:
+            built = await self._build_prefix_case(case)
+        else:
+            prompts = [await self._build_flat(case.prompt_tokens) for _ in range(case.warmup + case.requests)]
+            built = CasePrompts(prime=None, warmup=prompts[: case.warmup], measured=prompts[case.warmup :])
+        if case.turns > 1:
+            await self._check_turn_floor(case, built.measured[0])
+        return built
 
     # ------------------------------------------------------------- depth 0
     async def _build_flat(self, target: int) -> Prompt:
@@ -203,6 +215,142 @@ class PromptBuilder:
             prompts.append(Prompt(messages, case.prompt_tokens, case.depth, "tokenize"))
         prime = Prompt(layout(n_depth, prime_marker, 4), 0, 0, "tokenize")
         return CasePrompts(prime=prime, warmup=prompts[: case.warmup], measured=prompts[case.warmup :])
+
+    # ------------------------------------------------------------- shared system prompts
+    async def _build_prefix_case(self, case: Case) -> CasePrompts:
+        """K system prompts of exactly ``prefix_tokens`` each; every request one of them (seeded) and its own text.
+
+        The first request on a prefix finds it cold (nothing to reuse: its whole prompt is
+        new); every later one means to reuse the prefix, exactly ``prefix_tokens`` of it,
+        because its text after the prefix opens with a word the previous use of that prefix
+        did not (a slot holds the last request it served, and the reuse stops where they differ).
+        """
+        if not await self.exact_counts_available():
+            raise ConfigError(
+                f"case {case.case_id}: shared prefixes need the server's /apply-template and /tokenize "
+                "to place the prefix exactly (llama-server has them)"
+            )
+        systems = [await self._build_prefix(case.prefix_tokens) for _ in range(case.prefixes)]
+        # warm-ups touch no prefix (the first request on each must find it cold): a cold one's length
+        warmup = [await self._build_flat(case.prefix_tokens + case.prompt_tokens) for _ in range(case.warmup)]
+        uses = [0] * case.prefixes
+        measured: list[Prompt] = []
+        start: int | None = None
+        for _ in range(case.requests):
+            k = self.rng.randrange(case.prefixes)
+            prompt, start = await self._on_prefix(systems[k], k, uses[k], case.prompt_tokens, start)
+            measured.append(prompt)
+            uses[k] += 1
+        return CasePrompts(prime=None, warmup=warmup, measured=measured)
+
+    async def _build_prefix(self, target: int) -> str:
+        """A system prompt whose request shares exactly ``target`` templated tokens with any other on it."""
+        marker = f"P{self._next_prefix} {self.run_tag}"  # no other case's prefix, nor another run's, matches
+        self._next_prefix += 1
+        words = self._filler(max(target * 2, 16))
+
+        def make(n: int) -> Messages:
+            return [{"role": "system", "content": " ".join([marker, *words[:n]])}, {"role": "user", "content": "the"}]
+
+        async def shared(messages: Messages) -> int:
+            other = [messages[0], {"role": "user", "content": _PROBE_OPENER}]
+            return _common_prefix(await self._tokens(messages), await self._tokens(other))
+
+        floor = await shared(make(0))
+        if target < floor:
+            raise ConfigError(
+                f"a shared prefix of {target} tokens is shorter than this server's chat template around a "
+                f"system prompt ({floor} tokens); use prefix_tokens >= {floor}"
+            )
+        messages, _ = await _fit(make, target, shared, f"a shared prefix of {target} tokens")
+        return messages[0]["content"]
+
+    async def _on_prefix(self, system: str, k: int, use: int, target: int, start: int | None) -> tuple[Prompt, int]:
+        """A request on prefix ``k`` with ``target`` new tokens: the prefix's whole prompt the first time."""
+        opener = _WORDS[use % len(_WORDS)]  # differs from the prefix's previous use: the reuse ends at the prefix
+        words = self._filler(max(target * 2, 16))
+        probe = await self._tokens([{"role": "system", "content": system}, {"role": "user", "content": _PROBE_OPENER}])
+        reused = 0
+
+        def make(n: int) -> Messages:
+            return [{"role": "system", "content": system}, {"role": "user", "content": " ".join([opener, *words[:n]])}]
+
+        async def new_tokens(messages: Messages) -> int:
+            nonlocal reused
+            tokens = await self._tokens(messages)
+            reused = _common_prefix(tokens, probe) if use else 0
+            return len(tokens) - reused
+
+        what = f"a prompt of {target} tokens after a shared prefix"
+        if use == 0:
+            # cold: the whole prompt is new; its target is the prefix's tokens and the request's own
+            prefix_len = _common_prefix(await self._tokens(make(0)), probe)
+            messages, n = await _fit(make, prefix_len + target, new_tokens, what, start)
+            return Prompt(messages, prefix_len + target, 0, "tokenize", prefix=k), n
+        messages, n = await _fit(make, target, new_tokens, what, start)
+        return Prompt(messages, target, reused, "tokenize", prefix=k), n
+
+    # ------------------------------------------------------------- conversations
+    async def _check_turn_floor(self, case: Case, first: Prompt) -> None:
+        """Refuse, before any load, a turn shorter than what the template adds around one."""
+        history = [*first.messages, {"role": "assistant", "content": "the"}]
+        # a one-token answer, all of it reusable but the last token: what is new is the template's own
+        tokens, reused = await self._turn_tokens(history, await self._tokens(first.messages), 1, "")
+        floor = len(tokens) - reused
+        if case.prompt_tokens < floor:
+            raise ConfigError(
+                f"case {case.case_id}: a turn of {case.prompt_tokens} new tokens is shorter than what this "
+                f"server's chat template adds around an answer and a user message ({floor} tokens); "
+                f"use prompt_tokens >= {floor}"
+            )
+
+    async def _turn_tokens(
+        self, history: Messages, before: list[int], answered: int, message: str
+    ) -> tuple[list[int], int]:
+        """The templated tokens of a turn and how many of them the server can reuse from the one before."""
+        tokens = await self._tokens([*history, {"role": "user", "content": message}])
+        shared = _common_prefix(tokens, before)
+        if shared == len(before) and answered > 0:
+            # the slot holds the previous prompt and the answer it generated, all but the last
+            # sampled token, which llama.cpp never decodes into the cache
+            shared += answered - 1
+        return tokens, min(shared, len(tokens) - 1)
+
+    async def next_turn(self, turn: Turn) -> tuple[Prompt, list[int]]:
+        """The next turn of a conversation: its history resent and a new message of exactly ``turn.target`` tokens.
+
+        Returns the prompt (``depth_tokens``: what the server can reuse) and its templated tokens,
+        which the turn after it compares with.
+        """
+        words = self._filler(max(turn.target * 2, 16))
+        reused = 0
+        tokens: list[int] = []
+
+        def make(n: int) -> Messages:
+            return [*turn.history, {"role": "user", "content": " ".join(words[:n])}]
+
+        async def new_tokens(messages: Messages) -> int:
+            nonlocal reused, tokens
+            tokens, reused = await self._turn_tokens(turn.history, turn.before, turn.answered, messages[-1]["content"])
+            return len(tokens) - reused
+
+        messages, n = await _fit(
+            make, turn.target, new_tokens, f"turn {turn.number} of {turn.target} new tokens", self._turn_words
+        )
+        self._turn_words = n
+        return Prompt(messages, turn.target, reused, "tokenize", prefix=turn.prefix), tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """What the next turn of a conversation is built from."""
+
+    number: int  # from 1
+    history: Messages  # every message so far: the previous prompts and the answers as the server sent them
+    before: list[int]  # templated tokens of the previous turn's prompt
+    answered: int  # tokens the server generated for the previous turn (0: unknown, or a reasoning answer)
+    target: int  # new tokens this turn
+    prefix: int | None = None
 
 
 def _depth_words_in(messages: Messages) -> int:

@@ -38,11 +38,24 @@ def _say(console: Console, text: str) -> None:
 
 
 def print_summary(console: Console, summary: RunSummary) -> None:
-    from bench.cli.console import baseline_lines, case_notes, case_table, gpu_table, show, slo_table
+    from bench.cli.console import (
+        baseline_lines,
+        cache_table,
+        case_notes,
+        case_table,
+        gpu_table,
+        show,
+        slo_table,
+        turn_table,
+    )
 
     show(console, case_table(summary))
     if any(c.slo is not None for c in summary.cases):
         show(console, slo_table(summary))
+    if any(c.cache is not None for c in summary.cases):
+        show(console, cache_table(summary))
+    if any(c.cache is not None and c.cache.turns for c in summary.cases):
+        show(console, turn_table(summary))
     if summary.gpu:
         show(console, gpu_table(summary))
     if summary.bandwidth:
@@ -115,7 +128,10 @@ def scenarios(args: argparse.Namespace) -> ExitCode:
     print(f"{scenario_set.name}: {scenario_set.description} ({scenario_set.source})")
     for case in scenario_set.cases():
         stream = "stream" if case.stream else "no-stream"
-        print(f"  {case.case_id:40} {case.pattern:10} {case.requests:3} requests + {case.warmup} warm-up  {stream}")
+        sent = (
+            f"{case.requests:3} requests" if case.turns == 1 else f"{case.requests} conversations x {case.turns} turns"
+        )
+        print(f"  {case.case_id:40} {case.pattern:10} {sent} + {case.warmup} warm-up  {stream}")
     return ExitCode.OK
 
 

@@ -58,7 +58,7 @@ class ConsoleObserver:
         self.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     def run_started(self, run_dir: Path, cases: Sequence[Case]) -> None:
-        total = sum(c.requests + c.warmup for c in cases)
+        total = sum(c.measured_requests + c.warmup for c in cases)
         self.console.print(f"run directory: {run_dir}", markup=False, highlight=False, soft_wrap=True)
         self.progress.start()
         self._task = self.progress.add_task("starting", total=total, live="")
@@ -211,6 +211,63 @@ def slo_table(summary: RunSummary) -> Tabular:
         ("case", "SLO", "met", "attainment", "broke", "goodput req/s", "goodput t/s"),
         tuple(rows),
         left=frozenset({"case", "SLO", "broke"}),
+    )
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.0f} %"
+
+
+def cache_table(summary: RunSummary) -> Tabular:
+    """Per case that means to reuse the prompt cache: how often it did, and what that saved in TTFT."""
+    rows = []
+    for c in summary.cases:
+        if (cache := c.cache) is None:
+            continue
+        rows.append(
+            (
+                c.case_id,
+                f"{cache.hits}/{cache.meant}",
+                _share(cache.hit_rate),
+                _share(cache.reused_share),
+                _fmt(cache.cold_ttft_p50_ms),
+                _fmt(cache.hit_ttft_p50_ms),
+                ", ".join(f"{miss.replace('_', ' ')} {n}" for miss, n in sorted(cache.misses.items())) or "-",
+            )
+        )
+    return Tabular(
+        "Prompt cache per case: requests that reused exactly the tokens they meant (cache_n); "
+        "TTFT p50 ms of requests with nothing to reuse (cold) and of hits",
+        ("case", "hits", "hit rate", "tokens reused", "TTFT cold", "TTFT hit", "misses"),
+        tuple(rows),
+        left=frozenset({"case", "misses"}),
+    )
+
+
+def turn_table(summary: RunSummary) -> Tabular:
+    """Conversations turn by turn: the history the server reused grows, the wait for an answer should not."""
+    rows = []
+    for c in summary.cases:
+        if c.cache is None or not c.cache.turns:
+            continue
+        for t in c.cache.turns:
+            rows.append(
+                (
+                    c.case_id,
+                    str(t.turn),
+                    str(t.requests),
+                    f"{t.meant_tokens:,.0f}",
+                    f"{t.reused_tokens:,.0f}",
+                    _share(t.hit_rate),
+                    _fmt(t.pp_tps),
+                    _fmt(t.ttft_p50_ms),
+                    _fmt(t.e2e_p50_ms),
+                )
+            )
+    return Tabular(
+        "Conversations by turn: history tokens meant and reused (means), pp t/s over the new tokens, p50 ms",
+        ("case", "turn", "ok", "history", "reused", "hit rate", "pp t/s", "TTFT", "e2e"),
+        tuple(rows),
     )
 
 

@@ -61,6 +61,11 @@ class Exchange:
     timings: ServerTimings | None = None
     usage: Usage | None = None
     saw_done: bool = False
+    answer_parts: list[str] | None = None  # the answer's text, kept only when asked (a conversation resends it)
+
+    @property
+    def answer(self) -> str:
+        return "".join(self.answer_parts or ())
 
     @property
     def ok(self) -> bool:
@@ -314,18 +319,19 @@ class ChatClient:
             body["seed"] = seed
         return body
 
-    async def chat(self, body: dict[str, Any]) -> Exchange:
+    async def chat(self, body: dict[str, Any], *, keep_answer: bool = False) -> Exchange:
+        """Send one chat request; ``keep_answer`` keeps the answer's text (``Exchange.answer``)."""
         async with self._lane() as lane:
-            exchange = await self._chat_once(lane, body)
+            exchange = await self._chat_once(lane, body, keep_answer)
             if exchange.http_status is None and exchange.error and exchange.error.startswith(STALE_CONNECTION_ERRORS):
                 # A pooled keep-alive connection the server had already closed: nothing
                 # reached the server, so the request is sent again on a fresh connection.
-                exchange = await self._chat_once(lane, body)
+                exchange = await self._chat_once(lane, body, keep_answer)
         return exchange
 
-    async def _chat_once(self, lane: Lane, body: dict[str, Any]) -> Exchange:
+    async def _chat_once(self, lane: Lane, body: dict[str, Any], keep_answer: bool = False) -> Exchange:
         clock = self.clock
-        exchange = Exchange(t_sent=clock.now())
+        exchange = Exchange(t_sent=clock.now(), answer_parts=[] if keep_answer else None)
 
         async def trace(event: str, info: dict[str, Any]) -> None:
             # When many streams start at once this event loop sends them one after
@@ -467,6 +473,8 @@ def _absorb(payload: dict[str, Any], exchange: Exchange, *, streamed: bool) -> b
             if isinstance(content, str) and content:
                 exchange.content_chars += len(content)
                 exchange.content_events += 1
+                if exchange.answer_parts is not None:
+                    exchange.answer_parts.append(content)
                 carried_token = True
             if isinstance(reasoning, str) and reasoning:
                 exchange.reasoning_chars += len(reasoning)

@@ -29,6 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 BOS = "<bos>"
+SLOT_SIMILARITY = 0.1  # llama-server's --slot-prompt-similarity: below it a slot is chosen by least recent use
 
 
 @dataclass
@@ -67,6 +68,10 @@ class FakeConfig:
     echo_auth_in_errors: bool = False  # error bodies quote the request's Authorization header (a careless proxy)
     trickle_paths: tuple[str, ...] = ()  # GET paths answered with headers, then one byte a second
     serve_slots: int = 0  # > 0: at most this many chats served at once, the rest wait (llama-server's -np)
+    # prompt-cache slots: each keeps its last request's prompt and answer (all but the last token, as
+    # llama.cpp); a chat takes the free slot sharing the longest prefix with it (over SLOT_SIMILARITY of its
+    # prompt), else the least recently used
+    cache_slots: int = 1
     seed: int = 0
 
 
@@ -289,13 +294,26 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(config.status, {"error": {"code": config.status, "message": text}})
             return
         prompt = count_tokens(render_template(body.get("messages", [])))
-        cache_n = 0
         with self.server.lock:
-            if body.get("cache_prompt", True):
-                previous = self.server.cached_prompt
-                while cache_n < min(len(previous), len(prompt) - 1) and previous[cache_n] == prompt[cache_n]:
-                    cache_n += 1
-            self.server.cached_prompt = prompt
+            slot, shared = self.server.take_slot(prompt)
+        cache_n = min(shared, len(prompt) - 1) if body.get("cache_prompt", True) else 0
+        self._slot: int | None = slot
+        try:
+            self._answer_chat(body, arrival, prompt, cache_n, send_times)
+        finally:
+            self._release(prompt)  # an answer cut short: the slot keeps what it processed
+
+    def _release(self, cached: list[str]) -> None:
+        """Free the chat's cache slot, once, keeping ``cached``: before the answer's last bytes, as
+        llama-server frees a slot before its final response, so the next turn finds it free."""
+        slot, self._slot = self._slot, None
+        self.server.free_slot(slot, cached)
+
+    def _answer_chat(
+        self, body: dict[str, Any], arrival: float, prompt: list[str], cache_n: int, send_times: list[float]
+    ) -> None:
+        config = self.server.config
+        log = self.server.log
         prompt_n = len(prompt) - cache_n
         with self.server.lock:
             log.prompt_tokens += prompt_n
@@ -309,6 +327,8 @@ class _Handler(BaseHTTPRequestHandler):
             with self.server.lock:
                 pp_tps *= _lognormal(self.server.rng, config.jitter_cv)
                 tg_tps *= _lognormal(self.server.rng, config.jitter_cv)
+        reasoned = min(config.reasoning_tokens, n_tokens)
+        generated = ["think"] * reasoned + ["tok"] * (n_tokens - reasoned)
         timings = {
             "cache_n": cache_n,
             "prompt_n": prompt_n,
@@ -348,9 +368,10 @@ class _Handler(BaseHTTPRequestHandler):
                 payload["usage"] = usage
             if config.send_timings:
                 payload["timings"] = timings
+            self._release(prompt + generated[:-1])
             self._send_json(200, payload)
             return
-        self._stream(common, n_tokens, finish, usage, timings, send_times, arrival)
+        self._stream(common, n_tokens, finish, usage, timings, send_times, arrival, prompt + generated[:-1])
 
     def _stream(
         self,
@@ -361,6 +382,7 @@ class _Handler(BaseHTTPRequestHandler):
         timings: dict[str, Any],
         send_times: list[float],
         arrival: float,
+        cached: list[str],
     ) -> None:
         config = self.server.config
         self.send_response(200)
@@ -425,6 +447,8 @@ class _Handler(BaseHTTPRequestHandler):
             "object": "chat.completion.chunk",
             "choices": [{"index": 0, "finish_reason": finish, "delta": {}}],
         }
+        # the slot keeps the prompt and what was generated but the last token (never decoded)
+        self._release(cached)
         emit(final)
         tail: dict[str, Any] = {**common, "object": "chat.completion.chunk", "choices": []}
         if config.send_usage:
@@ -438,6 +462,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(_chunk(b"".join(held)))
         self.wfile.write(b"0\r\n\r\n")  # the last chunk: the response is complete
         self.wfile.flush()
+
+
+def _common_prefix(a: list[str], b: list[str]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def _chunk(data: bytes) -> bytes:
@@ -455,12 +488,41 @@ class _Server(ThreadingHTTPServer):
     config: FakeConfig
     log: FakeLog
     lock: threading.Lock
-    cached_prompt: list[str]
+    slot_caches: list[list[str]]
+    slot_used: list[float]  # when each slot last served, for least-recently-used
+    slot_busy: list[bool]
     rng: random.Random
     open_connections: set[Any]
     _slots: tuple[int, threading.BoundedSemaphore] | None = None
     processing: int = 0  # chats being served now
     deferred: int = 0  # chats waiting for a slot (serve_slots)
+
+    def take_slot(self, prompt: list[str]) -> tuple[int | None, int]:
+        """A free cache slot for the prompt (the longest shared prefix, else the least recently used) and
+        that prefix's length; (None, 0) when every slot is busy. Call with the lock held."""
+        slots = max(self.config.cache_slots, 1)
+        if len(self.slot_caches) != slots:  # a test changed the config after the start: empty slots
+            self.slot_caches, self.slot_used, self.slot_busy = (
+                [[] for _ in range(slots)],
+                [0.0] * slots,
+                [False] * slots,
+            )
+        free = [i for i, busy in enumerate(self.slot_busy) if not busy]
+        if not free:
+            return None, 0
+        shared = {i: _common_prefix(self.slot_caches[i], prompt) for i in free}
+        best = max(free, key=lambda i: (shared[i], -self.slot_used[i]))
+        if shared[best] <= SLOT_SIMILARITY * len(prompt):  # sharing only the template's opening is no match
+            best = min(free, key=lambda i: self.slot_used[i])
+        self.slot_busy[best] = True
+        return best, shared[best]
+
+    def free_slot(self, slot: int | None, cached: list[str]) -> None:
+        if slot is not None:
+            with self.lock:
+                self.slot_caches[slot] = cached
+                self.slot_used[slot] = time.monotonic()
+                self.slot_busy[slot] = False
 
     def slots_for(self, n: int) -> threading.BoundedSemaphore:
         with self.lock:
@@ -490,7 +552,7 @@ class FakeLlamaServer:
         server.config = self.config
         server.log = self.log
         server.lock = threading.Lock()
-        server.cached_prompt = []
+        server.slot_caches, server.slot_used, server.slot_busy = [], [], []  # made on the first chat
         server.open_connections = set()
         server.rng = random.Random(self.config.seed)
         self._server = server
