@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bench.cli import main
 from bench.config import parse_scenario_set
 from bench.devtools.testing.fake_server import FakeLlamaServer
 from bench.errors import ConfigError
@@ -193,3 +195,41 @@ def test_case_ids_name_turns_and_prefixes_only_where_used() -> None:
     assert scenario_set().cases()[0].case_id == "chat/p24-o6-c1-d0"
     stored = scenario_set().to_dict()["scenarios"][0]
     assert not {"turns", "prefixes", "prefix_tokens"} & set(stored)  # runs from before them read the same
+
+
+# ------------------------------------------------------------------ what a user sees
+CHAT_SET = """
+[[scenario]]
+name = "chat"
+prompt_tokens = 24
+output_tokens = 6
+turns = 3
+concurrency = 2
+pattern = "concurrent"
+repetitions = 1
+[[scenario]]
+name = "sys"
+prompt_tokens = 24
+output_tokens = 6
+prefixes = 2
+prefix_tokens = 40
+repetitions = 6
+"""
+
+
+def test_bench_run_shows_the_cache_and_the_turns_in_the_terminal_and_the_report(
+    fake: FakeLlamaServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.config.cache_slots = 2
+    (tmp_path / "set.toml").write_text(CHAT_SET)
+    reports = tmp_path / "reports"
+    args = ["run", "--endpoint", fake.url, "--scenarios", str(tmp_path / "set.toml")]
+    assert main([*args, "--results-dir", str(tmp_path / "results"), "--reports-dir", str(reports)]) == 0
+    out = capsys.readouterr().out
+    assert "Prompt cache per case" in out and "Conversations by turn" in out
+    assert re.search(r"chat/p24-o6-c2-d0-t3\s+4/4\s+100 %", out)  # turns 2 and 3 of both conversations hit
+    (report,) = reports.glob("run-*.html")
+    html = report.read_text()
+    for element in ('id="cache"', 'id="turns"', 'id="plot-turns"'):
+        assert element in html, element
+    assert "2 of 2 conversations ran every turn" in html

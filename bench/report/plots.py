@@ -113,6 +113,27 @@ def latency_percentiles(cases: Sequence[CaseSummary]) -> str | None:
     return _svg(fig)
 
 
+def by_turn(cases: Sequence[CaseSummary]) -> str | None:
+    """Conversations turn by turn: TTFT p50 and pp over the new tokens (the history the cache saves grows)."""
+    rows = [c for c in cases if c.cache is not None and len(c.cache.turns) > 1]
+    if not rows:
+        return None
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.6, 3.2))
+    for case in rows:
+        assert case.cache is not None
+        turns = [t.turn for t in case.cache.turns]
+        left.plot(turns, [t.ttft_p50_ms or float("nan") for t in case.cache.turns], marker="o", label=case.case_id)
+        right.plot(turns, [t.pp_tps or float("nan") for t in case.cache.turns], marker="o", label=case.case_id)
+    left.set_title("TTFT p50 (ms)")
+    right.set_title("pp t/s over the new tokens (cache hits)")
+    for ax in (left, right):
+        ax.set_xlabel("turn")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylim(bottom=0)
+    right.legend(fontsize=7)
+    return _svg(fig)
+
+
 def throughput_by_concurrency(cases: Sequence[CaseSummary]) -> str | None:
     """Aggregate output t/s (tokens over wall time) and per-request tg vs concurrency."""
     groups: dict[tuple[str, int, int], list[CaseSummary]] = {}

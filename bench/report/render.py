@@ -134,6 +134,7 @@ def render_run_report(run_dir: Path, reports_dir: Path, baselines: Baselines | N
         "depth": plots.throughput_by_length(summary.cases, "tg_tps", "depth", check.get("tg_tps")),
         "latency": plots.latency_percentiles(summary.cases),
         "concurrency": plots.throughput_by_concurrency(summary.cases),
+        "turns": plots.by_turn(summary.cases),
         "gpu": plots.gpu_timeline(samples, records),
     }
     headline_text = baseline_headline(summary.baselines) or (
