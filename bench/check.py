@@ -42,4 +42,4 @@ async def _check(
     async with ChatClient(
         endpoint, api_key=api_key, model=model, timeout_s=timeout_s, redactor=redactor, max_body_bytes=max_body_bytes
     ) as client:
-        return await probe(client)
+        return await probe(client, check_cache=True)

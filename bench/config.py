@@ -62,6 +62,11 @@ class Case:
         return base + turns + shared
 
     @property
+    def uses_prompt_cache(self) -> bool:
+        """The case means requests to reuse what the server cached (a depth, a conversation, a shared prefix)."""
+        return self.depth > 0 or self.turns > 1 or self.prefixes > 0
+
+    @property
     def measured_requests(self) -> int:
         """Measured requests the case sends: ``requests`` of them, or of conversations, one per turn."""
         return self.requests * self.turns

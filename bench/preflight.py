@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from bench.config import Case
@@ -24,6 +25,14 @@ PROBE_MESSAGES = [
     {"role": "user", "content": "Count from one to twenty in words."},
 ]
 PROBE_TOKENS = 24
+
+
+class PromptCache(StrEnum):
+    """Whether the endpoint reuses a cached prompt when asked (``cache_prompt``, llama-server's default)."""
+
+    HONOURED = "honoured"
+    IGNORED = "ignored"  # the same prompt sent twice: nothing reused (a proxy, another server)
+    UNKNOWN = "unknown"  # no timings to tell, or not checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +53,7 @@ class EndpointInfo:
     stream_delivery: Delivery
     stream_ok: bool
     notes: tuple[str, ...] = field(default_factory=tuple)
+    prompt_cache: PromptCache = PromptCache.UNKNOWN
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,8 +109,21 @@ def props_subset(props: Any) -> dict[str, Any]:
     return subset
 
 
-async def probe(client: ChatClient, *, chat: bool = True, props: Any = None) -> EndpointInfo:
-    """Check the endpoint and say what it offers; ``props`` is its /props when already fetched."""
+async def prompt_cache_support(client: ChatClient) -> PromptCache:
+    """Send one prompt twice asking for the cache: the second says, in ``timings.cache_n``, what was reused."""
+    body = client.chat_body(PROBE_MESSAGES, max_tokens=1, stream=False, cache_prompt=True)
+    first = await client.chat(body)
+    second = await client.chat(body) if first.ok else first
+    if not second.ok or second.timings is None:
+        return PromptCache.UNKNOWN
+    return PromptCache.HONOURED if second.timings.cache_n > 0 else PromptCache.IGNORED
+
+
+async def probe(client: ChatClient, *, chat: bool = True, props: Any = None, check_cache: bool = False) -> EndpointInfo:
+    """Check the endpoint and say what it offers; ``props`` is its /props when already fetched.
+
+    ``check_cache``: also send a prompt twice to learn whether the endpoint honours ``cache_prompt``.
+    """
     notes: list[str] = []
     if props is None:
         props = await client.get_json("/props")
@@ -139,6 +162,12 @@ async def probe(client: ChatClient, *, chat: bool = True, props: Any = None) -> 
                 "streamed tokens arrive in bursts: a proxy is buffering SSE (nginx: proxy_buffering off, "
                 "and no gzip for text/event-stream); TTFT and ITL would be wrong"
             )
+    cache = await prompt_cache_support(client) if chat and check_cache else PromptCache.UNKNOWN
+    if cache is PromptCache.IGNORED:
+        notes.append(
+            "the same prompt sent twice with cache_prompt reused nothing (timings.cache_n 0): a proxy or server "
+            "that ignores it; depth, conversation and shared-prefix cases will see every request miss"
+        )
     build = build or (plain.system_fingerprint if plain else None)
     info = EndpointInfo(
         base_url=client.base_url,
@@ -157,6 +186,7 @@ async def probe(client: ChatClient, *, chat: bool = True, props: Any = None) -> 
         stream_delivery=delivery,
         stream_ok=streamed is not None and streamed.ok,
         notes=tuple(notes),
+        prompt_cache=cache,
     )
     return info
 

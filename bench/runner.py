@@ -309,7 +309,7 @@ class _Run:
         props = await client.get_json("/props")
         n_ctx = props.get("default_generation_settings", {}).get("n_ctx") if isinstance(props, dict) else None
         check_cases_fit(self.cases, n_ctx if isinstance(n_ctx, int) else None)
-        info = await probe(client, props=props)
+        info = await probe(client, props=props, check_cache=any(case.uses_prompt_cache for case in self.cases))
         for note in info.notes:
             observer.message(f"note: {note}")
         store.write_meta(endpoint=info.to_json(), props=props_subset(props), model=info.model, build=info.build)

@@ -15,7 +15,7 @@ from bench.devtools.testing.fake_server import FakeLlamaServer
 from bench.errors import ConfigError
 from bench.prompt_cache import CacheMiss, miss_of, misses_of, summarise_cache
 from bench.records import RequestRecord
-from bench.runner import RunOptions, run_benchmark
+from bench.runner import QuietObserver, RunOptions, run_benchmark
 from bench.store import read_records
 from tests.factories import record, timings
 
@@ -233,3 +233,32 @@ def test_bench_run_shows_the_cache_and_the_turns_in_the_terminal_and_the_report(
     for element in ('id="cache"', 'id="turns"', 'id="plot-turns"'):
         assert element in html, element
     assert "2 of 2 conversations ran every turn" in html
+
+
+@pytest.mark.parametrize(("honour", "shown"), [(True, "honoured"), (False, "IGNORED")])
+def test_bench_check_says_whether_the_endpoint_honours_cache_prompt(
+    fake: FakeLlamaServer, honour: bool, shown: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.config.honour_cache = honour
+    assert main(["check", "--endpoint", fake.url]) == 0
+    out = capsys.readouterr().out
+    assert re.search(rf"prompt cache\s+{shown}", out)
+    assert ("reused nothing (timings.cache_n 0)" in out) is not honour
+
+
+def test_a_run_on_an_endpoint_that_ignores_the_cache_says_so_and_counts_every_miss(
+    fake: FakeLlamaServer, tmp_path: Path
+) -> None:
+    fake.config.honour_cache = False
+    notes: list[str] = []
+
+    class Listener(QuietObserver):
+        def message(self, text: str) -> None:
+            notes.append(text)
+
+    result = run_benchmark(
+        RunOptions(scenarios=scenario_set(turns=2), endpoint=fake.url, results_dir=tmp_path), Listener()
+    )
+    assert any("reused nothing" in note for note in notes)
+    cache = result.summary.cases[0].cache
+    assert cache is not None and (cache.hits, cache.misses) == (0, {CacheMiss.NOTHING: 3})

@@ -18,7 +18,7 @@ from bench.config import Case
 from bench.figures import FigureSource
 from bench.loadgen import CaseOutcome
 from bench.noise import NoiseProfile
-from bench.preflight import EndpointInfo
+from bench.preflight import EndpointInfo, PromptCache
 from bench.records import RequestRecord
 from bench.report.text import HEADERS, comparison_rows, headline
 from bench.summary import CaseSummary, Distribution, RunSummary
@@ -312,6 +312,13 @@ def baseline_lines(checks: Sequence[BaselineCheck]) -> list[tuple[str, str]]:
     return lines
 
 
+_CACHE_SUPPORT = {
+    PromptCache.HONOURED: "honoured (a prompt sent twice reused its tokens)",
+    PromptCache.IGNORED: "IGNORED (a prompt sent twice with cache_prompt reused nothing)",
+    PromptCache.UNKNOWN: "unknown (no timings to tell)",
+}
+
+
 def endpoint_table(info: EndpointInfo) -> Tabular:
     rows = (
         ("model", info.model or "-"),
@@ -325,6 +332,7 @@ def endpoint_table(info: EndpointInfo) -> Tabular:
         ("finish_reason", info.finish_reason or "-"),
         ("exact prompt lengths", "yes (/apply-template + /tokenize)" if info.has_tokenize else "no (estimates)"),
         ("streaming", f"{'ok' if info.stream_ok else 'FAILED'}, tokens {info.stream_delivery}"),
+        ("prompt cache", _CACHE_SUPPORT[info.prompt_cache]),
     )
     return Tabular(
         f"Endpoint {info.base_url}", ("what", "found"), rows, left=frozenset({"what", "found"}), show_header=False

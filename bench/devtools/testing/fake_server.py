@@ -72,6 +72,7 @@ class FakeConfig:
     # llama.cpp); a chat takes the free slot sharing the longest prefix with it (over SLOT_SIMILARITY of its
     # prompt), else the least recently used
     cache_slots: int = 1
+    honour_cache: bool = True  # False: reuse nothing whatever cache_prompt says (a proxy or another server)
     seed: int = 0
 
 
@@ -296,7 +297,8 @@ class _Handler(BaseHTTPRequestHandler):
         prompt = count_tokens(render_template(body.get("messages", [])))
         with self.server.lock:
             slot, shared = self.server.take_slot(prompt)
-        cache_n = min(shared, len(prompt) - 1) if body.get("cache_prompt", True) else 0
+        asked = body.get("cache_prompt", True) and self.server.config.honour_cache
+        cache_n = min(shared, len(prompt) - 1) if asked else 0
         self._slot: int | None = slot
         try:
             self._answer_chat(body, arrival, prompt, cache_n, send_times)
