@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench.errors import ConfigError
+from bench.lengths import ALLOWED, LengthDist, parse_lengths
 from bench.slo import STREAMED_ONLY, Slo, SloLimit, valid_limit
 
 SCHEMA_VERSION = 1
@@ -49,13 +50,18 @@ class Case:
     temperature: float
     top_p: float
     slo: Slo | None = None  # what a request must meet to count toward goodput
-    turns: int = 1  # more than 1: each request opens a conversation of this many turns (bench.sessions)
+    turns: int = 1  # more than 1: each request opens a conversation of this many turns
     prefixes: int = 0  # more than 0: requests share this many system prompts of prefix_tokens each
     prefix_tokens: int = 0
+    # lengths that vary: each request draws its own (prompt_tokens / output_tokens are then the median)
+    prompt_lengths: LengthDist | None = None
+    output_lengths: LengthDist | None = None
 
     @property
     def case_id(self) -> str:
-        base = f"{self.scenario}/p{self.prompt_tokens}-o{self.output_tokens}-c{self.concurrency}-d{self.depth}"
+        prompt = self.prompt_lengths.label if self.prompt_lengths else self.prompt_tokens
+        output = self.output_lengths.label if self.output_lengths else self.output_tokens
+        base = f"{self.scenario}/p{prompt}-o{output}-c{self.concurrency}-d{self.depth}"
         # suffixes only where used: the ids of cases without them stay as every stored run has them
         turns = f"-t{self.turns}" if self.turns > 1 else ""
         shared = f"-k{self.prefixes}x{self.prefix_tokens}" if self.prefixes else ""
@@ -74,14 +80,22 @@ class Case:
     @property
     def context_tokens(self) -> int:
         """Tokens the slot must hold: cached depth or shared prefix, every turn's prompt and output."""
-        return self.depth + self.prefix_tokens + self.turns * (self.prompt_tokens + self.output_tokens)
+        return self.depth + self.prefix_tokens + self.turns * (self.longest_prompt + self.longest_output)
+
+    @property
+    def longest_prompt(self) -> int:
+        return self.prompt_lengths.high if self.prompt_lengths else self.prompt_tokens
+
+    @property
+    def longest_output(self) -> int:
+        return self.output_lengths.high if self.output_lengths else self.output_tokens
 
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
     name: str
-    prompt_tokens: tuple[int, ...]
-    output_tokens: tuple[int, ...]
+    prompt_tokens: tuple[int | LengthDist, ...]
+    output_tokens: tuple[int | LengthDist, ...]
     concurrency: tuple[int, ...] = (1,)
     depth: tuple[int, ...] = (0,)
     repetitions: int = 3
@@ -109,8 +123,10 @@ class Scenario:
             out.append(
                 Case(
                     scenario=self.name,
-                    prompt_tokens=prompt,
-                    output_tokens=output,
+                    prompt_tokens=prompt.nominal if isinstance(prompt, LengthDist) else prompt,
+                    output_tokens=output.nominal if isinstance(output, LengthDist) else output,
+                    prompt_lengths=prompt if isinstance(prompt, LengthDist) else None,
+                    output_lengths=output if isinstance(output, LengthDist) else None,
                     concurrency=conc,
                     depth=depth,
                     requests=requests,
@@ -184,8 +200,9 @@ MAX_CASE_PROMPT_TOKENS = 20_000_000  # prompt tokens built for one case (its req
 _SCENARIO_FIELDS: dict[str, str] = {
     "name": "a name made of letters, digits, '-' and '_'",
     "description": "text",
-    "prompt_tokens": f"a positive integer up to {MAX_TOKENS:,} or a list of them",
-    "output_tokens": f"a positive integer up to {MAX_TOKENS:,} or a list of them",
+    "prompt_tokens": f"a positive integer up to {MAX_TOKENS:,}, a length distribution, or a list of them",
+    "output_tokens": f"a positive integer up to {MAX_TOKENS:,}, a length distribution, or a list of them",
+    # a length distribution: bench.lengths.ALLOWED
     "concurrency": f"a positive integer up to {MAX_CONCURRENCY:,} or a list of them",
     "depth": f"a non-negative integer up to {MAX_TOKENS:,} or a list of them",
     "repetitions": f"a positive integer up to {MAX_REPETITIONS:,}",
@@ -226,6 +243,32 @@ def _int_list(where: Where, key: str, value: object, minimum: int, maximum: int)
         if isinstance(item, bool) or not isinstance(item, int) or not minimum <= item <= maximum:
             raise where.error(key, allowed, value)
     return tuple(items)
+
+
+def _length_list(where: Where, key: str, value: object) -> tuple[int | LengthDist, ...]:
+    """Lengths: integers or distributions (TOML tables), one or a list; a file is read beside the set."""
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise where.error(key, _SCENARIO_FIELDS[key], value)
+    source = Path(where.source)
+    base = source.parent if source.suffix == ".toml" else None
+    out: list[int | LengthDist] = []
+    for item in items:
+        if isinstance(item, dict):
+            out.append(
+                parse_lengths(
+                    item,
+                    minimum=1,
+                    maximum=MAX_TOKENS,
+                    base=base,
+                    where=f"{where.source}: {where.table}, field '{key}'",
+                )
+            )
+        elif isinstance(item, bool) or not isinstance(item, int) or not 1 <= item <= MAX_TOKENS:
+            raise where.error(key, f"{_SCENARIO_FIELDS[key]} ({ALLOWED})", value)
+        else:
+            out.append(item)
+    return tuple(out)
 
 
 def _int_field(where: Where, key: str, value: object, minimum: int, maximum: int) -> int:
@@ -344,10 +387,11 @@ def _parse_scenario(source: str, raw: Mapping[str, Any], defaults: Mapping[str, 
 
     slo = _slo_field(where, merged.get("slo"), stream)
 
-    prompt_tokens = _int_list(where, "prompt_tokens", merged["prompt_tokens"], 1, MAX_TOKENS)
-    per_case = (repetitions * (max(concurrency) if pattern == "concurrent" else 1) + warmup) * max(
-        prompt_tokens
-    ) * turns + max(prefixes) * prefix_tokens
+    prompt_tokens = _length_list(where, "prompt_tokens", merged["prompt_tokens"])
+    longest = max(p.high if isinstance(p, LengthDist) else p for p in prompt_tokens)
+    per_case = (repetitions * (max(concurrency) if pattern == "concurrent" else 1) + warmup) * longest * turns + max(
+        prefixes
+    ) * prefix_tokens
     if per_case > MAX_CASE_PROMPT_TOKENS:
         raise ConfigError(
             f"{source}: {label}: a case would build {per_case:,} prompt tokens before its first request "
@@ -358,7 +402,7 @@ def _parse_scenario(source: str, raw: Mapping[str, Any], defaults: Mapping[str, 
         name=name,
         description=description,
         prompt_tokens=prompt_tokens,
-        output_tokens=_int_list(where, "output_tokens", merged["output_tokens"], 1, MAX_TOKENS),
+        output_tokens=_length_list(where, "output_tokens", merged["output_tokens"]),
         concurrency=concurrency,
         depth=depth,
         repetitions=repetitions,

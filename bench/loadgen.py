@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bench.config import Case
 from bench.records import RequestRecord
@@ -62,7 +62,7 @@ def to_record(
         warmup=warmup,
         stream=case.stream,
         prompt_tokens_target=prompt.prompt_tokens,
-        output_tokens_target=case.output_tokens,
+        output_tokens_target=prompt.output_tokens or case.output_tokens,
         depth_target=prompt.depth_tokens,
         concurrency=case.concurrency,
         prompt_length_source=prompt.length_source,
@@ -152,7 +152,8 @@ class CaseRunner:
         turn: int | None = None,
     ) -> Exchange:
         # A warm-up needs the full prompt (graphs, caches) but not a long answer.
-        max_tokens = min(self.case.output_tokens, WARMUP_MAX_TOKENS) if warmup else self.case.output_tokens
+        output = prompt.output_tokens or self.case.output_tokens
+        max_tokens = min(output, WARMUP_MAX_TOKENS) if warmup else output
         exchange = await self.client.chat(self._body(prompt, max_tokens), keep_answer=turn is not None)
         record = to_record(
             self.run_id, self.case, index if turn is None else index * self.case.turns + turn - 1, prompt, exchange,
@@ -176,7 +177,7 @@ class CaseRunner:
         loop = asyncio.get_running_loop()
         prompt, before = first, await self.builder.templated_tokens(first.messages) or []
         exchange = await self._send(index, prompt, warmup=False, turn=1)
-        for turn in range(2, self.case.turns + 1):
+        for turn, (target, output) in enumerate(first.turn_lengths, 2):
             if not exchange.ok:
                 return True
             if loop.time() >= deadline:
@@ -188,10 +189,11 @@ class CaseRunner:
                     before=before,
                     # a reasoning answer is resent without its reasoning: only the prompt before it is reusable
                     answered=0 if exchange.reasoning_events else (_generated(exchange) or 0),
-                    target=self.case.prompt_tokens,
+                    target=target,
                     prefix=first.prefix,
                 )
             )
+            prompt = replace(prompt, output_tokens=output)
             exchange = await self._send(index, prompt, warmup=False, turn=turn)
         return True
 

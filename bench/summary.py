@@ -156,6 +156,10 @@ def _pooled_gaps_ms(records: Sequence[RequestRecord]) -> NDArray[np.float64]:
     return within_request_gaps(flat, counts) * 1000.0
 
 
+def _median_target(targets: Sequence[int]) -> int | None:
+    return round(float(np.median(targets))) if targets else None
+
+
 def summarise_case(case_id: str, records: Sequence[RequestRecord], slo: Slo | None = None) -> CaseSummary:
     measured = [r for r in records if not r.warmup]
     ok = [r for r in measured if r.ok]
@@ -242,9 +246,11 @@ def summarise_case(case_id: str, records: Sequence[RequestRecord], slo: Slo | No
     return CaseSummary(
         case_id=case_id,
         scenario=first.scenario,
-        # a prefix's first use asks for the prefix's tokens too: the case's own prompt is the least
-        prompt_tokens=min((r.prompt_tokens_target for r in measured), default=first.prompt_tokens_target),
-        output_tokens=first.output_tokens_target,
+        # lengths drawn per request stand as their median; a prefix's first use, which asks for the
+        # prefix's tokens too, stands aside
+        prompt_tokens=_median_target([r.prompt_tokens_target for r in measured if r.prefix is None or r.depth_target])
+        or first.prompt_tokens_target,
+        output_tokens=_median_target([r.output_tokens_target for r in measured]) or first.output_tokens_target,
         concurrency=first.concurrency,
         depth=0 if conversational else first.depth_target,
         stream=first.stream,

@@ -19,10 +19,11 @@ from __future__ import annotations
 import random
 import string
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bench.config import Case
 from bench.errors import ConfigError
+from bench.lengths import LengthDist
 from bench.transport.client import ChatClient
 
 SYSTEM_PROMPT = "You are a helpful assistant."
@@ -55,6 +56,8 @@ class Prompt:
     depth_tokens: int  # tokens expected from the cache
     length_source: str  # "tokenize" or "estimate"
     prefix: int | None = None  # which shared system prompt of the case it begins with
+    output_tokens: int | None = None  # tokens to generate, where the case's lengths are drawn per request
+    turn_lengths: tuple[tuple[int, int], ...] = ()  # a conversation's later turns: (new prompt, output) tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,8 @@ class PromptBuilder:
         # length usually needs the same, so its fit costs one count, not several
         self._fitted_words: dict[int, int] = {}
         self._next_prefix = 0
+        # draws lengths apart from the words, so a case with fixed lengths builds what it always built
+        self.length_rng = random.Random(f"lengths-{seed}")
         self._turn_words: int | None = None
 
     async def exact_counts_available(self) -> bool:
@@ -122,18 +127,39 @@ class PromptBuilder:
         self._next_marker += 1
         return marker
 
+    def _draw(self, lengths: LengthDist | None, fixed: int) -> int:
+        return fixed if lengths is None else lengths.draw(self.length_rng)
+
     async def build_case(self, case: Case) -> CasePrompts:
-        """The case's prompts; for a conversation, the first turn of each (later turns: ``next_turn``)."""
+        """The case's prompts; for a conversation, the first turn of each (later turns: ``next_turn``).
+
+        Lengths drawn from a distribution are drawn here, every request's (and every turn's) in
+        order from the seed, before any load: a run's lengths do not depend on its timing.
+        """
+        targets = [self._draw(case.prompt_lengths, case.prompt_tokens) for _ in range(case.requests)]
+        outputs = [self._draw(case.output_lengths, case.output_tokens) for _ in range(case.requests)]
         if case.depth > 0:
-            return await self._build_depth_case(case)
-        if case.prefixes > 0:
-            built = await self._build_prefix_case(case)
+            built = await self._build_depth_case(case, targets)
+        elif case.prefixes > 0:
+            built = await self._build_prefix_case(case, targets)
         else:
-            prompts = [await self._build_flat(case.prompt_tokens) for _ in range(case.warmup + case.requests)]
-            built = CasePrompts(prime=None, warmup=prompts[: case.warmup], measured=prompts[case.warmup :])
+            warmup = [await self._build_flat(case.prompt_tokens) for _ in range(case.warmup)]
+            built = CasePrompts(None, warmup, [await self._build_flat(target) for target in targets])
+        measured = [replace(p, output_tokens=o) for p, o in zip(built.measured, outputs, strict=True)]
         if case.turns > 1:
-            await self._check_turn_floor(case, built.measured[0])
-        return built
+            measured = [
+                replace(
+                    p,
+                    turn_lengths=tuple(
+                        (self._draw(case.prompt_lengths, case.prompt_tokens), self._draw(case.output_lengths, o))
+                        for _ in range(case.turns - 1)
+                    ),
+                )
+                for p, o in zip(measured, outputs, strict=True)
+            ]
+            shortest = min(length for p in measured for length, _ in p.turn_lengths)
+            await self._check_turn_floor(case, measured[0], shortest)
+        return replace(built, measured=measured)
 
     # ------------------------------------------------------------- depth 0
     async def _build_flat(self, target: int) -> Prompt:
@@ -164,14 +190,14 @@ class PromptBuilder:
         return Prompt(messages, target, 0, "tokenize")
 
     # ------------------------------------------------------------- depth d
-    async def _build_depth_case(self, case: Case) -> CasePrompts:
+    async def _build_depth_case(self, case: Case, targets: list[int]) -> CasePrompts:
         if not await self.exact_counts_available():
             raise ConfigError(
                 f"case {case.case_id}: depth > 0 needs the server's /apply-template and /tokenize "
                 "to place the cached prefix exactly (llama-server has them)"
             )
         depth_words = self._filler(max(case.depth * 2, 16))
-        body_words = self._filler(max(case.prompt_tokens * 2, 16))
+        body_words = self._filler(max(max(targets, default=case.prompt_tokens) * 2, 16))
 
         def layout(n_depth: int, marker: str, n_body: int) -> Messages:
             user = " ".join(depth_words[:n_depth]) + f"\n{marker} " + " ".join(body_words[:n_body])
@@ -195,7 +221,7 @@ class PromptBuilder:
 
         prompts: list[Prompt] = []
         n_body: int | None = None
-        for index in range(case.warmup + case.requests):
+        for index, target in enumerate([case.prompt_tokens] * case.warmup + targets):
             marker = _marker(index)
 
             def make_body(n: int, marker: str = marker) -> Messages:
@@ -206,18 +232,14 @@ class PromptBuilder:
                 return len(tokens) - _common_prefix(tokens, prime_tokens)
 
             messages, n_body = await _fit(
-                make_body,
-                case.prompt_tokens,
-                measured_tokens,
-                f"a prompt of {case.prompt_tokens} tokens at depth {case.depth}",
-                n_body,
+                make_body, target, measured_tokens, f"a prompt of {target} tokens at depth {case.depth}", n_body
             )
-            prompts.append(Prompt(messages, case.prompt_tokens, case.depth, "tokenize"))
+            prompts.append(Prompt(messages, target, case.depth, "tokenize"))
         prime = Prompt(layout(n_depth, prime_marker, 4), 0, 0, "tokenize")
         return CasePrompts(prime=prime, warmup=prompts[: case.warmup], measured=prompts[case.warmup :])
 
     # ------------------------------------------------------------- shared system prompts
-    async def _build_prefix_case(self, case: Case) -> CasePrompts:
+    async def _build_prefix_case(self, case: Case, targets: list[int]) -> CasePrompts:
         """K system prompts of exactly ``prefix_tokens`` each; every request one of them (seeded) and its own text.
 
         The first request on a prefix finds it cold (nothing to reuse: its whole prompt is
@@ -236,9 +258,9 @@ class PromptBuilder:
         uses = [0] * case.prefixes
         measured: list[Prompt] = []
         start: int | None = None
-        for _ in range(case.requests):
+        for target in targets:
             k = self.rng.randrange(case.prefixes)
-            prompt, start = await self._on_prefix(systems[k], k, uses[k], case.prompt_tokens, start)
+            prompt, start = await self._on_prefix(systems[k], k, uses[k], target, start)
             measured.append(prompt)
             uses[k] += 1
         return CasePrompts(prime=None, warmup=warmup, measured=measured)
@@ -291,15 +313,15 @@ class PromptBuilder:
         return Prompt(messages, target, reused, "tokenize", prefix=k), n
 
     # ------------------------------------------------------------- conversations
-    async def _check_turn_floor(self, case: Case, first: Prompt) -> None:
+    async def _check_turn_floor(self, case: Case, first: Prompt, shortest: int) -> None:
         """Refuse, before any load, a turn shorter than what the template adds around one."""
         history = [*first.messages, {"role": "assistant", "content": "the"}]
         # a one-token answer, all of it reusable but the last token: what is new is the template's own
         tokens, reused = await self._turn_tokens(history, await self._tokens(first.messages), 1, "")
         floor = len(tokens) - reused
-        if case.prompt_tokens < floor:
+        if shortest < floor:
             raise ConfigError(
-                f"case {case.case_id}: a turn of {case.prompt_tokens} new tokens is shorter than what this "
+                f"case {case.case_id}: a turn of {shortest} new tokens is shorter than what this "
                 f"server's chat template adds around an answer and a user message ({floor} tokens); "
                 f"use prompt_tokens >= {floor}"
             )
