@@ -17,7 +17,7 @@ import math
 import shlex
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -25,11 +25,12 @@ from typing import Any, Literal
 from bench.errors import ConfigError
 from bench.lengths import ALLOWED, LengthDist, parse_lengths
 from bench.slo import STREAMED_ONLY, Slo, SloLimit, valid_limit
+from bench.trace import Trace, load_trace
 
 SCHEMA_VERSION = 1
 BUILTIN_SETS = ("smoke", "quick", "baseline", "sweep")
-Pattern = Literal["sequential", "concurrent", "poisson"]
-PATTERNS: tuple[Pattern, ...] = ("sequential", "concurrent", "poisson")
+Pattern = Literal["sequential", "concurrent", "poisson", "trace"]
+PATTERNS: tuple[Pattern, ...] = ("sequential", "concurrent", "poisson", "trace")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +57,13 @@ class Case:
     # lengths that vary: each request draws its own (prompt_tokens / output_tokens are then the median)
     prompt_lengths: LengthDist | None = None
     output_lengths: LengthDist | None = None
+    trace: Trace | None = None  # pattern 'trace': every request's time and lengths come from it
+    speed: float = 1.0
 
     @property
     def case_id(self) -> str:
+        if self.trace is not None:
+            return f"{self.scenario}/trace-{self.trace.name}-x{self.speed:g}-c{self.concurrency}"
         prompt = self.prompt_lengths.label if self.prompt_lengths else self.prompt_tokens
         output = self.output_lengths.label if self.output_lengths else self.output_tokens
         base = f"{self.scenario}/p{prompt}-o{output}-c{self.concurrency}-d{self.depth}"
@@ -70,7 +75,8 @@ class Case:
     @property
     def uses_prompt_cache(self) -> bool:
         """The case means requests to reuse what the server cached (a depth, a conversation, a shared prefix)."""
-        return self.depth > 0 or self.turns > 1 or self.prefixes > 0
+        traced = self.trace is not None and (self.trace.sessions > 0 or bool(self.trace.prefixes))
+        return self.depth > 0 or self.turns > 1 or self.prefixes > 0 or traced
 
     @property
     def measured_requests(self) -> int:
@@ -80,6 +86,8 @@ class Case:
     @property
     def context_tokens(self) -> int:
         """Tokens the slot must hold: cached depth or shared prefix, every turn's prompt and output."""
+        if self.trace is not None:
+            return self.trace.longest_context
         return self.depth + self.prefix_tokens + self.turns * (self.longest_prompt + self.longest_output)
 
     @property
@@ -111,6 +119,8 @@ class Scenario:
     turns: int = 1
     prefixes: tuple[int, ...] = (0,)
     prefix_tokens: int = 0
+    trace: Trace | None = None
+    speed: float = 1.0
 
     def cases(self) -> list[Case]:
         out: list[Case] = []
@@ -120,6 +130,8 @@ class Scenario:
             # Closed loop: every one of the N streams runs `repetitions` requests,
             # so each concurrency level gets the same statistical weight per stream.
             requests = self.repetitions * conc if self.pattern == "concurrent" else self.repetitions
+            if self.trace is not None:
+                requests = len(self.trace.rows)
             out.append(
                 Case(
                     scenario=self.name,
@@ -141,6 +153,8 @@ class Scenario:
                     turns=self.turns,
                     prefixes=prefixes,
                     prefix_tokens=self.prefix_tokens if prefixes else 0,
+                    trace=self.trace,
+                    speed=self.speed,
                 )
             )
         return out
@@ -163,11 +177,12 @@ class ScenarioSet:
             "name": self.name,
             "source": self.source,
             "description": self.description,
-            "scenarios": [_scenario_dict(asdict(s)) for s in self.scenarios],
+            # a trace is named by its file and digest, not copied into every run.json
+            "scenarios": [_scenario_dict(asdict(replace(s, trace=None)), s.trace) for s in self.scenarios],
         }
 
 
-def _scenario_dict(scenario: dict[str, Any]) -> dict[str, Any]:
+def _scenario_dict(scenario: dict[str, Any], trace: Trace | None = None) -> dict[str, Any]:
     """A scenario as run.json keeps it: an SLO only where one was stated, with the limits stated.
 
     Runs from before SLOs existed define their scenarios without the key: the same scenario
@@ -177,9 +192,11 @@ def _scenario_dict(scenario: dict[str, Any]) -> dict[str, Any]:
     if slo:
         scenario["slo"] = {key: value for key, value in slo.items() if value is not None}
     # the same for conversations and shared prefixes: written only where a scenario uses them
-    for key, unused in (("turns", 1), ("prefixes", (0,)), ("prefix_tokens", 0)):
+    for key, unused in (("turns", 1), ("prefixes", (0,)), ("prefix_tokens", 0), ("trace", None), ("speed", 1.0)):
         if scenario.get(key) == unused:
             del scenario[key]
+    if trace is not None:
+        scenario["trace"] = trace.to_json()
     return scenario
 
 
@@ -194,6 +211,7 @@ MAX_WARMUP = 10_000
 MAX_RATE_RPS = 100_000.0
 MAX_DURATION_S = 7 * 86400.0
 MAX_TURNS = 1000
+MAX_SPEED = 1000.0
 MAX_PREFIXES = 10_000
 MAX_CASE_PROMPT_TOKENS = 20_000_000  # prompt tokens built for one case (its requests x prompt length)
 
@@ -216,6 +234,8 @@ _SCENARIO_FIELDS: dict[str, str] = {
     "turns": f"a positive integer up to {MAX_TURNS:,}: turns per conversation (more than 1: multi-turn sessions)",
     "prefixes": f"a non-negative integer up to {MAX_PREFIXES:,} or a list of them: distinct shared system prompts",
     "prefix_tokens": f"a positive integer up to {MAX_TOKENS:,}: tokens of each shared system prompt",
+    "trace": "a JSONL trace file (relative to the scenario set) or 'sample' (pattern 'trace'; see bench.trace)",
+    "speed": f"a positive number up to {MAX_SPEED:g}: how much faster than recorded a trace is replayed",
     "slo": "a table of limits in ms, each a positive number: "
     + ", ".join(f"{limit.value}" for limit in SloLimit)
     + " (e.g. { ttft_ms = 2000, tpot_ms = 50 })",
@@ -318,13 +338,17 @@ def _parse_scenario(source: str, raw: Mapping[str, Any], defaults: Mapping[str, 
     merged = {**defaults, **raw}
     if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_" for c in name):
         raise where.error("name", _SCENARIO_FIELDS["name"], name)
-    for required in ("prompt_tokens", "output_tokens"):
-        if required not in merged:
-            raise ConfigError(f"{source}: {label}: missing field '{required}' ({_SCENARIO_FIELDS[required]})")
-
     pattern = merged.get("pattern", "sequential")
     if pattern not in PATTERNS:
         raise where.error("pattern", _SCENARIO_FIELDS["pattern"], pattern)
+    trace, speed = None, 1.0
+    if pattern == "trace":
+        trace, speed, merged = _trace_fields(where, raw, merged)
+    elif "trace" in merged or "speed" in merged:
+        raise ConfigError(f"{source}: {label}: fields 'trace' and 'speed' need pattern 'trace'")
+    for required in ("prompt_tokens", "output_tokens"):
+        if required not in merged:
+            raise ConfigError(f"{source}: {label}: missing field '{required}' ({_SCENARIO_FIELDS[required]})")
     concurrency = _int_list(where, "concurrency", merged.get("concurrency", 1), 1, MAX_CONCURRENCY)
     depth = _int_list(where, "depth", merged.get("depth", 0), 0, MAX_TOKENS)
     repetitions = _int_field(where, "repetitions", merged.get("repetitions", 3), 1, MAX_REPETITIONS)
@@ -392,6 +416,13 @@ def _parse_scenario(source: str, raw: Mapping[str, Any], defaults: Mapping[str, 
     per_case = (repetitions * (max(concurrency) if pattern == "concurrent" else 1) + warmup) * longest * turns + max(
         prefixes
     ) * prefix_tokens
+    if trace is not None:
+        per_case = sum(r.input_tokens for r in trace.rows) + sum(trace.prefixes.values()) + warmup * longest
+        if trace.duration_s / speed > max_duration_s:
+            raise ConfigError(
+                f"{source}: {label}: the trace lasts {trace.duration_s / speed:,.1f} s at speed {speed:g}, longer "
+                f"than max_duration_s ({max_duration_s:g} s): raise max_duration_s or the speed"
+            )
     if per_case > MAX_CASE_PROMPT_TOKENS:
         raise ConfigError(
             f"{source}: {label}: a case would build {per_case:,} prompt tokens before its first request "
@@ -417,7 +448,40 @@ def _parse_scenario(source: str, raw: Mapping[str, Any], defaults: Mapping[str, 
         turns=turns,
         prefixes=prefixes,
         prefix_tokens=prefix_tokens,
+        trace=trace,
+        speed=speed,
     )
+
+
+TRACE_CONCURRENCY = 8  # a trace's default cap on requests in flight (the embedded server gets a slot each)
+_NOT_WITH_TRACE = ("prompt_tokens", "output_tokens", "depth", "turns", "prefixes", "prefix_tokens", "rate_rps")
+
+
+def _trace_fields(where: Where, raw: Mapping[str, Any], merged: dict[str, Any]) -> tuple[Trace, float, dict[str, Any]]:
+    """A trace scenario's trace and speed; its lengths, sessions, prefixes and times come from the trace."""
+    for key in _NOT_WITH_TRACE:
+        if key in raw:
+            raise ConfigError(
+                f"{where.source}: {where.table}: pattern 'trace' takes field '{key}' from the trace; remove it"
+            )
+    if not isinstance(merged.get("trace"), str):
+        raise where.error("trace", _SCENARIO_FIELDS["trace"], merged.get("trace"))
+    source = Path(where.source)
+    trace = load_trace(merged["trace"], source.parent if source.suffix == ".toml" else None)
+    speed = number_field(where, "speed", merged.get("speed", 1.0), _SCENARIO_FIELDS["speed"])
+    if not 0 < speed <= MAX_SPEED:
+        raise where.error("speed", _SCENARIO_FIELDS["speed"], speed)
+    inputs = sorted(r.input_tokens for r in trace.rows if r.turn in (None, 1))
+    outputs = sorted(r.output_tokens for r in trace.rows)
+    merged = {
+        **{k: v for k, v in merged.items() if k not in _NOT_WITH_TRACE},
+        # what stands for the trace in tables and warm-ups: its median first prompt and answer
+        "prompt_tokens": inputs[len(inputs) // 2] if inputs else trace.rows[0].input_tokens,
+        "output_tokens": outputs[len(outputs) // 2],
+        "repetitions": 1,
+        "concurrency": merged.get("concurrency", TRACE_CONCURRENCY),
+    }
+    return trace, speed, merged
 
 
 def read_toml(path: Path | str, text: str | None = None) -> dict[str, Any]:

@@ -88,6 +88,19 @@ def to_record(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Said:
+    """A conversation's last turn as the next one needs it."""
+
+    prompt: Prompt
+    tokens: list[int]  # its templated tokens
+    exchange: Exchange  # its answer
+    ended: float  # when the answer ended (the event loop's clock)
+
+
+TRACE_LEAD_S = 1.0  # a trace's request is prepared this long before it is due (a later turn is built then)
+
+
 def _generated(exchange: Exchange) -> int | None:
     """Tokens the server generated for an answer, by its own count."""
     if exchange.timings is not None:
@@ -149,6 +162,7 @@ class CaseRunner:
         *,
         warmup: bool,
         scheduled: float | None = None,
+        session: int | None = None,
         turn: int | None = None,
     ) -> Exchange:
         # A warm-up needs the full prompt (graphs, caches) but not a long answer.
@@ -156,9 +170,8 @@ class CaseRunner:
         max_tokens = min(output, WARMUP_MAX_TOKENS) if warmup else output
         exchange = await self.client.chat(self._body(prompt, max_tokens), keep_answer=turn is not None)
         record = to_record(
-            self.run_id, self.case, index if turn is None else index * self.case.turns + turn - 1, prompt, exchange,
-            warmup=warmup, round_number=self._round, scheduled=scheduled,
-            session=None if turn is None else index, turn=turn,
+            self.run_id, self.case, index, prompt, exchange,
+            warmup=warmup, round_number=self._round, scheduled=scheduled, session=session, turn=turn,
         )  # fmt: skip
         if not warmup:
             self._measured += 1
@@ -173,29 +186,41 @@ class CaseRunner:
 
         A failed turn ends the conversation (the next one would resend an answer that never came).
         """
-        assert self.builder is not None
         loop = asyncio.get_running_loop()
-        prompt, before = first, await self.builder.templated_tokens(first.messages) or []
-        exchange = await self._send(index, prompt, warmup=False, turn=1)
+        turns = self.case.turns
+        said = await self._said(first, await self._send(index * turns, first, warmup=False, session=index, turn=1))
         for turn, (target, output) in enumerate(first.turn_lengths, 2):
-            if not exchange.ok:
+            if not said.exchange.ok:
                 return True
             if loop.time() >= deadline:
                 return False
-            prompt, before = await self.builder.next_turn(
-                Turn(
-                    number=turn,
-                    history=[*prompt.messages, {"role": "assistant", "content": exchange.answer}],
-                    before=before,
-                    # a reasoning answer is resent without its reasoning: only the prompt before it is reusable
-                    answered=0 if exchange.reasoning_events else (_generated(exchange) or 0),
-                    target=target,
-                    prefix=first.prefix,
-                )
-            )
-            prompt = replace(prompt, output_tokens=output)
-            exchange = await self._send(index, prompt, warmup=False, turn=turn)
+            prompt, tokens = await self._next_turn(said, turn, target, output)
+            exchange = await self._send(index * turns + turn - 1, prompt, warmup=False, session=index, turn=turn)
+            said = _Said(prompt, tokens, exchange, loop.time())
         return True
+
+    async def _said(self, first: Prompt, exchange: Exchange) -> _Said:
+        """A first turn, answered: its templated tokens (fetched after it went out) for the turn after it."""
+        assert self.builder is not None
+        loop = asyncio.get_running_loop()
+        ended = loop.time()
+        tokens = await self.builder.templated_tokens(first.messages) if exchange.ok else None
+        return _Said(first, tokens or [], exchange, ended)
+
+    async def _next_turn(self, said: _Said, number: int, target: int, output: int | None) -> tuple[Prompt, list[int]]:
+        assert self.builder is not None
+        prompt, tokens = await self.builder.next_turn(
+            Turn(
+                number=number,
+                history=[*said.prompt.messages, {"role": "assistant", "content": said.exchange.answer}],
+                before=said.tokens,
+                # a reasoning answer is resent without its reasoning: only the prompt before it is reusable
+                answered=0 if said.exchange.reasoning_events else (_generated(said.exchange) or 0),
+                target=target,
+                prefix=said.prompt.prefix,
+            )
+        )
+        return replace(prompt, output_tokens=output), tokens
 
     async def run(
         self, indices: Sequence[int] | None = None, *, warm: bool = True, round_number: int = 0
@@ -223,6 +248,8 @@ class CaseRunner:
         try:
             if case.pattern == "poisson":
                 stopped = await self._open_loop(deadline, measured)
+            elif case.pattern == "trace":
+                stopped = await self._replay(deadline, measured)
             else:
                 stopped = await self._closed_loop(deadline, case.concurrency, measured)
         except BaseExceptionGroup as group:
@@ -290,4 +317,60 @@ class CaseRunner:
                     await asyncio.sleep(delay)
                 group.create_task(one(index, prompt, clock_start + (next_arrival - loop_start)))
                 next_arrival += self.rng.expovariate(rate)
+        return stopped
+
+    async def _replay(self, deadline: float, measured: Sequence[tuple[int, Prompt]]) -> bool:
+        """Replay the trace: every line at its time (over ``speed``), open loop, at most ``concurrency`` in flight.
+
+        A line's task is started a little before it is due, so a later turn is built (from the answer
+        before it) before its time comes; it then waits for its time. A turn due before the answer it
+        follows is sent when that answer arrives: its scheduled time is then the answer's end. A turn
+        after a failed one is not sent (its history never came).
+        """
+        trace = self.case.trace
+        assert trace is not None
+        loop = asyncio.get_running_loop()
+        limit = asyncio.Semaphore(self.case.concurrency)
+        loop_start, clock_start = loop.time(), self.client.clock.now()
+        sessions: dict[int, asyncio.Task[_Said | None]] = {}
+        stopped = False
+
+        async def send(index: int, prompt: Prompt, due: float, turn: int | None, session: int | None) -> Exchange:
+            if (wait := due - loop.time()) > 0:
+                await asyncio.sleep(wait)
+            async with limit:
+                scheduled = clock_start + (due - loop_start)
+                return await self._send(index, prompt, warmup=False, scheduled=scheduled, session=session, turn=turn)
+
+        async def single(index: int, prompt: Prompt, due: float) -> None:
+            await send(index, prompt, due, None, None)
+
+        async def turn(
+            index: int, prompt: Prompt, due: float, previous: asyncio.Task[_Said | None] | None
+        ) -> _Said | None:
+            row = trace.rows[index]
+            if previous is None:
+                if row.turn != 1:
+                    return None  # its conversation's first turn was never sent
+                return await self._said(prompt, await send(index, prompt, due, row.turn, row.session))
+            said = await previous
+            if said is None or not said.exchange.ok:
+                return None
+            built, tokens = await self._next_turn(said, row.turn or 2, row.input_tokens, prompt.output_tokens)
+            exchange = await send(index, built, max(due, said.ended), row.turn, row.session)
+            return _Said(built, tokens, exchange, loop.time())
+
+        async with asyncio.TaskGroup() as group:
+            for index, prompt in measured:
+                row = trace.rows[index]
+                due = loop_start + row.t / self.case.speed
+                if due >= deadline:
+                    stopped = True
+                    break
+                if (ahead := due - TRACE_LEAD_S - loop.time()) > 0:
+                    await asyncio.sleep(ahead)
+                if row.session is None:
+                    group.create_task(single(index, prompt, due))
+                else:
+                    sessions[row.session] = group.create_task(turn(index, prompt, due, sessions.get(row.session)))
         return stopped

@@ -197,13 +197,30 @@ def check_cases_fit(cases: list[Case], n_ctx: int | None) -> None:
         return
     too_big = [c for c in cases if c.context_tokens > n_ctx]
     if too_big:
-        lines = [
-            f"  {c.case_id}: depth {c.depth} + prompt {c.prompt_tokens} + output {c.output_tokens} "
-            f"= {c.context_tokens} tokens, {c.context_tokens - n_ctx} over"
-            for c in too_big
-        ]
+        lines = [_too_big(c, n_ctx) for c in too_big]
         raise ConfigError(
             f"{len(too_big)} case(s) do not fit the server's context of {n_ctx} tokens per slot:\n"
             + "\n".join(lines)
             + "\nshorten them in the scenario file or start the server with a larger -c"
         )
+
+
+def _too_big(case: Case, n_ctx: int) -> str:
+    """What of a case does not fit: its lengths, or the trace's first line that goes over."""
+    if case.trace is None:
+        what = f"depth {case.depth} + prompt {case.longest_prompt} + output {case.longest_output}"
+        if case.turns > 1 or case.prefixes:
+            what = f"prefix {case.prefix_tokens} + {case.turns} turn(s) x (prompt {case.longest_prompt} + output "
+            what += f"{case.longest_output})"
+        return f"  {case.case_id}: {what} = {case.context_tokens} tokens, {case.context_tokens - n_ctx} over"
+    held: dict[object, int] = {}
+    for row in case.trace.rows:
+        key: object = ("session", row.session) if row.session is not None else ("line", row.line)
+        held[key] = held.get(key, row.prefix_tokens) + row.input_tokens + row.output_tokens
+        if held[key] > n_ctx:
+            whose = f"session {row.session}'s turn {row.turn}" if row.session is not None else "the request"
+            return (
+                f"  {case.trace.source}:{row.line}: field 'input_tokens': {whose} needs {held[key]:,} tokens in one "
+                f"slot (prefix, every turn's prompt and output so far), {held[key] - n_ctx:,} over"
+            )
+    return f"  {case.case_id}: {case.context_tokens} tokens"

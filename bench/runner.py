@@ -114,6 +114,8 @@ class RunOptions:
         if self.order not in set(CaseOrder):
             raise ConfigError(f"--case-order must be one of {', '.join(CaseOrder)}; got {self.order!r}")
         object.__setattr__(self, "order", CaseOrder(self.order))
+        if self.order is CaseOrder.ROUNDS and any(s.trace is not None for s in self.scenarios.scenarios):
+            raise ConfigError("--case-order rounds would split a trace's replay: run trace scenarios case after case")
         if not self.max_body_bytes > 0:
             raise ConfigError(f"--max-body-mib must be positive; got {self.max_body_bytes / 2**20:g}")
         if not 0 <= self.ready_timeout_s < math.inf:

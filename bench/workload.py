@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from bench.config import Case
 from bench.errors import ConfigError
 from bench.lengths import LengthDist
+from bench.trace import Trace
 from bench.transport.client import ChatClient
 
 SYSTEM_PROMPT = "You are a helpful assistant."
@@ -136,6 +137,8 @@ class PromptBuilder:
         Lengths drawn from a distribution are drawn here, every request's (and every turn's) in
         order from the seed, before any load: a run's lengths do not depend on its timing.
         """
+        if case.trace is not None:
+            return await self._build_trace_case(case, case.trace)
         targets = [self._draw(case.prompt_lengths, case.prompt_tokens) for _ in range(case.requests)]
         outputs = [self._draw(case.output_lengths, case.output_tokens) for _ in range(case.requests)]
         if case.depth > 0:
@@ -313,7 +316,42 @@ class PromptBuilder:
         return Prompt(messages, target, reused, "tokenize", prefix=k), n
 
     # ------------------------------------------------------------- conversations
-    async def _check_turn_floor(self, case: Case, first: Prompt, shortest: int) -> None:
+    async def _build_trace_case(self, case: Case, trace: Trace) -> CasePrompts:
+        """One prompt per line of the trace; a session's later turns are built as its answers arrive.
+
+        Such a turn gets a placeholder here (no messages) carrying its lengths. An error names the line.
+        """
+        needs_exact = trace.sessions > 0 or bool(trace.prefixes)
+        if needs_exact and not await self.exact_counts_available():
+            raise ConfigError(
+                f"{trace.source}: sessions and shared prefixes need the server's /apply-template and /tokenize "
+                "(llama-server has them)"
+            )
+        systems = {k: await self._build_prefix(tokens) for k, tokens in trace.prefixes.items()}
+        uses = dict.fromkeys(systems, 0)
+        warmup = [await self._build_flat(case.prompt_tokens) for _ in range(case.warmup)]
+        measured: list[Prompt] = []
+        for row in trace.rows:
+            try:
+                if row.turn is not None and row.turn > 1:
+                    prompt = Prompt([], row.input_tokens, 0, "tokenize", prefix=row.prefix)
+                elif row.prefix is not None:
+                    prompt, _ = await self._on_prefix(
+                        systems[row.prefix], row.prefix, uses[row.prefix], row.input_tokens, None
+                    )
+                    uses[row.prefix] += 1
+                else:
+                    prompt = await self._build_flat(row.input_tokens)
+            except ConfigError as exc:
+                raise ConfigError(f"{trace.source}:{row.line}: {exc}") from None
+            measured.append(replace(prompt, output_tokens=row.output_tokens))
+        later = [row.input_tokens for row in trace.rows if row.turn is not None and row.turn > 1]
+        if later:
+            first = next(p for p, row in zip(measured, trace.rows, strict=True) if row.turn == 1)
+            await self._check_turn_floor(case, first, min(later), "input_tokens of a later turn in the trace")
+        return CasePrompts(prime=None, warmup=warmup, measured=measured)
+
+    async def _check_turn_floor(self, case: Case, first: Prompt, shortest: int, field: str = "prompt_tokens") -> None:
         """Refuse, before any load, a turn shorter than what the template adds around one."""
         history = [*first.messages, {"role": "assistant", "content": "the"}]
         # a one-token answer, all of it reusable but the last token: what is new is the template's own
@@ -323,7 +361,7 @@ class PromptBuilder:
             raise ConfigError(
                 f"case {case.case_id}: a turn of {shortest} new tokens is shorter than what this "
                 f"server's chat template adds around an answer and a user message ({floor} tokens); "
-                f"use prompt_tokens >= {floor}"
+                f"use {field} >= {floor}"
             )
 
     async def _turn_tokens(

@@ -33,7 +33,9 @@ def measured(url: str, tmp_path: Path, **fields: Any) -> list[RequestRecord]:
 
 # ------------------------------------------------------------------ conversations
 def test_every_turn_resends_the_history_and_the_server_reuses_exactly_it(fake: FakeLlamaServer, tmp_path: Path) -> None:
-    fake.config.cache_slots = 2
+    # a slot for each of the four conversations: with two, a user's next conversation may take the
+    # least recently used slot, the other user's live one (as llama-server would), and it would miss
+    fake.config.cache_slots = 8
     records = measured(fake.url, tmp_path, turns=4, concurrency=2, pattern="concurrent", repetitions=2)
 
     assert len(records) == 4 * 4  # 2 users x 2 conversations x 4 turns

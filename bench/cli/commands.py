@@ -484,7 +484,31 @@ def capacity(args: argparse.Namespace) -> ExitCode:
     return ExitCode.OK
 
 
+def trace(args: argparse.Namespace) -> ExitCode:
+    from bench.trace import TraceFormat, convert, load_trace
+
+    if args.trace_command == "import":
+        if args.out.exists():
+            raise ConfigError(f"{args.out} exists: choose another --out (a trace is never overwritten)")
+        written = convert(args.source, TraceFormat(args.format), args.out)
+        print(f"wrote {args.out}: {written:,} requests from {args.source} ({args.format})")
+    loaded = load_trace(args.out if args.trace_command == "import" else args.trace)
+    rows = loaded.rows
+    inputs = sorted(r.input_tokens for r in rows)
+    outputs = sorted(r.output_tokens for r in rows)
+    rate = len(rows) / loaded.duration_s if loaded.duration_s > 0 else None
+    print(f"{loaded.source}: {len(rows):,} requests over {loaded.duration_s:,.1f} s", end="")
+    print(f" ({rate:,.2f} req/s)" if rate else "")
+    print(f"  input tokens   p50 {inputs[len(inputs) // 2]:,}  max {inputs[-1]:,}")
+    print(f"  output tokens  p50 {outputs[len(outputs) // 2]:,}  max {outputs[-1]:,}")
+    print(f"  sessions {loaded.sessions:,}, shared prefixes {len(loaded.prefixes):,}")
+    print(f"  longest context one slot must hold: {loaded.longest_context:,} tokens")
+    print(f"  sha256 {loaded.sha256}")
+    return ExitCode.OK
+
+
 HANDLERS = {
+    "trace": trace,
     "capacity": capacity,
     "noise": noise,
     "plan": plan,

@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     _plan(commands)
     _noise(commands)
     _capacity(commands)
+    _trace(commands)
     return parser
 
 
@@ -380,3 +381,24 @@ def _capacity(commands: Commands) -> None:
     options.reports(capacity)
     options.endpoint(capacity)
     options.telemetry(capacity)
+
+
+def _trace(commands: Commands) -> None:
+    trace = _command(
+        commands,
+        "trace",
+        "check a request trace, or import one from a public trace format",
+        "A trace (JSON Lines: t, input_tokens, output_tokens, and optionally session/turn and "
+        "prefix/prefix_tokens; see docs/traces.md) is replayed by a scenario with pattern = 'trace'.\n"
+        "'bench trace show PATH' checks it and says what it holds; 'bench trace import' converts a "
+        "Mooncake JSONL or an Azure LLM inference trace CSV into one.",
+    )
+    actions = trace.add_subparsers(dest="trace_command", metavar="ACTION", required=True)
+    show = _command(actions, "show", "check a trace and summarise it", trace.description or "")
+    show.add_argument("trace", metavar="PATH|sample", help="a JSONL trace, or 'sample' for the shipped one")
+    convert = _command(actions, "import", "convert a Mooncake or Azure trace", trace.description or "")
+    convert.add_argument("source", type=Path, metavar="SOURCE", help="the trace to convert")
+    convert.add_argument(
+        "--format", required=True, choices=("mooncake", "azure"), help="the source's shape (see docs/traces.md)"
+    )
+    convert.add_argument("--out", type=Path, required=True, metavar="PATH", help="the JSONL trace to write")
