@@ -22,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from bench.corpus import corpus_words
 from bench.errors import ConfigError
 from bench.lengths import ALLOWED, LengthDist, parse_lengths
 from bench.slo import STREAMED_ONLY, Slo, SloLimit, valid_limit
@@ -59,6 +60,7 @@ class Case:
     output_lengths: LengthDist | None = None
     trace: Trace | None = None  # pattern 'trace': every request's time and lengths come from it
     speed: float = 1.0
+    text: str | None = None  # a text corpus the prompts are made of (bench.corpus), else filler words
 
     @property
     def case_id(self) -> str:
@@ -121,6 +123,7 @@ class Scenario:
     prefix_tokens: int = 0
     trace: Trace | None = None
     speed: float = 1.0
+    text: str | None = None
 
     def cases(self) -> list[Case]:
         out: list[Case] = []
@@ -155,6 +158,7 @@ class Scenario:
                     prefix_tokens=self.prefix_tokens if prefixes else 0,
                     trace=self.trace,
                     speed=self.speed,
+                    text=self.text,
                 )
             )
         return out
@@ -191,8 +195,16 @@ def _scenario_dict(scenario: dict[str, Any], trace: Trace | None = None) -> dict
     slo = scenario.pop("slo", None)
     if slo:
         scenario["slo"] = {key: value for key, value in slo.items() if value is not None}
-    # the same for conversations and shared prefixes: written only where a scenario uses them
-    for key, unused in (("turns", 1), ("prefixes", (0,)), ("prefix_tokens", 0), ("trace", None), ("speed", 1.0)):
+    # the same for conversations, shared prefixes, traces and texts: written only where a scenario uses them
+    unused_values = (
+        ("turns", 1),
+        ("prefixes", (0,)),
+        ("prefix_tokens", 0),
+        ("trace", None),
+        ("speed", 1.0),
+        ("text", None),
+    )
+    for key, unused in unused_values:
         if scenario.get(key) == unused:
             del scenario[key]
     if trace is not None:
@@ -236,6 +248,7 @@ _SCENARIO_FIELDS: dict[str, str] = {
     "prefix_tokens": f"a positive integer up to {MAX_TOKENS:,}: tokens of each shared system prompt",
     "trace": "a JSONL trace file (relative to the scenario set) or 'sample' (pattern 'trace'; see bench.trace)",
     "speed": f"a positive number up to {MAX_SPEED:g}: how much faster than recorded a trace is replayed",
+    "text": "a UTF-8 text file (relative to the scenario set) whose words make the prompts (default: filler words)",
     "slo": "a table of limits in ms, each a positive number: "
     + ", ".join(f"{limit.value}" for limit in SloLimit)
     + " (e.g. { ttft_ms = 2000, tpot_ms = 50 })",
@@ -450,7 +463,20 @@ def _parse_scenario(source: str, raw: Mapping[str, Any], defaults: Mapping[str, 
         prefix_tokens=prefix_tokens,
         trace=trace,
         speed=speed,
+        text=_text_field(where, merged.get("text")),
     )
+
+
+def _text_field(where: Where, value: object) -> str | None:
+    """A text corpus's path (relative to the set), checked readable now rather than after the server starts."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise where.error("text", _SCENARIO_FIELDS["text"], value)
+    source = Path(where.source)
+    path = Path(value) if Path(value).is_absolute() or source.suffix != ".toml" else source.parent / value
+    corpus_words(str(path))
+    return str(path)
 
 
 TRACE_CONCURRENCY = 8  # a trace's default cap on requests in flight (the embedded server gets a slot each)

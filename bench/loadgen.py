@@ -218,6 +218,7 @@ class CaseRunner:
                 answered=0 if said.exchange.reasoning_events else (_generated(said.exchange) or 0),
                 target=target,
                 prefix=said.prompt.prefix,
+                text=self.case.text,
             )
         )
         return replace(prompt, output_tokens=output), tokens

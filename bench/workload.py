@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from bench.config import Case
+from bench.corpus import corpus_words
 from bench.errors import ConfigError
 from bench.lengths import LengthDist
 from bench.trace import Trace
@@ -98,6 +99,7 @@ class PromptBuilder:
         # draws lengths apart from the words, so a case with fixed lengths builds what it always built
         self.length_rng = random.Random(f"lengths-{seed}")
         self._turn_words: int | None = None
+        self._text: str | None = None
 
     async def exact_counts_available(self) -> bool:
         if self._exact is None:
@@ -121,7 +123,12 @@ class PromptBuilder:
         return tokens
 
     def _filler(self, n_words: int) -> list[str]:
-        return [self.rng.choice(_WORDS) for _ in range(n_words)]
+        """Words to fit a prompt with: filler words, or a run of the case's text corpus from a seeded place."""
+        if self._text is None:
+            return [self.rng.choice(_WORDS) for _ in range(n_words)]
+        words = corpus_words(self._text)
+        start = self.rng.randrange(len(words))
+        return [words[(start + i) % len(words)] for i in range(n_words)]
 
     def _take_marker(self) -> str:
         marker = f"{_marker(self._next_marker)} {self.run_tag}"
@@ -137,6 +144,7 @@ class PromptBuilder:
         Lengths drawn from a distribution are drawn here, every request's (and every turn's) in
         order from the seed, before any load: a run's lengths do not depend on its timing.
         """
+        self._text = case.text  # what the case's prompts are made of (its later turns say it again)
         if case.trace is not None:
             return await self._build_trace_case(case, case.trace)
         targets = [self._draw(case.prompt_lengths, case.prompt_tokens) for _ in range(case.requests)]
@@ -382,6 +390,7 @@ class PromptBuilder:
         Returns the prompt (``depth_tokens``: what the server can reuse) and its templated tokens,
         which the turn after it compares with.
         """
+        self._text = turn.text
         words = self._filler(max(turn.target * 2, 16))
         reused = 0
         tokens: list[int] = []
@@ -411,6 +420,7 @@ class Turn:
     answered: int  # tokens the server generated for the previous turn (0: unknown, or a reasoning answer)
     target: int  # new tokens this turn
     prefix: int | None = None
+    text: str | None = None  # the case's text corpus, if it has one
 
 
 def _depth_words_in(messages: Messages) -> int:

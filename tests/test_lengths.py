@@ -145,3 +145,24 @@ def test_a_conversation_draws_every_turn_its_own_lengths(fake: FakeLlamaServer, 
 
 def test_kinds_are_a_closed_vocabulary() -> None:
     assert {k.value for k in LengthKind} == {"uniform", "normal", "lognormal", "empirical"}
+
+
+def test_prompts_can_be_made_of_a_text_corpus_at_the_same_exact_lengths(fake: FakeLlamaServer, tmp_path: Path) -> None:
+    corpus = tmp_path / "book.txt"
+    words = [f"w{i}" for i in range(500)]
+    corpus.write_text(" ".join(words))
+    (tmp_path / "set.toml").write_text(
+        '[[scenario]]\nname = "book"\nprompt_tokens = [40, 90]\noutput_tokens = 4\nwarmup = 0\ntext = "book.txt"\n'
+    )
+    scenarios = load_scenario_set(tmp_path / "set.toml")
+    result = run_benchmark(RunOptions(scenarios=scenarios, endpoint=fake.url, results_dir=tmp_path / "r"))
+    records = [r for r in read_records(result.run_dir) if not r.warmup]
+    for r in records:
+        assert r.timings is not None and r.timings.prompt_n == r.prompt_tokens_target
+    bodies = [b["messages"][-1]["content"].split() for b in fake.log.chat_bodies if b.get("max_tokens") == 4]
+    assert bodies and all(set(body) <= set(words) for body in bodies)  # the corpus's words, nothing else
+    assert any(body[1] == f"w{(int(body[0][1:]) + 1) % 500}" for body in bodies)  # runs of consecutive words
+    missing = tmp_path / "set2.toml"
+    missing.write_text('[[scenario]]\nname = "x"\nprompt_tokens = 40\noutput_tokens = 4\ntext = "nope.txt"\n')
+    with pytest.raises(ConfigError, match=r"nope\.txt: cannot read the text corpus"):
+        load_scenario_set(missing)
