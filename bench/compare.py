@@ -29,6 +29,7 @@ from typing import Any
 from bench.errors import ConfigError
 from bench.figures import FIGURES, Figure, output_tps, per_request, samples_with_runs
 from bench.noise import MIN_RUNS, NoiseProfile, NoiseSource, Spread, spreads_of
+from bench.prompt_cache import summarise_cache, uses_cache
 from bench.records import RequestRecord
 from bench.slo import Slo, slo_from_json, summarise_slo
 from bench.stats import (
@@ -548,6 +549,8 @@ def compare_record_sets(
             results.append(_throughput_row(case_id, in_a, in_b))
             if (slo := slo_from_json((defs_a.get(in_a[0].scenario) or {}).get("slo"))) is not None:
                 results.extend(_slo_rows(case_id, slo, in_a, in_b))
+            if uses_cache(in_a) and uses_cache(in_b):
+                results.append(_cache_row(case_id, in_a, in_b))
     results = adjusted(results, adjustment, alpha=alpha, min_effect=min_effect)
     return Comparison(a, b, tuple(results), tuple(differences), alpha, min_effect, adjustment, noise, allowance)
 
@@ -610,3 +613,16 @@ def _slo_rows(case_id: str, slo: Slo, a: Sequence[RequestRecord], b: Sequence[Re
             case_id, ATTAINMENT, [percent(s.attainment) for s in sa], [percent(s.attainment) for s in sb], missing
         ),
     ]
+
+
+CACHE_HITS = Figure("cache_hit_rate", "prompt cache hits", "%", True)
+
+
+def _cache_row(case_id: str, a: Sequence[RequestRecord], b: Sequence[RequestRecord]) -> FigureComparison:
+    """The share of requests that reused what they meant from the prompt cache, per run: shown, not tested."""
+
+    def hit_rates(side: Sequence[RequestRecord]) -> list[float | None]:
+        summaries = [summarise_cache(run) for run in _runs_of(side)]
+        return [None if c is None or c.hit_rate is None else c.hit_rate * 100 for c in summaries]
+
+    return _per_run_row(case_id, CACHE_HITS, hit_rates(a), hit_rates(b), "no request meant to reuse the cache")

@@ -264,3 +264,25 @@ def test_a_run_on_an_endpoint_that_ignores_the_cache_says_so_and_counts_every_mi
     assert any("reused nothing" in note for note in notes)
     cache = result.summary.cases[0].cache
     assert cache is not None and (cache.hits, cache.misses) == (0, {CacheMiss.NOTHING: 3})
+
+
+def test_bench_compare_sets_two_runs_of_conversations_and_a_trace_side_by_side(
+    fake: FakeLlamaServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.config.cache_slots = 32
+    (tmp_path / "set.toml").write_text(
+        CHAT_SET + '[[scenario]]\nname = "replay"\npattern = "trace"\ntrace = "sample"\nspeed = 50\n'
+    )
+    results, reports = tmp_path / "results", tmp_path / "reports"
+    for label in ("a", "b"):
+        args = ["run", "--endpoint", fake.url, "--scenarios", str(tmp_path / "set.toml"), "--label", label]
+        assert main([*args, "--results-dir", str(results), "--no-report"]) == 0
+    run_a, run_b = sorted(p for p in results.iterdir() if p.is_dir())
+    capsys.readouterr()
+    assert main(["compare", str(run_a), str(run_b), "--reports-dir", str(reports)]) == 0
+    out = capsys.readouterr().out
+    for case_id in ("chat/p24-o6-c2-d0-t3", "sys/p24-o6-c1-d0-k2x40", "replay/trace-sample-x50-c8"):
+        assert re.search(rf"{re.escape(case_id)}\s+pp", out), case_id
+        assert re.search(rf"{re.escape(case_id)}\s+prompt cache hits \(%\)\s+100\.00\s+100\.00", out), case_id
+    (report,) = reports.glob("compare-*.html")
+    assert "prompt cache hits" in report.read_text()
