@@ -15,6 +15,7 @@ import pytest
 from bench.baselines import load_baselines
 from bench.config import parse_scenario_set
 from bench.figures import server_pp_tps, server_tg_tps
+from bench.prompt_cache import CacheMiss, misses_of
 from bench.runner import RunOptions, run_benchmark
 from bench.server import LocalServer
 from bench.store import load_history, read_records, read_run_meta
@@ -78,6 +79,35 @@ def test_depth_is_proven_by_cache_n(llama_server: LocalServer, tmp_path: Path) -
     assert [(r.timings.cache_n, r.timings.prompt_n) for r in records if r.timings] == [(700, 64), (700, 64)]
     (case,) = result.summary.cases
     assert case.cache_excluded == 0 and case.pp_tps is not None
+
+
+def test_conversations_prefixes_and_a_trace_are_exact_and_reuse_what_they_mean(
+    llama_server: LocalServer, tmp_path: Path
+) -> None:
+    result = run(
+        llama_server,
+        tmp_path,
+        {"name": "chat", "prompt_tokens": 64, "output_tokens": 16, "turns": 3, "concurrency": 2,
+         "pattern": "concurrent", "repetitions": 1, "warmup": 0},
+        {"name": "sys", "prompt_tokens": 32, "output_tokens": 8, "prefixes": 1, "prefix_tokens": 300,
+         "repetitions": 3, "warmup": 0},
+        {"name": "replay", "pattern": "trace", "trace": "sample", "speed": 10, "concurrency": 2, "warmup": 0},
+    )  # fmt: skip
+    records = [r for r in read_records(result.run_dir) if not r.warmup]
+    assert len(records) == 6 + 3 + 24 and all(r.ok for r in records)
+    for r in records:
+        assert r.timings is not None
+        # every prompt is exactly as long as built: what was meant from the cache and the new tokens
+        # (a miss moves tokens from one to the other, never changes the sum)
+        assert r.timings.cache_n + r.timings.prompt_n == r.depth_target + r.prompt_tokens_target, r.case_id
+        assert r.timings.predicted_n == r.output_tokens_target
+    chat = [r for r in records if r.case_id.startswith("chat/")]
+    # a slot for each of the two conversations: every later turn reuses at least its previous prompt
+    # (an answer may re-tokenize differently from how it was generated: that part may be re-processed)
+    assert set(misses_of(chat)) <= {None, CacheMiss.ANSWER}
+    assert all(r.depth_target > 0 for r in chat if r.turn and r.turn > 1)
+    shared = sorted((r for r in records if r.case_id.startswith("sys/")), key=lambda r: r.index)
+    assert [r.timings.cache_n for r in shared if r.timings] == [0, 300, 300]
 
 
 def test_closed_loop_concurrency_runs_streams_in_parallel(llama_server: LocalServer, tmp_path: Path) -> None:
