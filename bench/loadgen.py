@@ -98,6 +98,20 @@ class _Said:
     ended: float  # when the answer ended (the event loop's clock)
 
 
+# The event loop waits in whole milliseconds (epoll), so a sleep to a time wakes up to 1 ms late: an
+# open loop sleeps to within this of an arrival and then yields to the loop until the arrival is due.
+SPIN_S = 0.002
+
+
+async def sleep_until(when: float) -> None:
+    """Wait until the loop's clock reads ``when``, within a loop pass rather than the poller's millisecond."""
+    loop = asyncio.get_running_loop()
+    if (rest := when - loop.time() - SPIN_S) > 0:
+        await asyncio.sleep(rest)
+    while loop.time() < when:
+        await asyncio.sleep(0)
+
+
 TRACE_LEAD_S = 1.0  # a trace's request is prepared this long before it is due (a later turn is built then)
 
 
@@ -313,9 +327,7 @@ class CaseRunner:
                 if next_arrival >= deadline:
                     stopped = True
                     break
-                delay = next_arrival - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+                await sleep_until(next_arrival)
                 group.create_task(one(index, prompt, clock_start + (next_arrival - loop_start)))
                 next_arrival += self.rng.expovariate(rate)
         return stopped
@@ -337,8 +349,7 @@ class CaseRunner:
         stopped = False
 
         async def send(index: int, prompt: Prompt, due: float, turn: int | None, session: int | None) -> Exchange:
-            if (wait := due - loop.time()) > 0:
-                await asyncio.sleep(wait)
+            await sleep_until(due)
             async with limit:
                 scheduled = clock_start + (due - loop_start)
                 return await self._send(index, prompt, warmup=False, scheduled=scheduled, session=session, turn=turn)
