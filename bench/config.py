@@ -29,7 +29,7 @@ from bench.slo import STREAMED_ONLY, Slo, SloLimit, valid_limit
 from bench.trace import Trace, load_trace
 
 SCHEMA_VERSION = 1
-BUILTIN_SETS = ("smoke", "quick", "baseline", "sweep")
+BUILTIN_SETS = ("smoke", "quick", "baseline", "sweep", "traffic")
 Pattern = Literal["sequential", "concurrent", "poisson", "trace"]
 PATTERNS: tuple[Pattern, ...] = ("sequential", "concurrent", "poisson", "trace")
 

@@ -6,12 +6,12 @@ answer), or a shared system prompt already sent. llama.cpp reports what it did r
 ``timings.cache_n``, so a request **hits** when the two are equal, and a miss says how it
 missed: nothing reused (the slot went to another conversation or prefix, or the endpoint
 ignores ``cache_prompt``), part of it (the chat template renders the history differently
-from how it was sent, or an answer re-tokenizes differently from how it was generated), or
-more than meant (a prompt that shares more with what the slot held).
+from how it was sent, or an answer resent as the server returned it stops matching the tokens
+it generated), or more than meant (a prompt that shares more with what the slot held).
 
 A case of conversations also gets its figures turn by turn (the reuse grows with the
-history, TTFT should not), and its conversations' own: how many ran every turn, and how long
-each took from its first request sent to its last answer.
+history, TTFT should not), and its conversations' own: how many ran without a failed turn,
+and how long each took from its first request sent to its last answer.
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ class CacheMiss(StrEnum):
 MISS_REASONS = {
     CacheMiss.NOTHING: "reused nothing: the slot had gone to another conversation or prefix (more of them than "
     "the server's slots, -np?), or the endpoint ignores cache_prompt",
-    CacheMiss.ANSWER: "reused the previous prompt but not all of the answer: the answer's text re-tokenizes "
-    "differently from the tokens the server generated (the history is resent as text)",
+    CacheMiss.ANSWER: "reused the previous prompt but not all of the answer after it: the answer as the server "
+    "returned it, resent as history, stops matching the tokens it generated (the text re-tokenizes differently, "
+    "or the server's chat parser changed it)",
     CacheMiss.HISTORY: "reused less than the previous prompt: the slot had gone to another conversation (more "
     "of them than the server's slots, -np?), kept only part of it, or the chat template renders earlier turns "
     "differently from how it sent them",
@@ -79,7 +80,7 @@ class CacheSummary:
     hit_ttft_p50_ms: float | None = None
     turns: tuple[TurnFigures, ...] = ()
     conversations: int = 0
-    conversations_complete: int = 0  # ran every turn
+    conversations_complete: int = 0  # no turn failed
     conversation_s_p50: float | None = None  # first request sent to last answer, over complete ones
 
 
@@ -168,8 +169,8 @@ def _conversation_figures(
             sessions.setdefault(r.session, []).append(r)
     if not sessions:
         return (), 0, 0, None
-    turns = max(r.turn or 0 for r in measured)
-    complete = [rs for rs in sessions.values() if len(rs) == turns and all(r.ok for r in rs)]
+    # a failed turn ends its conversation; a trace's conversations differ in length
+    complete = [rs for rs in sessions.values() if all(r.ok for r in rs)]
     by_turn: dict[int, list[RequestRecord]] = {}
     for r in measured:
         if r.ok and r.turn is not None:
@@ -212,6 +213,6 @@ def cache_notes(cache: CacheSummary) -> list[str]:
     if cache.conversations and cache.conversations_complete < cache.conversations:
         notes.append(
             f"{cache.conversations - cache.conversations_complete} of {cache.conversations} conversation(s) "
-            "stopped before their last turn (a failed turn ends its conversation, as does max_duration_s)"
+            "had a failed turn, which ended it"
         )
     return notes

@@ -234,7 +234,7 @@ def test_bench_run_shows_the_cache_and_the_turns_in_the_terminal_and_the_report(
     html = report.read_text()
     for element in ('id="cache"', 'id="turns"', 'id="plot-turns"'):
         assert element in html, element
-    assert "2 of 2 conversations ran every turn" in html
+    assert "2 of 2 conversations without a failed turn" in html
 
 
 @pytest.mark.parametrize(("honour", "shown"), [(True, "honoured"), (False, "IGNORED")])
