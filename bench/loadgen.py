@@ -112,6 +112,7 @@ async def sleep_until(when: float) -> None:
         await asyncio.sleep(0)
 
 
+READY_S = 0.1  # a trace's request refreshes the connection it will take this long before it is due
 TRACE_LEAD_S = 1.0  # a trace's request is prepared this long before it is due (a later turn is built then)
 
 
@@ -349,6 +350,8 @@ class CaseRunner:
         stopped = False
 
         async def send(index: int, prompt: Prompt, due: float, turn: int | None, session: int | None) -> Exchange:
+            await sleep_until(due - READY_S)
+            await self.client.ready_next_lane()
             await sleep_until(due)
             async with limit:
                 scheduled = clock_start + (due - loop_start)

@@ -144,3 +144,20 @@ def test_probes_of_missing_endpoints_return_none(fake: FakeLlamaServer) -> None:
             return await client.get_json("/props"), await client.tokenize("x"), await client.apply_template(MESSAGES)
 
     assert asyncio.run(go()) == (None, None, None)
+
+
+def test_a_lane_idle_long_enough_to_be_closed_is_reopened_before_a_timed_request(fake: FakeLlamaServer) -> None:
+    async def go() -> tuple[float, float, float]:
+        async with ChatClient(fake.url, timeout_s=10, max_connections=1) as client:
+            await client.chat(client.chat_body([{"role": "user", "content": "hi"}], max_tokens=2, stream=False))
+            (lane,) = client._idle_lanes
+            fresh = lane.idle_s()
+            await client.ready_next_lane(idle_s=60)  # idle for less than a minute: nothing sent
+            untouched = lane.idle_s()
+            lane.last_used -= 120  # as if it had idled for two minutes
+            await client.ready_next_lane(idle_s=60)
+            return fresh, untouched, lane.idle_s()
+
+    fresh, untouched, touched = asyncio.run(go())
+    assert untouched >= fresh  # not refreshed: its clock kept running
+    assert touched < 60  # refreshed by a small request just now

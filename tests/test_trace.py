@@ -11,6 +11,7 @@ import pytest
 from bench.cli import main
 from bench.config import parse_scenario_set
 from bench.devtools.testing.fake_server import FakeLlamaServer
+from bench.devtools.replay_check import check as replay_check
 from bench.errors import ConfigError
 from bench.order import CaseOrder
 from bench.runner import RunOptions, run_benchmark
@@ -103,6 +104,8 @@ def test_the_shipped_trace_is_replayed_exactly_and_never_early(fake: FakeLlamaSe
     assert stored == {"source": "built-in:sample", "sha256": trace.sha256, "requests": 24}  # named, not copied
     cache = result.summary.cases[0].cache
     assert cache is not None and cache.hits == cache.meant == 8 and cache.conversations == 2
+    (line,) = replay_check(result.run_dir)
+    assert line.startswith("replay/trace-sample-x25-c8") and line.endswith(" 24/24")
 
 
 def test_a_session_longer_than_a_slot_is_refused_before_any_load_with_its_line(

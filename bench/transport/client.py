@@ -77,6 +77,9 @@ class Exchange:
         return self.error is not None and self.error.startswith(CONNECTION_LOST_ERRORS)
 
 
+LANE_IDLE_S = 1.0  # a keep-alive connection idle this long may have been closed by the server
+
+
 def normalise_endpoint(endpoint: str) -> str:
     """Base URL of the server: scheme, host, port and path prefix, without ``/v1``.
 
@@ -189,6 +192,16 @@ class ChatClient:
         lane = Lane(self.base_url, **self._lane_options)
         self._lanes.append(lane)
         return lane
+
+    async def ready_next_lane(self, idle_s: float = LANE_IDLE_S) -> None:
+        """Before a request due at a set time: refresh the connection it will most likely take.
+
+        The next chat takes the most recently used idle lane; if that one has idled long enough for
+        the server to have closed it, a small request now reopens it, so the chat does not connect
+        after its time. With no idle lane there is nothing to prepare (the chat waits for one).
+        """
+        if self._idle_lanes and (lane := self._idle_lanes[-1]).idle_s() > idle_s:
+            await lane.touch("/health")
 
     @contextlib.asynccontextmanager
     async def _lane(self) -> AsyncIterator[Lane]:
