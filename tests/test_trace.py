@@ -10,8 +10,8 @@ import pytest
 
 from bench.cli import main
 from bench.config import parse_scenario_set
-from bench.devtools.testing.fake_server import FakeLlamaServer
 from bench.devtools.replay_check import check as replay_check
+from bench.devtools.testing.fake_server import FakeLlamaServer
 from bench.errors import ConfigError
 from bench.order import CaseOrder
 from bench.runner import RunOptions, run_benchmark
