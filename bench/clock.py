@@ -7,6 +7,7 @@ they line up: ``now()`` is epoch seconds at the clock's creation plus elapsed
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 
@@ -18,3 +19,17 @@ class RunClock:
 
     def now(self) -> float:
         return self.wall_start + (time.perf_counter() - self.perf_start)
+
+
+# The event loop waits in whole milliseconds (epoll), so a sleep to a time wakes up to 1 ms late:
+# a request due at a time sleeps to within this of it and then yields to the loop until it is due.
+SPIN_S = 0.002
+
+
+async def sleep_until(when: float) -> None:
+    """Wait until the event loop's clock reads ``when``: within a loop pass, not the poller's millisecond."""
+    loop = asyncio.get_running_loop()
+    if (rest := when - loop.time() - SPIN_S) > 0:
+        await asyncio.sleep(rest)
+    while loop.time() < when:
+        await asyncio.sleep(0)

@@ -17,6 +17,7 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
+from bench.clock import sleep_until
 from bench.config import Case
 from bench.records import RequestRecord
 from bench.transport.client import ChatClient, Exchange
@@ -98,21 +99,7 @@ class _Said:
     ended: float  # when the answer ended (the event loop's clock)
 
 
-# The event loop waits in whole milliseconds (epoll), so a sleep to a time wakes up to 1 ms late: an
-# open loop sleeps to within this of an arrival and then yields to the loop until the arrival is due.
-SPIN_S = 0.002
-
-
-async def sleep_until(when: float) -> None:
-    """Wait until the loop's clock reads ``when``, within a loop pass rather than the poller's millisecond."""
-    loop = asyncio.get_running_loop()
-    if (rest := when - loop.time() - SPIN_S) > 0:
-        await asyncio.sleep(rest)
-    while loop.time() < when:
-        await asyncio.sleep(0)
-
-
-READY_S = 0.1  # a trace's request refreshes the connection it will take this long before it is due
+READY_S = 0.1  # a timed request's headers go out this long before it is due; its body at its time
 TRACE_LEAD_S = 1.0  # a trace's request is prepared this long before it is due (a later turn is built then)
 
 
@@ -179,11 +166,12 @@ class CaseRunner:
         scheduled: float | None = None,
         session: int | None = None,
         turn: int | None = None,
+        at: float | None = None,
     ) -> Exchange:
         # A warm-up needs the full prompt (graphs, caches) but not a long answer.
         output = prompt.output_tokens or self.case.output_tokens
         max_tokens = min(output, WARMUP_MAX_TOKENS) if warmup else output
-        exchange = await self.client.chat(self._body(prompt, max_tokens), keep_answer=turn is not None)
+        exchange = await self.client.chat(self._body(prompt, max_tokens), keep_answer=turn is not None, at=at)
         record = to_record(
             self.run_id, self.case, index, prompt, exchange,
             warmup=warmup, round_number=self._round, scheduled=scheduled, session=session, turn=turn,
@@ -314,22 +302,25 @@ class CaseRunner:
         limit = asyncio.Semaphore(self.case.concurrency)
         stopped = False
 
-        async def one(index: int, prompt: Prompt, scheduled: float) -> None:
+        # the arrival schedule on the loop's clock, mapped once onto the run clock the records use
+        # the run clock read first: a mapped time is never later than the moment it stands for
+        clock_start, loop_start = self.client.clock.now(), loop.time()
+
+        async def one(index: int, prompt: Prompt, arrival: float) -> None:
             # held by the case's concurrency cap while earlier requests run: the wait is kept
             # (t_scheduled), so latency can be read from the arrival, not only from the send
             async with limit:
-                await self._send(index, prompt, warmup=False, scheduled=scheduled)
+                scheduled = clock_start + (arrival - loop_start)
+                await self._send(index, prompt, warmup=False, scheduled=scheduled, at=arrival)
 
-        # the arrival schedule on the loop's clock, mapped once onto the run clock the records use
-        loop_start, clock_start = loop.time(), self.client.clock.now()
         async with asyncio.TaskGroup() as group:
-            next_arrival = loop.time()
+            next_arrival = loop.time() + READY_S  # each request starts READY_S ahead: its headers go first
             for index, prompt in measured:
                 if next_arrival >= deadline:
                     stopped = True
                     break
-                await sleep_until(next_arrival)
-                group.create_task(one(index, prompt, clock_start + (next_arrival - loop_start)))
+                await sleep_until(next_arrival - READY_S)
+                group.create_task(one(index, prompt, next_arrival))
                 next_arrival += self.rng.expovariate(rate)
         return stopped
 
@@ -345,17 +336,18 @@ class CaseRunner:
         assert trace is not None
         loop = asyncio.get_running_loop()
         limit = asyncio.Semaphore(self.case.concurrency)
-        loop_start, clock_start = loop.time(), self.client.clock.now()
+        # the run clock read first: a mapped time is never later than the moment it stands for
+        clock_start, loop_start = self.client.clock.now(), loop.time()
         sessions: dict[int, asyncio.Task[_Said | None]] = {}
         stopped = False
 
         async def send(index: int, prompt: Prompt, due: float, turn: int | None, session: int | None) -> Exchange:
             await sleep_until(due - READY_S)
-            await self.client.ready_next_lane()
-            await sleep_until(due)
             async with limit:
                 scheduled = clock_start + (due - loop_start)
-                return await self._send(index, prompt, warmup=False, scheduled=scheduled, session=session, turn=turn)
+                return await self._send(
+                    index, prompt, warmup=False, scheduled=scheduled, session=session, turn=turn, at=due
+                )
 
         async def single(index: int, prompt: Prompt, due: float) -> None:
             await send(index, prompt, due, None, None)

@@ -146,18 +146,20 @@ def test_probes_of_missing_endpoints_return_none(fake: FakeLlamaServer) -> None:
     assert asyncio.run(go()) == (None, None, None)
 
 
-def test_a_lane_idle_long_enough_to_be_closed_is_reopened_before_a_timed_request(fake: FakeLlamaServer) -> None:
-    async def go() -> tuple[float, float, float]:
-        async with ChatClient(fake.url, timeout_s=10, max_connections=1) as client:
-            await client.chat(client.chat_body([{"role": "user", "content": "hi"}], max_tokens=2, stream=False))
-            (lane,) = client._idle_lanes
-            fresh = lane.idle_s()
-            await client.ready_next_lane(idle_s=60)  # idle for less than a minute: nothing sent
-            untouched = lane.idle_s()
-            lane.last_used -= 120  # as if it had idled for two minutes
-            await client.ready_next_lane(idle_s=60)
-            return fresh, untouched, lane.idle_s()
+def test_a_timed_request_sends_its_headers_at_once_and_its_body_at_its_time(fake: FakeLlamaServer) -> None:
+    """The way out (a connection, the headers) is spent before the request's time; the server waits for the body."""
 
-    fresh, untouched, touched = asyncio.run(go())
-    assert untouched >= fresh  # not refreshed: its clock kept running
-    assert touched < 60  # refreshed by a small request just now
+    async def go() -> tuple[float, Exchange]:
+        async with ChatClient(fake.url, timeout_s=10) as client:
+            called = client.clock.now()
+            due = asyncio.get_running_loop().time() + 0.3
+            exchange = await client.chat(client.chat_body(MESSAGES, max_tokens=2, stream=True), at=due)
+            return called, exchange
+
+    called, exchange = asyncio.run(go())
+    assert exchange.ok and exchange.t_written is not None
+    assert exchange.t_sent == exchange.t_written >= called + 0.299  # counted as sent when its body went, on time
+    (headers,) = fake.log.header_arrivals
+    (arrival,) = fake.log.arrivals  # whole: its body read
+    assert headers < exchange.t_written - 0.2 < arrival - 0.2
+    assert fake.log.chat_bodies[0]["max_tokens"] == 2  # and the body arrived whole

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from bench.clock import RunClock
+from bench.clock import RunClock, sleep_until
 from bench.errors import AuthError, BodyDecodeError, BodyTooLarge, ConfigError, EndpointError, ServerError
 from bench.records import ServerTimings, Usage
 from bench.redact import Redactor
@@ -75,9 +75,6 @@ class Exchange:
     def lost_connection(self) -> bool:
         """The server went away: refused the connection or closed it mid-answer."""
         return self.error is not None and self.error.startswith(CONNECTION_LOST_ERRORS)
-
-
-LANE_IDLE_S = 1.0  # a keep-alive connection idle this long may have been closed by the server
 
 
 def normalise_endpoint(endpoint: str) -> str:
@@ -192,16 +189,6 @@ class ChatClient:
         lane = Lane(self.base_url, **self._lane_options)
         self._lanes.append(lane)
         return lane
-
-    async def ready_next_lane(self, idle_s: float = LANE_IDLE_S) -> None:
-        """Before a request due at a set time: refresh the connection it will most likely take.
-
-        The next chat takes the most recently used idle lane; if that one has idled long enough for
-        the server to have closed it, a small request now reopens it, so the chat does not connect
-        after its time. With no idle lane there is nothing to prepare (the chat waits for one).
-        """
-        if self._idle_lanes and (lane := self._idle_lanes[-1]).idle_s() > idle_s:
-            await lane.touch("/health")
 
     @contextlib.asynccontextmanager
     async def _lane(self) -> AsyncIterator[Lane]:
@@ -332,17 +319,26 @@ class ChatClient:
             body["seed"] = seed
         return body
 
-    async def chat(self, body: dict[str, Any], *, keep_answer: bool = False) -> Exchange:
-        """Send one chat request; ``keep_answer`` keeps the answer's text (``Exchange.answer``)."""
+    async def chat(self, body: dict[str, Any], *, keep_answer: bool = False, at: float | None = None) -> Exchange:
+        """Send one chat request; ``keep_answer`` keeps the answer's text (``Exchange.answer``).
+
+        ``at`` (the event loop's clock): a request due at a set time (an open loop's arrival, a trace's
+        line). Its connection and headers go out as soon as it is called, and its body, which the
+        server waits for before it can begin, at ``at``: the time a client spends on its way out
+        (taking a connection, opening it again if the server closed it, the headers) is spent
+        before the request's time, not after. The request counts as sent when its body goes.
+        """
         async with self._lane() as lane:
-            exchange = await self._chat_once(lane, body, keep_answer)
+            exchange = await self._chat_once(lane, body, keep_answer, at)
             if exchange.http_status is None and exchange.error and exchange.error.startswith(STALE_CONNECTION_ERRORS):
                 # A pooled keep-alive connection the server had already closed: nothing
                 # reached the server, so the request is sent again on a fresh connection.
-                exchange = await self._chat_once(lane, body, keep_answer)
+                exchange = await self._chat_once(lane, body, keep_answer, at)
         return exchange
 
-    async def _chat_once(self, lane: Lane, body: dict[str, Any], keep_answer: bool = False) -> Exchange:
+    async def _chat_once(
+        self, lane: Lane, body: dict[str, Any], keep_answer: bool = False, at: float | None = None
+    ) -> Exchange:
         clock = self.clock
         exchange = Exchange(t_sent=clock.now(), answer_parts=[] if keep_answer else None)
 
@@ -352,13 +348,18 @@ class ChatClient:
             # it began waiting for its turn. Against a server that logs arrivals (the
             # perf truth server), the body's start is the closest of httpcore's events:
             # "complete" comes a loop pass late when the loop is busy.
-            if event == "http11.send_request_body.started":
+            if event == "http11.send_request_body.started" and at is None:
                 exchange.t_written = clock.now()
+
+        async def when_due() -> None:
+            await sleep_until(at or 0.0)
+            exchange.t_sent = exchange.t_written = clock.now()
 
         payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
         try:
             async with asyncio.timeout(self.request_timeout_s):
-                async with lane.post_json("/v1/chat/completions", payload, trace) as response:
+                hold = None if at is None else when_due
+                async with lane.post_json("/v1/chat/completions", payload, trace, hold) as response:
                     exchange.http_status = response.status
                     if response.status != 200:
                         raw = await _read_capped(response)

@@ -16,9 +16,7 @@ proxy that compresses event streams, and so buffers them, is seen as users see i
 from __future__ import annotations
 
 import contextlib
-import math
 import ssl
-import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -88,30 +86,20 @@ class Lane:
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=ssl_context, max_connections=1, max_keepalive_connections=1
         )
-        self.last_used = -math.inf  # time.monotonic() when its last request ended: never
-
-    def idle_s(self) -> float:
-        return time.monotonic() - self.last_used
-
-    async def touch(self, path: str) -> None:
-        """One small GET on the lane: its connection is open (again) and fresh for the next request.
-
-        A server closes a keep-alive connection idle for a few seconds (llama-server: 5), and the
-        next request then pays for a new one (about a millisecond here) after its scheduled time.
-        Any answer will do, a 404 too; a failure leaves the next request to connect as it would have.
-        """
-        with contextlib.suppress(*TRANSPORT_ERRORS):
-            await self._pool.request(
-                "GET", self._url + path, headers=self._headers, extensions={"timeout": self._timeouts}
-            )
-            self.last_used = time.monotonic()
 
     @contextlib.asynccontextmanager
-    async def post_json(self, path: str, body: bytes, trace: Trace) -> AsyncIterator[LaneResponse]:
+    async def post_json(
+        self, path: str, body: bytes, trace: Trace, hold: Callable[[], Awaitable[None]] | None = None
+    ) -> AsyncIterator[LaneResponse]:
+        """POST a JSON body; with ``hold``, the headers go at once and the body once ``hold()`` returns."""
         headers = [*self._headers, (b"Content-Type", b"application/json")]
         extensions = {"timeout": self._timeouts, "trace": trace}
+        content: bytes | AsyncIterator[bytes] = body
+        if hold is not None:
+            headers.append((b"Content-Length", str(len(body)).encode()))
+            content = _held(body, hold)
         async with self._pool.stream(
-            "POST", self._url + path, headers=headers, content=body, extensions=extensions
+            "POST", self._url + path, headers=headers, content=content, extensions=extensions
         ) as response:
             content_type = encoding = ""
             for name, value in response.headers:
@@ -120,10 +108,13 @@ class Lane:
                     content_type = value.decode("latin-1").split(";")[0].strip().lower()
                 elif lowered == b"content-encoding":
                     encoding = value.decode("latin-1").strip().lower()
-            try:
-                yield LaneResponse(response.status, content_type, response.aiter_stream(), encoding)
-            finally:
-                self.last_used = time.monotonic()
+            yield LaneResponse(response.status, content_type, response.aiter_stream(), encoding)
 
     async def aclose(self) -> None:
         await self._pool.aclose()
+
+
+async def _held(body: bytes, hold: Callable[[], Awaitable[None]]) -> AsyncIterator[bytes]:
+    """The body, once ``hold`` lets it go (its headers are out by then)."""
+    await hold()
+    yield body

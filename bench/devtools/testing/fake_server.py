@@ -83,6 +83,7 @@ class FakeLog:
     chat_bodies: list[dict[str, Any]] = field(default_factory=list)
     # per request: arrival time and the send time of every token event (time.time())
     arrivals: list[float] = field(default_factory=list)
+    header_arrivals: list[float] = field(default_factory=list)  # per chat: when its headers had been read
     token_send_times: list[list[float]] = field(default_factory=list)
     authorization_headers: list[str] = field(default_factory=list)
     write_bounds: list[float] = field(default_factory=list)  # seconds each token event's write took
@@ -225,10 +226,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         config = self.server.config
-        arrival = time.time()
+        headers_read = time.time()
         if not self._authorised():
             return
         body = self._read_body()
+        # a request arrives when it is whole, as for llama-server, which can begin only then (a client
+        # may send its headers ahead of its body)
+        arrival = time.time()
+        if self.path == "/v1/chat/completions":
+            with self.server.lock:
+                self.server.log.header_arrivals.append(headers_read)
         if self.path == "/tokenize" and config.has_tokenize:
             tokens = count_tokens(str(body.get("content", "")), add_special=bool(body.get("add_special", False)))
             ids: list[Any] = [hash(t) % 50000 for t in tokens]
