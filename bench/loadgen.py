@@ -5,6 +5,12 @@
   the previous one ends.
 - ``poisson``: an open loop; arrivals at exponential intervals of mean
   ``1 / rate_rps`` (seeded), at most ``concurrency`` in flight.
+- ``trace``: an open loop on a trace's times (``bench.trace``), its conversations' later
+  turns built from the answers as they come.
+
+A case with ``turns`` > 1 runs conversations: each stream holds one at a time, every turn
+resending the history. A timed request (an arrival, a trace's line) sends its headers ahead
+and its body at its time (``ChatClient.chat(at=...)``).
 
 Every loop is bounded by its prompt count and by the case's ``max_duration_s``:
 no request starts after the deadline, and those in flight finish or time out.
@@ -135,7 +141,7 @@ class CaseRunner:
         self.recover = recover
         # builds each later turn of a conversation from the answers (cases with turns > 1)
         self.builder = builder
-        if case.turns > 1 and builder is None:
+        if (case.turns > 1 or (case.trace is not None and case.trace.sessions)) and builder is None:
             raise ValueError("a case of conversations needs the run's PromptBuilder")
         self._failed = 0
         self._measured = 0

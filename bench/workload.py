@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 import string
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 
 from bench.config import Case
@@ -222,7 +222,7 @@ class PromptBuilder:
             n_depth = _depth_words_in(messages)
             a = await self._tokens(layout(n_depth, prime_marker, 4))
             b = await self._tokens(layout(n_depth, first_marker, 4))
-            return _common_prefix(a, b)
+            return common_prefix(a, b)
 
         def make_depth(n: int) -> Messages:
             return layout(n, first_marker, 4)
@@ -240,7 +240,7 @@ class PromptBuilder:
 
             async def measured_tokens(messages: Messages) -> int:
                 tokens = await self._tokens(messages)
-                return len(tokens) - _common_prefix(tokens, prime_tokens)
+                return len(tokens) - common_prefix(tokens, prime_tokens)
 
             messages, n_body = await _fit(
                 make_body, target, measured_tokens, f"a prompt of {target} tokens at depth {case.depth}", n_body
@@ -287,7 +287,7 @@ class PromptBuilder:
 
         async def shared(messages: Messages) -> int:
             other = [messages[0], {"role": "user", "content": _PROBE_OPENER}]
-            return _common_prefix(await self._tokens(messages), await self._tokens(other))
+            return common_prefix(await self._tokens(messages), await self._tokens(other))
 
         floor = await shared(make(0))
         if target < floor:
@@ -311,13 +311,13 @@ class PromptBuilder:
         async def new_tokens(messages: Messages) -> int:
             nonlocal reused
             tokens = await self._tokens(messages)
-            reused = _common_prefix(tokens, probe) if use else 0
+            reused = common_prefix(tokens, probe) if use else 0
             return len(tokens) - reused
 
         what = f"a prompt of {target} tokens after a shared prefix"
         if use == 0:
             # cold: the whole prompt is new; its target is the prefix's tokens and the request's own
-            prefix_len = _common_prefix(await self._tokens(make(0)), probe)
+            prefix_len = common_prefix(await self._tokens(make(0)), probe)
             messages, n = await _fit(make, prefix_len + target, new_tokens, what, start)
             return Prompt(messages, prefix_len + target, 0, "tokenize", prefix=k), n
         messages, n = await _fit(make, target, new_tokens, what, start)
@@ -377,7 +377,7 @@ class PromptBuilder:
     ) -> tuple[list[int], int]:
         """The templated tokens of a turn and how many of them the server can reuse from the one before."""
         tokens = await self._tokens([*history, {"role": "user", "content": message}])
-        shared = _common_prefix(tokens, before)
+        shared = common_prefix(tokens, before)
         if shared == len(before) and answered > 0:
             # the slot holds the previous prompt and the answer it generated, all but the last
             # sampled token, which llama.cpp never decodes into the cache
@@ -428,7 +428,8 @@ def _depth_words_in(messages: Messages) -> int:
     return len(head.split()) if head else 0
 
 
-def _common_prefix(a: list[int], b: list[int]) -> int:
+def common_prefix(a: Sequence[Hashable], b: Sequence[Hashable]) -> int:
+    """How many leading items two token lists share: what a server's prompt cache can reuse."""
     n = 0
     for x, y in zip(a, b, strict=False):
         if x != y:
