@@ -240,3 +240,44 @@ def test_a_goodput_drop_under_the_slo_pages_like_a_tg_drop(
     verdict = verdict_of_latest(tmp_path / "results")
     figures = {f["figure"] for f in verdict["findings"]}  # type: ignore[union-attr]
     assert "goodput_rps" in figures and "tg_tps" not in figures
+
+
+TRAFFIC = """
+name = "traffic-gate"
+[[scenario]]
+name = "chat"
+prompt_tokens = 40
+output_tokens = 8
+turns = 3
+concurrency = 2
+pattern = "concurrent"
+repetitions = 2
+warmup = 0
+[[scenario]]
+name = "replay"
+pattern = "trace"
+trace = "sample"
+speed = 50
+warmup = 0
+"""
+
+
+def test_conversations_and_a_trace_are_gated_night_by_night_like_any_case(
+    tmp_path: Path, fake: FakeLlamaServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.config.cache_slots, fake.config.jitter_cv = 32, 0.01
+    (tmp_path / "set.toml").write_text(TRAFFIC)
+    argv = [
+        "nightly", "--endpoint", fake.url, "--scenarios", str(tmp_path / "set.toml"),
+        "--results-dir", str(tmp_path / "results"), "--no-report",
+    ]  # fmt: skip
+    for seed in (1, 2):
+        assert night(fake, argv, 200.0, seed) == 0
+    capsys.readouterr()
+    # -20 %: past the 15 % allowance of the first nights, in every case: watched once, paged twice
+    assert night(fake, argv, 160.0, 3) == 0
+    out = capsys.readouterr().out
+    assert "SUSPECT" in out
+    assert "[suspect] chat/p40-o8-c2-d0-t3 tg_tps" in out and "[suspect] replay/trace-sample-x50-c8 tg_tps" in out
+    assert night(fake, argv, 160.0, 4) == 1
+    assert "REGRESSION (exit 1)" in capsys.readouterr().out
