@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -114,3 +115,33 @@ def test_the_capacity_report_renders_its_curve_and_levels(browser: Any, tmp_path
     assert errors == [] and page.locator("#plot-capacity svg").count() == 1
     assert "capacity: 5 concurrent users" in page.locator("#headline").inner_text()
     assert page.locator("#levels tbody tr").count() == len(result.levels)
+
+
+def test_the_prompt_cache_and_turns_render_with_their_plot(browser: Any, fake: Any, tmp_path: Path) -> None:
+    from bench.config import parse_scenario_set
+    from bench.runner import RunOptions, run_benchmark
+
+    fake.config.cache_slots = 32
+    scenarios = parse_scenario_set(
+        {
+            "scenario": [
+                {"name": "chat", "prompt_tokens": 24, "output_tokens": 6, "turns": 3, "concurrency": 2,
+                 "pattern": "concurrent", "repetitions": 1, "warmup": 0},
+                {"name": "replay", "pattern": "trace", "trace": "sample", "speed": 50, "warmup": 0},
+            ]
+        },
+        "browser-set",
+    )  # fmt: skip
+    options = RunOptions(scenarios=scenarios, endpoint=fake.url, results_dir=tmp_path / "results")
+    with ThreadPoolExecutor(1) as worker:  # the browser's own event loop runs in this thread
+        run = worker.submit(run_benchmark, options).result()
+    path = render_run_report(run.run_dir, tmp_path / "reports", load_baselines(None))
+    page, errors, dialogs = open_report(browser, path, tmp_path / "turns.png")
+    assert errors == [] and dialogs == []
+    assert page.locator("#cache tbody tr").count() == 2
+    assert page.locator("#turns tbody tr").count() == 3 + 3  # three turns in each case's conversations
+    assert page.locator("#plot-turns svg").count() == 1
+    first_before = page.locator("#turns tbody tr").first.inner_text()
+    page.locator("#turns th", has_text="turn").first.click()
+    page.locator("#turns th", has_text="turn").first.click()  # descending
+    assert page.locator("#turns tbody tr").first.inner_text() != first_before
