@@ -32,6 +32,7 @@ from bench.noise import MIN_RUNS, NoiseProfile, NoiseSource, Spread, spreads_of
 from bench.prompt_cache import summarise_cache, uses_cache
 from bench.records import RequestRecord
 from bench.slo import Slo, slo_from_json, summarise_slo
+from bench.speculative import summarise_drafts
 from bench.stats import (
     RatioEstimate,
     bh_adjust,
@@ -551,6 +552,8 @@ def compare_record_sets(
                 results.extend(_slo_rows(case_id, slo, in_a, in_b))
             if uses_cache(in_a) and uses_cache(in_b):
                 results.append(_cache_row(case_id, in_a, in_b))
+            if summarise_drafts(in_a) is not None or summarise_drafts(in_b) is not None:
+                results.append(_draft_row(case_id, in_a, in_b))
     results = adjusted(results, adjustment, alpha=alpha, min_effect=min_effect)
     return Comparison(a, b, tuple(results), tuple(differences), alpha, min_effect, adjustment, noise, allowance)
 
@@ -626,3 +629,26 @@ def _cache_row(case_id: str, a: Sequence[RequestRecord], b: Sequence[RequestReco
         return [None if c is None or c.hit_rate is None else c.hit_rate * 100 for c in summaries]
 
     return _per_run_row(case_id, CACHE_HITS, hit_rates(a), hit_rates(b), "no request meant to reuse the cache")
+
+
+DRAFT_ACCEPTANCE = Figure("draft_acceptance", "draft tokens accepted", "%", True)
+
+
+def _draft_row(case_id: str, a: Sequence[RequestRecord], b: Sequence[RequestRecord]) -> FigureComparison:
+    """Speculative decoding's acceptance per run where a side drafted (a draft-model A/B): shown, not tested."""
+
+    def acceptance(side: Sequence[RequestRecord]) -> list[float | None]:
+        found = [summarise_drafts(run) for run in _runs_of(side)]
+        return [None if d is None or d.acceptance is None else d.acceptance * 100 for d in found]
+
+    va, vb = acceptance(a), acceptance(b)
+    if all(v is None for v in va) or all(v is None for v in vb):
+        # a draft-model A/B: one side drafts, the other does not; its acceptance is still worth a row
+        known = [v for v in (*va, *vb) if v is not None]
+        value = statistics.median(known) if known else None
+        drafted_a = any(v is not None for v in va)
+        return _comparison(
+            case_id, DRAFT_ACCEPTANCE, Verdict.NOT_TESTED, "one side drafted no tokens", len(va), len(vb),
+            a=value if drafted_a else None, b=None if drafted_a else value,
+        )  # fmt: skip
+    return _per_run_row(case_id, DRAFT_ACCEPTANCE, va, vb, "no draft tokens on a side")

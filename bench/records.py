@@ -26,6 +26,8 @@ TIMING_FIELDS = (
     "predicted_ms",
     "predicted_per_token_ms",
     "predicted_per_second",
+    "draft_n",
+    "draft_n_accepted",
 )
 
 
@@ -42,6 +44,9 @@ class ServerTimings:
     prompt_per_second: float | None = None
     predicted_per_token_ms: float | None = None
     predicted_per_second: float | None = None
+    # speculative decoding (recent llama-server with a draft model): tokens drafted, and accepted
+    draft_n: int | None = None
+    draft_n_accepted: int | None = None
 
     @staticmethod
     def doubt(raw: object) -> str | None:
@@ -53,7 +58,7 @@ class ServerTimings:
         """
         if not isinstance(raw, dict):
             return None
-        for key in ("prompt_n", "predicted_n", "cache_n"):
+        for key in ("prompt_n", "predicted_n", "cache_n", "draft_n", "draft_n_accepted"):
             value = raw.get(key)
             if value is not None and not (_is_number(value) and 0 <= value <= MAX_TOKENS and float(value).is_integer()):
                 return f"timings.{key} is {value!r}, not a count from 0 to {MAX_TOKENS:,}"
@@ -79,6 +84,8 @@ class ServerTimings:
                 prompt_per_second=_opt_float(raw.get("prompt_per_second")),
                 predicted_per_token_ms=_opt_float(raw.get("predicted_per_token_ms")),
                 predicted_per_second=_opt_float(raw.get("predicted_per_second")),
+                draft_n=_opt_count(raw.get("draft_n")),
+                draft_n_accepted=_opt_count(raw.get("draft_n_accepted")),
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -90,6 +97,10 @@ MAX_MS = 1e10  # four months
 
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _opt_count(value: object) -> int | None:
+    return int(value) if _is_number(value) else None  # type: ignore[call-overload]
 
 
 def _opt_float(value: object) -> float | None:

@@ -40,6 +40,7 @@ from bench.figures import (
 from bench.prompt_cache import CacheSummary, cache_notes, summarise_cache
 from bench.records import RequestRecord
 from bench.slo import Slo, SloSummary, slo_from_json, summarise_slo
+from bench.speculative import DraftSummary, summarise_drafts
 from bench.store import read_gpu_samples, read_records, read_run_meta, scenario_definitions
 from bench.telemetry.figures import (
     BandwidthFigure,
@@ -123,6 +124,8 @@ class CaseSummary:
     reasoning_share: float | None = None
     # a depth, conversations or shared prefixes: what the prompt cache reused against what was meant
     cache: CacheSummary | None = None
+    # a server with a draft model: drafted and accepted tokens
+    drafts: DraftSummary | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +238,9 @@ def summarise_case(case_id: str, records: Sequence[RequestRecord], slo: Slo | No
             f"concurrency cap ({first.concurrency}) held them or the client lagged; latency from the "
             "scheduled arrival is in ttft_from_schedule_ms / e2e_from_schedule_ms"
         )
+    drafts = summarise_drafts(records)
+    if drafts is not None:
+        notes.append(drafts.sentence())
     cache = summarise_cache(records)
     if cache is not None and conversational:
         notes.extend(cache_notes(cache))
@@ -282,6 +288,7 @@ def summarise_case(case_id: str, records: Sequence[RequestRecord], slo: Slo | No
         ttfct_ms=ttfct,
         reasoning_share=reasoning_share,
         cache=cache,
+        drafts=drafts,
         ttft_from_schedule_ms=Distribution.of([v for r in ok if (v := r.ttft_from_schedule_ms) is not None]),
         e2e_from_schedule_ms=Distribution.of([v for r in ok if (v := r.e2e_from_schedule_ms) is not None]),
     )

@@ -72,6 +72,7 @@ class FakeConfig:
     # llama.cpp); a chat takes the free slot sharing the longest prefix with it (over SLOT_SIMILARITY of its
     # prompt), else the least recently used
     cache_slots: int = 1
+    draft_acceptance: float | None = None  # a draft model: draft every generated token, accept this share
     honour_cache: bool = True  # False: reuse nothing whatever cache_prompt says (a proxy or another server)
     seed: int = 0
 
@@ -350,6 +351,9 @@ class _Handler(BaseHTTPRequestHandler):
             "predicted_per_second": tg_tps,
             **config.timings_override,
         }
+        if config.draft_acceptance is not None:
+            timings["draft_n"] = n_tokens
+            timings["draft_n_accepted"] = round(n_tokens * config.draft_acceptance)
         usage = {"prompt_tokens": len(prompt), "completion_tokens": n_tokens, "total_tokens": len(prompt) + n_tokens}
         with self.server.lock:
             log.predicted_tokens += n_tokens
