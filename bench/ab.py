@@ -246,7 +246,9 @@ def _compare(
             continue
         dirs = [plan.base.results_dir / run_id for run_id in outcome.runs]
         first = RunRef.load(dirs[0])
-        ref = replace(first, run_id=f"{ab_id}:{variant.name}", label=variant.name, server_flags=outcome.flags)
+        ref = replace(
+            first, run_id=f"{ab_id}:{variant.name}", label=variant.name, server_flags=outcome.flags, runs=len(dirs)
+        )
         records = [r for d in dirs for r in read_records(d)]
         pooled[variant.name] = records
         sides.append((ref, records, scenario_definitions(read_run_meta(dirs[0]))))

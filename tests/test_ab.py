@@ -79,6 +79,8 @@ def test_remote_mode_switches_waits_and_compares_pooled_blocks(tmp_path: Path, f
     assert document["outputs_differ"] is False
     assert [v["name"] for v in document["variants"]] == ["slow", "fast"]
     assert "server flags: -fa off -> -fa on" in comparison.differences
+    assert (comparison.a.runs, comparison.b.runs) == (2, 2)  # each side pools its blocks: the run is the unit
+    assert comparison.noise_note.startswith("several runs a side")
 
 
 def test_a_variant_that_never_gets_healthy_is_reported_and_the_other_kept(
