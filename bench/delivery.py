@@ -39,7 +39,12 @@ def stream_delivery(streams: Iterable[tuple[Sequence[float], ServerTimings | Non
     kept = [
         (times, timings)
         for times, timings in streams
-        if timings is not None and len(times) >= MIN_EVENTS_FOR_DELIVERY and timings.predicted_n >= 2
+        if timings is not None
+        and len(times) >= MIN_EVENTS_FOR_DELIVERY
+        and timings.predicted_n >= 2
+        # speculative decoding sends the draft tokens it accepts together: bursts of the server's own
+        # making, which no arrival times can tell from a proxy's
+        and not timings.draft_n_accepted
     ]
     if not kept:
         return Delivery.UNKNOWN

@@ -101,6 +101,16 @@ def test_check_warns_about_a_buffering_proxy(fake: FakeLlamaServer, capsys: pyte
     assert "tokens buffered" in out and "proxy_buffering off" in out
 
 
+def test_bursts_of_accepted_draft_tokens_are_not_blamed_on_a_proxy(
+    fake: FakeLlamaServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.config.buffered, fake.config.tg_tps = True, 100.0  # bursts, as speculative decoding sends them
+    fake.config.draft_acceptance = 0.9  # and the server says it drafted: they are its own
+    assert main(["check", "--endpoint", fake.url]) == 0
+    out = capsys.readouterr().out
+    assert "proxy_buffering off" not in out and "tokens n/a" in out
+
+
 def test_scenarios_lists_builtins_and_expands_a_set(scenario_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["scenarios"]) == 0
     listing = capsys.readouterr().out
