@@ -295,15 +295,14 @@ def compare_figure(
     blocks_a, blocks_b = _group_medians(values_a, groups_a), _group_medians(values_b, groups_b)
     positive = min(blocks_a + blocks_b) > 0
     min_change = min_effect
+    detectable: float | None
     if len(blocks_a) >= 2 and len(blocks_b) >= 2 and positive:
         # Several runs a side: two starts of one server can differ by several percent, so the
         # unit is the run, not the request; a request-level test called an A/A of two runs a
         # side "regressed" about one time in six on this machine.
-        estimate, p_value = welch_log_ratio(blocks_a, blocks_b)
-        _, se, df = welch_standard_error(blocks_a, blocks_b)
-        basis, noise = f"({len(blocks_a)} vs {len(blocks_b)} runs)", NoiseSource.RUNS
+        estimate, p_value, basis, detectable = _by_runs(blocks_a, blocks_b, alpha)
+        noise = NoiseSource.RUNS
         center_a, center_b = _geometric_mean(blocks_a), _geometric_mean(blocks_b)
-        detectable: float | None = detectable_change(se, df, alpha=alpha, power=DETECTION_POWER)
     elif spread is not None and positive:
         requests = min(len(values_a) // len(blocks_a), len(values_b) // len(blocks_b))
         between = spread.at_requests(requests)
@@ -341,6 +340,36 @@ def compare_figure(
 
 
 _Z95 = 1.959963984540054
+
+
+def _by_runs(a: Sequence[float], b: Sequence[float], alpha: float) -> tuple[RatioEstimate, float, str, float]:
+    """Run figures of several runs a side (Welch on their logs): estimate, p, basis text, detectable change."""
+    estimate, p_value = welch_log_ratio(a, b)
+    _, se, df = welch_standard_error(a, b)
+    return (
+        estimate,
+        p_value,
+        f"({len(a)} vs {len(b)} runs)",
+        detectable_change(se, df, alpha=alpha, power=DETECTION_POWER),
+    )
+
+
+def runs_row(
+    case_id: str, figure: Figure, a: Sequence[float], b: Sequence[float], *, alpha: float = ALPHA,
+    min_effect: float = MIN_EFFECT,
+) -> FigureComparison:  # fmt: skip
+    """A figure with one value per run (goodput, say), several runs a side, tested run by run."""
+    estimate, p_value, basis, detectable = _by_runs(a, b, alpha)
+    center_a, center_b = _geometric_mean(a), _geometric_mean(b)
+    row = _comparison(
+        case_id, figure, Verdict.NO_CHANGE, "", len(a), len(b),
+        a=center_a, b=center_b, ratio=estimate.ratio, ci_low=estimate.low, ci_high=estimate.high, p_value=p_value,
+    )  # fmt: skip
+    row = replace(
+        row, a_center=center_a, b_center=center_b, noise=NoiseSource.RUNS, min_change=min_effect, basis=basis,
+        detectable=max(detectable, min_effect),
+    )  # fmt: skip
+    return decided(row, p_value, alpha=alpha, min_effect=min_effect)
 
 
 def _against_spread(
@@ -549,7 +578,7 @@ def compare_record_sets(
         if in_a and in_b:
             results.append(_throughput_row(case_id, in_a, in_b))
             if (slo := slo_from_json((defs_a.get(in_a[0].scenario) or {}).get("slo"))) is not None:
-                results.extend(_slo_rows(case_id, slo, in_a, in_b))
+                results.extend(_slo_rows(case_id, slo, in_a, in_b, alpha=alpha, min_effect=min_effect))
             if uses_cache(in_a) and uses_cache(in_b):
                 results.append(_cache_row(case_id, in_a, in_b))
             if summarise_drafts(in_a) is not None or summarise_drafts(in_b) is not None:
@@ -602,16 +631,28 @@ GOODPUT = Figure("goodput_rps", "goodput (SLO)", "req/s", True)
 ATTAINMENT = Figure("slo_attainment", "SLO met", "%", True)
 
 
-def _slo_rows(case_id: str, slo: Slo, a: Sequence[RequestRecord], b: Sequence[RequestRecord]) -> list[FigureComparison]:
-    """Goodput and SLO attainment per run, where the case states an SLO: shown, not tested."""
+def _slo_rows(
+    case_id: str, slo: Slo, a: Sequence[RequestRecord], b: Sequence[RequestRecord], *, alpha: float, min_effect: float
+) -> list[FigureComparison]:
+    """Goodput and SLO attainment per run, where the case states an SLO.
+
+    Goodput is tested where each side has several runs, all with goodput (a run in which no
+    request met the SLO has none to take a log of); otherwise both are shown, not tested.
+    """
     sa, sb = ([summarise_slo(run, slo) for run in _runs_of(side)] for side in (a, b))
 
     def percent(share: float | None) -> float | None:
         return None if share is None else share * 100
 
     missing = "no measured requests on a side"
+    goodput_a, goodput_b = [s.goodput_rps for s in sa], [s.goodput_rps for s in sb]
+    tested_a, tested_b = [v for v in goodput_a if v], [v for v in goodput_b if v]
+    several = len(tested_a) == len(goodput_a) >= 2 and len(tested_b) == len(goodput_b) >= 2
     return [
-        _per_run_row(case_id, GOODPUT, [s.goodput_rps for s in sa], [s.goodput_rps for s in sb], missing),
+        # several runs a side, every one with goodput: tested run by run like pp and tg; else shown
+        runs_row(case_id, GOODPUT, tested_a, tested_b, alpha=alpha, min_effect=min_effect)
+        if several
+        else _per_run_row(case_id, GOODPUT, goodput_a, goodput_b, missing),
         _per_run_row(
             case_id, ATTAINMENT, [percent(s.attainment) for s in sa], [percent(s.attainment) for s in sb], missing
         ),

@@ -142,3 +142,38 @@ def test_a_reasoning_model_gets_its_first_content_token_and_reasoning_share(
     # six reasoning tokens come before the answer: its first token is at least 5 gaps after the first one
     assert case.ttfct_ms.p50 >= case.ttft_ms.p50 + 5 * 10 - 1
     assert case.slo is not None and case.slo.broken == {"ttfct_ms": 3}  # TTFT met, the answer came too late
+
+
+def one_run(results: Path, seconds_per_request: float, seed: int) -> Path:
+    """A run of six back-to-back requests that all meet a generous SLO: its goodput is 1 / their time."""
+    import random
+
+    from tests.factories import write_run
+
+    rng = random.Random(seed)
+    records, t = [], 0.0
+    for i in range(6):
+        took = seconds_per_request * rng.uniform(0.98, 1.02)
+        records.append(streamed(0.05, (took - 0.06) / 9, 10, sent=t, index=i, case_id="s/p100-o10-c1-d0", scenario="s"))
+        t += took + 0.001
+    scenarios = {"name": "s", "scenarios": [{"name": "s", "prompt_tokens": [100], "slo": {"e2e_ms": 1e6}}]}
+    return write_run(results, records, scenarios=scenarios)  # type: ignore[arg-type]
+
+
+def test_goodput_with_several_runs_a_side_is_tested_run_by_run() -> None:
+    import tempfile
+
+    from bench.compare import Verdict, compare_runs
+
+    with tempfile.TemporaryDirectory() as folder:
+        results = Path(folder)
+        a = [one_run(results, 1.0, seed) for seed in (1, 2, 3)]
+        same = [one_run(results, 1.0, seed) for seed in (4, 5, 6)]
+        slower = [one_run(results, 1.5, seed) for seed in (7, 8, 9)]
+
+        def goodput(b: list[Path]) -> object:
+            return next(f for f in compare_runs(a, b).figures if f.figure == "goodput_rps")
+
+        steady, dropped = goodput(same), goodput(slower)
+    assert steady.verdict is Verdict.NO_CHANGE and steady.basis == "(3 vs 3 runs)"  # type: ignore[attr-defined]
+    assert dropped.verdict is Verdict.REGRESSED and dropped.ratio == pytest.approx(1 / 1.5, rel=0.03)  # type: ignore[attr-defined]
