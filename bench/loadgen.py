@@ -27,6 +27,7 @@ from bench.clock import sleep_until
 from bench.config import Case
 from bench.records import RequestRecord
 from bench.transport.client import ChatClient, Exchange
+from bench.transport.lag import ClientLag, LagProbe
 from bench.workload import CasePrompts, Prompt, PromptBuilder, Turn
 
 RecordSink = Callable[[RequestRecord], None]
@@ -145,6 +146,8 @@ class CaseRunner:
             raise ValueError("a case of conversations needs the run's PromptBuilder")
         self._failed = 0
         self._measured = 0
+        self._token_events = 0
+        self._lag = LagProbe()  # entered for each share of the case: its probes add up over the shares
         self._spent = 0.0  # seconds of max_duration_s used by earlier rounds
         self._round = 0
 
@@ -185,6 +188,7 @@ class CaseRunner:
         if not warmup:
             self._measured += 1
             self._failed += 0 if record.ok else 1
+            self._token_events += record.token_event_count
         self.sink(record)
         if self.recover is not None and exchange.lost_connection:
             await self.recover()
@@ -256,12 +260,13 @@ class CaseRunner:
         deadline = begun + case.max_duration_s - self._spent
         before = (self._measured, self._failed)
         try:
-            if case.pattern == "poisson":
-                stopped = await self._open_loop(deadline, measured)
-            elif case.pattern == "trace":
-                stopped = await self._replay(deadline, measured)
-            else:
-                stopped = await self._closed_loop(deadline, case.concurrency, measured)
+            async with self._lag:
+                if case.pattern == "poisson":
+                    stopped = await self._open_loop(deadline, measured)
+                elif case.pattern == "trace":
+                    stopped = await self._replay(deadline, measured)
+                else:
+                    stopped = await self._closed_loop(deadline, case.concurrency, measured)
         except BaseExceptionGroup as group:
             # A stream failed in a way that ends the run (a full disk, say): the
             # caller handles that error, not the task group wrapped around it.
@@ -276,6 +281,10 @@ class CaseRunner:
             wall_end=self.client.clock.now(),
             stopped_by_deadline=stopped,
         )
+
+    def client_lag(self) -> ClientLag | None:
+        """The client's own lag over the case's measured stretches, with the token events it handled."""
+        return self._lag.result(self._token_events, self._spent)
 
     async def _closed_loop(self, deadline: float, streams: int, measured: Sequence[tuple[int, Prompt]]) -> bool:
         loop = asyncio.get_running_loop()

@@ -41,6 +41,7 @@ from bench.store import DEFAULT_RESULTS_DIR, RunStatus, RunStore, check_writable
 from bench.summary import CaseSummary, RunSummary, summarise_case, summarise_run
 from bench.telemetry.sampler import TelemetryConfig, TelemetrySampler
 from bench.transport.client import DEFAULT_MAX_BODY_BYTES, ChatClient
+from bench.transport.lag import ClientLag
 from bench.version import __version__
 from bench.workload import CasePrompts, PromptBuilder
 
@@ -213,6 +214,7 @@ class _Run:
         self.active_weight_gib = options.active_weight_gib
         self.redactor = options.redactor()
         self.builder: PromptBuilder | None = None  # later turns of conversations are built while the load runs
+        self.lags: dict[str, ClientLag] = {}  # the client's own lag, per case measured so far
 
     async def run(self) -> RunResult:
         store = self._create_store()
@@ -388,8 +390,12 @@ class _Run:
                     if not share.last:
                         continue
                     outcome = _joined(outcomes[share.case])
+                    if (lag := runners[share.case].client_lag()) is not None:
+                        self.lags[case.case_id] = lag
+                        store.write_meta(client_lag={k: v.to_json() for k, v in self.lags.items()})
                     case_records = [r for r in self.records if r.case_id == case.case_id]
-                    observer.case_done(case, summarise_case(case.case_id, case_records, case.slo), outcome)
+                    summary = summarise_case(case.case_id, case_records, case.slo, self.lags.get(case.case_id))
+                    observer.case_done(case, summary, outcome)
                     if outcome.stopped_by_deadline:
                         observer.message(
                             f"note: {case.case_id} stopped at its max_duration_s of {case.max_duration_s:g} s"
@@ -418,6 +424,7 @@ class _Run:
             active_weight_gib=self.active_weight_gib,
             peak_bandwidth_gbs=self.options.peak_bandwidth_gbs,
             slos={s.name: s.slo for s in self.options.scenarios.scenarios if s.slo is not None},
+            lags=self.lags,
         )
 
     def _finish(self, info: EndpointInfo, stopped: str | None) -> RunResult:

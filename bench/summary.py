@@ -50,6 +50,7 @@ from bench.telemetry.figures import (
     run_vram_peak_gib,
 )
 from bench.telemetry.samples import GpuSample
+from bench.transport.lag import ClientLag
 
 # an open loop's requests may go out this late after their scheduled arrival before the run says so
 SCHEDULE_TOLERANCE_MS = 1.0
@@ -126,6 +127,8 @@ class CaseSummary:
     cache: CacheSummary | None = None
     # a server with a draft model: drafted and accepted tokens
     drafts: DraftSummary | None = None
+    # how long the client's event loop kept a ready callback waiting while the case ran
+    client_lag: ClientLag | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +166,9 @@ def _median_target(targets: Sequence[int]) -> int | None:
     return round(float(np.median(targets))) if targets else None
 
 
-def summarise_case(case_id: str, records: Sequence[RequestRecord], slo: Slo | None = None) -> CaseSummary:
+def summarise_case(
+    case_id: str, records: Sequence[RequestRecord], slo: Slo | None = None, lag: ClientLag | None = None
+) -> CaseSummary:
     measured = [r for r in records if not r.warmup]
     ok = [r for r in measured if r.ok]
     first = measured[0] if measured else records[0]
@@ -238,6 +243,8 @@ def summarise_case(case_id: str, records: Sequence[RequestRecord], slo: Slo | No
             f"concurrency cap ({first.concurrency}) held them or the client lagged; latency from the "
             "scheduled arrival is in ttft_from_schedule_ms / e2e_from_schedule_ms"
         )
+    if lag is not None and lag.too_late:
+        notes.append(lag.sentence())
     drafts = summarise_drafts(records)
     if drafts is not None:
         notes.append(drafts.sentence())
@@ -289,6 +296,7 @@ def summarise_case(case_id: str, records: Sequence[RequestRecord], slo: Slo | No
         reasoning_share=reasoning_share,
         cache=cache,
         drafts=drafts,
+        client_lag=lag,
         ttft_from_schedule_ms=Distribution.of([v for r in ok if (v := r.ttft_from_schedule_ms) is not None]),
         e2e_from_schedule_ms=Distribution.of([v for r in ok if (v := r.e2e_from_schedule_ms) is not None]),
     )
@@ -302,13 +310,17 @@ def summarise_run(
     active_weight_gib: float | None = None,
     peak_bandwidth_gbs: float | None = None,
     slos: Mapping[str, Slo] | None = None,
+    lags: Mapping[str, ClientLag] | None = None,
 ) -> RunSummary:
     """The run's figures; ``slos``: each scenario's SLO by scenario name, where it states one."""
     by_case: dict[str, list[RequestRecord]] = {}
     for record in records:
         by_case.setdefault(record.case_id, []).append(record)
     slos = slos or {}
-    cases = tuple(summarise_case(case_id, rs, slos.get(rs[0].scenario)) for case_id, rs in by_case.items())
+    lags = lags or {}
+    cases = tuple(
+        summarise_case(case_id, rs, slos.get(rs[0].scenario), lags.get(case_id)) for case_id, rs in by_case.items()
+    )
     gpu = tuple(case_gpu_figures(case_id, rs, gpu_samples) for case_id, rs in by_case.items()) if gpu_samples else ()
     vram_peak = run_vram_peak_gib(gpu_samples)
     checks: list[BaselineCheck] = []
@@ -360,5 +372,10 @@ def summarise_stored(
             name: slo
             for name, definition in scenario_definitions(meta).items()
             if (slo := slo_from_json(definition.get("slo"))) is not None
+        },
+        lags={
+            case_id: lag
+            for case_id, raw in (meta.get("client_lag") or {}).items()
+            if (lag := ClientLag.from_json(raw)) is not None
         },
     )

@@ -1,0 +1,43 @@
+"""The client's own lag: measured per case, quiet when the client keeps up, loud when it cannot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.config import parse_scenario_set
+from bench.devtools.testing.fake_server import fake_server_process
+from bench.runner import RunOptions, run_benchmark
+from bench.summary import load_summary
+from bench.transport.lag import LAG_LIMIT_MS, ClientLag
+
+
+def run_streams(url: str, tmp_path: Path, streams: int) -> object:
+    scenario = {"name": "load", "prompt_tokens": 40, "output_tokens": 64, "concurrency": streams,
+                "pattern": "concurrent", "repetitions": 1, "warmup": 0}  # fmt: skip
+    sets = parse_scenario_set({"scenario": [scenario]}, "lag-set")
+    return run_benchmark(RunOptions(scenarios=sets, endpoint=url, results_dir=tmp_path))
+
+
+def test_the_lag_check_stays_quiet_at_16_streams_and_fires_at_256(tmp_path: Path) -> None:
+    # the fake in its own process: this process's time is the client's alone. 16 streams of a token
+    # every 20 ms keep the loop idle (p99 about 0.1 ms here); 256 streams of a token every 5 ms are
+    # about 50,000 token events a second, far more than one event loop stamps on time (p99 tens of ms)
+    with fake_server_process("--ttft", "0.02", "--itl", "0.02") as url:
+        light = run_streams(url, tmp_path / "light", 16)
+    with fake_server_process("--ttft", "0.02", "--itl", "0.005") as url:
+        heavy = run_streams(url, tmp_path / "heavy", 256)
+    (quiet,) = light.summary.cases  # type: ignore[attr-defined]
+    (loud,) = heavy.summary.cases  # type: ignore[attr-defined]
+    assert quiet.client_lag is not None and not quiet.client_lag.too_late
+    assert not any("client lag" in note for note in quiet.notes)
+    assert loud.client_lag is not None and loud.client_lag.p99_ms > 5 * LAG_LIMIT_MS
+    assert any(note.startswith("client lag p99") and "token events/s" in note for note in loud.notes)
+    # kept with the run: a stored run's summary says the same
+    stored = load_summary(heavy.run_dir).cases[0]  # type: ignore[attr-defined]
+    assert stored.client_lag == loud.client_lag
+
+
+def test_a_lag_reads_back_as_it_was_written() -> None:
+    lag = ClientLag(probes=100, p50_ms=0.02, p99_ms=3.5, max_ms=9.0, token_events_per_s=1200.0)
+    assert ClientLag.from_json(lag.to_json()) == lag and lag.too_late
+    assert ClientLag.from_json({"probes": "x"}) is None and ClientLag.from_json(None) is None
