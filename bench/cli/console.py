@@ -215,7 +215,11 @@ def slo_table(summary: RunSummary) -> Tabular:
 
 
 def _share(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.0f} %"
+    """A share as a percentage, to a tenth where it is not whole (99.6 % must not print as 100 %)."""
+    if value is None:
+        return "-"
+    percent = value * 100
+    return f"{percent:.0f} %" if percent == round(percent) else f"{percent:.1f} %"
 
 
 def cache_table(summary: RunSummary) -> Tabular:
