@@ -131,6 +131,7 @@ class CaseRunner:
         seed: int = 0,
         recover: Callable[[], Awaitable[None]] | None = None,
         builder: PromptBuilder | None = None,
+        streams: int | None = None,
     ) -> None:
         self.client = client
         self.run_id = run_id
@@ -140,6 +141,8 @@ class CaseRunner:
         self.rng = random.Random(seed)
         # called after a request that could not reach the server: waits until it is back
         self.recover = recover
+        # a closed loop's streams here: the case's concurrency, or a worker's share of it (bench.workers)
+        self.streams = streams or case.concurrency
         # builds each later turn of a conversation from the answers (cases with turns > 1)
         self.builder = builder
         if (case.turns > 1 or (case.trace is not None and case.trace.sessions)) and builder is None:
@@ -249,11 +252,7 @@ class CaseRunner:
         self._round = round_number
         chosen = range(len(self.prompts.measured)) if indices is None else indices
         measured = [(i, self.prompts.measured[i]) for i in chosen]
-        if self.prompts.prime is not None:
-            await self.client.chat(self._body(self.prompts.prime, 1))
-        if warm:
-            for i, prompt in enumerate(self.prompts.warmup):
-                await self._send(-1 - i, prompt, warmup=True)
+        await self.prepare(warm)
         loop = asyncio.get_running_loop()
         started = self.client.clock.now()
         begun = loop.time()
@@ -266,7 +265,7 @@ class CaseRunner:
                 elif case.pattern == "trace":
                     stopped = await self._replay(deadline, measured)
                 else:
-                    stopped = await self._closed_loop(deadline, case.concurrency, measured)
+                    stopped = await self._closed_loop(deadline, self.streams, measured)
         except BaseExceptionGroup as group:
             # A stream failed in a way that ends the run (a full disk, say): the
             # caller handles that error, not the task group wrapped around it.
@@ -281,6 +280,14 @@ class CaseRunner:
             wall_end=self.client.clock.now(),
             stopped_by_deadline=stopped,
         )
+
+    async def prepare(self, warm: bool) -> None:
+        """Before a share of the measured requests: prime the depth prefix, and the warm-ups when ``warm``."""
+        if self.prompts.prime is not None:
+            await self.client.chat(self._body(self.prompts.prime, 1))
+        if warm:
+            for i, prompt in enumerate(self.prompts.warmup):
+                await self._send(-1 - i, prompt, warmup=True)
 
     def client_lag(self) -> ClientLag | None:
         """The client's own lag over the case's measured stretches, with the token events it handled."""

@@ -21,7 +21,7 @@ import platform
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -31,7 +31,7 @@ from bench.clock import RunClock
 from bench.config import Case, ScenarioSet
 from bench.errors import BenchError, ConfigError, EndpointError
 from bench.loadgen import CaseOutcome, CaseRunner
-from bench.order import CaseOrder, schedule
+from bench.order import CaseOrder, Share, schedule
 from bench.preflight import EndpointInfo, check_cases_fit, probe, props_subset, wait_until_ready
 from bench.records import RequestRecord
 from bench.redact import Redactor, flag_secrets
@@ -43,6 +43,7 @@ from bench.telemetry.sampler import TelemetryConfig, TelemetrySampler
 from bench.transport.client import DEFAULT_MAX_BODY_BYTES, ChatClient
 from bench.transport.lag import ClientLag
 from bench.version import __version__
+from bench.workers import MAX_WORKERS, WorkerSpec, run_in_workers, split, supports
 from bench.workload import CasePrompts, PromptBuilder
 
 DEFAULT_MAX_ERROR_RATE = 0.05
@@ -99,6 +100,7 @@ class RunOptions:
     peak_bandwidth_gbs: float | None = None  # overrides the card's data-sheet figure
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # a larger answer is a failed request, not the suite's memory
     order: CaseOrder = CaseOrder.CASES  # case after case, or in rounds (bench.order)
+    workers: int = 1  # client processes a closed loop's streams are spread over (bench.workers)
 
     def redactor(self) -> Redactor:
         """The run's secrets: the key it sends, and any key in the flags of a server it starts or records."""
@@ -117,6 +119,8 @@ class RunOptions:
         object.__setattr__(self, "order", CaseOrder(self.order))
         if self.order is CaseOrder.ROUNDS and any(s.trace is not None for s in self.scenarios.scenarios):
             raise ConfigError("--case-order rounds would split a trace's replay: run trace scenarios case after case")
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise ConfigError(f"--workers must be from 1 to {MAX_WORKERS}; got {self.workers}")
         if not self.max_body_bytes > 0:
             raise ConfigError(f"--max-body-mib must be positive; got {self.max_body_bytes / 2**20:g}")
         if not 0 <= self.ready_timeout_s < math.inf:
@@ -385,7 +389,12 @@ class _Run:
                 for share in shares:
                     case = self.cases[share.case]
                     observer.case_started(case)
-                    outcome = await runners[share.case].run(share.indices, warm=share.first, round_number=share.round)
+                    if options.workers > 1 and supports(case):
+                        outcome = await self._in_workers(client, runners[share.case], share, prepared[share.case], sink)
+                    else:
+                        outcome = await runners[share.case].run(
+                            share.indices, warm=share.first, round_number=share.round
+                        )
                     outcomes.setdefault(share.case, []).append(outcome)
                     if not share.last:
                         continue
@@ -394,6 +403,9 @@ class _Run:
                         self.lags[case.case_id] = lag
                         store.write_meta(client_lag={k: v.to_json() for k, v in self.lags.items()})
                     case_records = [r for r in self.records if r.case_id == case.case_id]
+                    if not case_records:
+                        observer.message(f"note: {case.case_id}: no request of this case ended")
+                        continue
                     summary = summarise_case(case.case_id, case_records, case.slo, self.lags.get(case.case_id))
                     observer.case_done(case, summary, outcome)
                     if outcome.stopped_by_deadline:
@@ -405,6 +417,53 @@ class _Run:
             observer.message(f"note: {stopped}; what was measured is kept")
             return stopped
         return None
+
+    async def _in_workers(
+        self,
+        client: ChatClient,
+        runner: CaseRunner,
+        share: Share,
+        prompts: CasePrompts,
+        sink: Callable[[RequestRecord], None],
+    ) -> CaseOutcome:
+        """A closed loop's share run by worker processes (bench.workers); warm-ups and priming run here."""
+        options, case = self.options, runner.case
+        await runner.prepare(share.first)
+        budget = max(case.max_duration_s - runner._spent, 0.001)
+
+        def spec(k: int, indices: tuple[int, ...], streams: int) -> WorkerSpec:
+            return WorkerSpec(
+                worker=k,
+                endpoint=client.base_url,
+                api_key=options.api_key,
+                model=client.model,
+                timeout_s=options.request_timeout_s,
+                max_body_bytes=options.max_body_bytes,
+                redactor=self.redactor,
+                clock=self.clock,
+                run_id=self._the_store().run_id,
+                case=replace(case, max_duration_s=budget),
+                prompts=prompts,
+                indices=indices,
+                streams=streams,
+                seed=options.seed,
+                round_number=share.round,
+            )
+
+        specs = [
+            spec(k, indices, streams)
+            for k, (indices, streams) in enumerate(split(case, share.indices, options.workers))
+        ]
+        self.observer.message(f"{case.case_id}: {len(specs)} worker processes share its {case.concurrency} streams")
+        began = asyncio.get_running_loop().time()
+        result = await run_in_workers(specs, sink)
+        runner._spent += asyncio.get_running_loop().time() - began
+        for note in result.notes:
+            self.observer.message(f"note: {case.case_id}: {note}")
+        if result.lag is not None:
+            self.lags[case.case_id] = result.lag
+            self._the_store().write_meta(client_lag={k: v.to_json() for k, v in self.lags.items()})
+        return result.outcome
 
     async def _stop_telemetry(self) -> None:
         if self.sampler is not None:

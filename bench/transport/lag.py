@@ -40,7 +40,7 @@ class ClientLag:
         rate = f" while handling {self.token_events_per_s:,.0f} token events/s" if self.token_events_per_s else ""
         return (
             f"client lag p99 {self.p99_ms:,.1f} ms{rate}: TTFT and ITL may read up to that late at p99 "
-            "(the client, not the server); send fewer streams from this client"
+            "(the client, not the server); spread the streams over client processes (--workers N) or machines"
         )
 
     def to_json(self) -> dict[str, float | int | None]:

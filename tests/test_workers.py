@@ -1,0 +1,88 @@
+"""Load workers in processes: a closed loop's streams shared by several event loops, one run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.config import parse_scenario_set
+from bench.devtools.testing.fake_server import FakeLlamaServer
+from bench.errors import ConfigError
+from bench.runner import RunOptions, run_benchmark
+from bench.store import read_records
+from bench.workers import split, supports
+
+
+def scenarios(**fields: object) -> object:
+    scenario = {"name": "load", "prompt_tokens": 40, "output_tokens": 8, "concurrency": 4, "pattern": "concurrent",
+                "repetitions": 3, "warmup": 1, **fields}  # fmt: skip
+    return parse_scenario_set({"scenario": [scenario]}, "workers-set")
+
+
+def test_streams_and_prompts_are_shared_as_evenly_as_they_go() -> None:
+    (case,) = scenarios(concurrency=5).cases()  # type: ignore[attr-defined]
+    assert split(case, list(range(10)), 2) == [((0, 2, 4, 6, 8), 3), ((1, 3, 5, 7, 9), 2)]
+    assert len(split(case, list(range(10)), 64)) == 5  # never more workers than streams
+    assert supports(case)
+    assert not supports(scenarios(concurrency=1, pattern="sequential").cases()[0])  # type: ignore[attr-defined]
+    assert not supports(scenarios(turns=2).cases()[0])  # type: ignore[attr-defined]
+
+
+def test_two_workers_send_every_request_exactly_into_one_run(fake: FakeLlamaServer, tmp_path: Path) -> None:
+    messages: list[str] = []
+
+    class Listener:
+        def message(self, text: str) -> None:
+            messages.append(text)
+
+        def run_started(self, *args: object) -> None: ...
+        def case_started(self, *args: object) -> None: ...
+        def request_done(self, *args: object) -> None: ...
+        def case_done(self, *args: object) -> None: ...
+
+    options = RunOptions(scenarios=scenarios(), endpoint=fake.url, results_dir=tmp_path, workers=2)  # type: ignore[arg-type]
+    result = run_benchmark(options, Listener())  # type: ignore[arg-type]
+    assert result.status == "complete"
+    records = list(read_records(result.run_dir))
+    measured = sorted((r for r in records if not r.warmup), key=lambda r: r.index)
+    assert [r.index for r in measured] == list(range(12)) and all(r.ok for r in measured)
+    assert len([r for r in records if r.warmup]) == 1  # the warm-up ran once, here
+    for r in measured:
+        assert r.timings is not None and r.timings.prompt_n == r.prompt_tokens_target == 40
+        assert r.concurrency == 4 and r.run_id == result.run_id
+    assert any("2 worker processes share its 4 streams" in m for m in messages)
+    (case,) = result.summary.cases
+    assert case.requests == 12 and case.client_lag is not None
+    # on the run's one clock: every request began after the run did and ended after it began
+    assert all(result.summary is not None and r.t_end > r.t_sent for r in measured)
+
+
+def test_workers_out_of_range_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--workers must be from 1 to 64"):
+        RunOptions(scenarios=scenarios(), results_dir=tmp_path, workers=0)  # type: ignore[arg-type]
+
+
+def test_a_worker_that_dies_loses_only_its_own_requests_and_is_named(fake: FakeLlamaServer) -> None:
+    import asyncio
+    from dataclasses import replace
+
+    from bench.clock import RunClock
+    from bench.redact import Redactor
+    from bench.workers import WorkerSpec, run_in_workers
+    from bench.workload import CasePrompts, Prompt
+
+    (case,) = scenarios(warmup=0).cases()  # type: ignore[attr-defined]
+    prompt = Prompt([{"role": "user", "content": "hello there"}], 10, 0, "estimate")
+    spec = WorkerSpec(
+        worker=0, endpoint=fake.url, api_key="EMPTY", model=None, timeout_s=10, max_body_bytes=2**20,
+        redactor=Redactor(), clock=RunClock(), run_id="r", case=case,
+        prompts=CasePrompts(None, [], [prompt] * 4), indices=(0, 2), streams=2, seed=0, round_number=0,
+    )  # fmt: skip
+    broken = replace(spec, worker=1, indices=(1, 99))  # one of its prompts does not exist: it dies before any
+    received: list[object] = []
+    result = asyncio.run(run_in_workers([spec, broken], received.append))
+    assert sorted(r.index for r in received) == [0, 2]  # type: ignore[attr-defined]
+    assert result.outcome.measured == 2  # the worker that ended reports its own
+    (note,) = result.notes
+    assert note.startswith("worker 1 exited with code 1 before its end")
