@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from bench.clock import sleep_until
@@ -132,6 +132,7 @@ class CaseRunner:
         recover: Callable[[], Awaitable[None]] | None = None,
         builder: PromptBuilder | None = None,
         streams: int | None = None,
+        arrivals: Mapping[int, float] | None = None,
     ) -> None:
         self.client = client
         self.run_id = run_id
@@ -143,6 +144,8 @@ class CaseRunner:
         self.recover = recover
         # a closed loop's streams here: the case's concurrency, or a worker's share of it (bench.workers)
         self.streams = streams or case.concurrency
+        # an open loop's arrivals drawn elsewhere (by the run, for its workers): index -> the loop's clock
+        self.arrivals = arrivals
         # builds each later turn of a conversation from the answers (cases with turns > 1)
         self.builder = builder
         if (case.turns > 1 or (case.trace is not None and case.trace.sessions)) and builder is None:
@@ -321,7 +324,7 @@ class CaseRunner:
     async def _open_loop(self, deadline: float, measured: Sequence[tuple[int, Prompt]]) -> bool:
         loop = asyncio.get_running_loop()
         rate = self.case.rate_rps or 1.0
-        limit = asyncio.Semaphore(self.case.concurrency)
+        limit = asyncio.Semaphore(self.streams)
         stopped = False
 
         # the arrival schedule on the loop's clock, mapped once onto the run clock the records use
@@ -338,6 +341,8 @@ class CaseRunner:
         async with asyncio.TaskGroup() as group:
             next_arrival = loop.time() + READY_S  # each request starts READY_S ahead: its headers go first
             for index, prompt in measured:
+                if self.arrivals is not None:
+                    next_arrival = self.arrivals[index]
                 if next_arrival >= deadline:
                     stopped = True
                     break

@@ -43,7 +43,7 @@ from bench.telemetry.sampler import TelemetryConfig, TelemetrySampler
 from bench.transport.client import DEFAULT_MAX_BODY_BYTES, ChatClient
 from bench.transport.lag import ClientLag
 from bench.version import __version__
-from bench.workers import MAX_WORKERS, WorkerSpec, run_in_workers, split, supports
+from bench.workers import MAX_WORKERS, START_S, WorkerSpec, arrivals, run_in_workers, split, supports
 from bench.workload import CasePrompts, PromptBuilder
 
 DEFAULT_MAX_ERROR_RATE = 0.05
@@ -430,6 +430,10 @@ class _Run:
         options, case = self.options, runner.case
         await runner.prepare(share.first)
         budget = max(case.max_duration_s - runner._spent, 0.001)
+        schedule = None
+        if case.pattern == "poisson":
+            start = asyncio.get_running_loop().time() + START_S
+            schedule = arrivals(share.indices, start, case.rate_rps or 1.0, runner.rng)
 
         def spec(k: int, indices: tuple[int, ...], streams: int) -> WorkerSpec:
             return WorkerSpec(
@@ -448,13 +452,15 @@ class _Run:
                 streams=streams,
                 seed=options.seed,
                 round_number=share.round,
+                arrivals=None if schedule is None else {i: schedule[i] for i in indices},
             )
 
         specs = [
             spec(k, indices, streams)
             for k, (indices, streams) in enumerate(split(case, share.indices, options.workers))
         ]
-        self.observer.message(f"{case.case_id}: {len(specs)} worker processes share its {case.concurrency} streams")
+        shared = "arrivals" if case.pattern == "poisson" else f"{case.concurrency} streams"
+        self.observer.message(f"{case.case_id}: {len(specs)} worker processes share its {shared}")
         began = asyncio.get_running_loop().time()
         result = await run_in_workers(specs, sink)
         runner._spent += asyncio.get_running_loop().time() - began

@@ -2,7 +2,7 @@
 
 One event loop stamps every token it receives; past a few thousand token events a second its own
 lag shows in TTFT and ITL (``bench.transport.lag`` measures it). ``--workers N`` runs a closed-loop
-case's streams in N processes, each with its own event loop and connections: plain
+case's streams, or an open loop's arrivals, in N processes, each with its own event loop and connections: plain
 ``python -m bench._worker`` processes that read their work from stdin and write length-prefixed
 pickles to stdout (they trust only their parent). The prompts are built here, once; each worker
 takes every N-th of them and its share of the streams, sends each record here as its request
@@ -10,7 +10,8 @@ ends (this process stores it as it does its own: crash-safe, one file) and its l
 All share the run's clock: it counts from a monotonic clock every process on the machine reads
 alike. A worker that dies loses only the requests it had in flight, and the run says which.
 
-Open loops, conversations and traces still run in one process.
+An open loop's arrivals are drawn here, one schedule, and each worker sends its share of them
+on time. Conversations and traces still run in one process.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import pickle
+import random
 import struct
 import sys
 from collections.abc import Callable, Sequence
@@ -38,8 +40,20 @@ STOP_S = 10.0
 
 
 def supports(case: Case) -> bool:
-    """Cases whose streams workers can share: closed loops of single requests."""
-    return case.pattern == "concurrent" and case.turns == 1 and case.trace is None and case.concurrency > 1
+    """Cases workers can share: closed loops and Poisson arrivals of single requests, more than one at once."""
+    return case.pattern in ("concurrent", "poisson") and case.turns == 1 and case.concurrency > 1
+
+
+START_S = 2.0  # an open loop's first arrival is this far ahead of the workers' start: they are up by then
+
+
+def arrivals(indices: Sequence[int], start: float, rate: float, rng: random.Random) -> dict[int, float]:
+    """One Poisson schedule for all workers (the loop's clock: one monotonic clock for every process)."""
+    out, at = {}, start
+    for index in indices:
+        out[index] = at
+        at += rng.expovariate(rate)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +75,7 @@ class WorkerSpec:
     streams: int
     seed: int
     round_number: int
+    arrivals: dict[int, float] | None = None  # an open loop: its requests' arrivals (the loop's clock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +130,7 @@ async def _serve(spec: WorkerSpec, send: Callable[[tuple[Any, ...]], None]) -> N
             lambda record: send(("record", record)),
             seed=spec.seed + spec.worker,
             streams=spec.streams,
+            arrivals=spec.arrivals,
         )
         outcome = await runner.run(spec.indices, warm=False, round_number=spec.round_number)
         lag = runner.client_lag()

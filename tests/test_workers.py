@@ -86,3 +86,20 @@ def test_a_worker_that_dies_loses_only_its_own_requests_and_is_named(fake: FakeL
     assert result.outcome.measured == 2  # the worker that ended reports its own
     (note,) = result.notes
     assert note.startswith("worker 1 exited with code 1 before its end")
+
+
+def test_workers_send_an_open_loops_one_schedule_as_one_process_would(fake: FakeLlamaServer, tmp_path: Path) -> None:
+    poisson = scenarios(pattern="poisson", rate_rps=40.0, repetitions=12, warmup=0)
+
+    def schedule(workers: int) -> list[float]:
+        options = RunOptions(scenarios=poisson, endpoint=fake.url, results_dir=tmp_path, workers=workers, seed=3)  # type: ignore[arg-type]
+        result = run_benchmark(options)
+        records = sorted(read_records(result.run_dir), key=lambda r: r.index)
+        assert len(records) == 12 and all(r.ok for r in records)
+        assert all(r.t_scheduled is not None and r.t_request >= r.t_scheduled for r in records)  # never early
+        first = records[0].t_scheduled
+        assert first is not None
+        return [r.t_scheduled - first for r in records]  # type: ignore[operator]
+
+    # the same seed draws the same arrivals, whether one process sends them or two share them
+    assert schedule(2) == pytest.approx(schedule(1), abs=1e-6)

@@ -169,9 +169,9 @@ def run(parser: argparse.ArgumentParser, default_label: str | None = None) -> No
         type=int,
         default=default(RunOptions, "workers"),
         metavar="N",
-        help="spread each closed-loop case's streams over N client processes, each its own event loop, when "
-        "one loop cannot stamp every token on time (the run notes a case whose client lag p99 passes 1 ms); "
-        "open loops, conversations and traces still run in one (default 1)",
+        help="spread each closed-loop case's streams, or open-loop case's arrivals, over N client processes, "
+        "each its own event loop, when one loop cannot stamp every token on time (the run notes a case whose "
+        "client lag p99 passes 1 ms); conversations and traces still run in one (default 1)",
     )
     parser.add_argument(
         "--case-order",
