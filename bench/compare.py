@@ -581,8 +581,8 @@ def compare_record_sets(
                 results.extend(_slo_rows(case_id, slo, in_a, in_b, alpha=alpha, min_effect=min_effect))
             if uses_cache(in_a) and uses_cache(in_b):
                 results.append(_cache_row(case_id, in_a, in_b))
-            if summarise_drafts(in_a) is not None or summarise_drafts(in_b) is not None:
-                results.append(_draft_row(case_id, in_a, in_b))
+            if (drafts := _draft_row(case_id, in_a, in_b)) is not None:
+                results.append(drafts)
     results = adjusted(results, adjustment, alpha=alpha, min_effect=min_effect)
     return Comparison(a, b, tuple(results), tuple(differences), alpha, min_effect, adjustment, noise, allowance)
 
@@ -675,14 +675,19 @@ def _cache_row(case_id: str, a: Sequence[RequestRecord], b: Sequence[RequestReco
 DRAFT_ACCEPTANCE = Figure("draft_acceptance", "draft tokens accepted", "%", True)
 
 
-def _draft_row(case_id: str, a: Sequence[RequestRecord], b: Sequence[RequestRecord]) -> FigureComparison:
-    """Speculative decoding's acceptance per run where a side drafted (a draft-model A/B): shown, not tested."""
+def _draft_row(case_id: str, a: Sequence[RequestRecord], b: Sequence[RequestRecord]) -> FigureComparison | None:
+    """Speculative decoding's acceptance per run where a side drafted (a draft-model A/B): shown, not tested.
+
+    None where neither side drafted.
+    """
 
     def acceptance(side: Sequence[RequestRecord]) -> list[float | None]:
         found = [summarise_drafts(run) for run in _runs_of(side)]
         return [None if d is None or d.acceptance is None else d.acceptance * 100 for d in found]
 
     va, vb = acceptance(a), acceptance(b)
+    if all(v is None for v in (*va, *vb)):
+        return None
     if all(v is None for v in va) or all(v is None for v in vb):
         # a draft-model A/B: one side drafts, the other does not; its acceptance is still worth a row
         known = [v for v in (*va, *vb) if v is not None]

@@ -292,6 +292,14 @@ class CaseRunner:
             for i, prompt in enumerate(self.prompts.warmup):
                 await self._send(-1 - i, prompt, warmup=True)
 
+    def remaining_s(self) -> float:
+        """What is left of the case's max_duration_s after the stretches it has run (at least a moment)."""
+        return max(self.case.max_duration_s - self._spent, 0.001)
+
+    def spent(self, seconds: float) -> None:
+        """Count a stretch the case ran elsewhere (in worker processes) against its max_duration_s."""
+        self._spent += seconds
+
     def client_lag(self) -> ClientLag | None:
         """The client's own lag over the case's measured stretches, with the token events it handled."""
         return self._lag.result(self._token_events, self._spent)

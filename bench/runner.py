@@ -429,7 +429,7 @@ class _Run:
         """A closed loop's share run by worker processes (bench.workers); warm-ups and priming run here."""
         options, case = self.options, runner.case
         await runner.prepare(share.first)
-        budget = max(case.max_duration_s - runner._spent, 0.001)
+        budget = runner.remaining_s()
         schedule = None
         if case.pattern == "poisson":
             start = asyncio.get_running_loop().time() + START_S
@@ -463,7 +463,7 @@ class _Run:
         self.observer.message(f"{case.case_id}: {len(specs)} worker processes share its {shared}")
         began = asyncio.get_running_loop().time()
         result = await run_in_workers(specs, sink)
-        runner._spent += asyncio.get_running_loop().time() - began
+        runner.spent(asyncio.get_running_loop().time() - began)
         for note in result.notes:
             self.observer.message(f"note: {case.case_id}: {note}")
         if result.lag is not None:

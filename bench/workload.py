@@ -100,6 +100,7 @@ class PromptBuilder:
         self.length_rng = random.Random(f"lengths-{seed}")
         self._turn_words: int | None = None
         self._text: str | None = None
+        self._probes: dict[str, list[int]] = {}  # a shared prefix's tokens with an opener no request has
 
     async def exact_counts_available(self) -> bool:
         if self._exact is None:
@@ -302,7 +303,11 @@ class PromptBuilder:
         """A request on prefix ``k`` with ``target`` new tokens: the prefix's whole prompt the first time."""
         opener = _WORDS[use % len(_WORDS)]  # differs from the prefix's previous use: the reuse ends at the prefix
         words = self._filler(max(target * 2, 16))
-        probe = await self._tokens([{"role": "system", "content": system}, {"role": "user", "content": _PROBE_OPENER}])
+        if (probe := self._probes.get(system)) is None:  # the same for every request on the prefix: once
+            probe = await self._tokens(
+                [{"role": "system", "content": system}, {"role": "user", "content": _PROBE_OPENER}]
+            )
+            self._probes[system] = probe
         reused = 0
 
         def make(n: int) -> Messages:
