@@ -43,7 +43,17 @@ from bench.telemetry.sampler import TelemetryConfig, TelemetrySampler
 from bench.transport.client import DEFAULT_MAX_BODY_BYTES, ChatClient
 from bench.transport.lag import ClientLag
 from bench.version import __version__
-from bench.workers import MAX_WORKERS, START_S, WorkerSpec, arrivals, run_in_workers, split, supports
+from bench.workers import (
+    MAX_WORKERS,
+    START_S,
+    ProcessPool,
+    WorkerPool,
+    WorkerSpec,
+    arrivals,
+    auto_workers,
+    split,
+    supports,
+)
 from bench.workload import CasePrompts, PromptBuilder
 
 DEFAULT_MAX_ERROR_RATE = 0.05
@@ -100,7 +110,8 @@ class RunOptions:
     peak_bandwidth_gbs: float | None = None  # overrides the card's data-sheet figure
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # a larger answer is a failed request, not the suite's memory
     order: CaseOrder = CaseOrder.CASES  # case after case, or in rounds (bench.order)
-    workers: int = 1  # client processes a closed loop's streams are spread over (bench.workers)
+    workers: int | None = None  # load workers a case's streams are spread over; None: as many as it needs
+    ray_address: str | None = None  # run the workers as actors on this Ray cluster (bench.ray_workers)
 
     def redactor(self) -> Redactor:
         """The run's secrets: the key it sends, and any key in the flags of a server it starts or records."""
@@ -119,7 +130,7 @@ class RunOptions:
         object.__setattr__(self, "order", CaseOrder(self.order))
         if self.order is CaseOrder.ROUNDS and any(s.trace is not None for s in self.scenarios.scenarios):
             raise ConfigError("--case-order rounds would split a trace's replay: run trace scenarios case after case")
-        if not 1 <= self.workers <= MAX_WORKERS:
+        if self.workers is not None and not 1 <= self.workers <= MAX_WORKERS:
             raise ConfigError(f"--workers must be from 1 to {MAX_WORKERS}; got {self.workers}")
         if not self.max_body_bytes > 0:
             raise ConfigError(f"--max-body-mib must be positive; got {self.max_body_bytes / 2**20:g}")
@@ -219,6 +230,7 @@ class _Run:
         self.redactor = options.redactor()
         self.builder: PromptBuilder | None = None  # later turns of conversations are built while the load runs
         self.lags: dict[str, ClientLag] = {}  # the client's own lag, per case measured so far
+        self.workers: dict[str, dict[str, object]] = {}  # where each case's workers ran, and what befell them
 
     async def run(self) -> RunResult:
         store = self._create_store()
@@ -226,6 +238,10 @@ class _Run:
         limit = self.options.max_run_s
         deadline = None if limit is None else asyncio.get_running_loop().time() + limit
         try:
+            if self.options.ray_address is not None:
+                from bench.ray_workers import connect
+
+                await asyncio.to_thread(connect, self.options.ray_address)
             async with _before_load(deadline, limit):
                 endpoint = await self._start_server() if self.options.endpoint is None else self.options.endpoint
             async with ChatClient(
@@ -267,6 +283,10 @@ class _Run:
                 if self.server is not None:
                     await asyncio.to_thread(self.server.stop)
                     self._mask_server_log()
+                if self.options.ray_address is not None:
+                    from bench.ray_workers import disconnect
+
+                    disconnect()
 
     # ------------------------------------------------------------ steps
     def _create_store(self) -> RunStore:
@@ -389,7 +409,7 @@ class _Run:
                 for share in shares:
                     case = self.cases[share.case]
                     observer.case_started(case)
-                    if options.workers > 1 and supports(case):
+                    if self._workers_for(case) > 1 and supports(case):
                         outcome = await self._in_workers(client, runners[share.case], share, prepared[share.case], sink)
                     else:
                         outcome = await runners[share.case].run(
@@ -418,6 +438,23 @@ class _Run:
             return stopped
         return None
 
+    def _workers_for(self, case: Case) -> int:
+        """How many workers share a case: as asked, one per Ray node, or as many as its streams need here."""
+        if self.options.workers is not None:
+            return self.options.workers
+        if self.options.ray_address is not None:
+            from bench.ray_workers import nodes_with_a_cpu
+
+            return nodes_with_a_cpu()
+        return auto_workers(case)
+
+    async def _worker_pool(self, count: int, endpoint: str) -> WorkerPool:
+        if self.options.ray_address is None:
+            return await ProcessPool.start(count)
+        from bench.ray_workers import RayPool
+
+        return await RayPool.start(count, endpoint)
+
     async def _in_workers(
         self,
         client: ChatClient,
@@ -426,49 +463,56 @@ class _Run:
         prompts: CasePrompts,
         sink: Callable[[RequestRecord], None],
     ) -> CaseOutcome:
-        """A closed loop's share run by worker processes (bench.workers); warm-ups and priming run here."""
-        options, case = self.options, runner.case
+        """A case's share run by workers (bench.workers, bench.ray_workers); warm-ups and priming run here."""
+        options, case, store = self.options, runner.case, self._the_store()
         await runner.prepare(share.first)
-        budget = runner.remaining_s()
-        schedule = None
-        if case.pattern == "poisson":
-            start = asyncio.get_running_loop().time() + START_S
-            schedule = arrivals(share.indices, start, case.rate_rps or 1.0, runner.rng)
+        shares = split(case, share.indices, self._workers_for(case))
+        pool = await self._worker_pool(len(shares), client.base_url)
+        try:
+            budget = runner.remaining_s()
+            schedule = None
+            if case.pattern == "poisson":  # drawn once the workers are up: its first arrival is theirs to keep
+                start = asyncio.get_running_loop().time() + START_S
+                schedule = arrivals(share.indices, start, case.rate_rps or 1.0, runner.rng)
 
-        def spec(k: int, indices: tuple[int, ...], streams: int) -> WorkerSpec:
-            return WorkerSpec(
-                worker=k,
-                endpoint=client.base_url,
-                api_key=options.api_key,
-                model=client.model,
-                timeout_s=options.request_timeout_s,
-                max_body_bytes=options.max_body_bytes,
-                redactor=self.redactor,
-                clock=self.clock,
-                run_id=self._the_store().run_id,
-                case=replace(case, max_duration_s=budget),
-                prompts=prompts,
-                indices=indices,
-                streams=streams,
-                seed=options.seed,
-                round_number=share.round,
-                arrivals=None if schedule is None else {i: schedule[i] for i in indices},
-            )
+            def spec(k: int, indices: tuple[int, ...], streams: int) -> WorkerSpec:
+                return WorkerSpec(
+                    worker=k,
+                    endpoint=client.base_url,
+                    api_key=options.api_key,
+                    model=client.model,
+                    timeout_s=options.request_timeout_s,
+                    max_body_bytes=options.max_body_bytes,
+                    redactor=self.redactor,
+                    clock=self.clock,
+                    run_id=store.run_id,
+                    case=replace(case, max_duration_s=budget),
+                    prompts=prompts,
+                    indices=indices,
+                    streams=streams,
+                    seed=options.seed,
+                    round_number=share.round,
+                    arrivals=None if schedule is None else {i: schedule[i] for i in indices},
+                )
 
-        specs = [
-            spec(k, indices, streams)
-            for k, (indices, streams) in enumerate(split(case, share.indices, options.workers))
-        ]
-        shared = "arrivals" if case.pattern == "poisson" else f"{case.concurrency} streams"
-        self.observer.message(f"{case.case_id}: {len(specs)} worker processes share its {shared}")
-        began = asyncio.get_running_loop().time()
-        result = await run_in_workers(specs, sink)
-        runner.spent(asyncio.get_running_loop().time() - began)
+            specs = [spec(k, indices, streams) for k, (indices, streams) in enumerate(shares)]
+            shared = "arrivals" if case.pattern == "poisson" else f"{case.concurrency} streams"
+            where = "Ray workers" if options.ray_address is not None else "worker processes"
+            self.observer.message(f"{case.case_id}: {len(specs)} {where} share its {shared}")
+            self.workers[case.case_id] = {"placements": [p.to_json() for p in pool.placements], "notes": []}
+            store.write_meta(workers=self.workers)
+            began = asyncio.get_running_loop().time()
+            result = await pool.run(specs, sink)
+            runner.spent(asyncio.get_running_loop().time() - began)
+        finally:
+            await pool.close()
+        self.workers[case.case_id] = {"placements": [p.to_json() for p in result.placements], "notes": result.notes}
+        store.write_meta(workers=self.workers)
         for note in result.notes:
             self.observer.message(f"note: {case.case_id}: {note}")
         if result.lag is not None:
             self.lags[case.case_id] = result.lag
-            self._the_store().write_meta(client_lag={k: v.to_json() for k, v in self.lags.items()})
+            store.write_meta(client_lag={k: v.to_json() for k, v in self.lags.items()})
         return result.outcome
 
     async def _stop_telemetry(self) -> None:

@@ -18,16 +18,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import os
 import pickle
 import random
+import socket
 import struct
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, BinaryIO
+from enum import StrEnum
+from typing import Any, BinaryIO, Protocol
 
 from bench.clock import RunClock
 from bench.config import Case
+from bench.errors import BenchError
 from bench.loadgen import CaseOutcome, CaseRunner
 from bench.records import RequestRecord
 from bench.redact import Redactor
@@ -44,7 +50,18 @@ def supports(case: Case) -> bool:
     return case.pattern in ("concurrent", "poisson") and case.turns == 1 and case.concurrency > 1
 
 
-START_S = 2.0  # an open loop's first arrival is this far ahead of the workers' start: they are up by then
+START_S = 1.0  # an open loop's first arrival is this far ahead of the schedule's drawing: the workers are up
+
+# What one worker's event loop times within 1 ms at p99, on one core of this project's 2-core machine
+# at 219.71 t/s a stream (docs/performance.md, "Capacity of one worker"): the automatic choice spreads
+# a case over as many workers as its streams need at that rate, and no more than there are cores.
+STREAMS_PER_WORKER = 64
+
+
+def auto_workers(case: Case, cores: int | None = None) -> int:
+    """Workers for a case when --workers is not given: its streams over one worker's, capped by the cores."""
+    available = cores if cores is not None else len(os.sched_getaffinity(0))
+    return max(1, min(available, MAX_WORKERS, math.ceil(case.concurrency / STREAMS_PER_WORKER)))
 
 
 def arrivals(indices: Sequence[int], start: float, rate: float, rng: random.Random) -> dict[int, float]:
@@ -78,13 +95,6 @@ class WorkerSpec:
     arrivals: dict[int, float] | None = None  # an open loop: its requests' arrivals (the loop's clock)
 
 
-@dataclass(frozen=True, slots=True)
-class WorkersOutcome:
-    outcome: CaseOutcome
-    lag: ClientLag | None  # the worst worker's (by p99), with the token events all of them handled
-    notes: tuple[str, ...]
-
-
 def split(case: Case, indices: Sequence[int], workers: int) -> list[tuple[tuple[int, ...], int]]:
     """Each worker's prompts (every N-th) and streams (the case's, shared as evenly as they go)."""
     count = max(1, min(workers, case.concurrency, len(indices)))
@@ -95,6 +105,69 @@ def split(case: Case, indices: Sequence[int], workers: int) -> list[tuple[tuple[
 
 
 FRAME = struct.Struct("!I")  # each message a length-prefixed pickle
+READY_S = 60.0  # a worker imports the suite before it says it is ready: seconds on a loaded machine
+
+
+class WorkerBackend(StrEnum):
+    """Where workers run: processes on this machine, or Ray actors across a cluster (bench.ray_workers)."""
+
+    PROCESS = "process"
+    RAY = "ray"
+
+
+@dataclass(frozen=True, slots=True)
+class ClockOffset:
+    """A worker's monotonic clock minus this process's, from the shortest of a few round trips."""
+
+    offset_s: float
+    uncertainty_s: float  # half that round trip: the true offset is within this of offset_s
+
+    def to_json(self) -> dict[str, float]:
+        return {"offset_ms": self.offset_s * 1e3, "uncertainty_ms": self.uncertainty_s * 1e3}
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where one worker ran, and how its clock related to the run's (None: this machine's own clock)."""
+
+    worker: int
+    backend: WorkerBackend
+    host: str
+    pid: int
+    node: str | None = None
+    clock_at_start: ClockOffset | None = None
+    clock_at_end: ClockOffset | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "worker": self.worker,
+            "backend": self.backend.value,
+            "host": self.host,
+            "pid": self.pid,
+            "node": self.node,
+            "clock_at_start": None if self.clock_at_start is None else self.clock_at_start.to_json(),
+            "clock_at_end": None if self.clock_at_end is None else self.clock_at_end.to_json(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class WorkersOutcome:
+    outcome: CaseOutcome
+    lag: ClientLag | None  # the worst worker's (by p99), with the token events all of them handled
+    notes: tuple[str, ...]
+    placements: tuple[Placement, ...] = ()
+
+
+class WorkerPool(Protocol):
+    """Workers that are up and waiting for their work: processes here, or Ray actors."""
+
+    placements: list[Placement]
+
+    async def run(self, specs: Sequence[WorkerSpec], sink: Callable[[RequestRecord], None]) -> WorkersOutcome:
+        """Give worker k ``specs[k]``; ``sink`` gets every record as it arrives."""
+        ...
+
+    async def close(self) -> None: ...
 
 
 def _send(stream: BinaryIO, message: tuple[Any, ...]) -> None:
@@ -104,14 +177,31 @@ def _send(stream: BinaryIO, message: tuple[Any, ...]) -> None:
 
 
 def main() -> None:
-    """A worker process (``python -m bench._worker``): its spec on stdin, records and its end on stdout."""
-    spec = pickle.load(sys.stdin.buffer)
+    """A worker process (``python -m bench._worker``): ready, then its spec on stdin, records and its end on stdout.
+
+    Its stdin stays open until the run has its end: when it closes first (the run was killed), the
+    worker stops at once instead of loading the server for a run nobody records.
+    """
     out = sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write into the frames
-    asyncio.run(_serve(spec, lambda message: _send(out, message)))
+    _send(out, ("ready", os.getpid(), socket.gethostname()))
+    spec = pickle.load(sys.stdin.buffer)
+    threading.Thread(target=_exit_when_orphaned, daemon=True).start()
+    asyncio.run(serve(spec, lambda message: _send(out, message)))
 
 
-async def _serve(spec: WorkerSpec, send: Callable[[tuple[Any, ...]], None]) -> None:
+def _exit_when_orphaned() -> None:
+    # the raw descriptor: a thread blocked in the buffered stdin would hold its lock at exit
+    while os.read(sys.stdin.fileno(), 4096):
+        pass
+    os._exit(ORPHANED)
+
+
+ORPHANED = 3
+
+
+async def serve(spec: WorkerSpec, send: Callable[[tuple[Any, ...]], None]) -> None:
+    """One worker's share of a case: ("record", record) for each request, then ("done", outcome, lag)."""
     async with ChatClient(
         spec.endpoint,
         api_key=spec.api_key,
@@ -137,59 +227,112 @@ async def _serve(spec: WorkerSpec, send: Callable[[tuple[Any, ...]], None]) -> N
         send(("done", outcome, None if lag is None else lag.to_json()))
 
 
-async def run_in_workers(specs: Sequence[WorkerSpec], sink: Callable[[RequestRecord], None]) -> WorkersOutcome:
-    """Run the workers as ``python -m bench._worker`` processes; ``sink`` gets every record as it arrives.
+class ProcessPool:
+    """Workers as ``python -m bench._worker`` processes on this machine, sharing its monotonic clock.
 
     Plain subprocesses, not multiprocessing: a spawned multiprocessing child imports the caller's
     main script again, and a script that calls the suite without a ``__main__`` guard would run twice.
     """
-    processes = []
-    try:
-        for spec in specs:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bench._worker",
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            )  # fmt: skip
+
+    def __init__(self, processes: list[asyncio.subprocess.Process], placements: list[Placement]) -> None:
+        self.processes = processes
+        self.placements = placements
+
+    @classmethod
+    async def start(cls, count: int) -> ProcessPool:
+        processes: list[asyncio.subprocess.Process] = []
+        pool = cls(processes, [])
+        try:
+            pipe = asyncio.subprocess.PIPE
+            for _ in range(count):
+                processes.append(
+                    await asyncio.create_subprocess_exec(sys.executable, "-m", "bench._worker", stdin=pipe, stdout=pipe)
+                )
+            for k, process in enumerate(processes):
+                ready = await asyncio.wait_for(_message(process), READY_S)
+                if ready is None or ready[0] != "ready":
+                    raise BenchError(
+                        f"load worker {k} exited with code {await process.wait()} before it was ready "
+                        "(its error is above)"
+                    )
+                pool.placements.append(Placement(k, WorkerBackend.PROCESS, host=ready[2], pid=ready[1]))
+        except TimeoutError:
+            await pool.close()
+            raise BenchError(f"a load worker process was not ready within {READY_S:g} s") from None
+        except BaseException:
+            await pool.close()
+            raise
+        return pool
+
+    async def run(self, specs: Sequence[WorkerSpec], sink: Callable[[RequestRecord], None]) -> WorkersOutcome:
+        for process, spec in zip(self.processes, specs, strict=True):
             assert process.stdin is not None
             process.stdin.write(pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL))
-            process.stdin.close()
-            processes.append(process)
-        ends = await asyncio.gather(*(_drain(process, sink) for process in processes))
-    finally:
-        for process in processes:
+            with contextlib.suppress(ConnectionError):  # one that died already is named below
+                await process.stdin.drain()
+        ends = await asyncio.gather(*(_drain(process, sink) for process in self.processes))
+        notes = tuple(
+            f"worker {k} exited with code {self.processes[k].returncode} before its end: the requests it had in "
+            "flight were lost (those it finished are kept)"
+            for k, end in enumerate(ends)
+            if end is None
+        )
+        return outcome_of(specs[0].case, ends, notes, self.placements)
+
+    async def close(self) -> None:
+        for process in self.processes:
+            if process.stdin is not None:
+                process.stdin.close()  # a worker that is still sending stops: its run has ended
             if process.returncode is None:
-                process.terminate()
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(process.wait(), STOP_S)
-    finished = [end for end in ends if end is not None]
-    notes = tuple(
-        f"worker {k} exited with code {processes[k].returncode} before its end: the requests it had in "
-        "flight were lost (those it finished are kept)"
-        for k, end in enumerate(ends)
-        if end is None
-    )
-    outcomes = [outcome for outcome, _ in finished]
-    return WorkersOutcome(_merged(outcomes, specs[0].case), _worst([lag for _, lag in finished]), notes)
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+
+
+async def run_in_workers(specs: Sequence[WorkerSpec], sink: Callable[[RequestRecord], None]) -> WorkersOutcome:
+    """Run each spec in a worker process of its own; ``sink`` gets every record as it arrives."""
+    pool = await ProcessPool.start(len(specs))
+    try:
+        return await pool.run(specs, sink)
+    finally:
+        await pool.close()
+
+
+async def _message(process: asyncio.subprocess.Process) -> tuple[Any, ...] | None:
+    assert process.stdout is not None
+    try:
+        head = await process.stdout.readexactly(FRAME.size)
+        message: tuple[Any, ...] = pickle.loads(await process.stdout.readexactly(FRAME.unpack(head)[0]))
+    except asyncio.IncompleteReadError:
+        return None
+    return message
 
 
 async def _drain(
     process: asyncio.subprocess.Process, sink: Callable[[RequestRecord], None]
 ) -> tuple[CaseOutcome, ClientLag | None] | None:
     """One worker's frames: records to ``sink``; its outcome and lag, or None if it ended without them."""
-    assert process.stdout is not None
-    end = None
-    while True:
-        try:
-            head = await process.stdout.readexactly(FRAME.size)
-            message = pickle.loads(await process.stdout.readexactly(FRAME.unpack(head)[0]))
-        except asyncio.IncompleteReadError:
-            break
+    while (message := await _message(process)) is not None:
         if message[0] == "record":
             sink(message[1])
-        else:
-            end = (message[1], ClientLag.from_json(message[2]))
+        elif message[0] == "done":
+            return message[1], ClientLag.from_json(message[2])
     await process.wait()
-    return end
+    return None
+
+
+def outcome_of(
+    case: Case,
+    ends: Sequence[tuple[CaseOutcome, ClientLag | None] | None],
+    notes: tuple[str, ...],
+    placements: Sequence[Placement],
+) -> WorkersOutcome:
+    """The case's outcome from its workers' ends (None for a worker that died before its end)."""
+    finished = [end for end in ends if end is not None]
+    outcomes = [outcome for outcome, _ in finished]
+    return WorkersOutcome(_merged(outcomes, case), _worst([lag for _, lag in finished]), notes, tuple(placements))
 
 
 def _merged(outcomes: Sequence[CaseOutcome], case: Case) -> CaseOutcome:

@@ -27,6 +27,7 @@ from bench.runner import RunOptions
 from bench.store import DEFAULT_RESULTS_DIR
 from bench.telemetry.sampler import GPU_MODES, MIN_INTERVAL_S, TelemetryConfig
 from bench.transport.client import DEFAULT_MAX_BODY_BYTES
+from bench.workers import STREAMS_PER_WORKER
 
 API_KEY_ENV = "BENCH_API_KEY"
 DEFAULT_SCENARIOS = "baseline"
@@ -166,12 +167,21 @@ def run(parser: argparse.ArgumentParser, default_label: str | None = None) -> No
     )
     parser.add_argument(
         "--workers",
-        type=int,
+        type=worker_count,
         default=default(RunOptions, "workers"),
-        metavar="N",
-        help="spread each closed-loop case's streams, or open-loop case's arrivals, over N client processes, "
-        "each its own event loop, when one loop cannot stamp every token on time (the run notes a case whose "
-        "client lag p99 passes 1 ms); conversations and traces still run in one (default 1)",
+        metavar="N|auto",
+        help="spread each case's streams, or its arrivals, over N load workers, each its own event loop, so "
+        "that the client stamps every token on time (the run notes a case whose client lag p99 passes 1 ms). "
+        f"auto (default): one per {STREAMS_PER_WORKER} streams, up to the cores this process may use; with "
+        "--ray, one per node with a CPU. Conversations and traces run in one process",
+    )
+    parser.add_argument(
+        "--ray",
+        dest="ray_address",
+        metavar="ADDRESS",
+        help="run the load workers as actors on the Ray cluster whose head is at HOST:PORT (or auto: the one "
+        "this machine has joined), one CPU each, spread over its nodes; records and telemetry land here. "
+        "Needs the distributed extra on every node (docs/performance.md)",
     )
     parser.add_argument(
         "--case-order",
@@ -302,7 +312,18 @@ def run_options(args: argparse.Namespace, scenarios: ScenarioSet | None = None) 
         max_body_bytes=max_body_bytes(args),
         order=CaseOrder(given("case_order", "order")),
         workers=given("workers", "workers"),
+        ray_address=given("ray_address", "ray_address"),
     )
+
+
+def worker_count(text: str) -> int | None:
+    """--workers: a count, or auto (None)."""
+    if text == "auto":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number of workers, or auto; got {text!r}") from None
 
 
 def max_body_bytes(args: argparse.Namespace) -> int:
