@@ -55,7 +55,7 @@ START_S = 1.0  # an open loop's first arrival is this far ahead of the schedule'
 # What one worker's event loop times within 1 ms at p99, on one core of this project's 2-core machine
 # at 219.71 t/s a stream (docs/performance.md, "Capacity of one worker"): the automatic choice spreads
 # a case over as many workers as its streams need at that rate, and no more than there are cores.
-STREAMS_PER_WORKER = 64
+STREAMS_PER_WORKER = 32
 
 
 def auto_workers(case: Case, cores: int | None = None) -> int:
@@ -185,7 +185,10 @@ def main() -> None:
     out = sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write into the frames
     _send(out, ("ready", os.getpid(), socket.gethostname()))
-    spec = pickle.load(sys.stdin.buffer)
+    try:
+        spec = pickle.load(sys.stdin.buffer)
+    except EOFError:  # the run ended before it had work for this worker
+        sys.exit(ORPHANED)
     threading.Thread(target=_exit_when_orphaned, daemon=True).start()
     asyncio.run(serve(spec, lambda message: _send(out, message)))
 

@@ -15,7 +15,7 @@ def run_streams(url: str, tmp_path: Path, streams: int) -> object:
     scenario = {"name": "load", "prompt_tokens": 40, "output_tokens": 64, "concurrency": streams,
                 "pattern": "concurrent", "repetitions": 1, "warmup": 0}  # fmt: skip
     sets = parse_scenario_set({"scenario": [scenario]}, "lag-set")
-    return run_benchmark(RunOptions(scenarios=sets, endpoint=url, results_dir=tmp_path))
+    return run_benchmark(RunOptions(scenarios=sets, endpoint=url, results_dir=tmp_path, workers=1))  # one event loop
 
 
 def test_the_lag_check_stays_quiet_at_16_streams_and_fires_at_256(tmp_path: Path) -> None:

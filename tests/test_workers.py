@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,42 @@ def test_workers_send_an_open_loops_one_schedule_as_one_process_would(fake: Fake
 
     # the same seed draws the same arrivals, whether one process sends them or two share them
     assert schedule(2) == pytest.approx(schedule(1), abs=1e-6)
+
+
+def test_a_worker_whose_run_is_gone_stops_at_once(fake: FakeLlamaServer) -> None:
+    import asyncio
+
+    from bench.clock import RunClock
+    from bench.redact import Redactor
+    from bench.workers import FRAME, ORPHANED, ProcessPool, WorkerSpec
+    from bench.workload import CasePrompts, Prompt
+
+    fake.config.itl_s = 0.05  # 20 tokens a request, 12 requests on 2 streams: about 6 s of work
+    (case,) = scenarios(warmup=0, concurrency=2, repetitions=6, output_tokens=20).cases()  # type: ignore[attr-defined]
+    prompt = Prompt([{"role": "user", "content": "hello there"}], 10, 0, "estimate")
+    spec = WorkerSpec(
+        worker=0, endpoint=fake.url, api_key="EMPTY", model=None, timeout_s=10, max_body_bytes=2**20,
+        redactor=Redactor(), clock=RunClock(), run_id="r", case=case,
+        prompts=CasePrompts(None, [], [prompt] * 12), indices=tuple(range(12)), streams=2, seed=0, round_number=0,
+    )  # fmt: skip
+
+    async def orphaned() -> tuple[int | None, float]:
+        pool = await ProcessPool.start(2)
+        try:
+            first, second = pool.processes
+            assert [p.pid for p in pool.placements] == [first.pid, second.pid]
+            assert first.stdin is not None and first.stdout is not None and second.stdin is not None
+            first.stdin.write(pickle.dumps(spec))
+            await first.stdin.drain()
+            await first.stdout.readexactly(FRAME.size)  # its first record: it is sending
+            began = asyncio.get_running_loop().time()
+            first.stdin.close()  # what the kernel does when the run is killed: the worker's stdin ends
+            second.stdin.close()  # and one killed before its work came stops too
+            codes = await asyncio.wait_for(asyncio.gather(first.wait(), second.wait()), 30)
+            assert codes[1] == ORPHANED
+            return codes[0], asyncio.get_running_loop().time() - began
+        finally:
+            await pool.close()
+
+    code, stopped_after_s = asyncio.run(orphaned())
+    assert code == ORPHANED and stopped_after_s < 2.0  # well before its 5 s of work left were done

@@ -22,7 +22,13 @@ def main(argv: list[str] | None = None) -> int:
         "against a compiled truth server on 127.0.0.1 that logs when each token left, and write the error, "
         "capacity and cost tables. Installs the peers on first use (guidellm brings torch: ~1.5 GB).",
     )
-    parser.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated (default: {','.join(TOOLS)})")
+    pinned = ",".join(name for name, tool in TOOLS.items() if not tool.on_every_core)
+    parser.add_argument(
+        "--tools",
+        default=pinned,
+        help=f"comma-separated, of {','.join(TOOLS)} (default: {pinned}; the -2w variant is this suite with "
+        "--workers 2 on every core, beside the truth server)",
+    )
     parser.add_argument("--streams", default="1,16,64,256", help="concurrency levels (default: 1,16,64,256)")
     parser.add_argument("--output-tokens", type=int, default=64, help="tokens per response (default 64)")
     parser.add_argument("--ttft-ms", type=float, default=50.0, help="injected TTFT (default 50)")

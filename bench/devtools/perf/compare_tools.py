@@ -93,7 +93,7 @@ def run_tool(tool: Tool, job: Job, root: Path, venvs: Path, schedule: Schedule, 
     work.mkdir(parents=True)
     log = work / "truth.jsonl"
     with truth_server(log, schedule, core=SERVER_CORE) as url:
-        command = pinned(tool.command(job, url, work, root), TOOL_CORE)
+        command = pinned(tool.command(job, url, work, root), None if tool.on_every_core else TOOL_CORE)
         env = environment(root, tool, venvs)
         used = run_measured(command, cwd=work, env=env, log=work / "output.log", timeout_s=timeout_s)
     usage = {"cpu_s": used.cpu_s, "wall_s": used.wall_s, "peak_rss_mb": used.peak_rss_mb, "exit_code": used.exit_code}

@@ -58,10 +58,11 @@ class Tool:
     requirements: tuple[str, ...]  # pip install steps, in order; () for this suite
     command: Callable[[Job, str, Path, Path], list[str]]  # job, url, work dir, perf root
     parse: Callable[[Job, Path], Measured]
+    on_every_core: bool = False  # not pinned to the tool's core: it shares the machine with the truth server
 
 
 # ---------------------------------------------------------------- this suite
-def _suite_command(job: Job, url: str, work: Path, root: Path) -> list[str]:
+def _suite_command(job: Job, url: str, work: Path, root: Path, workers: int = 1) -> list[str]:
     scenarios = work / "perf.toml"
     scenarios.write_text(
         "schema_version = 1\n"
@@ -77,8 +78,12 @@ def _suite_command(job: Job, url: str, work: Path, root: Path) -> list[str]:
     )
     return [
         sys.executable, "-m", "bench", "run", "--endpoint", url, "--scenarios", str(scenarios),
-        "--results-dir", str(work / "results"), "--no-report", "--label", "perf",
+        "--results-dir", str(work / "results"), "--no-report", "--label", "perf", "--workers", str(workers),
     ]  # fmt: skip
+
+
+def _suite_in_two_workers(job: Job, url: str, work: Path, root: Path) -> list[str]:
+    return _suite_command(job, url, work, root, workers=2)
 
 
 def _suite_parse(job: Job, work: Path) -> Measured:
@@ -188,6 +193,8 @@ TOOLS: dict[str, Tool] = {
     tool.name: tool
     for tool in (
         Tool("llama-server-bench", "this checkout", (), _suite_command, _suite_parse),
+        # its streams in two worker processes, on both cores of a 2-core machine: the truth server shares them
+        Tool("llama-server-bench-2w", "this checkout", (), _suite_in_two_workers, _suite_parse, on_every_core=True),
         Tool("guidellm", "0.8.1", ("torch==2.13.0", "guidellm==0.8.1"), _guidellm_command, _guidellm_parse),
         Tool("aiperf", "0.13.0", ("aiperf==0.13.0",), _aiperf_command, _aiperf_parse),
         Tool("llama-benchy", "0.4.0", ("llama-benchy==0.4.0",), _benchy_command, _benchy_parse),
