@@ -20,19 +20,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import os
 import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
-from urllib.parse import urlsplit
 
 from bench.clock import RunClock
 from bench.errors import BenchError, ConfigError
 from bench.loadgen import CaseOutcome
 from bench.records import RequestRecord
+from bench.transport.client import is_loopback
 from bench.transport.lag import ClientLag
 from bench.version import __version__
 from bench.workers import READY_S, ClockOffset, Placement, WorkerBackend, WorkersOutcome, WorkerSpec, outcome_of, serve
@@ -49,15 +48,6 @@ def _ray() -> Any:
             "--ray needs Ray: pip install 'llama-server-bench[distributed]' on this machine and every node"
         ) from None
     return ray
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def connect(address: str) -> None:
@@ -77,7 +67,7 @@ def connect(address: str) -> None:
                 f"no Ray cluster answers at {address} ({exc.strerror or exc}): start one with "
                 "'ray start --head', or give the address it printed"
             ) from None
-        if _loopback(host):
+        if is_loopback(host):
             # Ray swaps a loopback address for this machine's outward one, where a cluster that
             # listens on loopback only is not: ask it to keep to loopback.
             os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
@@ -174,7 +164,7 @@ class RayPool:
                 await pool.close()
                 raise ConfigError(f"node {ip} has llama-server-bench {version}, this machine {__version__}: "
                                   "install the same version on every node")  # fmt: skip
-            if ip != here and _loopback(urlsplit(endpoint).hostname or ""):
+            if ip != here and is_loopback(endpoint):
                 await pool.close()
                 raise ConfigError(f"the endpoint {endpoint} is this machine's loopback, which a worker on node "
                                   f"{ip} cannot reach: give an address every node reaches")  # fmt: skip

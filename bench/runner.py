@@ -40,7 +40,7 @@ from bench.signals import handling
 from bench.store import DEFAULT_RESULTS_DIR, RunStatus, RunStore, check_writable, read_gpu_samples
 from bench.summary import CaseSummary, RunSummary, summarise_case, summarise_run
 from bench.telemetry.sampler import TelemetryConfig, TelemetrySampler
-from bench.transport.client import DEFAULT_MAX_BODY_BYTES, ChatClient
+from bench.transport.client import DEFAULT_MAX_BODY_BYTES, ChatClient, is_loopback
 from bench.transport.lag import ClientLag
 from bench.version import __version__
 from bench.workers import (
@@ -230,6 +230,7 @@ class _Run:
         self.redactor = options.redactor()
         self.builder: PromptBuilder | None = None  # later turns of conversations are built while the load runs
         self.lags: dict[str, ClientLag] = {}  # the client's own lag, per case measured so far
+        self.server_here = options.endpoint is None or is_loopback(options.endpoint)  # a core is the server's
         self.workers: dict[str, dict[str, object]] = {}  # where each case's workers ran, and what befell them
 
     async def run(self) -> RunResult:
@@ -446,7 +447,7 @@ class _Run:
             from bench.ray_workers import nodes_with_a_cpu
 
             return nodes_with_a_cpu()
-        return auto_workers(case)
+        return auto_workers(case, server_here=self.server_here)
 
     async def _worker_pool(self, count: int, endpoint: str) -> WorkerPool:
         if self.options.ray_address is None:

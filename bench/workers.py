@@ -52,15 +52,19 @@ def supports(case: Case) -> bool:
 
 START_S = 1.0  # an open loop's first arrival is this far ahead of the schedule's drawing: the workers are up
 
-# What one worker's event loop times within 1 ms at p99, on one core of this project's 2-core machine
-# at 219.71 t/s a stream (docs/performance.md, "Capacity of one worker"): the automatic choice spreads
-# a case over as many workers as its streams need at that rate, and no more than there are cores.
+# What one worker's event loop times within 1 ms at p99 (TTFT and every gap), alone on one core of
+# this project's 2-core machine at 219.71 t/s a stream: docs/measured/worker-capacity-one-core.md.
+# A worker that shares its core with the server does far worse (docs/performance.md), so the
+# automatic choice keeps a core for a server on this machine and never runs more workers than cores.
 STREAMS_PER_WORKER = 32
 
 
-def auto_workers(case: Case, cores: int | None = None) -> int:
-    """Workers for a case when --workers is not given: its streams over one worker's, capped by the cores."""
-    available = cores if cores is not None else len(os.sched_getaffinity(0))
+def auto_workers(case: Case, *, server_here: bool, cores: int | None = None) -> int:
+    """Workers for a case when --workers is not given: its streams over one worker's, one core each.
+
+    ``server_here``: the endpoint is on this machine (loopback), so one of its cores is the server's.
+    """
+    available = (cores if cores is not None else len(os.sched_getaffinity(0))) - (1 if server_here else 0)
     return max(1, min(available, MAX_WORKERS, math.ceil(case.concurrency / STREAMS_PER_WORKER)))
 
 

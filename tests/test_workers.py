@@ -143,3 +143,26 @@ def test_a_worker_whose_run_is_gone_stops_at_once(fake: FakeLlamaServer) -> None
 
     code, stopped_after_s = asyncio.run(orphaned())
     assert code == ORPHANED and stopped_after_s < 2.0  # well before its 5 s of work left were done
+
+
+def test_the_automatic_choice_gives_each_worker_a_core_and_keeps_one_for_a_server_here() -> None:
+    from bench.workers import STREAMS_PER_WORKER, auto_workers
+
+    def case(streams: int) -> object:
+        return scenarios(concurrency=streams).cases()[0]  # type: ignore[attr-defined]
+
+    # a remote server: one worker per STREAMS_PER_WORKER streams, no more than the cores
+    assert auto_workers(case(STREAMS_PER_WORKER), server_here=False, cores=16) == 1  # type: ignore[arg-type]
+    assert auto_workers(case(STREAMS_PER_WORKER + 1), server_here=False, cores=16) == 2  # type: ignore[arg-type]
+    assert auto_workers(case(8 * STREAMS_PER_WORKER), server_here=False, cores=4) == 4  # type: ignore[arg-type]
+    # a server on this machine keeps a core: on two cores the client stays in one process
+    assert auto_workers(case(8 * STREAMS_PER_WORKER), server_here=True, cores=2) == 1  # type: ignore[arg-type]
+    assert auto_workers(case(8 * STREAMS_PER_WORKER), server_here=True, cores=1) == 1  # type: ignore[arg-type]
+
+
+def test_loopback_is_told_from_a_url_or_a_host() -> None:
+    from bench.transport.client import is_loopback
+
+    assert is_loopback("http://127.0.0.1:8080") and is_loopback("http://localhost/v1") and is_loopback("[::1]")
+    assert is_loopback("http://[::1]:8080") and is_loopback("127.3.4.5")
+    assert not is_loopback("http://gpu-host.example:8080") and not is_loopback("192.0.2.7")

@@ -172,7 +172,8 @@ def run(parser: argparse.ArgumentParser, default_label: str | None = None) -> No
         metavar="N|auto",
         help="spread each case's streams, or its arrivals, over N load workers, each its own event loop, so "
         "that the client stamps every token on time (the run notes a case whose client lag p99 passes 1 ms). "
-        f"auto (default): one per {STREAMS_PER_WORKER} streams, up to the cores this process may use; with "
+        f"auto (default): one per {STREAMS_PER_WORKER} streams, up to the cores this process may use, less one "
+        "for a server on this machine; with "
         "--ray, one per node with a CPU. Conversations and traces run in one process",
     )
     parser.add_argument(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -92,6 +93,19 @@ def normalise_endpoint(endpoint: str) -> str:
         if path.endswith(suffix):
             path = path[: -len(suffix)]
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def is_loopback(endpoint_or_host: str) -> bool:
+    """Whether a URL's host (or a bare host) is this machine's loopback: localhost, 127.0.0.0/8, ::1."""
+    host = urlsplit(endpoint_or_host).hostname if "://" in endpoint_or_host else endpoint_or_host.strip("[]")
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 async def _read_capped(response: LaneResponse, limit: int = 65536) -> bytes:
