@@ -26,8 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--tools",
         default=pinned,
-        help=f"comma-separated, of {','.join(TOOLS)} (default: {pinned}; the -2w variant is this suite with "
-        "--workers 2 on every core, beside the truth server)",
+        help=f"comma-separated, of {','.join(TOOLS)} (default: {pinned}; -2w is this suite with --workers 2 "
+        "and -unpinned with one process, each on every core beside the truth server)",
     )
     parser.add_argument("--streams", default="1,16,64,256", help="concurrency levels (default: 1,16,64,256)")
     parser.add_argument("--output-tokens", type=int, default=64, help="tokens per response (default 64)")

@@ -195,6 +195,8 @@ TOOLS: dict[str, Tool] = {
         Tool("llama-server-bench", "this checkout", (), _suite_command, _suite_parse),
         # its streams in two worker processes, on both cores of a 2-core machine: the truth server shares them
         Tool("llama-server-bench-2w", "this checkout", (), _suite_in_two_workers, _suite_parse, on_every_core=True),
+        # one process on every core: what sharing the truth server's core costs by itself
+        Tool("llama-server-bench-unpinned", "this checkout", (), _suite_command, _suite_parse, on_every_core=True),
         Tool("guidellm", "0.8.1", ("torch==2.13.0", "guidellm==0.8.1"), _guidellm_command, _guidellm_parse),
         Tool("aiperf", "0.13.0", ("aiperf==0.13.0",), _aiperf_command, _aiperf_parse),
         Tool("llama-benchy", "0.4.0", ("llama-benchy==0.4.0",), _benchy_command, _benchy_parse),
