@@ -79,7 +79,10 @@ def connect(address: str) -> None:
 
 
 def disconnect() -> None:
-    ray = _ray()
+    try:
+        import ray
+    except ImportError:  # never joined: connect said why
+        return
     if ray.is_initialized():
         ray.shutdown()
 

@@ -410,7 +410,7 @@ class _Run:
                 for share in shares:
                     case = self.cases[share.case]
                     observer.case_started(case)
-                    if self._workers_for(case) > 1 and supports(case):
+                    if (options.ray_address is not None or self._workers_for(case) > 1) and supports(case):
                         outcome = await self._in_workers(client, runners[share.case], share, prepared[share.case], sink)
                     else:
                         outcome = await runners[share.case].run(
