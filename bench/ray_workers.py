@@ -74,7 +74,7 @@ def connect(address: str) -> None:
             options["_node_ip_address"] = "127.0.0.1"
     try:
         ray.init(address=address, log_to_driver=False, logging_level="ERROR", **options)
-    except ConnectionError as exc:
+    except (ConnectionError, RuntimeError) as exc:  # no cluster there; another Ray version there
         raise ConfigError(f"cannot join the Ray cluster at {address}: {exc}") from None
 
 
@@ -161,6 +161,9 @@ class RayPool:
                 f"the Ray cluster did not place {count} load workers of one CPU each within {READY_S:g} s: "
                 f"it has {nodes_with_a_cpu()} node(s) with a CPU; ask for fewer with --workers, or add nodes"
             ) from None
+        except ray.exceptions.RayError as exc:  # a node without the suite, say
+            await pool.close()
+            raise BenchError(f"a Ray load worker could not start: {exc}") from None
         here = ray.util.get_node_ip_address()
         for k, (host, pid, ip, version) in enumerate(wheres):
             if version != __version__:
