@@ -1,17 +1,19 @@
-"""Load workers in processes: a closed loop's streams spread over several event loops.
+"""Load workers in processes: a case's streams, or its arrivals, spread over several event loops.
 
 One event loop stamps every token it receives; past a few thousand token events a second its own
 lag shows in TTFT and ITL (``bench.transport.lag`` measures it). ``--workers N`` runs a closed-loop
-case's streams, or an open loop's arrivals, in N processes, each with its own event loop and connections: plain
-``python -m bench._worker`` processes that read their work from stdin and write length-prefixed
-pickles to stdout (they trust only their parent). The prompts are built here, once; each worker
-takes every N-th of them and its share of the streams, sends each record here as its request
-ends (this process stores it as it does its own: crash-safe, one file) and its lag at the end.
-All share the run's clock: it counts from a monotonic clock every process on the machine reads
-alike. A worker that dies loses only the requests it had in flight, and the run says which.
+case's streams, or an open loop's arrivals, in N processes, each with its own event loop and
+connections: plain ``python -m bench._worker`` processes that say they are ready once they have
+imported the suite, read their work from stdin and write length-prefixed pickles to stdout (they
+trust only their parent). The prompts are built here, once; each worker takes every N-th of them
+and its share of the streams, sends each record here as its request ends (this process stores it
+as it does its own: crash-safe, one file) and its lag at the end. All share the run's clock: it
+counts from a monotonic clock every process on the machine reads alike. A worker that dies loses
+only the requests it had in flight, and the run says which; one whose run is killed stops.
 
-An open loop's arrivals are drawn here, one schedule, and each worker sends its share of them
-on time. Conversations and traces still run in one process.
+An open loop's arrivals are drawn here, one schedule, once the workers are up, and each worker
+sends its share of them on time. ``bench.ray_workers`` runs the same workers as Ray actors.
+Conversations and traces still run in one process: their later turns are built from the answers.
 """
 
 from __future__ import annotations
