@@ -144,7 +144,8 @@ class CaseRunner:
         self.recover = recover
         # a closed loop's streams here: the case's concurrency, or a worker's share of it (bench.workers)
         self.streams = streams or case.concurrency
-        # an open loop's arrivals drawn elsewhere (by the run, for its workers): index -> the loop's clock
+        # an open loop's arrivals or a trace's times set elsewhere (by the run, for its workers): index -> the
+        # loop's clock
         self.arrivals = arrivals
         # builds each later turn of a conversation from the answers (cases with turns > 1)
         self.builder = builder
@@ -370,7 +371,7 @@ class CaseRunner:
         trace = self.case.trace
         assert trace is not None
         loop = asyncio.get_running_loop()
-        limit = asyncio.Semaphore(self.case.concurrency)
+        limit = asyncio.Semaphore(self.streams)  # the case's cap, or a worker's share of it
         # the run clock read first: a mapped time is never later than the moment it stands for
         clock_start, loop_start = self.client.clock.now(), loop.time()
         sessions: dict[int, asyncio.Task[_Said | None]] = {}
@@ -405,7 +406,7 @@ class CaseRunner:
         async with asyncio.TaskGroup() as group:
             for index, prompt in measured:
                 row = trace.rows[index]
-                due = loop_start + row.t / self.case.speed
+                due = loop_start + row.t / self.case.speed if self.arrivals is None else self.arrivals[index]
                 if due >= deadline:
                     stopped = True
                     break

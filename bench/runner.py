@@ -472,9 +472,11 @@ class _Run:
         try:
             budget = runner.remaining_s()
             schedule = None
-            if case.pattern == "poisson":  # drawn once the workers are up: its first arrival is theirs to keep
-                start = asyncio.get_running_loop().time() + START_S
+            start = asyncio.get_running_loop().time() + START_S  # the workers are up: the first time is theirs
+            if case.pattern == "poisson":
                 schedule = arrivals(share.indices, start, case.rate_rps or 1.0, runner.rng)
+            elif case.trace is not None:
+                schedule = {i: start + case.trace.rows[i].t / case.speed for i in share.indices}
 
             def spec(k: int, indices: tuple[int, ...], streams: int) -> WorkerSpec:
                 return WorkerSpec(
@@ -494,10 +496,11 @@ class _Run:
                     seed=options.seed,
                     round_number=share.round,
                     arrivals=None if schedule is None else {i: schedule[i] for i in indices},
+                    builder=None if runner.builder is None else runner.builder.for_worker(k),
                 )
 
             specs = [spec(k, indices, streams) for k, (indices, streams) in enumerate(shares)]
-            shared = "arrivals" if case.pattern == "poisson" else f"{case.concurrency} streams"
+            shared = {"poisson": "arrivals", "trace": "trace"}.get(case.pattern, f"{case.concurrency} streams")
             where = "Ray workers" if options.ray_address is not None else "worker processes"
             self.observer.message(f"{case.case_id}: {len(specs)} {where} share its {shared}")
             self.workers[case.case_id] = {"placements": [p.to_json() for p in pool.placements], "notes": []}

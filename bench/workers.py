@@ -11,9 +11,10 @@ as it does its own: crash-safe, one file) and its lag at the end. All share the 
 counts from a monotonic clock every process on the machine reads alike. A worker that dies loses
 only the requests it had in flight, and the run says which; one whose run is killed stops.
 
-An open loop's arrivals are drawn here, one schedule, once the workers are up, and each worker
-sends its share of them on time. ``bench.ray_workers`` runs the same workers as Ray actors.
-Conversations and traces still run in one process: their later turns are built from the answers.
+An open loop's arrivals are drawn here, one schedule, once the workers are up, and a trace's times
+are set here the same way; each worker sends its share on time. A conversation (and a trace's
+session) stays with one worker, which builds its later turns from the answers with its own copy of
+the run's prompt builder. ``bench.ray_workers`` runs the same workers as Ray actors.
 """
 
 from __future__ import annotations
@@ -41,15 +42,15 @@ from bench.records import RequestRecord
 from bench.redact import Redactor
 from bench.transport.client import ChatClient
 from bench.transport.lag import ClientLag
-from bench.workload import CasePrompts
+from bench.workload import CasePrompts, PromptBuilder
 
 MAX_WORKERS = 64
 STOP_S = 10.0
 
 
 def supports(case: Case) -> bool:
-    """Cases workers can share: closed loops and Poisson arrivals of single requests, more than one at once."""
-    return case.pattern in ("concurrent", "poisson") and case.turns == 1 and case.concurrency > 1
+    """Cases workers can share: closed loops (conversations too), Poisson arrivals and traces, several at once."""
+    return case.pattern in ("concurrent", "poisson", "trace") and case.concurrency > 1
 
 
 START_S = 1.0  # an open loop's first arrival is this far ahead of the schedule's drawing: the workers are up
@@ -98,16 +99,28 @@ class WorkerSpec:
     streams: int
     seed: int
     round_number: int
-    arrivals: dict[int, float] | None = None  # an open loop: its requests' arrivals (the loop's clock)
+    arrivals: dict[int, float] | None = None  # an open loop or a trace: its requests' times (the loop's clock)
+    builder: PromptBuilder | None = None  # conversations: builds their later turns (bound to the worker's client)
 
 
 def split(case: Case, indices: Sequence[int], workers: int) -> list[tuple[tuple[int, ...], int]]:
-    """Each worker's prompts (every N-th) and streams (the case's, shared as evenly as they go)."""
+    """Each worker's prompts and streams (the case's, shared as evenly as they go).
+
+    Every N-th prompt (a conversation is one prompt: its turns stay together), or for a trace every
+    N-th session, in order of first appearance: a session's later turns are built from its answers.
+    """
     count = max(1, min(workers, case.concurrency, len(indices)))
-    return [
-        (tuple(indices[k::count]), case.concurrency // count + (1 if k < case.concurrency % count else 0))
-        for k in range(count)
-    ]
+    streams = [case.concurrency // count + (1 if k < case.concurrency % count else 0) for k in range(count)]
+    if case.trace is None:
+        return [(tuple(indices[k::count]), streams[k]) for k in range(count)]
+    rows = case.trace.rows
+    owner: dict[tuple[str, int], int] = {}  # a session (or a lone line) -> its worker
+    shares: list[list[int]] = [[] for _ in range(count)]
+    for index in indices:  # in time order: each worker replays its lines in order
+        session = rows[index].session
+        key = ("session", session) if session is not None else ("line", index)
+        shares[owner.setdefault(key, len(owner) % count)].append(index)
+    return [(tuple(share), streams[k]) for k, share in enumerate(shares)]
 
 
 FRAME = struct.Struct("!I")  # each message a length-prefixed pickle
@@ -221,6 +234,8 @@ async def serve(spec: WorkerSpec, send: Callable[[tuple[Any, ...]], None]) -> No
         redactor=spec.redactor,
         max_body_bytes=spec.max_body_bytes,
     ) as client:
+        if spec.builder is not None:
+            spec.builder.bind(client)
         runner = CaseRunner(
             client,
             spec.run_id,
@@ -228,6 +243,7 @@ async def serve(spec: WorkerSpec, send: Callable[[tuple[Any, ...]], None]) -> No
             spec.prompts,
             lambda record: send(("record", record)),
             seed=spec.seed + spec.worker,
+            builder=spec.builder,
             streams=spec.streams,
             arrivals=spec.arrivals,
         )

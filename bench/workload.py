@@ -16,6 +16,7 @@ measured request then reuses exactly that prefix (``cache_n`` proves it).
 
 from __future__ import annotations
 
+import copy
 import random
 import string
 from collections.abc import Awaitable, Callable, Hashable, Sequence
@@ -88,6 +89,7 @@ class PromptBuilder:
 
     def __init__(self, client: ChatClient, *, seed: int = 0, run_tag: str = "run") -> None:
         self.client = client
+        self.seed = seed
         self.rng = random.Random(seed)
         self.run_tag = run_tag
         self._exact: bool | None = None
@@ -101,6 +103,21 @@ class PromptBuilder:
         self._turn_words: int | None = None
         self._text: str | None = None
         self._probes: dict[str, list[int]] = {}  # a shared prefix's tokens with an opener no request has
+
+    def __getstate__(self) -> dict[str, object]:
+        # sent to a load worker without this process's client: the worker binds its own (``bind``)
+        return {**self.__dict__, "client": None}
+
+    def for_worker(self, worker: int) -> PromptBuilder:
+        """A copy for a load worker that builds its conversations' later turns: words of its own."""
+        twin = copy.copy(self)
+        twin.rng = random.Random(f"{self.seed}-worker-{worker}")
+        twin._fitted_words, twin._probes = dict(self._fitted_words), dict(self._probes)
+        return twin
+
+    def bind(self, client: ChatClient) -> None:
+        """Build through ``client`` (a load worker's own, once this builder has reached it)."""
+        self.client = client
 
     async def exact_counts_available(self) -> bool:
         if self._exact is None:

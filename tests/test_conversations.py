@@ -16,7 +16,7 @@ from bench.errors import ConfigError
 from bench.prompt_cache import CacheMiss, miss_of, misses_of, summarise_cache
 from bench.records import RequestRecord
 from bench.runner import QuietObserver, RunOptions, run_benchmark
-from bench.store import read_records
+from bench.store import read_records, read_run_meta
 from tests.factories import record, timings
 
 
@@ -25,18 +25,24 @@ def scenario_set(**fields: Any) -> Any:
     return parse_scenario_set({"scenario": [scenario]}, "test-set")
 
 
-def measured(url: str, tmp_path: Path, **fields: Any) -> list[RequestRecord]:
-    result = run_benchmark(RunOptions(scenarios=scenario_set(**fields), endpoint=url, results_dir=tmp_path))
+def measured(url: str, tmp_path: Path, workers: int | None = None, **fields: Any) -> list[RequestRecord]:
+    options = RunOptions(scenarios=scenario_set(**fields), endpoint=url, results_dir=tmp_path, workers=workers)
+    result = run_benchmark(options)
     assert result.status == "complete"
+    assert bool(read_run_meta(result.run_dir).get("workers")) == (workers is not None and workers > 1)
     return [r for r in read_records(result.run_dir) if not r.warmup]
 
 
 # ------------------------------------------------------------------ conversations
-def test_every_turn_resends_the_history_and_the_server_reuses_exactly_it(fake: FakeLlamaServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2], ids=["one-process", "two-workers"])
+def test_every_turn_resends_the_history_and_the_server_reuses_exactly_it(
+    fake: FakeLlamaServer, tmp_path: Path, workers: int
+) -> None:
     # a slot for each of the four conversations: with two, a user's next conversation may take the
-    # least recently used slot, the other user's live one (as llama-server would), and it would miss
+    # least recently used slot, the other user's live one (as llama-server would), and it would miss.
+    # In two workers each user's conversations stay with one worker, which builds their later turns.
     fake.config.cache_slots = 8
-    records = measured(fake.url, tmp_path, turns=4, concurrency=2, pattern="concurrent", repetitions=2)
+    records = measured(fake.url, tmp_path, workers, turns=4, concurrency=2, pattern="concurrent", repetitions=2)
 
     assert len(records) == 4 * 4  # 2 users x 2 conversations x 4 turns
     for r in records:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,8 @@ def test_streams_and_prompts_are_shared_as_evenly_as_they_go() -> None:
     assert len(split(case, list(range(10)), 64)) == 5  # never more workers than streams
     assert supports(case)
     assert not supports(scenarios(concurrency=1, pattern="sequential").cases()[0])  # type: ignore[attr-defined]
-    assert not supports(scenarios(turns=2).cases()[0])  # type: ignore[attr-defined]
+    assert supports(scenarios(turns=2).cases()[0])  # type: ignore[attr-defined]  # a conversation is one prompt
+    assert not supports(scenarios(concurrency=1).cases()[0])  # type: ignore[attr-defined]  # one stream: one loop
 
 
 def test_two_workers_send_every_request_exactly_into_one_run(fake: FakeLlamaServer, tmp_path: Path) -> None:
@@ -66,7 +68,6 @@ def test_workers_out_of_range_are_refused(tmp_path: Path) -> None:
 
 def test_a_worker_that_dies_loses_only_its_own_requests_and_is_named(fake: FakeLlamaServer) -> None:
     import asyncio
-    from dataclasses import replace
 
     from bench.clock import RunClock
     from bench.redact import Redactor
@@ -166,3 +167,24 @@ def test_loopback_is_told_from_a_url_or_a_host() -> None:
     assert is_loopback("http://127.0.0.1:8080") and is_loopback("http://localhost/v1") and is_loopback("[::1]")
     assert is_loopback("http://[::1]:8080") and is_loopback("127.3.4.5")
     assert not is_loopback("http://gpu-host.example:8080") and not is_loopback("192.0.2.7")
+
+
+def test_a_traces_sessions_stay_with_one_worker_and_its_lines_keep_their_order() -> None:
+    import json
+
+    from bench.trace import parse_trace
+
+    rows = [{"t": 0.0, "input_tokens": 8, "output_tokens": 2, "session": "a", "turn": 1},
+            {"t": 0.1, "input_tokens": 8, "output_tokens": 2},
+            {"t": 0.2, "input_tokens": 8, "output_tokens": 2, "session": "b", "turn": 1},
+            {"t": 0.3, "input_tokens": 8, "output_tokens": 2, "session": "a", "turn": 2},
+            {"t": 0.4, "input_tokens": 8, "output_tokens": 2},
+            {"t": 0.5, "input_tokens": 8, "output_tokens": 2, "session": "b", "turn": 2}]  # fmt: skip
+    trace = parse_trace([json.dumps(row) + "\n" for row in rows], "t.jsonl")
+    (shipped,) = parse_scenario_set(
+        {"scenario": [{"name": "replay", "pattern": "trace", "trace": "sample", "concurrency": 3}]}, "s"
+    ).cases()
+    case = replace(shipped, trace=trace)
+    # sessions and lone lines dealt out in order of first appearance: a(0) line1(1) b(0) line4(1)
+    assert split(case, list(range(6)), 2) == [((0, 2, 3, 5), 2), ((1, 4), 1)]
+    assert supports(case)

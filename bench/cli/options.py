@@ -174,7 +174,7 @@ def run(parser: argparse.ArgumentParser, default_label: str | None = None) -> No
         "that the client stamps every token on time (the run notes a case whose client lag p99 passes 1 ms). "
         f"auto (default): one per {STREAMS_PER_WORKER} streams, up to the cores this process may use, less one "
         "for a server on this machine; with "
-        "--ray, one per node with a CPU. Conversations and traces run in one process",
+        "--ray, one per node with a CPU. A conversation, or a trace's session, stays with one worker",
     )
     parser.add_argument(
         "--ray",

@@ -43,6 +43,15 @@ pattern = "poisson"
 rate_rps = 20.0
 repetitions = 8
 warmup = 0
+[[scenario]]
+name = "chat"
+prompt_tokens = 24
+output_tokens = 6
+concurrency = 2
+pattern = "concurrent"
+turns = 3
+repetitions = 2
+warmup = 0
 """
 
 # Ray keeps to loopback when told (it would swap 127.0.0.1 for the machine's outward address) and
@@ -98,14 +107,15 @@ def test_a_run_on_ray_is_the_run_two_worker_processes_give(ray_cluster: str, tmp
     assert "2 Ray workers share its 4 streams" in on_ray and "2 worker processes share its 4 streams" in local
 
     def shape(results: Path) -> list[tuple[object, ...]]:
-        return sorted(
-            (r.case_id, r.index, r.warmup, r.ok, r.prompt_tokens_target, r.timings.prompt_n if r.timings else None)
-            for r in read_records(the_run(results))
-        )
+        records = list(read_records(the_run(results)))
+        # exact lengths: a conversation's later turns count only their new tokens when its history is reused
+        assert all(r.timings and r.timings.prompt_n == r.prompt_tokens_target for r in records if not r.turn)
+        return sorted((r.case_id, r.index, r.warmup, r.ok, r.prompt_tokens_target, r.turn) for r in records)
 
-    # the same requests, each sent once, all answered: 1 warm-up and 12 closed, 8 open arrivals
+    # the same requests, each sent once, all answered: 1 warm-up and 12 closed, 8 open arrivals, and
+    # 2 users x 2 conversations x 3 turns, each conversation's later turns built in its worker
     assert shape(tmp_path / "ray" / "results") == shape(tmp_path / "local" / "results")
-    assert len(shape(tmp_path / "ray" / "results")) == 21 and all(row[3] for row in shape(tmp_path / "ray" / "results"))
+    assert len(shape(tmp_path / "ray" / "results")) == 33 and all(row[3] for row in shape(tmp_path / "ray" / "results"))
     summaries = [json.loads((the_run(tmp_path / d / "results") / "summary.json").read_text()) for d in ("ray", "local")]
     assert [[(c["case_id"], c["requests"]) for c in s["cases"]] for s in summaries] == [
         [(c["case_id"], c["requests"]) for c in summaries[1]["cases"]]
@@ -116,7 +126,7 @@ def test_a_run_on_ray_is_the_run_two_worker_processes_give(ray_cluster: str, tmp
 
     meta = json.loads((the_run(tmp_path / "ray" / "results") / "run.json").read_text())
     placements = [p for case in meta["workers"].values() for p in case["placements"]]
-    assert len(placements) == 4 and {p["backend"] for p in placements} == {"ray"}
+    assert len(placements) == 6 and {p["backend"] for p in placements} == {"ray"}
     for p in placements:
         assert p["node"] == "127.0.0.1" and p["pid"] != os.getpid()
         # one machine, one clock: a measured offset is zero to within the half round trip it states
