@@ -232,6 +232,7 @@ class _Run:
         self.lags: dict[str, ClientLag] = {}  # the client's own lag, per case measured so far
         self.server_here = options.endpoint is None or is_loopback(options.endpoint)  # a core is the server's
         self.workers: dict[str, dict[str, object]] = {}  # where each case's workers ran, and what befell them
+        self.workers_notes: dict[str, tuple[str, ...]] = {}  # every share's, for a case run in rounds
 
     async def run(self) -> RunResult:
         store = self._create_store()
@@ -427,7 +428,9 @@ class _Run:
                     if not case_records:
                         observer.message(f"note: {case.case_id}: no request of this case ended")
                         continue
-                    summary = summarise_case(case.case_id, case_records, case.slo, self.lags.get(case.case_id))
+                    summary = summarise_case(
+                        case.case_id, case_records, case.slo, self.lags.get(case.case_id), self._worker_notes(case)
+                    )
                     observer.case_done(case, summary, outcome)
                     if outcome.stopped_by_deadline:
                         observer.message(
@@ -503,14 +506,21 @@ class _Run:
             shared = {"poisson": "arrivals", "trace": "trace"}.get(case.pattern, f"{case.concurrency} streams")
             where = "Ray workers" if options.ray_address is not None else "worker processes"
             self.observer.message(f"{case.case_id}: {len(specs)} {where} share its {shared}")
-            self.workers[case.case_id] = {"placements": [p.to_json() for p in pool.placements], "notes": []}
+            self.workers[case.case_id] = {
+                "placements": [p.to_json() for p in pool.placements],
+                "notes": self._worker_notes(case),
+            }
             store.write_meta(workers=self.workers)
             began = asyncio.get_running_loop().time()
             result = await pool.run(specs, sink)
             runner.spent(asyncio.get_running_loop().time() - began)
         finally:
             await pool.close()
-        self.workers[case.case_id] = {"placements": [p.to_json() for p in result.placements], "notes": result.notes}
+        self.workers_notes[case.case_id] = self._worker_notes(case) + result.notes
+        self.workers[case.case_id] = {
+            "placements": [p.to_json() for p in result.placements],
+            "notes": self._worker_notes(case),
+        }
         store.write_meta(workers=self.workers)
         for note in result.notes:
             self.observer.message(f"note: {case.case_id}: {note}")
@@ -538,7 +548,11 @@ class _Run:
             peak_bandwidth_gbs=self.options.peak_bandwidth_gbs,
             slos={s.name: s.slo for s in self.options.scenarios.scenarios if s.slo is not None},
             lags=self.lags,
+            worker_notes={case.case_id: self._worker_notes(case) for case in self.cases},
         )
+
+    def _worker_notes(self, case: Case) -> tuple[str, ...]:
+        return self.workers_notes.get(case.case_id, ())
 
     def _finish(self, info: EndpointInfo, stopped: str | None) -> RunResult:
         store, options = self._the_store(), self.options

@@ -167,8 +167,13 @@ def _median_target(targets: Sequence[int]) -> int | None:
 
 
 def summarise_case(
-    case_id: str, records: Sequence[RequestRecord], slo: Slo | None = None, lag: ClientLag | None = None
+    case_id: str,
+    records: Sequence[RequestRecord],
+    slo: Slo | None = None,
+    lag: ClientLag | None = None,
+    worker_notes: Sequence[str] = (),
 ) -> CaseSummary:
+    """One case's figures; ``worker_notes``: what befell its load workers (one that died, a clock that moved)."""
     measured = [r for r in records if not r.warmup]
     ok = [r for r in measured if r.ok]
     first = measured[0] if measured else records[0]
@@ -245,6 +250,7 @@ def summarise_case(
         )
     if lag is not None and lag.too_late:
         notes.append(lag.sentence())
+    notes.extend(worker_notes)
     drafts = summarise_drafts(records)
     if drafts is not None:
         notes.append(drafts.sentence())
@@ -311,6 +317,7 @@ def summarise_run(
     peak_bandwidth_gbs: float | None = None,
     slos: Mapping[str, Slo] | None = None,
     lags: Mapping[str, ClientLag] | None = None,
+    worker_notes: Mapping[str, Sequence[str]] | None = None,
 ) -> RunSummary:
     """The run's figures; ``slos``: each scenario's SLO by scenario name, where it states one."""
     by_case: dict[str, list[RequestRecord]] = {}
@@ -319,7 +326,8 @@ def summarise_run(
     slos = slos or {}
     lags = lags or {}
     cases = tuple(
-        summarise_case(case_id, rs, slos.get(rs[0].scenario), lags.get(case_id)) for case_id, rs in by_case.items()
+        summarise_case(case_id, rs, slos.get(rs[0].scenario), lags.get(case_id), (worker_notes or {}).get(case_id, ()))
+        for case_id, rs in by_case.items()
     )
     gpu = tuple(case_gpu_figures(case_id, rs, gpu_samples) for case_id, rs in by_case.items()) if gpu_samples else ()
     vram_peak = run_vram_peak_gib(gpu_samples)
@@ -377,5 +385,10 @@ def summarise_stored(
             case_id: lag
             for case_id, raw in (meta.get("client_lag") or {}).items()
             if (lag := ClientLag.from_json(raw)) is not None
+        },
+        worker_notes={
+            case_id: [str(note) for note in workers.get("notes") or ()]
+            for case_id, workers in (meta.get("workers") or {}).items()
+            if isinstance(workers, dict)
         },
     )

@@ -20,6 +20,7 @@ from ray.cluster_utils import Cluster
 
 from bench.devtools.testing.fake_server import fake_server_process
 from bench.store import read_records, run_dirs
+from bench.summary import load_summary
 
 pytestmark = pytest.mark.integration
 
@@ -157,6 +158,11 @@ def test_a_ray_worker_killed_mid_run_loses_only_its_in_flight_requests(ray_clust
     meta = json.loads((the_run(results) / "run.json").read_text())
     (case,) = meta["workers"].values()
     assert any(f"pid {victim}" in note for note in case["notes"])
+    # and the case's notes say it too, in summary.json and so in the report, as the stored run reads back
+    (summarised,) = json.loads((the_run(results) / "summary.json").read_text())["cases"]
+    assert any(f"pid {victim}" in note for note in summarised["notes"])
+    (stored,) = load_summary(the_run(results)).cases
+    assert any(f"pid {victim}" in note for note in stored.notes)
 
 
 def wait_for_a_record_of_worker(results: Path, worker: int, deadline: float) -> int:
