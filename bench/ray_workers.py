@@ -52,9 +52,6 @@ def _ray() -> Any:
 
 def connect(address: str) -> None:
     """Join the Ray cluster at ``address`` (host:port of its head, or ``auto``) as its driver."""
-    ray = _ray()
-    if ray.is_initialized():
-        return
     options: dict[str, Any] = {}
     if address != "auto":
         host, _, port = address.rpartition(":")
@@ -68,10 +65,13 @@ def connect(address: str) -> None:
                 "'ray start --head', or give the address it printed"
             ) from None
         if is_loopback(host):
-            # Ray swaps a loopback address for this machine's outward one, where a cluster that
-            # listens on loopback only is not: ask it to keep to loopback.
-            os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+            # Ray swaps a loopback address for this machine's outward one, where a cluster that listens
+            # on loopback only is not: this asks it to keep to loopback. Ray reads it when it is imported.
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
             options["_node_ip_address"] = "127.0.0.1"
+    ray = _ray()
+    if ray.is_initialized():
+        return
     try:
         ray.init(address=address, log_to_driver=False, logging_level="ERROR", **options)
     except (ConnectionError, RuntimeError) as exc:  # no cluster there; another Ray version there
