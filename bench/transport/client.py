@@ -30,6 +30,10 @@ from bench.redact import Redactor
 from bench.transport.health import describe_transport_error
 from bench.transport.lanes import TRANSPORT_ERRORS, Lane, LaneResponse
 from bench.transport.sse import MAX_LINE_BYTES, SSEParser
+from bench.transport.stamped import realtime_offset
+
+# a kernel stamp older than this is not the bytes just read (a clock step): the loop's own time is kept
+STAMP_WINDOW_S = 10.0
 
 ERROR_BODY_CHARS = 300
 DEFAULT_MAX_BODY_BYTES = 64 * 2**20  # an answer of 2048 tokens is a few hundred KiB; streamed, a few MiB
@@ -428,10 +432,15 @@ class ChatClient:
     async def _read_stream(self, response: LaneResponse, exchange: Exchange) -> None:
         parser = SSEParser(max_line_bytes=min(MAX_LINE_BYTES, self.max_body_bytes))
         now = self.clock.now
+        arrival = response.arrival
+        offset = realtime_offset(now)  # kernel stamps are wall-clock: onto the run clock, per request
         token_times = exchange.token_times
         size = 0
         async for chunk in response.chunks():
             t = now()
+            # when its bytes arrived, not when the loop got to them (never later than now, nor long before)
+            if (arrived := arrival()) is not None and t - STAMP_WINDOW_S < arrived + offset < t:
+                t = arrived + offset
             size += len(chunk)
             if size > self.max_body_bytes:
                 raise BodyTooLarge(f"a stream larger than {self._limit_text()}")

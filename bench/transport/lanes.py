@@ -26,6 +26,8 @@ from urllib.parse import urlsplit
 import httpcore
 
 from bench.errors import BodyDecodeError
+from bench.transport.stamped import AVAILABLE as STAMPS_AVAILABLE
+from bench.transport.stamped import StampedBackend, StampedStream
 
 # Every way a request can fail below HTTP, as httpcore names them (the names match httpx's).
 TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
@@ -46,6 +48,8 @@ class LaneResponse:
     content_type: str  # media type only, lower case
     _stream: AsyncIterator[bytes]
     _encoding: str
+    # when the bytes of the latest chunk reached this machine (wall clock, the kernel's), where known
+    arrival: Callable[[], float | None] = lambda: None
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body as it arrives, decompressed where the server compressed it."""
@@ -83,8 +87,10 @@ class Lane:
         self._headers = [(b"Host", host.encode()), (b"Accept-Encoding", b"gzip, deflate"), (b"Accept", b"*/*")]
         self._headers += [(k.encode(), v.encode()) for k, v in headers.items()]
         self._timeouts = {"connect": connect_timeout_s, "read": timeout_s, "write": timeout_s, "pool": timeout_s}
+        # plain HTTP on Linux: connections that know when each read arrived (bench.transport.stamped)
+        backend = StampedBackend() if parts.scheme == "http" and STAMPS_AVAILABLE else None
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context, max_connections=1, max_keepalive_connections=1
+            ssl_context=ssl_context, max_connections=1, max_keepalive_connections=1, network_backend=backend
         )
 
     @contextlib.asynccontextmanager
@@ -108,7 +114,9 @@ class Lane:
                     content_type = value.decode("latin-1").split(";")[0].strip().lower()
                 elif lowered == b"content-encoding":
                     encoding = value.decode("latin-1").strip().lower()
-            yield LaneResponse(response.status, content_type, response.aiter_stream(), encoding)
+            stream = response.extensions.get("network_stream")
+            arrival = (lambda: stream.arrival) if isinstance(stream, StampedStream) else (lambda: None)
+            yield LaneResponse(response.status, content_type, response.aiter_stream(), encoding, arrival)
 
     async def aclose(self) -> None:
         await self._pool.aclose()
