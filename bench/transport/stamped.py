@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import select
 import socket
 import struct
 import sys
@@ -27,7 +28,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpcore
-from httpcore._utils import is_socket_readable
 
 # Linux's value on the common architectures; Python's socket module does not name it.
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
@@ -99,8 +99,8 @@ class StampedStream(httpcore.AsyncNetworkStream):
     def get_extra_info(self, info: str) -> Any:
         if info == "socket":
             return self._sock
-        if info == "is_readable":
-            return is_socket_readable(self._sock)
+        if info == "is_readable":  # an idle kept-alive connection that is readable was closed by the server
+            return self._sock.fileno() < 0 or bool(select.select([self._sock], [], [], 0)[0])
         if info == "client_addr":
             return self._sock.getsockname()
         if info == "server_addr":
