@@ -100,7 +100,11 @@ class StampedStream(httpcore.AsyncNetworkStream):
         if info == "socket":
             return self._sock
         if info == "is_readable":  # an idle kept-alive connection that is readable was closed by the server
-            return self._sock.fileno() < 0 or bool(select.select([self._sock], [], [], 0)[0])
+            if self._sock.fileno() < 0:
+                return True
+            poller = select.poll()  # not select(): descriptors past 1024 are common at hundreds of streams
+            poller.register(self._sock, select.POLLIN)
+            return bool(poller.poll(0))
         if info == "client_addr":
             return self._sock.getsockname()
         if info == "server_addr":
