@@ -330,22 +330,44 @@ class CaseRunner:
                 group.create_task(stream())
         return stopped
 
+    def _origin(self) -> tuple[float, float]:
+        """The run clock and the loop's clock read together, to map a time due on the loop onto the records'.
+
+        The run clock is read first: a mapped time is never later than the moment it stands for.
+        """
+        return self.client.clock.now(), asyncio.get_running_loop().time()
+
+    async def _send_due(
+        self,
+        limit: asyncio.Semaphore,
+        origin: tuple[float, float],
+        index: int,
+        prompt: Prompt,
+        due: float,
+        *,
+        session: int | None = None,
+        turn: int | None = None,
+    ) -> Exchange:
+        """A request due at ``due`` (the loop's clock): its headers READY_S ahead, its body then.
+
+        Held by the case's concurrency cap while earlier requests run: the wait is kept (t_scheduled),
+        so latency can be read from the request's time, not only from its send.
+        """
+        await sleep_until(due - READY_S)
+        async with limit:
+            clock_start, loop_start = origin
+            scheduled = clock_start + (due - loop_start)
+            return await self._send(
+                index, prompt, warmup=False, scheduled=scheduled, session=session, turn=turn, at=due
+            )
+
     async def _open_loop(self, deadline: float, measured: Sequence[tuple[int, Prompt]]) -> bool:
         loop = asyncio.get_running_loop()
         rate = self.case.rate_rps or 1.0
         limit = asyncio.Semaphore(self.streams)
         stopped = False
 
-        # the arrival schedule on the loop's clock, mapped once onto the run clock the records use
-        # the run clock read first: a mapped time is never later than the moment it stands for
-        clock_start, loop_start = self.client.clock.now(), loop.time()
-
-        async def one(index: int, prompt: Prompt, arrival: float) -> None:
-            # held by the case's concurrency cap while earlier requests run: the wait is kept
-            # (t_scheduled), so latency can be read from the arrival, not only from the send
-            async with limit:
-                scheduled = clock_start + (arrival - loop_start)
-                await self._send(index, prompt, warmup=False, scheduled=scheduled, at=arrival)
+        origin = self._origin()
 
         async with asyncio.TaskGroup() as group:
             next_arrival = loop.time() + READY_S  # each request starts READY_S ahead: its headers go first
@@ -356,7 +378,7 @@ class CaseRunner:
                     stopped = True
                     break
                 await sleep_until(next_arrival - READY_S)
-                group.create_task(one(index, prompt, next_arrival))
+                group.create_task(self._send_due(limit, origin, index, prompt, next_arrival))
                 next_arrival += self.rng.expovariate(rate)
         return stopped
 
@@ -372,21 +394,13 @@ class CaseRunner:
         assert trace is not None
         loop = asyncio.get_running_loop()
         limit = asyncio.Semaphore(self.streams)  # the case's cap, or a worker's share of it
-        # the run clock read first: a mapped time is never later than the moment it stands for
-        clock_start, loop_start = self.client.clock.now(), loop.time()
+        origin = self._origin()
+        loop_start = origin[1]
         sessions: dict[int, asyncio.Task[_Said | None]] = {}
         stopped = False
 
         async def send(index: int, prompt: Prompt, due: float, turn: int | None, session: int | None) -> Exchange:
-            await sleep_until(due - READY_S)
-            async with limit:
-                scheduled = clock_start + (due - loop_start)
-                return await self._send(
-                    index, prompt, warmup=False, scheduled=scheduled, session=session, turn=turn, at=due
-                )
-
-        async def single(index: int, prompt: Prompt, due: float) -> None:
-            await send(index, prompt, due, None, None)
+            return await self._send_due(limit, origin, index, prompt, due, session=session, turn=turn)
 
         async def turn(
             index: int, prompt: Prompt, due: float, previous: asyncio.Task[_Said | None] | None
@@ -413,7 +427,7 @@ class CaseRunner:
                 if (ahead := due - TRACE_LEAD_S - loop.time()) > 0:
                     await asyncio.sleep(ahead)
                 if row.session is None:
-                    group.create_task(single(index, prompt, due))
+                    group.create_task(self._send_due(limit, origin, index, prompt, due))
                 else:
                     sessions[row.session] = group.create_task(turn(index, prompt, due, sessions.get(row.session)))
         return stopped

@@ -125,6 +125,7 @@ def split(case: Case, indices: Sequence[int], workers: int) -> list[tuple[tuple[
 
 FRAME = struct.Struct("!I")  # each message a length-prefixed pickle
 READY_S = 60.0  # a worker imports the suite before it says it is ready: seconds on a loaded machine
+ORPHANED = 3  # a worker's exit code when its run ended (or was killed) before it did
 
 
 class WorkerBackend(StrEnum):
@@ -217,9 +218,6 @@ def _exit_when_orphaned() -> None:
     while os.read(sys.stdin.fileno(), 4096):
         pass
     os._exit(ORPHANED)
-
-
-ORPHANED = 3
 
 
 async def serve(spec: WorkerSpec, send: Callable[[tuple[Any, ...]], None]) -> None:

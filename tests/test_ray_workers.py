@@ -47,9 +47,10 @@ def test_a_workers_spec_is_mapped_onto_its_own_clock() -> None:
 
 def test_a_clock_that_moved_more_than_its_offsets_uncertainty_is_noted() -> None:
     def placement(start: float, end: float) -> Placement:
-        return Placement(0, WorkerBackend.RAY, "h", 1, node="10.0.0.2", clock_at_start=ClockOffset(start, 0.0005),
+        node = "gpu-node.example"
+        return Placement(0, WorkerBackend.RAY, "h", 1, node=node, clock_at_start=ClockOffset(start, 0.0005),
                          clock_at_end=ClockOffset(end, 0.0005))  # fmt: skip
 
     assert _drift(placement(0.0100, 0.0109)) is None  # 0.9 ms apart, within 0.5 + 0.5 ms
     note = _drift(placement(0.0100, 0.0150))
-    assert note is not None and "moved 5.00 ms" in note and "node 10.0.0.2" in note
+    assert note is not None and "moved 5.00 ms" in note and "node gpu-node.example" in note

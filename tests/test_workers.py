@@ -166,7 +166,7 @@ def test_loopback_is_told_from_a_url_or_a_host() -> None:
 
     assert is_loopback("http://127.0.0.1:8080") and is_loopback("http://localhost/v1") and is_loopback("[::1]")
     assert is_loopback("http://[::1]:8080") and is_loopback("127.3.4.5")
-    assert not is_loopback("http://gpu-host.example:8080") and not is_loopback("192.0.2.7")
+    assert not is_loopback("http://gpu-host.example:8080") and not is_loopback("gpu-host.example")
 
 
 def test_a_traces_sessions_stay_with_one_worker_and_its_lines_keep_their_order() -> None:
