@@ -2,29 +2,38 @@
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import zlib
-from collections.abc import AsyncIterator
 
 import pytest
 
 from bench.devtools.testing.records import record
 from bench.errors import BodyDecodeError
 from bench.records import RequestRecord
-from bench.transport.lanes import LaneResponse
+from bench.transport.bodies import decoded
 
 
-async def _pieces(data: bytes, size: int = 7) -> AsyncIterator[bytes]:
-    for start in range(0, len(data), size):
-        yield data[start : start + size]
+class _Collect:
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.ended = False
+
+    def feed(self, data: bytes, arrived: float | None) -> None:
+        self.parts.append(data)
+
+    def end(self) -> None:
+        self.ended = True
 
 
-def _read(response: LaneResponse) -> bytes:
-    async def collect() -> bytes:
-        return b"".join([chunk async for chunk in response.chunks()])
-
-    return asyncio.run(collect())
+def _read(body: bytes, encoding: str, size: int = 7) -> bytes:
+    """``body`` fed in pieces of ``size`` bytes through the decoder for ``encoding``."""
+    collect = _Collect()
+    reader = decoded(collect, encoding)
+    for start in range(0, len(body), size):
+        reader.feed(body[start : start + size], None)
+    reader.end()
+    assert collect.ended
+    return b"".join(collect.parts)
 
 
 EVENTS = b'data: {"choices":[{"delta":{"content":" tok"}}]}\n\n' * 20
@@ -39,12 +48,12 @@ EVENTS = b'data: {"choices":[{"delta":{"content":" tok"}}]}\n\n' * 20
     ],
 )
 def test_bodies_arrive_decoded_whatever_their_encoding(encoding: str, body: bytes) -> None:
-    assert _read(LaneResponse(200, "text/event-stream", _pieces(body), encoding)) == EVENTS
+    assert _read(body, encoding) == EVENTS
 
 
 def test_a_body_that_does_not_decompress_is_a_named_error() -> None:
     with pytest.raises(BodyDecodeError, match="gzip body does not decompress"):
-        _read(LaneResponse(200, "text/event-stream", _pieces(b"not gzip at all"), "gzip"))
+        _read(b"not gzip at all", "gzip")
 
 
 def test_ttft_counts_from_when_the_request_went_out_not_from_its_wait_in_the_client() -> None:

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import ipaddress
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -27,8 +27,9 @@ from bench.clock import RunClock, sleep_until
 from bench.errors import AuthError, BodyDecodeError, BodyTooLarge, ConfigError, EndpointError, ServerError
 from bench.records import ServerTimings, Usage
 from bench.redact import Redactor
+from bench.transport.bodies import BodyReader, Enough
 from bench.transport.health import describe_transport_error
-from bench.transport.lanes import TRANSPORT_ERRORS, Lane, LaneResponse
+from bench.transport.lanes import TRANSPORT_ERRORS, Lane, open_lane
 from bench.transport.sse import MAX_LINE_BYTES, SSEParser
 from bench.transport.stamped import realtime_offset
 
@@ -112,16 +113,29 @@ def is_loopback(endpoint_or_host: str) -> bool:
         return False
 
 
-async def _read_capped(response: LaneResponse, limit: int = 65536) -> bytes:
+class _Page:
     """At most ``limit`` bytes of an error body: enough to quote, never a whole huge page in memory."""
-    parts: list[bytes] = []
-    size = 0
-    async for chunk in response.chunks():
-        parts.append(chunk)
-        size += len(chunk)
-        if size >= limit:
-            break
-    return b"".join(parts)[:limit]
+
+    __slots__ = ("_limit", "_parts", "_size", "chosen")
+
+    def __init__(self, limit: int = 65536) -> None:
+        self.chosen = False  # the answer's body came here
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._limit = limit
+
+    def feed(self, data: bytes, arrived: float | None) -> None:
+        self._parts.append(data)
+        self._size += len(data)
+        if self._size >= self._limit:
+            raise Enough
+
+    def end(self) -> None:
+        pass
+
+    @property
+    def text(self) -> bytes:
+        return b"".join(self._parts)[: self._limit]
 
 
 def _error_text(status: int, body: bytes) -> str:
@@ -204,7 +218,7 @@ class ChatClient:
         await self._http.aclose()
 
     def _new_lane(self) -> Lane:
-        lane = Lane(self.base_url, **self._lane_options)
+        lane = open_lane(self.base_url, **self._lane_options)
         self._lanes.append(lane)
         return lane
 
@@ -359,37 +373,39 @@ class ChatClient:
     ) -> Exchange:
         clock = self.clock
         exchange = Exchange(t_sent=clock.now(), answer_parts=[] if keep_answer else None)
+        streamed = bool(body.get("stream"))
+        page = _Page()
 
-        async def trace(event: str, info: dict[str, Any]) -> None:
-            # When many streams start at once this event loop sends them one after
-            # another, so TTFT counts from when this request went out, not from when
-            # it began waiting for its turn. Against a server that logs arrivals (the
-            # perf truth server), the body's start is the closest of httpcore's events:
-            # "complete" comes a loop pass late when the loop is busy.
-            if event == "http11.send_request_body.started" and at is None:
-                exchange.t_written = clock.now()
+        def sent() -> None:
+            # When many streams start at once this event loop sends them one after another, so TTFT
+            # counts from when this request went out, not from when it began waiting for its turn.
+            exchange.t_written = clock.now()
+            if at is not None:
+                exchange.t_sent = exchange.t_written
+
+        def choose(status: int, media: str) -> BodyReader:
+            exchange.http_status = status
+            if status != 200 or media == "text/html":
+                page.chosen = True
+                return page
+            limit = self._limit_text()
+            if streamed:
+                return _StreamReader(exchange, clock.now, self.max_body_bytes, limit)
+            return _WholeReader(exchange, clock.now, self.max_body_bytes, limit)
 
         async def when_due() -> None:
             await sleep_until(at or 0.0)
-            exchange.t_sent = exchange.t_written = clock.now()
 
         payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
         try:
             async with asyncio.timeout(self.request_timeout_s):
                 hold = None if at is None else when_due
-                async with lane.post_json("/v1/chat/completions", payload, trace, hold) as response:
-                    exchange.http_status = response.status
-                    if response.status != 200:
-                        raw = await _read_capped(response)
-                        exchange.t_first_byte = clock.now()
-                        exchange.error = _error_text(response.status, raw)
-                    elif response.content_type == "text/html":
-                        await _read_capped(response)
-                        exchange.error = "not an OpenAI-compatible answer: the server sent an HTML page"
-                    elif body.get("stream"):
-                        await self._read_stream(response, exchange)
-                    else:
-                        await self._read_whole(response, exchange)
+                await lane.post("/v1/chat/completions", payload, choose, sent, hold)
+            if exchange.http_status is not None and exchange.http_status != 200:
+                exchange.t_first_byte = clock.now()
+                exchange.error = _error_text(exchange.http_status, page.text)
+            elif page.chosen:
+                exchange.error = "not an OpenAI-compatible answer: the server sent an HTML page"
         except TimeoutError:
             exchange.error = f"request took longer than {self.request_timeout_s:g} s (--timeout)"
         except CHAT_ERRORS as exc:
@@ -407,18 +423,32 @@ class ChatClient:
             exchange.finish_reason = self.redactor.optional(exchange.finish_reason)
         return exchange
 
-    async def _read_whole(self, response: LaneResponse, exchange: Exchange) -> None:
-        parts: list[bytes] = []  # a whole answer is kept to parse it, up to the limit
-        size = 0
-        async for chunk in response.chunks():
-            if exchange.t_first_byte is None:
-                exchange.t_first_byte = self.clock.now()
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise BodyTooLarge(f"a body larger than {self._limit_text()}")
-            parts.append(chunk)
+
+class _WholeReader:
+    """A JSON answer, kept whole up to the limit and parsed at its end."""
+
+    __slots__ = ("_exchange", "_limit", "_limit_text", "_now", "_parts", "_size")
+
+    def __init__(self, exchange: Exchange, now: Callable[[], float], limit: int, limit_text: str) -> None:
+        self._exchange = exchange
+        self._now = now
+        self._limit = limit
+        self._limit_text = limit_text
+        self._parts: list[bytes] = []
+        self._size = 0
+
+    def feed(self, data: bytes, arrived: float | None) -> None:
+        if self._exchange.t_first_byte is None:
+            self._exchange.t_first_byte = self._now()
+        self._size += len(data)
+        if self._size > self._limit:
+            raise BodyTooLarge(f"a body larger than {self._limit_text}")
+        self._parts.append(data)
+
+    def end(self) -> None:
+        exchange = self._exchange
         try:
-            payload = json.loads(b"".join(parts))
+            payload = json.loads(b"".join(self._parts))
         except ValueError:
             exchange.error = "malformed response: body is not JSON"
             return
@@ -429,31 +459,44 @@ class ChatClient:
         if exchange.error is None and exchange.finish_reason is None:
             exchange.error = "malformed response: no choices[0].finish_reason"
 
-    async def _read_stream(self, response: LaneResponse, exchange: Exchange) -> None:
-        parser = SSEParser(max_line_bytes=min(MAX_LINE_BYTES, self.max_body_bytes))
-        now = self.clock.now
-        arrival = response.arrival
-        offset = realtime_offset(now)  # kernel stamps are wall-clock: onto the run clock, per request
+
+class _StreamReader:
+    """An event stream, folded into the exchange event by event as its bytes arrive."""
+
+    __slots__ = ("_exchange", "_limit", "_limit_text", "_now", "_offset", "_parser", "_size")
+
+    def __init__(self, exchange: Exchange, now: Callable[[], float], limit: int, limit_text: str) -> None:
+        self._exchange = exchange
+        self._now = now
+        self._offset = realtime_offset(now)  # kernel stamps are wall-clock: onto the run clock, per request
+        self._parser = SSEParser(max_line_bytes=min(MAX_LINE_BYTES, limit))
+        self._limit = limit
+        self._limit_text = limit_text
+        self._size = 0
+
+    def feed(self, data: bytes, arrived: float | None) -> None:
+        t = self._now()
+        # when its bytes arrived, not when the loop got to them (never later than now, nor long before)
+        if arrived is not None and t - STAMP_WINDOW_S < arrived + self._offset < t:
+            t = arrived + self._offset
+        self._size += len(data)
+        if self._size > self._limit:
+            raise BodyTooLarge(f"a stream larger than {self._limit_text}")
+        exchange = self._exchange
+        if exchange.t_first_byte is None:
+            exchange.t_first_byte = t
+        for event in self._parser.feed(data):
+            if _absorb_event(event, exchange):
+                exchange.token_times.append(t)
+                if exchange.t_first_content is None and exchange.content_events:
+                    exchange.t_first_content = t
+
+    def end(self) -> None:
+        exchange = self._exchange
         token_times = exchange.token_times
-        size = 0
-        async for chunk in response.chunks():
-            t = now()
-            # when its bytes arrived, not when the loop got to them (never later than now, nor long before)
-            if (arrived := arrival()) is not None and t - STAMP_WINDOW_S < arrived + offset < t:
-                t = arrived + offset
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise BodyTooLarge(f"a stream larger than {self._limit_text()}")
-            if exchange.t_first_byte is None:
-                exchange.t_first_byte = t
-            for data in parser.feed(chunk):
-                if _absorb_event(data, exchange):
-                    token_times.append(t)
-                    if exchange.t_first_content is None and exchange.content_events:
-                        exchange.t_first_content = t
-        for data in parser.close():
-            if _absorb_event(data, exchange):
-                token_times.append(now())
+        for event in self._parser.close():
+            if _absorb_event(event, exchange):
+                token_times.append(self._now())
                 if exchange.t_first_content is None and exchange.content_events:
                     exchange.t_first_content = token_times[-1]
         if token_times:

@@ -1,33 +1,37 @@
 """Lanes: one keep-alive connection each, for the chat requests whose timing is measured.
 
-A lane drives ``httpcore`` (the transport layer under httpx, by the same
-maintainers) directly. Measured against the perf truth server, a streamed
-request through ``httpx.AsyncClient`` cost 0.80 ms of CPU and through httpcore
-0.48 ms: at 64 streams the requests that end and start together stall every
-other stream's tokens for that long, which is the client's own ITL error. One
-pool per lane also keeps httpcore from scanning every connection for every
-queued request, which at 64 streams had cost a fifth of the client's time.
+A lane sends one request at a time and pushes the response's body, as it arrives, into a
+``BodyReader`` the caller chose once the status and media type were known. Pushing, not
+pulling, is what keeps a token event cheap: the read, the HTTP framing and the SSE parse
+happen in one call from the event loop, with no coroutine to resume per event.
 
-What httpx did for us that a lane does itself: the Host header, the timeout
-mapping, and gzip/deflate bodies (requested as httpx and the OpenAI SDK do, so a
-proxy that compresses event streams, and so buffers them, is seen as users see it).
+Two kinds, one behaviour:
+
+- ``bench.transport.h1.H1Lane``: plain ``http://`` on Linux, the measured path. Its own
+  HTTP/1.1 connection, parsed by httptools (llhttp, the parser under Node.js and uvicorn),
+  whose reads carry the kernel's receive time (``bench.transport.stamped``) and whose request
+  leaves in one write.
+- ``PoolLane``: TLS, and other systems, through ``httpcore`` (the transport under httpx),
+  timed on the loop's clock.
+
+Both send the same headers (gzip/deflate bodies asked for as httpx and the OpenAI SDK do, so
+a proxy that compresses event streams, and so buffers them, is seen as users see it), decode
+bodies the same way, and fail with httpcore's exception types, whose names a record's error
+carries (they match httpx's).
 """
 
 from __future__ import annotations
 
-import contextlib
 import ssl
-import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpcore
 
-from bench.errors import BodyDecodeError
+from bench.transport.bodies import Choose, Enough, decoded, media_type, request_headers
+from bench.transport.h1 import H1Lane
 from bench.transport.stamped import AVAILABLE as STAMPS_AVAILABLE
-from bench.transport.stamped import StampedBackend, StampedStream
 
 # Every way a request can fail below HTTP, as httpcore names them (the names match httpx's).
 TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
@@ -39,39 +43,44 @@ TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
     httpcore.ConnectionNotAvailable,
 )
 
-Trace = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+class Lane(Protocol):
+    async def post(
+        self,
+        path: str,
+        body: bytes,
+        choose: Choose,
+        sent: Callable[[], None],
+        hold: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """POST a JSON body and read the answer into ``choose``'s reader.
+
+        ``sent`` is called as the body starts out. With ``hold``, the head goes at once and the
+        body once ``hold()`` returns (a request due at a set time); without, head and body go
+        together.
+        """
+
+    async def aclose(self) -> None: ...
 
 
-@dataclass
-class LaneResponse:
-    status: int
-    content_type: str  # media type only, lower case
-    _stream: AsyncIterator[bytes]
-    _encoding: str
-    # when the bytes of the latest chunk reached this machine (wall clock, the kernel's), where known
-    arrival: Callable[[], float | None] = lambda: None
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """The body as it arrives, decompressed where the server compressed it."""
-        if self._encoding in ("gzip", "x-gzip", "deflate"):
-            wbits = 16 + zlib.MAX_WBITS if self._encoding != "deflate" else zlib.MAX_WBITS
-            decoder = zlib.decompressobj(wbits)
-            try:
-                async for chunk in self._stream:
-                    data = decoder.decompress(chunk)
-                    if data:
-                        yield data
-                tail = decoder.flush()
-            except zlib.error as exc:
-                raise BodyDecodeError(f"{self._encoding} body does not decompress: {exc}") from None
-            if tail:
-                yield tail
-        else:
-            async for chunk in self._stream:
-                yield chunk
+def open_lane(
+    base_url: str,
+    headers: dict[str, str],
+    *,
+    timeout_s: float,
+    connect_timeout_s: float,
+    ssl_context: ssl.SSLContext | None,
+) -> Lane:
+    if urlsplit(base_url).scheme == "http" and STAMPS_AVAILABLE:
+        return H1Lane(base_url, headers, connect_timeout_s=connect_timeout_s)
+    return PoolLane(
+        base_url, headers, timeout_s=timeout_s, connect_timeout_s=connect_timeout_s, ssl_context=ssl_context
+    )
 
 
-class Lane:
+class PoolLane:
+    """A lane through httpcore: TLS endpoints, and systems without kernel receive stamps."""
+
     def __init__(
         self,
         base_url: str,
@@ -81,29 +90,35 @@ class Lane:
         connect_timeout_s: float,
         ssl_context: ssl.SSLContext | None,
     ) -> None:
-        parts = urlsplit(base_url)
         self._url = base_url
-        host = parts.netloc.rsplit("@", 1)[-1]
-        self._headers = [(b"Host", host.encode()), (b"Accept-Encoding", b"gzip, deflate"), (b"Accept", b"*/*")]
-        self._headers += [(k.encode(), v.encode()) for k, v in headers.items()]
+        self._headers = request_headers(base_url, headers)
         self._timeouts = {"connect": connect_timeout_s, "read": timeout_s, "write": timeout_s, "pool": timeout_s}
-        # plain HTTP on Linux: connections that know when each read arrived (bench.transport.stamped)
-        backend = StampedBackend() if parts.scheme == "http" and STAMPS_AVAILABLE else None
+        # One pool per lane keeps httpcore from scanning every connection for every queued request,
+        # which at 64 streams had cost a fifth of the client's time.
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context, max_connections=1, max_keepalive_connections=1, network_backend=backend
+            ssl_context=ssl_context, max_connections=1, max_keepalive_connections=1
         )
 
-    @contextlib.asynccontextmanager
-    async def post_json(
-        self, path: str, body: bytes, trace: Trace, hold: Callable[[], Awaitable[None]] | None = None
-    ) -> AsyncIterator[LaneResponse]:
-        """POST a JSON body; with ``hold``, the headers go at once and the body once ``hold()`` returns."""
-        headers = [*self._headers, (b"Content-Type", b"application/json")]
-        extensions = {"timeout": self._timeouts, "trace": trace}
+    async def post(
+        self,
+        path: str,
+        body: bytes,
+        choose: Choose,
+        sent: Callable[[], None],
+        hold: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        headers = list(self._headers)
         content: bytes | AsyncIterator[bytes] = body
         if hold is not None:
             headers.append((b"Content-Length", str(len(body)).encode()))
-            content = _held(body, hold)
+            content = _held(body, hold, sent)
+
+        async def trace(event: str, info: dict[str, Any]) -> None:
+            # "complete" comes a loop pass late when the loop is busy: the body's start is the closest
+            if hold is None and event == "http11.send_request_body.started":
+                sent()
+
+        extensions = {"timeout": self._timeouts, "trace": trace}
         async with self._pool.stream(
             "POST", self._url + path, headers=headers, content=content, extensions=extensions
         ) as response:
@@ -111,18 +126,23 @@ class Lane:
             for name, value in response.headers:
                 lowered = name.lower()
                 if lowered == b"content-type":
-                    content_type = value.decode("latin-1").split(";")[0].strip().lower()
+                    content_type = media_type(value)
                 elif lowered == b"content-encoding":
                     encoding = value.decode("latin-1").strip().lower()
-            stream = response.extensions.get("network_stream")
-            arrival = (lambda: stream.arrival) if isinstance(stream, StampedStream) else (lambda: None)
-            yield LaneResponse(response.status, content_type, response.aiter_stream(), encoding, arrival)
+            reader = decoded(choose(response.status, content_type), encoding)
+            try:
+                async for chunk in response.aiter_stream():
+                    reader.feed(chunk, None)
+            except Enough:
+                return  # leaving the block unread closes the connection
+            reader.end()
 
     async def aclose(self) -> None:
         await self._pool.aclose()
 
 
-async def _held(body: bytes, hold: Callable[[], Awaitable[None]]) -> AsyncIterator[bytes]:
+async def _held(body: bytes, hold: Callable[[], Awaitable[None]], sent: Callable[[], None]) -> AsyncIterator[bytes]:
     """The body, once ``hold`` lets it go (its headers are out by then)."""
     await hold()
+    sent()
     yield body
