@@ -56,10 +56,11 @@ def supports(case: Case) -> bool:
 START_S = 1.0  # an open loop's first arrival is this far ahead of the schedule's drawing: the workers are up
 
 # What one worker's event loop times within 1 ms at p99 (TTFT and every gap), alone on one core of
-# this project's 2-core machine at 219.71 t/s a stream: docs/measured/worker-capacity-one-core.md.
-# A worker that shares its core with the server does far worse (docs/performance.md), so the
-# automatic choice keeps a core for a server on this machine and never runs more workers than cores.
-STREAMS_PER_WORKER = 32
+# this project's 2-core machine at 219.71 t/s a stream, in three runs out of three (160 was not):
+# docs/measured/lean-lane-capacity-run*.md. A worker that shares its core with the server does far
+# worse (docs/performance.md), so the automatic choice keeps a core for a server on this machine and
+# never runs more workers than cores.
+STREAMS_PER_WORKER = 128
 
 
 def auto_workers(case: Case, *, server_here: bool, cores: int | None = None) -> int:
