@@ -327,6 +327,30 @@ def test_a_reader_error_fails_the_request(server: Callable[..., tuple[str, Scrip
         post(url, TooMuch())
 
 
+def test_an_answer_before_the_whole_body_is_the_outcome_not_a_write_error() -> None:
+    # A server that refuses a request from its head (a 413 for a body too large) and closes with the
+    # body unread, which resets the connection: the body's write fails, and the answer is still what
+    # the request got, as httpcore has it.
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def refuse() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += connection.recv(65536)
+            answer = b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 7\r\nConnection: close\r\n\r\n"
+            connection.sendall(answer + b"too big")
+
+    thread = threading.Thread(target=refuse)
+    thread.start()
+    with listener:
+        reader = Collect()
+        heads = post(f"http://127.0.0.1:{listener.getsockname()[1]}", reader, body=b"x" * (64 * 2**20))
+    thread.join()
+    assert heads == [(413, "")] and reader.body == b"too big"
+
+
 def test_a_refused_connection_is_a_connect_error() -> None:
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]

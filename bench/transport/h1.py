@@ -67,14 +67,23 @@ class H1Lane:
         loop.add_reader(fd, response.readable, sock)
         kept = False
         try:
-            if hold is None:
-                sent()
-                await _send(sock, head + body)
-            else:
-                await _send(sock, head)
-                await hold()
-                sent()
-                await _send(sock, body)
+            try:
+                if hold is None:
+                    sent()
+                    await _send(sock, head + body)
+                else:
+                    await _send(sock, head)
+                    await hold()
+                    sent()
+                    if not response.done.done():  # not answered already (a 503 to the head alone)
+                        await _send(sock, body)
+            except httpcore.WriteError as failure:
+                # a server that answers before it has the whole request (a 413, a 503) and closes:
+                # its answer is the outcome, as httpcore has it; with no answer, the write failed
+                try:
+                    await response.done
+                except Exception:
+                    raise failure from None
             await response.done
             kept = response.keep_alive
         finally:
