@@ -6,9 +6,22 @@ import pytest
 
 from bench.devtools.testing.fake_server import FakeLlamaServer
 from bench.errors import AuthError, ConfigError, EndpointError, ServerError
+from bench.transport import lanes
 from bench.transport.client import ChatClient, Exchange, normalise_endpoint, raise_for_chat_failure
 
 MESSAGES = [{"role": "user", "content": "hello there"}]
+
+
+@pytest.fixture(autouse=True, params=["lean", "httpcore"])
+def lane(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each behaviour holds on both lanes: the lean one (plain HTTP on Linux) and httpcore's (TLS, elsewhere)."""
+    if request.param == "httpcore":
+        monkeypatch.setattr(lanes, "STAMPS_AVAILABLE", False)
+    elif not lanes.STAMPS_AVAILABLE:
+        pytest.skip("the lean lane is Linux's")
+    taken = lanes.open_lane("http://127.0.0.1:9", {}, timeout_s=1, connect_timeout_s=1, ssl_context=None)
+    assert type(taken).__name__ == {"lean": "H1Lane", "httpcore": "PoolLane"}[request.param]
+    return str(request.param)
 
 
 def chat(url: str, *, stream: bool, max_tokens: int = 8, api_key: str = "EMPTY") -> Exchange:
