@@ -191,10 +191,58 @@ class WorkerPool(Protocol):
     async def close(self) -> None: ...
 
 
-def _send(stream: BinaryIO, message: tuple[Any, ...]) -> None:
+def _frame(message: tuple[Any, ...]) -> bytes:
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(FRAME.pack(len(data)) + data)
+    return FRAME.pack(len(data)) + data
+
+
+def _send(stream: BinaryIO, message: tuple[Any, ...]) -> None:
+    stream.write(_frame(message))
     stream.flush()
+
+
+class _Drained(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+class PipeOut:
+    """Messages framed onto a pipe without ever blocking the event loop.
+
+    A worker that wrote its records with blocking writes would stop all of its streams whenever the
+    run is slow to read them (a pipe holds 64 KiB: a few records of 2,048 tokens). The frames wait in
+    the transport's buffer instead, and ``aclose`` returns once every one has been written.
+    """
+
+    def __init__(self, transport: asyncio.WriteTransport, protocol: _Drained) -> None:
+        self._transport = transport
+        self._protocol = protocol
+
+    @classmethod
+    async def open(cls, fd: int) -> PipeOut:
+        pipe = os.fdopen(fd, "wb", buffering=0, closefd=False)
+        transport, protocol = await asyncio.get_running_loop().connect_write_pipe(_Drained, pipe)
+        return cls(transport, protocol)
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        self._transport.write(_frame(message))
+
+    async def aclose(self) -> None:
+        self._transport.close()  # once what is buffered has been written
+        await self._protocol.closed
+
+
+async def serve_on_pipe(spec: WorkerSpec, fd: int) -> None:
+    """``serve``, its messages onto the pipe ``fd`` (the worker's stdout) through a ``PipeOut``."""
+    out = await PipeOut.open(fd)
+    try:
+        await serve(spec, out.send)
+    finally:
+        await out.aclose()
 
 
 def main() -> None:
@@ -211,7 +259,8 @@ def main() -> None:
     except EOFError:  # the run ended before it had work for this worker
         sys.exit(ORPHANED)
     threading.Thread(target=_exit_when_orphaned, daemon=True).start()
-    asyncio.run(serve(spec, lambda message: _send(out, message)))
+    out.flush()
+    asyncio.run(serve_on_pipe(spec, out.fileno()))
 
 
 def _exit_when_orphaned() -> None:

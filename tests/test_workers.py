@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import pickle
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -188,3 +191,43 @@ def test_a_traces_sessions_stay_with_one_worker_and_its_lines_keep_their_order()
     # sessions and lone lines dealt out in order of first appearance: a(0) line1(1) b(0) line4(1)
     assert split(case, list(range(6)), 2) == [((0, 2, 3, 5), 2), ((1, 4), 1)]
     assert supports(case)
+
+
+def test_a_worker_sends_without_waiting_for_the_run_to_read() -> None:
+    # 6 MiB of records into a pipe of 64 KiB that nobody reads yet: with blocking writes the
+    # worker's event loop, and every stream on it, would stop until the run read them
+    from bench.workers import FRAME, PipeOut
+
+    read_end, write_end = os.pipe()
+    sent_all = threading.Event()
+    received = bytearray()
+    read_before_all_sent: list[bool] = []
+
+    def run_reads_late() -> None:
+        read_before_all_sent.append(not sent_all.wait(timeout=10))  # the worker stopped until read
+        while chunk := os.read(read_end, 1 << 20):
+            received.extend(chunk)
+
+    async def worker() -> None:
+        out = await PipeOut.open(write_end)
+        for k in range(96):
+            out.send(("record", k, b"x" * 65536))
+        sent_all.set()
+        await out.aclose()
+
+    reader = threading.Thread(target=run_reads_late)
+    reader.start()
+    try:
+        asyncio.run(asyncio.wait_for(worker(), 60))
+    finally:
+        sent_all.set()
+        os.close(write_end)
+        reader.join(timeout=30)
+        os.close(read_end)
+    messages, view = [], memoryview(received)
+    while view:
+        (size,) = FRAME.unpack(view[: FRAME.size])
+        messages.append(pickle.loads(view[FRAME.size : FRAME.size + size]))
+        view = view[FRAME.size + size :]
+    assert read_before_all_sent == [False]
+    assert [m[1] for m in messages] == list(range(96))  # all of them, in order, once the run reads
