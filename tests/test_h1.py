@@ -177,6 +177,12 @@ def test_a_request_leaves_in_one_write_with_every_header(server: Callable[..., t
     assert body == b'{"x":1}'
 
 
+def test_an_endpoint_behind_a_path_prefix_is_posted_to_under_it(server: Callable[..., tuple[str, Script]]) -> None:
+    url, script = server(send(OK_HEAD + b"Content-Length: 2\r\n\r\nok"))
+    post(url + "/my llm", Collect())
+    assert script.requests[0].startswith(b"POST /my%20llm/v1/chat/completions HTTP/1.1\r\n")
+
+
 def test_a_held_request_sends_its_head_first_and_its_body_when_let_go(
     server: Callable[..., tuple[str, Script]],
 ) -> None:

@@ -26,7 +26,7 @@ import contextlib
 import select
 import socket
 from collections.abc import Awaitable, Callable
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpcore
 import httptools
@@ -45,7 +45,7 @@ class H1Lane:
         parts = urlsplit(base_url)
         self._host = parts.hostname or ""
         self._port = parts.port or 80
-        self._prefix = parts.path.encode()
+        self._prefix = quote(parts.path, safe="/%:@!$&'()*+,;=~").encode()  # as httpx sends a path
         self._fields = b"".join(name + b": " + value + b"\r\n" for name, value in request_headers(base_url, headers))
         self._connect_timeout_s = connect_timeout_s
         self._sock: socket.socket | None = None
