@@ -62,7 +62,10 @@ def _serve(listener: socket.socket, script: Script) -> None:
                 answer = next(answers, None)
                 if answer is None:
                     break
-                answer(connection)
+                try:
+                    answer(connection)
+                except OSError:  # the client hung up mid-answer (a reader that had enough): next connection
+                    break
                 script.answered_at.append(time.time())
                 if connection.fileno() < 0:
                     break

@@ -1,24 +1,28 @@
-"""The client's own lag: how long its event loop keeps a ready callback waiting.
+"""The client's own lag: how long its event loop leaves a socket that became readable unread.
 
-One event loop receives every stream's tokens and stamps each with the time its reader runs.
-When the loop is busy (many streams, a slow machine, a server on the same cores), a token that
-has arrived waits for the callbacks queued before it, and its TTFT or ITL reads late by that
-much. ``LagProbe`` measures exactly that wait while a case runs: every few milliseconds it
-queues a callback and notes how long the loop took to run it. Its p99 is how late a token's
-stamp can be at the 99th percentile; when it passes the accuracy the figures need (1 ms), the
-case says so instead of presenting the client's lag as the server's latency.
+One event loop receives every stream's tokens. When it is busy (many streams, a slow machine, a
+server on the same cores), a token that has arrived waits for the work queued before it. Its time
+is still the kernel's receive stamp on plain HTTP, but once the wait passes the gap between a
+stream's tokens, events that waited together share one time; over TLS the loop's clock stamps
+them, late by the whole wait. ``LagProbe`` measures that wait while a case runs, and when its p99
+passes the accuracy the figures need (1 ms), the case says so instead of presenting the client's
+lag as the server's latency.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import struct
+import threading
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
 PROBE_EVERY_S = 0.005  # 200 probes a second: a few tens of microseconds of the loop's time
+_STAMP = struct.Struct("d")  # a probe: when it was sent (perf_counter)
 LAG_LIMIT_MS = 1.0  # TTFT and ITL are meant to be right to a millisecond at p99
 
 
@@ -70,34 +74,61 @@ class ClientLag:
 
 
 class LagProbe:
-    """``async with LagProbe() as probe: ...`` then ``probe.result(events, seconds)``."""
+    """``async with LagProbe() as probe: ...`` then ``probe.result(events, seconds)``.
+
+    A thread sends the loop a stamped byte over a socket pair every few milliseconds, and the
+    loop's reader notes how long after its send it ran: the wait of a socket that became readable
+    while the loop was elsewhere, which is a token's. The sends come from outside the loop, as
+    tokens do, so a loop that is busy for a long while is caught in full. A probe queued by the
+    loop itself (the first design) only saw the rest of the loop's pass it was queued in, and a
+    loop overloaded for hundreds of milliseconds a pass gave two probes of a few ms each; a timer
+    cannot stand in either, as epoll's millisecond rounding makes an idle loop's timers up to
+    1 ms late.
+    """
 
     def __init__(self, every_s: float = PROBE_EVERY_S) -> None:
         self.every_s = every_s
         self._waits: list[float] = []
-        self._task: asyncio.Task[None] | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pair: tuple[socket.socket, socket.socket] | None = None
 
     async def __aenter__(self) -> LagProbe:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        loop = asyncio.get_running_loop()
+        receiver, sender = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)  # a probe a datagram
+        receiver.setblocking(False)
+        sender.setblocking(False)
+        self._pair = (receiver, sender)
+        loop.add_reader(receiver.fileno(), self._arrived, receiver)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._send_every, args=(sender,), name="lag-probe", daemon=True)
+        self._thread.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self._pair is not None:
+            receiver, sender = self._pair
+            asyncio.get_running_loop().remove_reader(receiver.fileno())
+            receiver.close()
+            sender.close()
+            self._pair = None
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        waits = self._waits
+    def _send_every(self, sender: socket.socket) -> None:
+        while not self._stop.wait(self.every_s):
+            with contextlib.suppress(OSError):  # a full pair: the loop is far behind, and will say so
+                sender.send(_STAMP.pack(time.perf_counter()))
 
-        def ran(queued: float) -> None:
-            waits.append(time.perf_counter() - queued)
-
-        while True:
-            await asyncio.sleep(self.every_s)
-            # the wait of a callback made ready now: the loop's queue ahead of it, as a token's reader meets it
-            loop.call_soon(ran, time.perf_counter())
+    def _arrived(self, receiver: socket.socket) -> None:
+        now = time.perf_counter()
+        while True:  # several probes waiting at once each waited since its own send
+            try:
+                (sent,) = _STAMP.unpack(receiver.recv(_STAMP.size))
+            except (BlockingIOError, InterruptedError):
+                return
+            self._waits.append(now - sent)
 
     def result(self, token_events: int, seconds: float) -> ClientLag | None:
         if not self._waits:
