@@ -45,7 +45,8 @@ def _serve(listener: socket.socket, script: Script) -> None:
             return
         script.connections += 1
         script.open.append(connection)
-        with connection:
+        # a client that hangs up mid-answer (a reader that had enough) resets the connection: next one
+        with connection, contextlib.suppress(OSError):
             while True:
                 pieces: list[bytes] = []
                 data = b""
@@ -62,10 +63,7 @@ def _serve(listener: socket.socket, script: Script) -> None:
                 answer = next(answers, None)
                 if answer is None:
                     break
-                try:
-                    answer(connection)
-                except OSError:  # the client hung up mid-answer (a reader that had enough): next connection
-                    break
+                answer(connection)
                 script.answered_at.append(time.time())
                 if connection.fileno() < 0:
                     break
