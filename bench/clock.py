@@ -20,6 +20,24 @@ class RunClock:
     def now(self) -> float:
         return self.wall_start + (time.perf_counter() - self.perf_start)
 
+    def origin(self, loop: asyncio.AbstractEventLoop) -> tuple[float, float]:
+        """This clock and the event loop's read at one moment, to map a time due on the loop onto this one.
+
+        Where the loop's clock (``time.monotonic``) is ``perf_counter``'s own (CLOCK_MONOTONIC on
+        Linux), the pair is exact. Elsewhere they are read one after the other, this clock first, so
+        a mapped time is never later than the moment it stands for; a preemption between the two
+        reads shifts the mapping by its length.
+        """
+        loop_now = loop.time()
+        if _LOOP_CLOCK_IS_PERF_COUNTER:
+            return self.wall_start + (loop_now - self.perf_start), loop_now
+        return self.now(), loop.time()
+
+
+_LOOP_CLOCK_IS_PERF_COUNTER = (
+    time.get_clock_info("perf_counter").implementation == time.get_clock_info("monotonic").implementation
+)
+
 
 # The event loop waits in whole milliseconds (epoll), so a sleep to a time wakes up to 1 ms late:
 # a request due at a time sleeps to within this of it and then yields to the loop until it is due.

@@ -331,11 +331,8 @@ class CaseRunner:
         return stopped
 
     def _origin(self) -> tuple[float, float]:
-        """The run clock and the loop's clock read together, to map a time due on the loop onto the records'.
-
-        The run clock is read first: a mapped time is never later than the moment it stands for.
-        """
-        return self.client.clock.now(), asyncio.get_running_loop().time()
+        """The run clock and the loop's clock at one moment, to map a time due on the loop onto the records'."""
+        return self.client.clock.origin(asyncio.get_running_loop())
 
     async def _send_due(
         self,

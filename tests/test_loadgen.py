@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import time
 
 import pytest
 
+from bench.clock import RunClock
 from bench.config import Case, Pattern
 from bench.devtools.testing.fake_server import FakeLlamaServer
 from bench.loadgen import CaseOutcome, CaseRunner
@@ -146,3 +148,23 @@ def test_a_closed_loop_has_no_schedule_to_be_late_for(fake: FakeLlamaServer) -> 
     assert all(r.t_scheduled is None and r.schedule_delay_ms is None for r in records)
     summary = summarise_case(records[0].case_id, records)
     assert summary.schedule_delay_ms is None and summary.e2e_from_schedule_ms is None
+
+
+@pytest.mark.skipif(
+    time.get_clock_info("perf_counter").implementation != time.get_clock_info("monotonic").implementation,
+    reason="exact only where the loop's clock is perf_counter's",
+)
+def test_a_time_due_on_the_loop_maps_onto_the_run_clock_alike_whenever_the_pair_is_taken() -> None:
+    # Two reads, one of each clock, would put a preemption between them into every mapped time: a
+    # busy machine shifted one process's open-loop arrivals against another's by microseconds.
+    async def map_twice() -> tuple[float, float]:
+        loop = asyncio.get_running_loop()
+        clock = RunClock()
+        first = clock.origin(loop)
+        time.sleep(0.01)
+        second = clock.origin(loop)
+        due = loop.time() + 1.0
+        return first[0] + (due - first[1]), second[0] + (due - second[1])
+
+    by_first, by_second = asyncio.run(map_twice())
+    assert by_first == pytest.approx(by_second, abs=1e-9)
