@@ -22,6 +22,7 @@ import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from bench.devtools.testing.fake_server import fake_server_process
+from bench.transport import lanes
 from bench.transport.client import ChatClient, Exchange
 from bench.transport.sse import SSEParser
 from tests.conftest import SuiteFigure
@@ -76,6 +77,35 @@ def test_client_token_events_per_cpu_second(
     benchmark.extra_info["events_per_cpu_s"] = events_per_cpu_s
     suite_figure("client_events_per_cpu_s", events_per_cpu_s)
     print(f"\nclient: {events_per_cpu_s:,.0f} token events per CPU-second")
+
+
+@pytest.mark.parametrize("lane", ["lean", "httpcore"])
+def test_client_cpu_per_streamed_request(
+    benchmark: BenchmarkFixture, fast_fake: str, suite_figure: SuiteFigure, lane: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request's turnover on a kept-alive connection: its head out, a 2-token stream in, its fields filled.
+
+    When a closed loop's requests end and start together, every other stream waits this long per
+    request. Plain HTTP on Linux takes the lean lane; TLS takes httpcore's, measured here on plain HTTP.
+    """
+    if lane == "httpcore":
+        monkeypatch.setattr(lanes, "STAMPS_AVAILABLE", False)
+    requests = 20 if benchmark.disabled else 500
+
+    async def turnovers() -> float:
+        async with ChatClient(fast_fake, max_connections=1, timeout_s=60) as client:
+            body = client.chat_body([{"role": "user", "content": "hi"}], max_tokens=2, stream=True)
+            assert (await client.chat(body)).ok  # the connection is open from here on
+            cpu = time.process_time()
+            for _ in range(requests):
+                exchange = await client.chat(body)
+                assert exchange.ok and len(exchange.token_times) == 2
+            return (time.process_time() - cpu) / requests * 1e6
+
+    per_request_us = benchmark.pedantic(lambda: asyncio.run(turnovers()), rounds=3, iterations=1)
+    benchmark.extra_info["cpu_us_per_request"] = per_request_us
+    suite_figure("request_turnover_cpu_us" + ("" if lane == "lean" else "_httpcore"), per_request_us)
+    print(f"\nclient, {lane} lane: {per_request_us:,.0f} us of CPU per streamed request")
 
 
 def _errors(exchanges: list[Exchange], log: dict[str, Any], offset: int, bound_ms: float) -> dict[str, float]:

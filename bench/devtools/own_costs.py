@@ -53,6 +53,8 @@ class Row:
 ROWS: tuple[Row, ...] = (
     Row("SSE token events processed per CPU-second by the client, one stream", ("client_events_per_cpu_s",),
         "{0:,.0f}", ">= 10,000", 10_000, higher_is_better=True),
+    Row("client CPU per streamed request of 2 tokens on a kept-alive connection (httpcore's lane, for TLS)",
+        ("request_turnover_cpu_us", "request_turnover_cpu_us_httpcore"), "{0:.0f} us ({1:.0f} us)"),
     Row("added TTFT (client receipt - server's own send time), median, 1 stream", ("ttft_added_ms_median_1",),
         "{0:.2f} ms", "< 1 ms", 1.0),
     Row("added TTFT, median (p99), 64 streams started at once on new connections",

@@ -4,8 +4,8 @@ At 64 streams of 220 tokens a second one process handles 14,000 token events a s
 closed loop's requests end and start in bursts. Whatever the client spends on an event or a
 turnover, every other stream waits for, and once the wait passes an inter-token gap two events
 share one read and one time. Through httpcore (anyio, h11, its pool, a coroutine resumed per
-read) a streamed request cost about 0.66 ms of CPU to turn over and each event tens of
-microseconds; this lane keeps only what a keep-alive POST needs:
+read) a streamed request costs about three times the CPU to turn over that it costs here
+(``test_client_cpu_per_streamed_request``); this lane keeps only what a keep-alive POST needs:
 
 - one non-blocking socket, with Nagle off and kernel receive stamps (``bench.transport.stamped``);
 - the request's head and body in one ``send`` (a timed request's head goes ahead, its body at
