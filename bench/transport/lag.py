@@ -112,6 +112,7 @@ class LagProbe:
         if self._pair is not None:
             receiver, sender = self._pair
             asyncio.get_running_loop().remove_reader(receiver.fileno())
+            self._arrived(receiver)  # probes still unread waited until now at least: the latest, often
             receiver.close()
             sender.close()
             self._pair = None
