@@ -232,32 +232,11 @@ class _Response:
 
 
 async def _send(sock: socket.socket, data: bytes) -> None:
-    """All of ``data``, without yielding to the loop while the socket takes it (it nearly always does at once)."""
-    view = memoryview(data)
-    while view:
-        try:
-            sent = sock.send(view)
-        except (BlockingIOError, InterruptedError):
-            await _writable(sock)
-            continue
-        except OSError as exc:
-            raise httpcore.WriteError(str(exc) or type(exc).__name__) from exc
-        view = view[sent:]
-
-
-async def _writable(sock: socket.socket) -> None:
-    loop = asyncio.get_running_loop()
-    ready = loop.create_future()
-
-    def wake() -> None:
-        if not ready.done():
-            ready.set_result(None)
-
-    loop.add_writer(sock.fileno(), wake)
+    """All of ``data``; asyncio's ``sock_sendall`` yields to the loop only when the socket cannot take it at once."""
     try:
-        await ready
-    finally:
-        loop.remove_writer(sock.fileno())
+        await asyncio.get_running_loop().sock_sendall(sock, data)
+    except OSError as exc:
+        raise httpcore.WriteError(str(exc) or type(exc).__name__) from exc
 
 
 def _readable(sock: socket.socket) -> bool:
