@@ -76,6 +76,11 @@ def decoded(reader: BodyReader, encoding: str) -> BodyReader:
     return _Decoded(reader, encoding) if encoding in ("gzip", "x-gzip", "deflate") else reader
 
 
+def content_coding(content_encoding: bytes) -> str:
+    """``gzip`` of ``GZip `` (what ``decoded`` is given)."""
+    return content_encoding.decode("latin-1").strip().lower()
+
+
 def media_type(content_type: bytes) -> str:
     """``text/event-stream`` of ``Text/Event-Stream; charset=utf-8``."""
     return content_type.decode("latin-1").split(";")[0].strip().lower()

@@ -31,7 +31,7 @@ from urllib.parse import quote, urlsplit
 import httpcore
 import httptools
 
-from bench.transport.bodies import BodyReader, Choose, Enough, decoded, media_type, request_headers
+from bench.transport.bodies import BodyReader, Choose, Enough, content_coding, decoded, media_type, request_headers
 from bench.transport.stamped import ANCILLARY_BYTES, arrival_of, open_stamped
 
 MAX_HEAD_BYTES = 64 * 1024  # a status line and headers; llama-server's are a few hundred bytes
@@ -204,7 +204,7 @@ class _Response:
         if lowered == b"content-type":
             self._media = media_type(value)
         elif lowered == b"content-encoding":
-            self._encoding = value.decode("latin-1").strip().lower()
+            self._encoding = content_coding(value)
         elif lowered in (b"content-length", b"transfer-encoding"):
             self._framed = True
 

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 import httpcore
 
-from bench.transport.bodies import Choose, Enough, decoded, media_type, request_headers
+from bench.transport.bodies import Choose, Enough, content_coding, decoded, media_type, request_headers
 from bench.transport.h1 import H1Lane
 from bench.transport.stamped import AVAILABLE as STAMPS_AVAILABLE
 
@@ -128,7 +128,7 @@ class PoolLane:
                 if lowered == b"content-type":
                     content_type = media_type(value)
                 elif lowered == b"content-encoding":
-                    encoding = value.decode("latin-1").strip().lower()
+                    encoding = content_coding(value)
             reader = decoded(choose(response.status, content_type), encoding)
             try:
                 async for chunk in response.aiter_stream():
