@@ -28,8 +28,8 @@ class RunClock:
         a mapped time is never later than the moment it stands for; a preemption between the two
         reads shifts the mapping by its length.
         """
-        loop_now = loop.time()
         if _LOOP_CLOCK_IS_PERF_COUNTER:
+            loop_now = loop.time()
             return self.wall_start + (loop_now - self.perf_start), loop_now
         return self.now(), loop.time()
 
