@@ -159,7 +159,8 @@ def test_a_time_due_on_the_loop_maps_onto_the_run_clock_alike_whenever_the_pair_
     # busy machine shifted one process's open-loop arrivals against another's by microseconds.
     async def map_twice() -> tuple[float, float]:
         loop = asyncio.get_running_loop()
-        clock = RunClock()
+        # anchored at 0, not the epoch: at 1.8e9 s a float's step is 0.24 us, coarser than what is compared
+        clock = RunClock(wall_start=0.0)
         first = clock.origin(loop)
         time.sleep(0.01)
         second = clock.origin(loop)
