@@ -29,7 +29,6 @@ import random
 import secrets
 import shlex
 import shutil
-import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -37,6 +36,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from bench.children import run_command
 from bench.compare import Comparison, RunRef, compare_record_sets
 from bench.config import split_command
 from bench.errors import BenchError, ConfigError, EndpointError
@@ -147,12 +147,17 @@ def _wait_after_switch(plan: AbPlan) -> None:
         raise EndpointError(f"after the switch, {exc}") from None
 
 
+SWITCH_TIMEOUT_S = 600.0  # a restart that takes longer is stuck
+
+
 def _run_switch(variant: Variant) -> None:
     assert variant.switch_command is not None
     try:
-        done = subprocess.run(list(variant.switch_command), capture_output=True, text=True, timeout=600, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise EndpointError(f"switch command for {variant.name} failed: {exc}") from None
+        done = run_command(variant.switch_command, timeout_s=SWITCH_TIMEOUT_S)
+    except OSError as exc:
+        raise EndpointError(f"switch command for {variant.name} failed: {exc.strerror or exc}") from None
+    if done.returncode is None:
+        raise EndpointError(f"switch command for {variant.name} did not end within {SWITCH_TIMEOUT_S:g} s: stopped")
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
         raise EndpointError(f"switch command for {variant.name} exited {done.returncode}: {' / '.join(tail)}")

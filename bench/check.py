@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 from bench.preflight import EndpointInfo, probe
@@ -30,7 +31,10 @@ def run_check(
         endpoint = server.start()
     try:
         redactor = Redactor([api_key, *flag_secrets(server_args)])
-        return asyncio.run(_check(endpoint, api_key, model, timeout_s, redactor, max_body_bytes))
+        info = asyncio.run(_check(endpoint, api_key, model, timeout_s, redactor, max_body_bytes))
+        if server is not None and server.fallback is not None:
+            info = replace(info, notes=(server.fallback, *info.notes))
+        return info
     finally:
         if server is not None:
             server.stop()

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
 from bench.config import Case
 from bench.delivery import Delivery, stream_delivery
 from bench.errors import ConfigError, ServerError
+from bench.redact import Redactor
 from bench.transport.client import ChatClient, raise_for_chat_failure
 from bench.transport.health import HealthPolicy, HealthTimeout, not_loading, wait_for_health
 
@@ -85,13 +86,23 @@ def _props_summary(props: Any) -> tuple[int | None, int | None, str | None, str 
     if not isinstance(props, dict):
         return None, None, None, None
     settings = props.get("default_generation_settings")
-    n_ctx = settings.get("n_ctx") if isinstance(settings, dict) else None
-    if not isinstance(n_ctx, int):
-        n_ctx = props.get("n_ctx") if isinstance(props.get("n_ctx"), int) else None
-    slots = props.get("total_slots") if isinstance(props.get("total_slots"), int) else None
+    n_ctx = _count(settings.get("n_ctx")) if isinstance(settings, dict) else None
+    if n_ctx is None:
+        n_ctx = _count(props.get("n_ctx"))
+    slots = _count(props.get("total_slots"))
     build = props.get("build_info") if isinstance(props.get("build_info"), str) else None
     path = props.get("model_path") if isinstance(props.get("model_path"), str) else None
     return n_ctx, slots, build, path
+
+
+def _count(value: Any) -> int | None:
+    """A context or slot count a server reports: a positive integer, else unknown (``-5`` is no context)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def context_per_slot(props: Any) -> int | None:
+    """A slot's context from /props, or None where the server does not say (or says nonsense)."""
+    return _props_summary(props)[0]
 
 
 def props_subset(props: Any) -> dict[str, Any]:
@@ -102,7 +113,7 @@ def props_subset(props: Any) -> dict[str, Any]:
     subset = {k: props[k] for k in keep if k in props}
     settings = props.get("default_generation_settings")
     if isinstance(settings, dict):
-        subset["n_ctx"] = settings.get("n_ctx")
+        subset["n_ctx"] = _count(settings.get("n_ctx"))
     template = props.get("chat_template")
     if isinstance(template, str):
         subset["chat_template_chars"] = len(template)
@@ -188,7 +199,20 @@ async def probe(client: ChatClient, *, chat: bool = True, props: Any = None, che
         notes=tuple(notes),
         prompt_cache=cache,
     )
-    return info
+    return through_the_door(info, client.redactor)
+
+
+def through_the_door(info: EndpointInfo, redactor: Redactor) -> EndpointInfo:
+    """Every string the server chose (model ids, build, path, notes quoting them) masked and escaped."""
+    return replace(
+        info,
+        model=redactor.optional(info.model),
+        models_listed=None if info.models_listed is None else tuple(map(redactor.text, info.models_listed)),
+        build=redactor.optional(info.build),
+        model_path=redactor.optional(info.model_path),
+        finish_reason=redactor.optional(info.finish_reason),
+        notes=tuple(map(redactor.text, info.notes)),
+    )
 
 
 def check_cases_fit(cases: list[Case], n_ctx: int | None) -> None:

@@ -19,7 +19,6 @@ import hashlib
 import math
 import platform
 import signal
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -27,19 +26,20 @@ from pathlib import Path
 from typing import Protocol
 
 from bench.baselines import Baselines
+from bench.children import run_command
 from bench.clock import RunClock
 from bench.config import Case, ScenarioSet
 from bench.errors import BenchError, ConfigError, EndpointError
 from bench.loadgen import CaseOutcome, CaseRunner
 from bench.order import CaseOrder, Share, schedule
-from bench.preflight import EndpointInfo, check_cases_fit, probe, props_subset, wait_until_ready
+from bench.preflight import EndpointInfo, check_cases_fit, context_per_slot, probe, props_subset, wait_until_ready
 from bench.records import RequestRecord
 from bench.redact import Redactor, flag_secrets
-from bench.server import LocalServer, local_server
+from bench.server import LocalServer, local_server, packaged_backend
 from bench.signals import handling
 from bench.store import DEFAULT_RESULTS_DIR, RunStatus, RunStore, check_writable, read_gpu_samples
 from bench.summary import CaseSummary, RunSummary, summarise_case, summarise_run
-from bench.telemetry.sampler import TelemetryConfig, TelemetrySampler
+from bench.telemetry.sampler import GpuSource, TelemetryConfig, TelemetrySampler
 from bench.transport.client import DEFAULT_MAX_BODY_BYTES, ChatClient, is_loopback
 from bench.transport.lag import ClientLag
 from bench.version import __version__
@@ -171,15 +171,8 @@ def _joined(parts: Sequence[CaseOutcome]) -> CaseOutcome:
 def suite_git_sha() -> str | None:
     """The suite's own commit when it runs from a git checkout."""
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
+        out = run_command(["git", "rev-parse", "HEAD"], timeout_s=5, cwd=Path(__file__).resolve().parent)
+    except OSError:
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
 
@@ -233,6 +226,7 @@ class _Run:
         self.server_here = options.endpoint is None or is_loopback(options.endpoint)  # a core is the server's
         self.workers: dict[str, dict[str, object]] = {}  # where each case's workers ran, and what befell them
         self.workers_notes: dict[str, tuple[str, ...]] = {}  # every share's, for a case run in rounds
+        self.start_notes: list[str] = []  # how the server had to be started (a safe retry), for run.json
 
     async def run(self) -> RunResult:
         store = self._create_store()
@@ -326,7 +320,12 @@ class _Run:
         )
         self.observer.message(f"starting {server.binary.name} on {server.url}")
         await asyncio.to_thread(server.start)
-        store.write_meta(server={"started_by_suite": True, "command": server.command, "args": list(server.args)})
+        started: dict[str, object] = {"started_by_suite": True, "command": server.command, "args": list(server.args)}
+        if server.fallback is not None:
+            started["fallback"] = server.fallback
+            self.start_notes.append(server.fallback)
+            self.observer.message(f"note: {server.fallback}")
+        store.write_meta(server=started)
         if self.active_weight_gib is None and options.model_file is None and server.model is not None:
             # the embedded model is dense: every token reads all of its weights
             self.active_weight_gib = server.model.stat().st_size / 1024**3
@@ -337,8 +336,7 @@ class _Run:
         options, store, observer = self.options, self._the_store(), self.observer
         await wait_until_ready(client, options.ready_timeout_s, observer.message)
         props = await client.get_json("/props")
-        n_ctx = props.get("default_generation_settings", {}).get("n_ctx") if isinstance(props, dict) else None
-        check_cases_fit(self.cases, n_ctx if isinstance(n_ctx, int) else None)
+        check_cases_fit(self.cases, context_per_slot(props))
         info = await probe(client, props=props, check_cache=any(case.uses_prompt_cache for case in self.cases))
         for note in info.notes:
             observer.message(f"note: {note}")
@@ -365,6 +363,17 @@ class _Run:
         store.write_meta(telemetry=telemetry.to_json())
         if telemetry.gpu_reason:
             self.observer.message(telemetry.gpu_reason)
+        if (
+            self.server is not None
+            and telemetry.gpu_source is GpuSource.NVML
+            and packaged_backend(self.server.binary) == "cpu"
+        ):
+            note = (
+                "the packaged llama-server is a CPU build and this machine has a GPU (NVML sees it): the run measures "
+                "the CPU; docs/install.md says how to rebuild it with CUDA"
+            )
+            self.start_notes.append(note)
+            self.observer.message(f"note: {note}")
 
     async def _build_prompts(self, client: ChatClient) -> list[CasePrompts]:
         # Every prompt is built before any load is sent: a case that cannot be built
@@ -557,7 +566,7 @@ class _Run:
     def _finish(self, info: EndpointInfo, stopped: str | None) -> RunResult:
         store, options = self._the_store(), self.options
         summary = self._summary()
-        notes: list[str] = []
+        notes: list[str] = list(self.start_notes)
         exceeded = summary.error_rate > options.max_error_rate
         if exceeded:
             notes.append(f"error rate {summary.error_rate:.1%} is above the limit of {options.max_error_rate:.1%}")

