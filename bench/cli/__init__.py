@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Iterator
 
 from bench.errors import BenchError, ExitCode
-from bench.redact import Redactor, flag_secrets
+from bench.redact import MaskedStream, Redactor, flag_secrets
 from bench.signals import handling
 
 
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return ExitCode.CONFIG
     try:
-        with ending_like_ctrl_c(signal.SIGTERM, signal.SIGHUP):
+        with ending_like_ctrl_c(signal.SIGTERM, signal.SIGHUP), masked_output(_secrets_of(args)):
             return HANDLERS[args.command](args)
     except BenchError as exc:
         print(f"bench: error: {_secrets_of(args).text(str(exc))}", file=sys.stderr)
@@ -55,6 +55,20 @@ def ending_like_ctrl_c(*signals: signal.Signals) -> Iterator[None]:
     """
     with handling(signals, lambda *_: signal.raise_signal(signal.SIGINT)):
         yield
+
+
+@contextlib.contextmanager
+def masked_output(redactor: Redactor) -> Iterator[None]:
+    """Everything the command prints, tables, progress and tracebacks included, through the redactor."""
+    if not redactor:
+        yield
+        return
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = MaskedStream(stdout, redactor), MaskedStream(stderr, redactor)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
 
 
 def _secrets_of(args: argparse.Namespace) -> Redactor:

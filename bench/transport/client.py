@@ -36,7 +36,7 @@ from bench.transport.stamped import realtime_offset
 # a kernel stamp older than this is not the bytes just read (a clock step): the loop's own time is kept
 STAMP_WINDOW_S = 10.0
 
-ERROR_BODY_CHARS = 300
+ERROR_CHARS = 320  # an error kept with a record: its status or kind, and 300 characters of what the server said
 DEFAULT_MAX_BODY_BYTES = 64 * 2**20  # an answer of 2048 tokens is a few hundred KiB; streamed, a few MiB
 # Transport errors that, before any response byte, mean a stale pooled connection.
 STALE_CONNECTION_ERRORS = ("RemoteProtocolError", "ReadError", "WriteError")
@@ -137,16 +137,26 @@ class _Page:
     def text(self) -> bytes:
         return b"".join(self._parts)[: self._limit]
 
+    @property
+    def cut(self) -> bool:
+        """Whether the body went on past what was kept (a key may be split at the end)."""
+        return self._size >= self._limit
+
 
 def _error_text(status: int, body: bytes) -> str:
+    """The error as a person reads it: an OpenAI error's message, any other JSON decoded, else the text.
+
+    Not cut here: the door (``Redactor.clip``) masks before it cuts.
+    """
     text = body.decode("utf-8", errors="replace").strip()
     try:
         parsed = json.loads(text)
-        if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
-            text = str(parsed["error"].get("message", text))
-    except ValueError:
-        pass
-    return f"HTTP {status}: {text[:ERROR_BODY_CHARS]}"
+    except (ValueError, RecursionError):
+        return f"HTTP {status}: {text}"
+    if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict) and "message" in parsed["error"]:
+        return f"HTTP {status}: {parsed['error']['message']}"
+    # escapes (\/, \u00xx) decoded, so what is shown and masked is the text itself
+    return f"HTTP {status}: {json.dumps(parsed, ensure_ascii=False)}"
 
 
 class ChatClient:
@@ -415,12 +425,12 @@ class ChatClient:
         except BodyTooLarge as exc:
             exchange.error = f"response too large: {exc}"
         exchange.t_end = clock.now()
-        if self.redactor:
-            # every string the server sent that a record keeps, masked here, where it enters
-            exchange.error = self.redactor.optional(exchange.error)
-            exchange.model = self.redactor.optional(exchange.model)
-            exchange.system_fingerprint = self.redactor.optional(exchange.system_fingerprint)
-            exchange.finish_reason = self.redactor.optional(exchange.finish_reason)
+        # every string the server sent that a record keeps passes the door here, where it enters
+        if exchange.error is not None:
+            exchange.error = self.redactor.clip(exchange.error, ERROR_CHARS, cut=page.chosen and page.cut)
+        exchange.model = self.redactor.optional(exchange.model)
+        exchange.system_fingerprint = self.redactor.optional(exchange.system_fingerprint)
+        exchange.finish_reason = self.redactor.optional(exchange.finish_reason)
         return exchange
 
 
@@ -527,7 +537,7 @@ def _absorb(payload: dict[str, Any], exchange: Exchange, *, streamed: bool) -> b
     error = payload.get("error")
     if error is not None:
         message = error.get("message") if isinstance(error, dict) else error
-        exchange.error = f"server error: {str(message)[:ERROR_BODY_CHARS]}"
+        exchange.error = f"server error: {message}"  # cut at the door, after masking
         return False
     if "timings" in payload:
         if (doubt := ServerTimings.doubt(payload["timings"])) is not None:
