@@ -58,7 +58,7 @@ _BASELINE_FIELDS = {
     "scenario": "the name of the scenario the figure is computed over",
     "model": "the model name the figure was measured with (matched as a substring of the run's model)",
     "condition": "text: the setup the figure was measured on",
-    "tolerance_pct": "a non-negative number (percent)",
+    "tolerance_pct": "a number of percent from 0 to 100",
     "source": "text: where the figure comes from",
     "run_id": "the id of the run the figure was adopted from",
     "set_at": "when the figure was set (ISO 8601 text)",
@@ -79,7 +79,8 @@ def _parse_baseline(source: str, index: int, raw: Mapping[str, Any]) -> Baseline
     if value <= 0:
         raise where.error("value", _BASELINE_FIELDS["value"], raw["value"])
     tolerance = number_field(where, "tolerance_pct", raw.get("tolerance_pct", 5.0), _BASELINE_FIELDS["tolerance_pct"])
-    if tolerance < 0:
+    # above 100 % a throughput figure could never fall below it: a gate that passes everything
+    if not 0 <= tolerance <= 100:
         raise where.error("tolerance_pct", _BASELINE_FIELDS["tolerance_pct"], tolerance)
     texts = {}
     history = raw.get("history", [])
@@ -124,10 +125,10 @@ DEFAULT_BASELINES_FILE = "baselines.toml"
 def load_baselines(path: str | Path | None = None) -> Baselines:
     """Load the baselines file: the given path, ``./baselines.toml`` or the packaged seed file."""
     if path is not None:
-        return parse_baselines(read_toml(path), str(path))
+        return parse_baselines(read_toml(path, what="baselines file"), str(path))
     local = Path(DEFAULT_BASELINES_FILE)
     if local.is_file():
-        return parse_baselines(read_toml(local), str(local))
+        return parse_baselines(read_toml(local, what="baselines file"), str(local))
     resource = resources.files("bench").joinpath("data", DEFAULT_BASELINES_FILE)
     return parse_baselines(read_toml("<packaged baselines>", resource.read_text("utf-8")), "packaged:baselines.toml")
 

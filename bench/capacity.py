@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bench import strict_json
+from bench import files, strict_json
 from bench.config import MAX_CONCURRENCY, MAX_TOKENS, Scenario, ScenarioSet
 from bench.errors import ConfigError
 from bench.runner import RunObserver, RunOptions, run_benchmark
@@ -217,8 +217,10 @@ def search(
 
 def load_result(path: Path) -> CapacityResult:
     """A capacity search as ``save_result`` kept it."""
+    if not path.exists():
+        raise ConfigError(f"{path}: no such capacity result; bench capacity writes results/capacity-<time>.json")
+    data = files.read_json(path, what="capacity result")
     try:
-        data = strict_json.loads(path.read_text(encoding="utf-8"))
         levels = tuple(Level(**level) for level in data["levels"])
         return CapacityResult(
             capacity=int(data["capacity"]),
@@ -227,10 +229,6 @@ def load_result(path: Path) -> CapacityResult:
             slo=Slo(**data["slo"]),
             reached_max=bool(data["reached_max"]),
         )
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: no such capacity result; bench capacity writes results/capacity-<time>.json"
-        ) from None
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"{path}: not a capacity result ({exc})") from None
 

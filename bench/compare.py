@@ -473,8 +473,17 @@ def compare_runs(
     With one run on a side, ``noise`` (a stored profile or the label's history) gives the
     spread between runs; without it a change under ``allowance`` is not called.
     """
-    ref_a, records_a, defs_a = _side(path_a, force)
-    ref_b, records_b, defs_b = _side(path_b, force)
+    check_thresholds(alpha, min_effect, allowance)
+    side_a = [path_a] if isinstance(path_a, Path) else list(path_a)
+    side_b = [path_b] if isinstance(path_b, Path) else list(path_b)
+    if both := sorted({p.resolve() for p in side_a} & {p.resolve() for p in side_b}):
+        # a run on both sides makes the two sides alike by construction: "no change" would be its echo
+        raise ConfigError(
+            f"{len(both)} run(s) are on both sides of the comparison ({', '.join(p.name for p in both[:3])}"
+            f"{', ...' if len(both) > 3 else ''}): name each run on one side only"
+        )
+    ref_a, records_a, defs_a = _side(side_a, force)
+    ref_b, records_b, defs_b = _side(side_b, force)
     return compare_record_sets(
         ref_a, records_a, defs_a, ref_b, records_b, defs_b,
         alpha=alpha, min_effect=min_effect, force=force, adjustment=adjustment, noise=noise, allowance=allowance,

@@ -15,13 +15,13 @@ from __future__ import annotations
 import itertools
 import math
 import shlex
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from bench import files
 from bench.corpus import corpus_words
 from bench.errors import ConfigError
 from bench.lengths import ALLOWED, LengthDist, parse_lengths
@@ -264,7 +264,7 @@ class Where:
         self.table = table
 
     def error(self, key: str, allowed: str, got: object) -> ConfigError:
-        return ConfigError(f"{self.source}: {self.table}, field '{key}': must be {allowed}; got {got!r}")
+        return ConfigError(f"{self.source}: {self.table}, field '{key}': must be {allowed}; got {files.shown(got)}")
 
 
 def _int_list(where: Where, key: str, value: object, minimum: int, maximum: int) -> tuple[int, ...]:
@@ -510,18 +510,11 @@ def _trace_fields(where: Where, raw: Mapping[str, Any], merged: dict[str, Any]) 
     return trace, speed, merged
 
 
-def read_toml(path: Path | str, text: str | None = None) -> dict[str, Any]:
-    source = str(path)
-    try:
-        if text is None:
-            text = Path(path).read_text(encoding="utf-8")
-        return tomllib.loads(text)
-    except FileNotFoundError:
-        raise ConfigError(f"{source}: file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{source}: cannot read: {exc}") from None
+def read_toml(path: Path | str, text: str | None = None, *, what: str = "scenario set") -> dict[str, Any]:
+    """A TOML file through the suite's one reader (``bench.files``), or ``text`` already read (a built-in)."""
+    if text is None:
+        return files.read_toml(path, what=what)
+    return files.loads_toml(text, str(path), what=what)
 
 
 def check_schema(source: str, data: Mapping[str, Any]) -> None:

@@ -12,8 +12,8 @@ one token each in the usual tokenizers and need no file.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
+from bench import files
 from bench.errors import ConfigError
 
 MIN_WORDS = 16
@@ -23,13 +23,8 @@ MAX_BYTES = 256 * 2**20  # a corpus is read whole: a quarter of a GiB of text is
 @functools.lru_cache(maxsize=8)
 def corpus_words(path: str) -> tuple[str, ...]:
     """The file's words (split on white space), read once per run; a clear error if it cannot serve."""
-    file = Path(path)
-    try:
-        if file.stat().st_size > MAX_BYTES:
-            raise ConfigError(f"{path}: a text corpus may be at most {MAX_BYTES // 2**20} MiB")
-        words = tuple(file.read_text(encoding="utf-8", errors="replace").split())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the text corpus: {exc.strerror or exc}") from None
+    data = files.read_bytes(path, what="text corpus", max_bytes=MAX_BYTES)
+    words = tuple(data.decode("utf-8", errors="replace").split())  # any text will do for filler words
     if len(words) < MIN_WORDS:
         raise ConfigError(f"{path}: a text corpus needs at least {MIN_WORDS} words; it has {len(words)}")
     return words

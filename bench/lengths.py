@@ -26,10 +26,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from bench import files
 from bench.errors import ConfigError
 
 MAX_DRAWS = 1000  # a truncated draw this unlikely means bounds far in a tail: the bound is used
 MAX_EMPIRICAL = 1_000_000
+LENGTHS_MAX_BYTES = 16 * 2**20  # a million lengths of up to a few digits each
 
 
 class LengthKind(StrEnum):
@@ -144,20 +146,18 @@ def _empirical(value: Mapping[str, Any], minimum: int, maximum: int, base: Path 
         path = path if path.is_absolute() or base is None else base / path
         source = str(path)
         items: list[Any] = []
-        try:
-            with path.open(encoding="utf-8") as lines:
-                for number, line in enumerate(lines, 1):
-                    text = line.strip()
-                    if not text or text.startswith("#"):
-                        continue
-                    if not text.isdigit() or len(items) >= MAX_EMPIRICAL:
-                        raise ConfigError(
-                            f"{path}:{number}: each line must be one length, a positive integer "
-                            f"(at most {MAX_EMPIRICAL:,} lines); got {text[:40]!r}"
-                        )
-                    items.append(int(text))
-        except OSError as exc:
-            raise ConfigError(f"{where}: cannot read lengths from {path}: {exc.strerror or exc}") from None
+        lines = files.read_lines(path, what=f"lengths file of {where}", max_bytes=LENGTHS_MAX_BYTES)
+        for number, line in enumerate(lines, 1):
+            text = line.strip()
+            if not text or text.startswith("#"):
+                continue
+            # ASCII digits only: "²".isdigit() is true, and int("²") fails
+            if not (text.isascii() and text.isdigit()) or len(text) > 9 or len(items) >= MAX_EMPIRICAL:
+                raise ConfigError(
+                    f"{path}:{number}: each line must be one length, a positive integer "
+                    f"(at most {MAX_EMPIRICAL:,} lines); got {text[:40]!r}"
+                )
+            items.append(int(text))
     else:
         items = value["values"] if isinstance(value["values"], list) else [value["values"]]
     bad = [v for v in items if isinstance(v, bool) or not isinstance(v, int) or not minimum <= v <= maximum]

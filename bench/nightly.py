@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import math
 import os
 import shutil
@@ -44,7 +43,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
-from bench import strict_json
+from bench import files, strict_json
 from bench.baselines import Baselines, BaselineStatus, baseline_headline
 from bench.compare import (
     ALPHA,
@@ -141,18 +140,25 @@ def _night(path: Path) -> Night | None:
         return None
     if meta.get("status") != RunStatus.COMPLETE or not (path / "summary.json").exists():
         return None
-    summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
-    figures = {
-        (case["case_id"], name): float(case[name])
-        for case in summary.get("cases", [])
-        for name in JUDGED_FIGURES
-        if case.get(name) is not None
-    }
-    for case in summary.get("cases", []):
-        if isinstance(case.get("slo"), dict) and case["slo"].get("goodput_rps") is not None:
-            figures[(case["case_id"], GOODPUT)] = float(case["slo"]["goodput_rps"])
-    verdict_path = path / "nightly.json"
-    verdict = json.loads(verdict_path.read_text(encoding="utf-8")) if verdict_path.exists() else {}
+    try:
+        summary = files.read_json(path / "summary.json", what="run's summary", error=ResultsError)
+        verdict_path = path / "nightly.json"
+        verdict = (
+            files.read_json(verdict_path, what="night's verdict", error=ResultsError) if verdict_path.exists() else {}
+        )
+        figures = {
+            (case["case_id"], name): float(case[name])
+            for case in summary.get("cases", [])
+            for name in JUDGED_FIGURES
+            if case.get(name) is not None
+        }
+        for case in summary.get("cases", []):
+            if isinstance(case.get("slo"), dict) and case["slo"].get("goodput_rps") is not None:
+                figures[(case["case_id"], GOODPUT)] = float(case["slo"]["goodput_rps"])
+        if not isinstance(verdict, dict):
+            raise TypeError("nightly.json is not an object")
+    except (ResultsError, AttributeError, KeyError, TypeError, ValueError):
+        return None  # a night whose files a crash or a full disk damaged is not one to judge against
     return Night(
         path=path,
         run_id=str(meta.get("run_id")),

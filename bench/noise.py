@@ -31,8 +31,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from bench import strict_json
-from bench.errors import ConfigError, ResultsError
+from bench import files, strict_json
+from bench.errors import ConfigError
 from bench.figures import FIGURES, Figure, figure_values, wall_s
 from bench.records import RequestRecord
 from bench.stats import robust_cv
@@ -129,11 +129,11 @@ class NoiseProfile:
                 Spread(
                     case_id=str(s["case_id"]),
                     figure=str(s["figure"]),
-                    between=_finite(s["between"], 0.0),
-                    runs=int(s["runs"]),
-                    within=None if s.get("within") is None else _finite(s["within"], 0.0),
-                    requests=int(s["requests"]),
-                    case_seconds=None if s.get("case_seconds") is None else _finite(s["case_seconds"], 0.0),
+                    between=_finite(s["between"], 0.0, MAX_SPREAD),
+                    runs=_count(s["runs"]),
+                    within=None if s.get("within") is None else _finite(s["within"], 0.0, MAX_SPREAD),
+                    requests=_count(s["requests"]),
+                    case_seconds=None if s.get("case_seconds") is None else _finite(s["case_seconds"], 0.0, 1e9),
                 )
                 for s in data["spreads"]
             )
@@ -155,11 +155,22 @@ class NoiseProfile:
             raise ConfigError(f"{where}: not a valid noise profile ({exc}); write it again with bench noise") from None
 
 
-def _finite(value: Any, low: float) -> float:
+# A spread is a coefficient of variation: 10 (1,000 %) is already no measurement. Larger values
+# only overflow what is computed from them (a plan's run counts, an interval's width).
+MAX_SPREAD = 10.0
+
+
+def _finite(value: Any, low: float, high: float) -> float:
     number = float(value)
-    if not math.isfinite(number) or number < low:
-        raise ValueError(f"{value!r} is not a finite number of at least {low:g}")
+    if not math.isfinite(number) or not low <= number <= high:
+        raise ValueError(f"{str(value)[:40]} is not a number from {low:g} to {high:g}")
     return number
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10**9:
+        raise ValueError(f"{str(value)[:40]} is not a count from 0 to 10^9")
+    return value
 
 
 # ------------------------------------------------------------------ measuring
@@ -300,17 +311,15 @@ def save_profile(profile: NoiseProfile, path: Path) -> None:
     os.replace(tmp, path)
 
 
+PROFILE_MAX_BYTES = 16 * 2**20  # a profile holds a few numbers per figure of each case
+
+
 def load_profile(path: Path) -> NoiseProfile:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such noise profile; bench noise writes one") from None
-    except OSError as exc:
-        raise ResultsError(f"{path}: cannot read the noise profile ({exc.strerror})") from None
-    try:
-        data = strict_json.loads(text)
-    except ValueError as exc:
-        raise ConfigError(f"{path}: not JSON ({exc}); write it again with bench noise") from None
+    if not path.exists():
+        raise ConfigError(f"{path}: no such noise profile; bench noise writes one")
+    data = files.read_json(
+        path, what="noise profile", max_bytes=PROFILE_MAX_BYTES, hint="write it again with bench noise"
+    )
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: not a noise profile; write it again with bench noise")
     return NoiseProfile.from_json(data, where=str(path))

@@ -27,7 +27,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from bench import strict_json
+from bench import files, strict_json
 from bench.errors import ResultsError
 from bench.records import RequestRecord
 from bench.redact import NO_SECRETS, Redactor
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 RUN_SCHEMA = 1
+RUN_JSON_MAX_BYTES = 64 * 2**20  # run.json holds a scenario set and notes: kilobytes, rarely more
 DEFAULT_RESULTS_DIR = Path("results")
 
 
@@ -168,12 +169,11 @@ def _pid_alive(pid: int) -> bool:
 
 def read_run_meta(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "run.json"
-    try:
-        meta: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ResultsError(f"{run_dir} is not a run directory (no run.json)") from None
-    except ValueError as exc:
-        raise ResultsError(f"{path}: not valid JSON: {exc}") from None
+    if not path.exists():
+        raise ResultsError(f"{run_dir} is not a run directory (no run.json)")
+    meta = files.read_json(path, what="run's metadata (run.json)", max_bytes=RUN_JSON_MAX_BYTES, error=ResultsError)
+    if not isinstance(meta, dict):
+        raise ResultsError(f"{path}: not a run's metadata (a JSON object); it holds a {type(meta).__name__}")
     version = meta.get("schema_version")
     if version != RUN_SCHEMA:
         raise ResultsError(f"{path}: schema_version {version!r} is not readable by this suite (reads {RUN_SCHEMA})")
@@ -389,23 +389,31 @@ def load_history(results_dir: str | Path = "results", table: str = "requests") -
     ``table`` is ``requests`` (one row per request: ``run_id``, ``label``,
     ``run_status``, ``case_id``, timings, usage, client times), ``gpu`` (one row
     per GPU sample) or ``server_metrics`` (one row per /metrics scrape). Partial
-    runs are included and marked by ``run_status``.
+    runs are included and marked by ``run_status``. A run directory that cannot be read
+    (an empty ``run.json``, a 0-byte Parquet file) is left out, and named with its reason
+    in ``frame.attrs["skipped_runs"]``.
     """
     import pandas as pd
 
     if table not in TABLES:
         raise ValueError(f"table must be one of {', '.join(TABLES)}; got {table!r}")
     paths = run_dirs(Path(results_dir))
+    skipped: list[str] = []
     if table == "requests":
-        return _requests_history(paths)
-    frames = [load_telemetry(path, table) for path in paths]
+        return _requests_history(paths, skipped)
+    frames = []
+    for path in paths:
+        try:
+            frames.append(load_telemetry(path, table))
+        except (ResultsError, OSError, ValueError) as exc:
+            _skip(skipped, path, exc)
     frames = [f for f in frames if not f.empty]
     if not frames:
-        return pd.DataFrame()
-    return pd.concat(frames, ignore_index=True)
+        return _noting(pd.DataFrame(), skipped)
+    return _noting(pd.concat(frames, ignore_index=True), skipped)
 
 
-def _requests_history(paths: list[Path]) -> pd.DataFrame:
+def _requests_history(paths: list[Path], skipped: list[str]) -> pd.DataFrame:
     # One Arrow concatenation and one conversion to pandas: converting a year of nightlies
     # run by run, and adding their columns run by run, took two thirds of the time.
     import pandas as pd
@@ -413,12 +421,28 @@ def _requests_history(paths: list[Path]) -> pd.DataFrame:
 
     tables, runs = [], []
     for path in paths:
-        meta = read_run_meta(path)
-        requests = _requests_table(path, meta)
+        try:
+            meta = read_run_meta(path)
+            requests = _requests_table(path, meta)
+        except (ResultsError, OSError, ValueError, pa.ArrowException) as exc:
+            _skip(skipped, path, exc)
+            continue
         if requests.num_rows:
             tables.append(requests)
             runs.append((requests.num_rows, meta))
     if not tables:
-        return pd.DataFrame()
+        return _noting(pd.DataFrame(), skipped)
     combined = pa.concat_tables(tables, promote_options="permissive")
-    return _with_run_columns(combined.to_pandas(), runs)
+    return _noting(_with_run_columns(combined.to_pandas(), runs), skipped)
+
+
+def _skip(skipped: list[str], path: Path, exc: BaseException) -> None:
+    """One unreadable run (an empty run.json, a 0-byte Parquet a full disk left) must not hide the others."""
+    reason = str(exc) if isinstance(exc, ResultsError) else f"{type(exc).__name__}: {exc}"
+    skipped.append(f"{path.name}: {reason}")
+
+
+def _noting(frame: pd.DataFrame, skipped: list[str]) -> pd.DataFrame:
+    """The runs left out, where a caller (``bench show``, the trend report) can say so: ``frame.attrs``."""
+    frame.attrs["skipped_runs"] = list(skipped)
+    return frame

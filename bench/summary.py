@@ -216,6 +216,13 @@ def summarise_case(
         and r.timings is not None
         and r.timings.prompt_n != r.prompt_tokens_target
     )
+    if prompt_mismatch:
+        # the prompt was built to its length with the server's own /tokenize: one that counts
+        # differently from what the server then processes makes every prompt off, unnoticed but here
+        notes.append(
+            f"{prompt_mismatch} request(s) had a prompt of another length than asked (the server's "
+            "timings.prompt_n vs its /tokenize count): pp is of the lengths the server processed"
+        )
     output_mismatch = sum(
         1 for r in ok if r.generated_tokens is not None and r.generated_tokens != r.output_tokens_target
     )

@@ -55,7 +55,7 @@ def test_a_trace_numbers_sessions_and_prefixes_and_knows_its_longest_context() -
         ({"t": 2, "prefix": "p", "input_tokens": 10, "output_tokens": 5}, r"t.jsonl:2: field 'prefix_tokens'"),
         ({"t": "soon", "input_tokens": 10, "output_tokens": 5}, r"t.jsonl:2: field 't' must be a number"),
         ("[1, 2]", r"t.jsonl:2: not a JSON object"),
-        ("{not json", r"t.jsonl:2: not a JSON object"),
+        ("{not json", r"t.jsonl:2: the trace line is not valid JSON"),
     ],
 )
 def test_a_wrong_line_is_refused_with_its_line_and_field(row: dict[str, Any] | str, message: str) -> None:

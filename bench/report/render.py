@@ -8,8 +8,8 @@ Every string from a server or a user goes through Jinja2's autoescaping.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -17,10 +17,11 @@ from typing import Any
 
 import jinja2
 
-from bench import strict_json
+from bench import files, strict_json
 from bench.baselines import Baselines, BaselineStatus, baseline_headline
 from bench.capacity import CapacityResult
 from bench.compare import Comparison
+from bench.errors import ResultsError
 from bench.figures import pp_sample, tg_sample
 from bench.nightly import Night, nightly_history
 from bench.report import plots
@@ -64,8 +65,21 @@ def _now() -> str:
     return dt.datetime.now(tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def file_name(name: str) -> str:
+    """``name`` as one file name in the reports directory: a label such as ``team/gpu1`` or
+    ``x/../../y`` becomes ``team-gpu1``, never a path that leaves the directory."""
+    stem, dot, suffix = name.rpartition(".")
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem if dot else name).strip(".-")[:MAX_NAME_CHARS] or "report"
+    return f"{stem}.{suffix}" if dot else stem
+
+
+MAX_NAME_CHARS = 200  # file systems allow 255 bytes a name
+
+
 def _write(reports_dir: Path, name: str, html: str) -> Path:
+    """Write one report atomically; ``name`` passes ``file_name`` whatever the caller made of it."""
     reports_dir.mkdir(parents=True, exist_ok=True)
+    name = file_name(name)
     path = reports_dir / name
     tmp = reports_dir / f".{name}.{os.getpid()}.tmp"
     tmp.write_text(html, encoding="utf-8")
@@ -82,9 +96,9 @@ def update_index(reports_dir: Path, entry: dict[str, Any]) -> Path:
     entries: list[dict[str, Any]] = []
     if manifest.exists():
         try:
-            data = json.loads(manifest.read_text(encoding="utf-8"))
+            data = files.read_json(manifest, what="reports index", error=ResultsError)
             entries = [e for e in data.get("reports", []) if isinstance(e, dict)]
-        except ValueError:
+        except (ResultsError, AttributeError):
             entries = []  # a damaged index is rebuilt from the reports written from now on
     entries = [e for e in entries if e.get("file") != entry["file"]] + [entry]
     entries.sort(key=lambda e: str(e.get("date", "")), reverse=True)
@@ -123,7 +137,9 @@ def render_run_report(run_dir: Path, reports_dir: Path, baselines: Baselines | N
     summary = summarise_stored(meta, records, samples, baselines)
     check = {b.figure: b for b in summary.baselines}
     nightly_path = run_dir / "nightly.json"
-    nightly = json.loads(nightly_path.read_text(encoding="utf-8")) if nightly_path.exists() else None
+    nightly = (
+        files.read_json(nightly_path, what="night's verdict", error=ResultsError) if nightly_path.exists() else None
+    )
     errors = sorted(
         ((c.case_id, error, count) for c in summary.cases for error, count in c.errors.items()),
         key=lambda row: -row[2],
@@ -166,7 +182,7 @@ def render_run_report(run_dir: Path, reports_dir: Path, baselines: Baselines | N
     update_index(
         reports_dir,
         {
-            "file": name,
+            "file": path.name,
             "kind": "run",
             "title": str(meta.get("run_id")),
             "date": _date(meta.get("started")),
@@ -243,7 +259,7 @@ def render_comparison_report(
     update_index(
         reports_dir,
         {
-            "file": name,
+            "file": path.name,
             "kind": "comparison",
             "title": f"{comparison.a.label or comparison.a.run_id} vs {comparison.b.label or comparison.b.run_id}",
             "date": _date(comparison.b.started),
@@ -338,7 +354,7 @@ def render_trend_report(results_dir: Path, label: str, reports_dir: Path, baseli
         )
     latest = None
     if nights and (nights[-1].path / "nightly.json").exists():
-        latest = json.loads((nights[-1].path / "nightly.json").read_text(encoding="utf-8"))
+        latest = files.read_json(nights[-1].path / "nightly.json", what="night's verdict", error=ResultsError)
     html = (
         _env()
         .get_template("trend.html.j2")
@@ -363,7 +379,7 @@ def render_trend_report(results_dir: Path, label: str, reports_dir: Path, baseli
     update_index(
         reports_dir,
         {
-            "file": name,
+            "file": path.name,
             "kind": "trend",
             "title": f"{label} over {len(nights)} nights ({latest_meta or '-'})",
             "date": _date(nights[-1].started) if nights else _now(),
