@@ -128,6 +128,9 @@ class Child:
         return True
 
     def group_alive(self) -> bool:
+        """Whether a member of the group still runs (a zombie waiting for a reaper does not)."""
+        if os.path.isdir("/proc/self"):
+            return any(_running_in_group(entry, self.pid) for entry in os.listdir("/proc") if entry.isdigit())
         try:
             os.killpg(self.pid, 0)
         except (ProcessLookupError, PermissionError):
@@ -229,6 +232,16 @@ def wait_gone(pids: Sequence[int], timeout_s: float) -> bool:
             return True
         time.sleep(0.02)
     return not [pid for pid in pids if _alive(pid)]
+
+
+def _running_in_group(entry: str, group: int) -> bool:
+    try:
+        with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
+            fields = stat.read().rsplit(")", 1)[-1].split()
+    except OSError:
+        return False
+    # after the command's name: state, ppid, pgrp
+    return len(fields) > 2 and fields[2] == str(group) and fields[0] not in ("Z", "X")
 
 
 def _alive(pid: int) -> bool:

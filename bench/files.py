@@ -70,10 +70,11 @@ def read_bytes(
         raise error(f"{name}: cannot read the {what}: no such file") from None
     except OSError as exc:
         raise error(f"{name}: cannot read the {what}: {exc.strerror or exc}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise error(f"{name}: the {what} must be a regular file; this is {_kind(mode)}")
     with os.fdopen(fd, "rb") as handle:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise error(f"{name}: the {what} must be a regular file; this is {_kind(mode)}")
         try:
             data = handle.read(max_bytes + 1)
         except OSError as exc:
@@ -263,8 +264,8 @@ def csv_rows(
             if None in row:
                 raise error(f"{source}:{reader.line_num}: the {what} has more fields than its header")
             rows.append((reader.line_num, {key: value or "" for key, value in row.items()}))
-    except csv.Error as exc:
-        raise error(f"{source}:{reader.line_num}: the {what} is not valid CSV: {exc}") from None
+    except csv.Error as exc:  # raised while reading a line, before csv counts it
+        raise error(f"{source}:{reader.line_num + 1}: the {what} is not valid CSV: {exc}") from None
     finally:
         csv.field_size_limit(previous)
     return rows

@@ -256,7 +256,7 @@ def local_server(
     if model is None and not names_a_model(args):
         model = embedded_model()
         if not any(arg.split("=", 1)[0] in ALIAS_FLAGS for arg in args):
-            args = [*args, "--alias", EMBEDDED_MODEL_ALIAS]
+            args = ["--alias", EMBEDDED_MODEL_ALIAS, *args]  # first: a user's flags stay last
     return LocalServer(binary or embedded_binary(), model, args=list(args), log_path=log_path)
 
 

@@ -229,7 +229,7 @@ def import_mooncake(
         raw = files.loads_json(line, source, what="Mooncake row", line=number)
         try:
             stamp, n_in, n_out = float(raw["timestamp"]), int(raw["input_length"]), int(raw["output_length"])
-            hashes = raw.get("hash_ids") or ()
+            hashes = raw.get("hash_ids") or []
             if not isinstance(hashes, list):
                 raise TypeError("hash_ids is not a list")
         except (ValueError, KeyError, TypeError, OverflowError) as exc:
@@ -323,6 +323,8 @@ def convert(source: Path, kind: TraceFormat, out: Path) -> int:
     rows = list(
         import_mooncake(lines, str(source)) if kind is TraceFormat.MOONCAKE else import_azure(lines, str(source))
     )
+    if not rows:
+        raise ConfigError(f"{source}: no rows to import (an empty {kind.value} trace)")
     if len(rows) > MAX_ROWS:
         raise ConfigError(f"{source}: {len(rows):,} rows; a trace holds at most {MAX_ROWS:,} requests")
     rows.sort(key=lambda row: row["t"])  # stable: rows of one time keep their order

@@ -398,7 +398,7 @@ class ProcessPool:
             if process.returncode is None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(process.wait(), STOP_S)
-            await stop_async(process, child, grace_s=STOP_S)
+            await stop_async(process, child, grace_s=1.0)  # it had its STOP_S: what is left is ended
 
 
 async def run_in_workers(specs: Sequence[WorkerSpec], sink: Callable[[RequestRecord], None]) -> WorkersOutcome:

@@ -263,3 +263,10 @@ def test_several_runs_a_side_make_the_run_the_unit(tmp_path: Path, capsys: pytes
     assert main(argv) == 0 and json.loads(capsys.readouterr().out)["b"]["runs"] == 3
     with pytest.raises(ResultsError, match="no run labelled 'c'"):
         resolve_runs("all:c", tmp_path)
+
+
+def test_a_run_on_both_sides_is_refused(tmp_path: Path) -> None:
+    a = write_run(tmp_path, noisy_records(4, pp_tps=650, tg_tps=72, cv=0.02, seed=1), label="a", started=1.0)
+    b = write_run(tmp_path, noisy_records(4, pp_tps=650, tg_tps=72, cv=0.02, seed=2), label="b", started=2.0)
+    with pytest.raises(ConfigError, match=r"1 run\(s\) are on both sides of the comparison"):
+        compare_runs([a, b], [b])

@@ -207,3 +207,19 @@ def test_a_baseline_that_is_not_a_finite_number_is_refused(tmp_path: Path, value
     path.write_text(f'[[baseline]]\nfigure = "tg_tps"\nvalue = 100\ntolerance_pct = {value}\n')
     with pytest.raises(ConfigError, match=r"field 'tolerance_pct'"):
         load_baselines(path)
+
+
+@pytest.mark.parametrize("value", ["1e300", "101", "-1"])
+def test_a_tolerance_that_would_pass_every_figure_is_refused_with_its_range(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "baselines.toml"
+    path.write_text(f'[[baseline]]\nfigure = "tg_tps"\nvalue = 100\ntolerance_pct = {value}\n')
+    with pytest.raises(ConfigError, match=r"field 'tolerance_pct': must be a number of percent from 0 to 100"):
+        load_baselines(path)
+
+
+def test_a_huge_value_is_quoted_cut_in_the_error(tmp_path: Path) -> None:
+    text = '[[scenario]]\nname = "x"\nprompt_tokens = [' + ", ".join(["7" * 18] * 40) + "]\noutput_tokens = 8\n"
+    with pytest.raises(ConfigError) as error:
+        load_scenario_set(write(tmp_path, text))
+    message = str(error.value)
+    assert "field 'prompt_tokens'" in message and message.endswith("...") and message.count("7" * 18) < 4

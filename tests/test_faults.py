@@ -410,9 +410,14 @@ def test_a_second_interrupt_during_the_clean_up_still_leaves_the_run_partial(
     import subprocess
     import sys
 
+    # A run that cannot end before the interrupts land, however late a loaded machine delivers them:
+    # with the smoke set (13 s) a run could finish first, and the interrupts then met its clean-up
+    # (ignored: exit 0, complete) or the interpreter's exit. 400 requests of 64 tokens take 8 minutes.
     fake.config.itl_s = 0.02
+    scenarios = tmp_path.parent / "long.toml"
+    scenarios.write_text('[[scenario]]\nname = "long"\nprompt_tokens = 64\noutput_tokens = 64\nrepetitions = 400\n')
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench", "run", "--endpoint", fake.url, "--scenarios", "smoke",
+        [sys.executable, "-m", "bench", "run", "--endpoint", fake.url, "--scenarios", str(scenarios),
          "--results-dir", str(tmp_path), "--no-report"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
@@ -480,3 +485,20 @@ def test_a_run_written_with_nan_timings_still_shows_and_exports(
     _strict(capsys.readouterr().out)
     assert main(["export", str(run), "-o", str(tmp_path / "export.json")]) == 0
     _strict((tmp_path / "export.json").read_text())
+
+
+def test_a_context_of_minus_five_is_unknown_not_a_reason_to_refuse(fake: FakeLlamaServer, tmp_path: Path) -> None:
+    from bench.check import run_check
+
+    fake.config.n_ctx = -5
+    assert run_check(endpoint=fake.url).n_ctx is None
+    result = run_benchmark(options(fake.url, tmp_path))
+    assert result.summary.requests == 4 and read_run_meta(result.run_dir)["props"]["n_ctx"] is None
+
+
+def test_a_tokenizer_that_counts_one_too_many_is_noticed(fake: FakeLlamaServer, tmp_path: Path) -> None:
+    fake.config.tokenize_extra = 1  # every prompt comes out one token short of what was asked
+    result = run_benchmark(options(fake.url, tmp_path))
+    (case,) = result.summary.cases
+    assert case.prompt_length_mismatches == 4
+    assert any("had a prompt of another length than asked" in note for note in case.notes)

@@ -91,6 +91,9 @@ def test_a_bad_line_in_a_lengths_file_is_named_by_file_and_line(tmp_path: Path) 
     (tmp_path / "lengths.txt").write_text("40\nforty\n")
     with pytest.raises(ConfigError, match=r"lengths.txt:2: each line must be one length"):
         dist(dist="empirical", file=str(tmp_path / "lengths.txt"))
+    (tmp_path / "lengths.txt").write_text("40\n4\u00b2\n")  # a digit to str.isdigit, not to int()
+    with pytest.raises(ConfigError, match=r"lengths.txt:2: each line must be one length"):
+        dist(dist="empirical", file=str(tmp_path / "lengths.txt"))
     with pytest.raises(ConfigError, match=r"missing.txt: cannot read the lengths file of .*: no such file"):
         dist(dist="empirical", file=str(tmp_path / "missing.txt"))
 

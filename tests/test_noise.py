@@ -78,6 +78,10 @@ def test_a_profile_is_written_atomically_and_read_back_whole(tmp_path: Path) -> 
          ' "runs": 2, "within": null, "requests": 5}]}', "fewer than 3 runs"),
         ('{"schema_version": 1, "run_ids": [], "spreads": [{"case_id": "c", "figure": "tg_tps", "between": -1,'
          ' "runs": 5, "within": null, "requests": 5}]}', "not a valid noise profile"),
+        ('{"schema_version": 1, "run_ids": [], "spreads": [{"case_id": "c", "figure": "tg_tps", "between": 1e308,'
+         ' "runs": 5, "within": null, "requests": 5}]}', "1e\\+308 is not a number from 0 to 10"),
+        ('{"schema_version": 1, "run_ids": [], "spreads": [{"case_id": "c", "figure": "tg_tps", "between": 0.1,'
+         ' "runs": 1e20, "within": null, "requests": 5}]}', "not a count"),
     ],
 )  # fmt: skip
 def test_a_broken_profile_is_refused_with_what_to_do(tmp_path: Path, text: str, message: str) -> None:

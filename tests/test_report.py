@@ -99,14 +99,16 @@ def test_comparison_report_has_forest_plot_and_distributions(tmp_path: Path) -> 
     assert no_external_resources(html)
 
 
-def write_nights(results: Path, values: list[float], *, build_change_at: int | None = None) -> None:
+def write_nights(
+    results: Path, values: list[float], *, build_change_at: int | None = None, label: str = "nightly"
+) -> None:
     """Nightly runs with a tg figure per night, as `bench nightly` leaves them."""
     for i, tg in enumerate(values):
         build = "b2" if build_change_at is not None and i >= build_change_at else "b1"
         run = write_run(
             results,
             noisy_records(4, pp_tps=650, tg_tps=tg, cv=0.002, seed=i, case_id="tg/x", scenario="tg"),
-            label="nightly",
+            label=label,
             started=86400.0 * (i + 1),
             build=build,
         )
@@ -147,3 +149,17 @@ def test_the_bandwidth_figure_reaches_the_report_and_bench_show(
     assert "<dt>bandwidth</dt>" in html and html_escape(sentence) in html
     assert main(["show", str(run)]) == 0
     assert sentence in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("label", "name"), [("team/gpu1", "trend-team-gpu1.html"), ("x/../../escaped", None)])
+def test_a_label_that_becomes_a_file_name_stays_one_name_in_the_reports_directory(
+    tmp_path: Path, label: str, name: str | None
+) -> None:
+    results, reports = tmp_path / "results", tmp_path / "reports"
+    write_nights(results, [72.0, 71.0, 72.5], label=label)
+    path = render_trend_report(results, label, reports)
+    assert path.parent == reports and path.exists()
+    assert name is None or path.name == name
+    assert sorted(p.relative_to(tmp_path).parts[0] for p in tmp_path.rglob("*.html")) == ["reports"] * 2  # + index
+    index = json.loads((reports / "index.json").read_text())
+    assert path.name in [entry["file"] for entry in index["reports"]]

@@ -198,3 +198,30 @@ def test_the_packaged_server_says_which_backend_it_was_built_for() -> None:
 
     assert packaged_backend(embedded_binary()) in ("cpu", "cuda", "vulkan", "metal", "rocm")
     assert packaged_backend(Path("/usr/bin/env")) is None  # not the packaged one
+
+
+def test_user_flags_add_to_the_embedded_servers_own_and_its_model_keeps_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gguf = model(tmp_path)
+    monkeypatch.setattr("bench.server.embedded_model", lambda: gguf)
+    monkeypatch.setattr("bench.server.embedded_binary", lambda: Path("/opt/llama-server"))
+    default = local_server(binary=None, model_file=None, args=None, log_path=tmp_path / "l")
+    mine = local_server(binary=None, model_file=None, args=["-t", "1"], log_path=tmp_path / "l")
+    assert mine.args[: len(default.args)] == default.args and mine.args[-2:] == ("-t", "1")
+    assert ("--alias", "gemma-3-270m-q4_k_m") == default.args[:2] == mine.args[:2]
+    named = local_server(binary=None, model_file=None, args=["-a", "mine"], log_path=tmp_path / "l")
+    assert named.args.count("-a") == 1 and "--alias" not in named.args
+
+
+def test_a_relative_binary_is_a_path_here_not_a_name_on_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plain_cpu: None
+) -> None:
+    stand_in(tmp_path, dies_unless=None).rename(tmp_path / "wrap.sh")
+    monkeypatch.chdir(tmp_path)
+    server = LocalServer(Path("./wrap.sh"), model(tmp_path), log_path=tmp_path / "s.log", startup_timeout_s=30)
+    try:
+        assert server.start().startswith("http://127.0.0.1:")
+        assert server.command[0] == str(tmp_path / "wrap.sh")
+    finally:
+        server.stop()

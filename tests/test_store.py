@@ -83,3 +83,18 @@ def test_results_dir_that_is_a_file_fails_clearly(tmp_path: Path) -> None:
 
 def test_empty_history_is_an_empty_frame(tmp_path: Path) -> None:
     assert load_history(tmp_path / "none").empty
+
+
+def test_one_unreadable_run_is_skipped_and_named_not_fatal_to_the_history(tmp_path: Path) -> None:
+    from bench.store import load_history
+    from tests.factories import noisy_records, write_run
+
+    write_run(tmp_path, noisy_records(3, pp_tps=650, tg_tps=72, cv=0.02, seed=1), label="a", started=1.0)
+    empty = write_run(tmp_path, noisy_records(3, pp_tps=650, tg_tps=72, cv=0.02, seed=2), label="b", started=2.0)
+    (empty / "run.json").write_text("")  # a full disk at the wrong moment
+    torn = write_run(tmp_path, noisy_records(3, pp_tps=650, tg_tps=72, cv=0.02, seed=3), label="c", started=3.0)
+    (torn / "requests.parquet").write_bytes(b"")  # a 0-byte Parquet file
+    history = load_history(tmp_path)
+    assert set(history["label"]) == {"a"}  # the readable run, whole
+    skipped = history.attrs["skipped_runs"]
+    assert len(skipped) == 2 and any(empty.name in s for s in skipped) and any(torn.name in s for s in skipped)

@@ -198,3 +198,57 @@ def test_bench_trace_imports_and_shows_and_never_overwrites(tmp_path: Path, caps
     assert convert(source, TraceFormat.AZURE, tmp_path / "again.jsonl") == 2
     assert main(["trace", "show", "sample"]) == 0
     assert "24 requests" in capsys.readouterr().out
+
+
+def test_a_mooncake_row_of_many_blocks_costs_its_blocks_not_every_prefix() -> None:
+    import tracemalloc
+
+    blocks = list(range(20_000))  # a 110 KB row: every prefix of it kept was 1.65 GB
+    tracemalloc.start()
+    rows = list(import_mooncake(lines(
+        {"timestamp": 0, "input_length": 20_000 * 512, "output_length": 1, "hash_ids": blocks},
+        {"timestamp": 1, "input_length": 20_000 * 512, "output_length": 1, "hash_ids": [*blocks[:15_000], -1]},
+    ), "m.jsonl"))  # fmt: skip
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 64 * 2**20
+    assert rows[1]["prefix_tokens"] == 15_000 * 512
+
+
+def test_mooncake_blocks_past_the_input_do_not_count() -> None:
+    rows = list(import_mooncake(lines(
+        {"timestamp": 0, "input_length": 1000, "output_length": 1, "hash_ids": [1, 2, 3, 4]},
+        {"timestamp": 1, "input_length": 1000, "output_length": 1, "hash_ids": [1, 2, 3, 4]},
+    ), "m.jsonl"))  # fmt: skip
+    # 1,000 tokens hold two blocks of 512: the shared prefix is what the input can hold, less the last token
+    assert rows[1]["prefix_tokens"] == 999
+
+
+def test_imported_rows_out_of_time_order_are_timed_from_the_earliest_and_sorted(tmp_path: Path) -> None:
+    source = tmp_path / "m.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in [
+        {"timestamp": 5000, "input_length": 10, "output_length": 2},
+        {"timestamp": 1000, "input_length": 20, "output_length": 3},
+    ]))  # fmt: skip
+    assert convert(source, TraceFormat.MOONCAKE, tmp_path / "t.jsonl") == 2
+    trace = load_trace(tmp_path / "t.jsonl")
+    assert [(r.t, r.input_tokens) for r in trace.rows] == [(0.0, 20), (4.0, 10)]
+
+
+AZURE_HEAD = "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "message"),
+    [
+        (TraceFormat.MOONCAKE, '{"timestamp": 0, "input_length": -5, "output_length": 2}\n', "must not be negative"),
+        (TraceFormat.AZURE, f"{AZURE_HEAD}2023-11-16 18:15:46,-3,4\n", "must not be negative"),
+        (TraceFormat.AZURE, f"{AZURE_HEAD}2023-11-16 18:15:46,3,4\n2023-11-16 18:15:47+00:00,3,4\n",
+         r"a.in:3: field 'TIMESTAMP': has time zone where line 2"),
+    ],
+)  # fmt: skip
+def test_imports_refuse_what_they_cannot_mean(tmp_path: Path, kind: TraceFormat, text: str, message: str) -> None:
+    source = tmp_path / "a.in"
+    source.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        convert(source, kind, tmp_path / "out.jsonl")

@@ -53,6 +53,7 @@ class FakeConfig:
     malformed_event_at: int | None = None  # send invalid JSON as this event
     has_tokenize: bool = True
     tokens_as_text: bool = False  # /tokenize answers tokens in a shape llama-server does not use
+    tokenize_extra: int = 0  # /tokenize counts this many tokens more than the chat then processes
     has_props: bool = True
     has_metrics: bool = True  # llama-server started with --metrics
     buffered: bool = False  # deliver a whole stream in one write (a buffering proxy)
@@ -66,6 +67,9 @@ class FakeConfig:
     gzip_bodies: bool = False  # JSON answers gzip-compressed (a long repetitive answer: a decompression bomb)
     props_padding_bytes: int = 0  # pad /props with a field this long (a 300 MB /props)
     echo_auth_in_errors: bool = False  # error bodies quote the request's Authorization header (a careless proxy)
+    # the error body sent as it is: "{auth}" replaced by the Authorization header, "{auth_json}" by the
+    # header JSON-escaped as some servers write it ("/" as "\\/")
+    error_body: str | None = None
     trickle_paths: tuple[str, ...] = ()  # GET paths answered with headers, then one byte a second
     serve_slots: int = 0  # > 0: at most this many chats served at once, the rest wait (llama-server's -np)
     # prompt-cache slots: each keeps its last request's prompt and answer (all but the last token, as
@@ -239,7 +243,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.server.log.header_arrivals.append(headers_read)
         if self.path == "/tokenize" and config.has_tokenize:
             tokens = count_tokens(str(body.get("content", "")), add_special=bool(body.get("add_special", False)))
-            ids: list[Any] = [hash(t) % 50000 for t in tokens]
+            ids: list[Any] = [hash(t) % 50000 for t in tokens] + [0] * config.tokenize_extra
             self._send_json(200, {"tokens": [str(i) for i in ids] if config.tokens_as_text else ids})
         elif self.path == "/apply-template" and config.has_tokenize:
             self._send_json(200, {"prompt": render_template(body.get("messages", []))})
@@ -292,6 +296,16 @@ class _Handler(BaseHTTPRequestHandler):
             page = b"<html><body><h1>Welcome to nginx!</h1></body></html>"
             self.send_response(200)
             self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+            return
+        if config.status != 200 and config.error_body is not None:
+            auth = self.headers.get("Authorization", "")
+            escaped = json.dumps(auth)[1:-1].replace("/", "\\/")
+            page = config.error_body.replace("{auth_json}", escaped).replace("{auth}", auth).encode()
+            self.send_response(config.status)
+            self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(page)))
             self.end_headers()
             self.wfile.write(page)
@@ -617,7 +631,9 @@ def main(argv: list[str] | None = None) -> None:
     """Serve the fake on 127.0.0.1 until killed; prints its URL on the first line."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m bench.devtools.testing.fake_server", description=main.__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.devtools.testing.fake_server", description=main.__doc__, allow_abbrev=False
+    )
     parser.add_argument("--ttft", type=float, default=0.0, help="seconds before the first token")
     parser.add_argument("--itl", type=float, default=0.0, help="seconds between tokens")
     parser.add_argument("--tokens-per-chunk", type=int, default=1)
