@@ -33,6 +33,7 @@ from bench.loadgen import CaseOutcome
 from bench.records import RequestRecord
 from bench.transport.client import is_loopback
 from bench.transport.lag import ClientLag
+from bench import workers
 from bench.version import __version__
 from bench.workers import READY_S, ClockOffset, Placement, WorkerBackend, WorkersOutcome, WorkerSpec, outcome_of, serve
 
@@ -121,6 +122,16 @@ class LoadWorker:
                 return
 
 
+async def _next(stream: Any) -> tuple[Any, ...] | None:
+    """The actor's next message, or None at the stream's end."""
+    try:
+        ref = await stream.__anext__()
+    except StopAsyncIteration:
+        return None
+    message: tuple[Any, ...] = await ref
+    return message
+
+
 async def _offset(actor: Any) -> ClockOffset:
     """The actor's monotonic clock minus ours, from the shortest of a few round trips."""
     best: tuple[float, float] | None = None
@@ -147,6 +158,7 @@ class RayPool:
     def __init__(self, actors: list[Any], placements: list[Placement]) -> None:
         self.actors = actors
         self.placements = placements
+        self.silent: set[int] = set()  # actors ended for their silence (by id), to be named so
 
     @classmethod
     async def start(cls, count: int, endpoint: str) -> RayPool:
@@ -189,8 +201,13 @@ class RayPool:
         for k, end in enumerate(ends):
             placement = self.placements[k]
             if end is None:
+                what = (
+                    f"sent nothing for {workers.SILENCE_S:g} s (stopped, or stuck) and was ended"
+                    if id(self.actors[k]) in self.silent
+                    else "died before its end"
+                )
                 notes.append(
-                    f"worker {k} (Ray, node {placement.node}, pid {placement.pid}) died before its end: the requests "
+                    f"worker {k} (Ray, node {placement.node}, pid {placement.pid}) {what}: the requests "
                     "it had in flight were lost (those it finished are kept)"
                 )
                 continue
@@ -203,9 +220,19 @@ class RayPool:
         self, actor: Any, spec: WorkerSpec, sink: Callable[[RequestRecord], None]
     ) -> tuple[CaseOutcome, ClientLag | None] | None:
         ray = _ray()
+        stream = actor.run.remote(spec).__aiter__()
         try:
-            async for ref in actor.run.remote(spec):
-                message = await ref
+            while True:
+                # bounded as a process worker is: a live actor beats every HEARTBEAT_S, one silent for
+                # SILENCE_S is stopped or stuck, and is ended rather than waited on for ever
+                try:
+                    message = await asyncio.wait_for(_next(stream), workers.SILENCE_S)
+                except TimeoutError:
+                    ray.kill(actor)
+                    self.silent.add(id(actor))
+                    return None
+                if message is None:
+                    return None
                 if message[0] == "record":
                     sink(message[1])
                 elif message[0] == "done":
@@ -214,7 +241,6 @@ class RayPool:
             return None
         except ray.exceptions.RayTaskError as exc:
             raise BenchError(f"a Ray load worker failed: {exc}") from None
-        return None
 
     async def close(self) -> None:
         ray = _ray()

@@ -6,6 +6,7 @@ a process of its own, and is held against the same scenarios run by --workers 2.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -168,6 +169,31 @@ def test_a_ray_worker_killed_mid_run_loses_only_its_in_flight_requests(ray_clust
     assert any(f"pid {victim}" in note for note in summarised["notes"])
     (stored,) = load_summary(the_run(results)).cases
     assert any(f"pid {victim}" in note for note in stored.notes)
+
+
+def test_a_stopped_ray_worker_is_ended_after_its_silence_and_named(ray_cluster: str, tmp_path: Path) -> None:
+    """SIGSTOP is what a call that never returns looks like from outside: no beat, no record, no end."""
+    from bench.workers import SILENCE_S
+
+    results = tmp_path / "results"
+    with fake_server_process("--ttft", "0.02", "--itl", "0.05") as url:
+        (tmp_path / "ray.toml").write_text(SCENARIOS.split("[[scenario]]\nname = \"open\"")[0].replace(
+            "output_tokens = 16", "output_tokens = 20").replace("repetitions = 3", "repetitions = 4"))  # fmt: skip
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bench", "run", "--endpoint", url, "--scenarios", str(tmp_path / "ray.toml"),
+             "--results-dir", str(results), "--ray", ray_cluster, "--no-report"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=suite_env(),
+        )  # fmt: skip
+        victim = wait_for_a_record_of_worker(results, worker=1, deadline=time.monotonic() + 120)
+        os.kill(victim, signal.SIGSTOP)
+        try:
+            output = finished(process)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(victim, signal.SIGKILL)
+    records = [r for r in read_records(the_run(results)) if not r.warmup]
+    assert sorted(r.index for r in records if r.index % 2 == 0) == list(range(0, 16, 2))
+    assert f"worker 1 (Ray, node 127.0.0.1, pid {victim}) sent nothing for {SILENCE_S:g} s" in output
 
 
 def wait_for_a_record_of_worker(results: Path, worker: int, deadline: float) -> int:
