@@ -27,13 +27,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from bench import workers
 from bench.clock import RunClock
 from bench.errors import BenchError, ConfigError
 from bench.loadgen import CaseOutcome
 from bench.records import RequestRecord
 from bench.transport.client import is_loopback
 from bench.transport.lag import ClientLag
-from bench import workers
 from bench.version import __version__
 from bench.workers import READY_S, ClockOffset, Placement, WorkerBackend, WorkersOutcome, WorkerSpec, outcome_of, serve
 
