@@ -105,6 +105,8 @@ class RunOptions:
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     ready_timeout_s: float = 300.0  # how long to wait while the server answers 503 (loading the model)
     max_run_s: float | None = None  # stop the whole run after this long (partial)
+    # time.monotonic() when the command began, so --max-run-time covers reading its files too; None: the run's start
+    began_monotonic: float | None = None
     output_probe: bool = False  # after the cases, record a temperature-0 answer (A/B output checks)
     active_weight_gib: float | None = None  # weights read per generated token, for the bandwidth figure
     peak_bandwidth_gbs: float | None = None  # overrides the card's data-sheet figure
@@ -232,7 +234,11 @@ class _Run:
         store = self._create_store()
         # --max-run-time bounds the whole command: start-up, preflight and prompt building too
         limit = self.options.max_run_s
-        deadline = None if limit is None else asyncio.get_running_loop().time() + limit
+        began = self.options.began_monotonic
+        # the loop's clock is time.monotonic(): a command's start and the run's are on one clock
+        deadline = (
+            None if limit is None else (began if began is not None else asyncio.get_running_loop().time()) + limit
+        )
         try:
             if self.options.ray_address is not None:
                 from bench.ray_workers import connect

@@ -502,3 +502,13 @@ def test_a_tokenizer_that_counts_one_too_many_is_noticed(fake: FakeLlamaServer, 
     (case,) = result.summary.cases
     assert case.prompt_length_mismatches == 4
     assert any("had a prompt of another length than asked" in note for note in case.notes)
+
+
+def test_the_run_time_limit_counts_from_the_commands_start_so_loading_is_in_it(
+    fake: FakeLlamaServer, tmp_path: Path
+) -> None:
+    """Reading the set's files took 10 s of a 5 s limit: nothing is sent, and the run says why."""
+    began = time.monotonic() - 10
+    with pytest.raises(EndpointError, match="stopped at the run time limit of 5 s"):
+        run_benchmark(options(fake.url, tmp_path, max_run_s=5.0, began_monotonic=began))
+    assert fake.log.chat_bodies == []  # not even the preflight's chat

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,7 +71,8 @@ def run(args: argparse.Namespace) -> ExitCode:
     from bench.cli.console import ConsoleObserver
     from bench.runner import run_benchmark
 
-    run_options = options.run_options(args)
+    began = time.monotonic()  # --max-run-time counts from here: loading the set and its files is in it
+    run_options = replace(options.run_options(args), began_monotonic=began)
     console = _console(stderr=args.json)
     with ConsoleObserver(console) as observer:
         result = run_benchmark(run_options, observer)
