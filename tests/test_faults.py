@@ -512,3 +512,37 @@ def test_the_run_time_limit_counts_from_the_commands_start_so_loading_is_in_it(
     with pytest.raises(EndpointError, match="stopped at the run time limit of 5 s"):
         run_benchmark(options(fake.url, tmp_path, max_run_s=5.0, began_monotonic=began))
     assert fake.log.chat_bodies == []  # not even the preflight's chat
+
+
+@pytest.mark.parametrize("ending", ["SIGTERM", "SIGINT"])
+def test_a_run_started_with_sigint_ignored_still_ends_on_term_and_int(
+    fake: FakeLlamaServer, tmp_path: Path, ending: str
+) -> None:
+    """A background job of a shell script (`bench run &`, nohup) starts with SIGINT ignored: TERM became
+    SIGINT and did nothing, and `timeout` or systemd could not stop the run."""
+    import signal
+    import subprocess
+    import sys
+
+    fake.config.itl_s = 0.02
+    scenarios = tmp_path.parent / "long-ignored.toml"
+    scenarios.write_text('[[scenario]]\nname = "long"\nprompt_tokens = 64\noutput_tokens = 64\nrepetitions = 400\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench", "run", "--endpoint", fake.url, "--scenarios", str(scenarios),
+         "--results-dir", str(tmp_path), "--no-report"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # as a shell starts a background job
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not any(log.stat().st_size for log in tmp_path.glob("*/requests.jsonl")):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise AssertionError(f"the run ended before it measured anything: {proc.communicate()[1][-2000:]!r}")
+        time.sleep(0.02)
+    proc.send_signal(getattr(signal, ending))
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert read_run_meta(only_run(tmp_path))["status"] == "partial"

@@ -53,7 +53,14 @@ def ending_like_ctrl_c(*signals: signal.Signals) -> Iterator[None]:
     and a server the suite started is stopped, instead of both being left behind.
     The earlier handlers come back afterwards (``main`` is also called from Python).
     """
-    with handling(signals, lambda *_: signal.raise_signal(signal.SIGINT)):
+    # A command started with SIGINT ignored (a background job of a shell script, `nohup ... &`)
+    # would ignore the raised SIGINT too, and TERM would do nothing: the command takes SIGINT
+    # back for its length. Ctrl-C at a terminal reaches only foreground jobs either way.
+    interrupt = (signal.SIGINT,) if signal.getsignal(signal.SIGINT) == signal.SIG_IGN else ()
+    with (
+        handling(interrupt, signal.default_int_handler),
+        handling(signals, lambda *_: signal.raise_signal(signal.SIGINT)),
+    ):
         yield
 
 
