@@ -224,33 +224,47 @@ async def stop_async(process: asyncio.subprocess.Process, child: Child, grace_s:
         child.release()
 
 
+def describe_exit(returncode: int | None) -> str:
+    """``exited with code 1`` or ``was killed by SIGILL (illegal instruction)``."""
+    if returncode is None:
+        return "exited"
+    if returncode >= 0:
+        return f"exited with code {returncode}"
+    try:
+        number = signal.Signals(-returncode)
+    except ValueError:
+        return f"was killed by signal {-returncode}"
+    meaning = signal.strsignal(number) or ""
+    return f"was killed by {number.name} ({meaning.lower()})" if meaning else f"was killed by {number.name}"
+
+
 def wait_gone(pids: Sequence[int], timeout_s: float) -> bool:
     """Whether every pid has exited (or become a zombie) within ``timeout_s``; for tests and checks."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not [pid for pid in pids if _alive(pid)]:
-            return True
+    while any(_running(_stat(str(pid))) for pid in pids):
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(0.02)
-    return not [pid for pid in pids if _alive(pid)]
+    return True
+
+
+def _stat(entry: str) -> list[str] | None:
+    """A process's /proc stat fields after its command's name (state, ppid, pgrp, ...); None once it is gone."""
+    try:
+        with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rsplit(")", 1)[-1].split()
+    except OSError:
+        return None
+
+
+def _running(fields: list[str] | None) -> bool:
+    """Not gone, and not a zombie waiting for a reaper."""
+    return fields is not None and len(fields) > 0 and fields[0] not in ("Z", "X")
 
 
 def _running_in_group(entry: str, group: int) -> bool:
-    try:
-        with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
-            fields = stat.read().rsplit(")", 1)[-1].split()
-    except OSError:
-        return False
-    # after the command's name: state, ppid, pgrp
-    return len(fields) > 2 and fields[2] == str(group) and fields[0] not in ("Z", "X")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
-            state = stat.read().rsplit(")", 1)[-1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
+    fields = _stat(entry)
+    return _running(fields) and fields is not None and len(fields) > 2 and fields[2] == str(group)
 
 
 @dataclass(frozen=True, slots=True)

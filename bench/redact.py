@@ -81,15 +81,9 @@ class Redactor:
                 text = text.replace(form, MASK)
         return text
 
-    def text(self, text: str, *, cut: bool = False) -> str:
-        """What may be stored or printed of ``text``: masked, and control characters escaped.
-
-        ``cut``: the text was cut at a limit, so what is left of a secret at its end is masked too.
-        """
-        text = self.masked(text)
-        if cut:
-            text = self._mask_cut_prefix(text)
-        return escape_controls(text)
+    def text(self, text: str) -> str:
+        """What may be stored or printed of ``text``: masked, and control characters escaped (``clip`` cuts)."""
+        return escape_controls(self.masked(text))
 
     def clip(self, text: str, limit: int, *, cut: bool = False) -> str:
         """At most ``limit`` characters of ``text``, masked before the cut (a cut would split a key).

@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-from bench.children import Child, spawn, stop_popen
+from bench.children import Child, describe_exit, spawn, stop_popen
 from bench.errors import ServerStartError
-from bench.server_faults import advice, cpu_flags, describe_exit, safe_retry
+from bench.server_faults import advice, cpu_flags, safe_retry
 from bench.transport.health import HealthPolicy, HealthTimeout, wait_for_health
 
 LOOPBACK = "127.0.0.1"

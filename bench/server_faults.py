@@ -1,10 +1,11 @@
 """Why a server the suite started died while starting, and the one safe retry where the cause is known.
 
 A child that dies of a signal has a negative return code (-4 is SIGILL); a user needs the
-signal's name and what to do. One cause is common and known: a CPU that advertises AMX
-(``amx_tile`` in /proc/cpuinfo) inside a VM that faults on tile instructions. llama.cpp's
-native CPU build then takes its AMX path for repacked weights and dies at the first tile
-load (SIGILL on ``tileloadd``, or a general-protection fault, SIGSEGV, on ``ldtilecfg``).
+signal's name (``bench.children.describe_exit``) and what to do. One cause is common and
+known: a CPU that advertises AMX (``amx_tile`` in /proc/cpuinfo) inside a VM that faults on
+tile instructions. llama.cpp's native CPU build then takes its AMX path for repacked weights
+and dies at the first tile load (SIGILL on ``tileloadd``, or a general-protection fault,
+SIGSEGV, on ``ldtilecfg``).
 The same binary runs with weight repacking off (``--no-repack``, env ``LLAMA_ARG_REPACK=0``),
 so the suite retries once with that flag and says so wherever the run is recorded.
 """
@@ -32,20 +33,6 @@ class SafeRetry:
     reason: str
 
 
-def describe_exit(returncode: int | None) -> str:
-    """``exited with code 1`` or ``was killed by SIGILL (illegal instruction)``."""
-    if returncode is None:
-        return "exited"
-    if returncode >= 0:
-        return f"exited with code {returncode}"
-    try:
-        number = signal.Signals(-returncode)
-    except ValueError:
-        return f"was killed by signal {-returncode}"
-    meaning = signal.strsignal(number) or ""
-    return f"was killed by {number.name} ({meaning.lower()})" if meaning else f"was killed by {number.name}"
-
-
 def cpu_flags(cpuinfo: Path = CPUINFO) -> frozenset[str]:
     """The CPU's feature flags as the kernel lists them (empty where it cannot be read)."""
     try:
@@ -63,14 +50,20 @@ def names_repack(args: Sequence[str]) -> bool:
     return any(arg.split("=", 1)[0] in REPACK_FLAGS for arg in args)
 
 
-def safe_retry(returncode: int | None, args: Sequence[str], flags: frozenset[str]) -> SafeRetry | None:
-    """The retry for a start that died of a CPU fault on an AMX CPU, unless repacking was already set."""
+def fault_signal(returncode: int | None) -> signal.Signals | None:
+    """The CPU fault (SIGILL, SIGSEGV, SIGBUS) a process died of, if it died of one."""
     if returncode is None or returncode >= 0 or -returncode not in FAULT_SIGNALS:
         return None
+    return signal.Signals(-returncode)
+
+
+def safe_retry(returncode: int | None, args: Sequence[str], flags: frozenset[str]) -> SafeRetry | None:
+    """The retry for a start that died of a CPU fault on an AMX CPU, unless repacking was already set."""
+    fault = fault_signal(returncode)
     amx = sorted(flag for flag in AMX_FLAGS if flag in flags)
-    if not amx or names_repack(args):
+    if fault is None or not amx or names_repack(args):
         return None
-    name = signal.Signals(-returncode).name
+    name = fault.name
     return SafeRetry(
         (NO_REPACK,),
         f"llama-server was killed by {name} while starting on a CPU that advertises AMX ({' '.join(amx)}): "
@@ -81,7 +74,7 @@ def safe_retry(returncode: int | None, args: Sequence[str], flags: frozenset[str
 
 def advice(returncode: int | None, args: Sequence[str]) -> str:
     """What to try after a start that died, where the suite has no safe retry left."""
-    if returncode is None or returncode >= 0 or -returncode not in FAULT_SIGNALS:
+    if fault_signal(returncode) is None:
         return ""
     tried = names_repack(args)
     return (

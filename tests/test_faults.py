@@ -6,6 +6,8 @@ import errno
 import io
 import json
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -403,40 +405,45 @@ def test_runs_with_no_case_in_common_are_not_an_all_clear(tmp_path: Path, capsys
     assert "no case in common" in capsys.readouterr().err
 
 
-def test_a_second_interrupt_during_the_clean_up_still_leaves_the_run_partial(
-    fake: FakeLlamaServer, tmp_path: Path
-) -> None:
-    import signal
-    import subprocess
-    import sys
+def _long_run_measuring(fake: FakeLlamaServer, tmp_path: Path, **popen: Any) -> subprocess.Popen[bytes]:
+    """``bench run`` in its own process, once its first record is on disk.
 
-    # A run that cannot end before the interrupts land, however late a loaded machine delivers them:
-    # with the smoke set (13 s) a run could finish first, and the interrupts then met its clean-up
-    # (ignored: exit 0, complete) or the interpreter's exit. 400 requests of 64 tokens take 8 minutes.
+    The run cannot end before an interrupt the test sends lands, however late a loaded machine
+    delivers it: with the smoke set (13 s) a run could finish first, and the interrupt then met
+    its clean-up (ignored: exit 0, complete) or the interpreter's exit. 400 requests of 64
+    tokens take 8 minutes.
+    """
     fake.config.itl_s = 0.02
-    scenarios = tmp_path.parent / "long.toml"
+    scenarios = tmp_path / "long.toml"
     scenarios.write_text('[[scenario]]\nname = "long"\nprompt_tokens = 64\noutput_tokens = 64\nrepetitions = 400\n')
+    results = tmp_path / "results"
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench", "run", "--endpoint", fake.url, "--scenarios", str(scenarios),
-         "--results-dir", str(tmp_path), "--no-report"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+         "--results-dir", str(results), "--no-report"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **popen,
     )  # fmt: skip
     deadline = time.monotonic() + 60
-
-    def measuring() -> bool:  # a record on disk (the log is opened before run.json is written)
-        return any(log.stat().st_size for log in tmp_path.glob("*/requests.jsonl"))
-
-    while not measuring():
+    # a record on disk (the log is opened before run.json is written)
+    while not any(log.stat().st_size for log in results.glob("*/requests.jsonl")):
         if time.monotonic() > deadline or proc.poll() is not None:
             proc.kill()
             _, err = proc.communicate(timeout=30)
             raise AssertionError(f"the run ended before it measured anything: {err.decode()[-2000:]}")
         time.sleep(0.02)
+    return proc
+
+
+def test_a_second_interrupt_during_the_clean_up_still_leaves_the_run_partial(
+    fake: FakeLlamaServer, tmp_path: Path
+) -> None:
+    import signal
+
+    proc = _long_run_measuring(fake, tmp_path)
     proc.send_signal(signal.SIGINT)
     proc.send_signal(signal.SIGINT)  # at once: it lands while the run keeps what it measured
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    meta = read_run_meta(only_run(tmp_path))
+    meta = read_run_meta(only_run(tmp_path / "results"))
     assert meta["status"] == "partial" and meta["partial_reason"] == "interrupted by the user"
 
 
@@ -521,28 +528,13 @@ def test_a_run_started_with_sigint_ignored_still_ends_on_term_and_int(
     """A background job of a shell script (`bench run &`, nohup) starts with SIGINT ignored: TERM became
     SIGINT and did nothing, and `timeout` or systemd could not stop the run."""
     import signal
-    import subprocess
-    import sys
 
-    fake.config.itl_s = 0.02
-    scenarios = tmp_path.parent / "long-ignored.toml"
-    scenarios.write_text('[[scenario]]\nname = "long"\nprompt_tokens = 64\noutput_tokens = 64\nrepetitions = 400\n')
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench", "run", "--endpoint", fake.url, "--scenarios", str(scenarios),
-         "--results-dir", str(tmp_path), "--no-report"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # as a shell starts a background job
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while not any(log.stat().st_size for log in tmp_path.glob("*/requests.jsonl")):
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            raise AssertionError(f"the run ended before it measured anything: {proc.communicate()[1][-2000:]!r}")
-        time.sleep(0.02)
+    # as a shell starts a background job
+    proc = _long_run_measuring(fake, tmp_path, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     proc.send_signal(getattr(signal, ending))
     try:
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == 130, err
-    assert read_run_meta(only_run(tmp_path))["status"] == "partial"
+    assert read_run_meta(only_run(tmp_path / "results"))["status"] == "partial"

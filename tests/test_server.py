@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from bench.children import describe_exit
 from bench.cli import main
 from bench.errors import ServerStartError
 from bench.runner import RunOptions, run_benchmark
 from bench.server import LocalServer, local_server
-from bench.server_faults import cpu_flags, describe_exit, safe_retry
+from bench.server_faults import cpu_flags, safe_retry
 from bench.store import read_run_meta
 from tests.test_faults import one_case
 
