@@ -4,13 +4,11 @@ The CLI (``bench``) is a thin layer over this library::
 
     from bench import RunOptions, load_scenario_set, load_baselines, run_benchmark, load_history, load_summary
 
-The nightly gate is ``bench.workflows.run_nightly``; comparisons ``bench.compare.compare_runs``.
+The nightly gate is ``bench.flows.workflows.run_nightly``; comparisons ``bench.decide.compare.compare_runs``.
 """
 
 from __future__ import annotations
 
-from bench.baselines import Baselines, load_baselines
-from bench.config import Case, Scenario, ScenarioSet, load_scenario_set
 from bench.errors import (
     AuthError,
     BenchError,
@@ -21,10 +19,12 @@ from bench.errors import (
     ServerError,
     ServerStartError,
 )
+from bench.figures.summary import RunSummary, load_summary, summarise_run
+from bench.flows.run import RunOptions, RunResult, run_benchmark
+from bench.inputs.baselines import Baselines, load_baselines
+from bench.inputs.scenarios import Case, Scenario, ScenarioSet, load_scenario_set
 from bench.records import RequestRecord, ServerTimings
-from bench.runner import RunOptions, RunResult, run_benchmark
-from bench.store import load_history, load_run
-from bench.summary import RunSummary, load_summary, summarise_run
+from bench.store.run_dir import load_history, load_run
 from bench.version import __version__
 
 __all__ = [

@@ -21,7 +21,7 @@ def write_run(
     **meta: Any,
 ) -> Any:
     """A finished run directory holding the given records."""
-    from bench.store import RunStore
+    from bench.store.run_dir import RunStore
 
     store = RunStore.create(results_dir, label)
     store.write_meta(

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from bench.ab import AbPlan, Variant, block_order, parse_variant, run_ab
 from bench.cli import main
-from bench.config import parse_scenario_set
 from bench.devtools.testing.fake_server import FakeLlamaServer
 from bench.errors import ConfigError
-from bench.runner import RunOptions
+from bench.flows.ab import AbPlan, Variant, block_order, parse_variant, run_ab
+from bench.flows.run import RunOptions
+from bench.inputs.scenarios import parse_scenario_set
 
 SET = parse_scenario_set(
     {"scenario": [{"name": "tg", "prompt_tokens": 40, "output_tokens": 8, "repetitions": 5, "warmup": 0}]}, "ab-test"

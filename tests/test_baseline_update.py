@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.baselines import load_baselines
 from bench.cli import main
+from bench.inputs.baselines import load_baselines
 from tests.factories import noisy_records, write_run
 
 

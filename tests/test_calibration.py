@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.compare import Multiplicity
+from bench.decide.compare import Multiplicity
 from bench.devtools.calibration import (
     PP_CV,
     PP_RUN_CV,
@@ -55,7 +55,7 @@ def test_the_fa_sized_change_is_found_with_enough_runs_a_side() -> None:
 
 def test_a_false_positive_counts_in_either_direction(monkeypatch: pytest.MonkeyPatch) -> None:
     # A two-sided test errs both ways: at no change, "improved" is as false as "regressed".
-    from bench import compare
+    from bench.decide import compare
     from bench.devtools import calibration
 
     always_improved = compare.FigureComparison(

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import bench
-from bench.children import run_command, spawn, stop_popen, wait_gone
+from bench.doors.children import run_command, spawn, stop_popen, wait_gone
 
 BENCH = Path(bench.__file__).parent
 
@@ -47,7 +47,7 @@ def test_a_killed_suite_leaves_no_grandchild_behind(tmp_path: Path) -> None:
     """SIGKILL reaches no handler: the watchdog, not the suite, ends the group."""
     suite = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time\nfrom bench.children import spawn\n"
+         "import sys, time\nfrom bench.doors.children import spawn\n"
          f"spawn([{str(wrapper_script(tmp_path))!r}])\nprint('up', flush=True)\ntime.sleep(300)\n"],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -128,11 +128,11 @@ def test_no_module_of_the_suite_starts_a_process_but_the_supervisor() -> None:
     strays = {}
     for path in BENCH.rglob("*.py"):
         relative = path.relative_to(BENCH)
-        if relative.parts[0] == "devtools" or relative == Path("children.py"):
+        if relative.parts[0] == "devtools" or relative == Path("doors/children.py"):
             continue
         if lines := _process_starts(ast.parse(path.read_text())):
             strays[str(relative)] = lines
-    assert not strays, f"processes started outside bench.children: {strays}"
+    assert not strays, f"processes started outside bench.doors.children: {strays}"
 
 
 @pytest.mark.parametrize("code", ["subprocess.Popen(['x'])", "asyncio.create_subprocess_exec('x')", "os.system('x')"])

@@ -9,7 +9,7 @@ import pytest
 
 from bench.cli import main
 from bench.devtools.testing.fake_server import FakeLlamaServer
-from bench.server import free_port
+from bench.load.server import free_port
 
 SET = """
 [[scenario]]

@@ -139,7 +139,7 @@ def test_server_without_timings_still_gives_client_times(fake: FakeLlamaServer) 
 
 
 def test_unreachable_endpoint_is_recorded_then_raised_as_endpoint_error() -> None:
-    from bench.server import free_port
+    from bench.load.server import free_port
 
     url = f"http://127.0.0.1:{free_port()}"
     ex = chat(url, stream=True)

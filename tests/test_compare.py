@@ -6,12 +6,12 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
-from bench.compare import FigureComparison, Multiplicity, Verdict, compare_runs
+from bench.decide.compare import FigureComparison, Multiplicity, Verdict, compare_runs
+from bench.decide.noise import NoiseSource
 from bench.errors import ConfigError, ResultsError
-from bench.noise import NoiseSource
 from bench.records import RequestRecord
 from bench.report.text import headline, to_markdown
-from bench.store import read_records, resolve_run
+from bench.store.run_dir import read_records, resolve_run
 from tests.factories import noisy_records, write_run
 
 
@@ -138,7 +138,7 @@ def _blocks(spreads: list[float], tg_tps: float, seed: int) -> list[RequestRecor
 
 
 def test_pooled_blocks_are_compared_block_by_block_not_request_by_request() -> None:
-    from bench.compare import FIGURES, Verdict, compare_figure
+    from bench.decide.compare import FIGURES, Verdict, compare_figure
 
     tg = next(f for f in FIGURES if f.name == "tg_tps")
     # A/A whose server starts differ by +/-3 %: 12 requests a side, which a request-level
@@ -170,7 +170,7 @@ def test_a_comparison_in_a_pipe_or_a_mail_has_one_row_per_line(
 def test_output_throughput_is_the_summarys_figure_in_a_comparison_too(tmp_path: Path) -> None:
     # One rule for out t/s: tokens of the successful requests over the wall time of all measured
     # requests, a failed one included (it held the server's time too).
-    from bench.summary import summarise_run
+    from bench.figures.summary import summarise_run
     from tests.factories import record, timings
 
     def run(label: str, started: float) -> Path:
@@ -197,7 +197,7 @@ def test_the_library_refuses_thresholds_the_cli_refuses(tmp_path: Path) -> None:
 
 
 def _row(p: float, ratio: float = 0.9) -> FigureComparison:
-    from bench.compare import FIGURES, _comparison
+    from bench.decide.compare import FIGURES, _comparison
 
     tg = next(f for f in FIGURES if f.name == "tg_tps")
     return _comparison("c", tg, Verdict.NO_CHANGE, "", 5, 5, a=100.0, b=100 * ratio, ratio=ratio,
@@ -205,7 +205,7 @@ def _row(p: float, ratio: float = 0.9) -> FigureComparison:
 
 
 def test_a_family_of_tests_is_held_together() -> None:
-    from bench.compare import adjusted
+    from bench.decide.compare import adjusted
 
     # ten figures, one with p = 0.008 and a 10 % drop: alone it is a regression, among ten it is not
     rows = [_row(0.008), *(_row(0.5, ratio=1.0) for _ in range(9))]
@@ -239,7 +239,7 @@ def test_the_table_shows_the_figures_the_change_is_made_of(tmp_path: Path, capsy
 
 
 def test_several_runs_a_side_make_the_run_the_unit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from bench.store import resolve_runs
+    from bench.store.run_dir import resolve_runs
 
     for side, tg in (("a", 72.0), ("b", 60.0)):
         for seed in range(3):

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.baselines import load_baselines, parse_baselines
-from bench.config import BUILTIN_SETS, load_scenario_set, parse_scenario_set
 from bench.errors import ConfigError
+from bench.inputs.baselines import load_baselines, parse_baselines
+from bench.inputs.scenarios import BUILTIN_SETS, load_scenario_set, parse_scenario_set
 
 
 def write(tmp_path: Path, text: str) -> Path:

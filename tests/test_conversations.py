@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 
 from bench.cli import main
-from bench.config import parse_scenario_set
 from bench.devtools.testing.fake_server import FakeLlamaServer
 from bench.errors import ConfigError
-from bench.prompt_cache import CacheMiss, miss_of, misses_of, summarise_cache
+from bench.figures.prompt_cache import CacheMiss, miss_of, misses_of, summarise_cache
+from bench.flows.run import QuietObserver, RunOptions, run_benchmark
+from bench.inputs.scenarios import parse_scenario_set
 from bench.records import RequestRecord
-from bench.runner import QuietObserver, RunOptions, run_benchmark
-from bench.store import read_records, read_run_meta
+from bench.store.run_dir import read_records, read_run_meta
 from tests.factories import record, timings
 
 

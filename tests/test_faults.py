@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 
 from bench.cli import main
-from bench.config import ScenarioSet, parse_scenario_set
 from bench.devtools.testing.fake_server import FakeLlamaServer
 from bench.errors import EndpointError, ResultsError, ServerError
+from bench.flows.run import QuietObserver, RunOptions, run_benchmark
+from bench.inputs.scenarios import ScenarioSet, parse_scenario_set
 from bench.records import RequestRecord
-from bench.runner import QuietObserver, RunOptions, run_benchmark
-from bench.store import read_records, read_run_meta
+from bench.store.run_dir import read_records, read_run_meta
 from bench.telemetry.sampler import TelemetryConfig
 
 
@@ -160,7 +160,7 @@ def test_an_html_answer_is_not_mistaken_for_a_model(fake: FakeLlamaServer, tmp_p
 def test_a_full_disk_stops_the_run_with_a_results_error_and_keeps_what_was_written(
     fake: FakeLlamaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bench import store
+    from bench.store import run_dir as store
 
     written: list[RequestRecord] = []
     original = store.RunStore.append
@@ -222,7 +222,7 @@ def test_a_key_echoed_by_the_server_is_never_stored_or_printed(
     fake: FakeLlamaServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from bench.report.render import render_run_report
-    from bench.store import load_history
+    from bench.store.run_dir import load_history
 
     fake.config.api_key = SECRET
     fake.config.echo_auth_in_errors = True
@@ -371,7 +371,7 @@ def test_a_tokenizer_answering_another_shape_means_estimated_lengths_not_a_crash
 
 
 def test_garbage_in_the_request_log_is_left_out_and_said(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from bench.store import load_history
+    from bench.store.run_dir import load_history
     from tests.factories import noisy_records, write_run
 
     run = write_run(tmp_path, noisy_records(3, pp_tps=650, tg_tps=72, cv=0.01, seed=1))
@@ -450,7 +450,7 @@ def test_a_second_interrupt_during_the_clean_up_still_leaves_the_run_partial(
 def test_a_full_disk_leaves_no_temp_files_and_says_what_may_have_happened(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bench import store
+    from bench.store import run_dir as store
 
     run = store.RunStore.create(tmp_path)
     run.close()  # only run.json is written here
@@ -495,7 +495,7 @@ def test_a_run_written_with_nan_timings_still_shows_and_exports(
 
 
 def test_a_context_of_minus_five_is_unknown_not_a_reason_to_refuse(fake: FakeLlamaServer, tmp_path: Path) -> None:
-    from bench.check import run_check
+    from bench.flows.check import run_check
 
     fake.config.n_ctx = -5
     assert run_check(endpoint=fake.url).n_ctx is None

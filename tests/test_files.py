@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench import files
-from bench.config import load_scenario_set
+from bench.decide.noise import load_profile
+from bench.doors import files
 from bench.errors import ConfigError, ResultsError
-from bench.noise import load_profile
-from bench.store import read_run_meta
-from bench.trace import TraceFormat, convert, load_trace
+from bench.inputs.scenarios import load_scenario_set
+from bench.inputs.trace import TraceFormat, convert, load_trace
+from bench.store.run_dir import read_run_meta
 
 
 def test_a_named_pipe_is_refused_at_once_not_waited_on(tmp_path: Path) -> None:
@@ -127,7 +127,7 @@ def test_a_value_quoted_in_an_error_is_cut() -> None:
 
 
 def _lengths(path: Path) -> object:
-    from bench.lengths import parse_lengths
+    from bench.inputs.lengths import parse_lengths
 
     return parse_lengths({"dist": "empirical", "file": str(path)}, minimum=1, maximum=1_000_000, base=path.parent,
                          where="fuzz")  # fmt: skip

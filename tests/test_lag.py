@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import parse_scenario_set
 from bench.devtools.perf.truth import Schedule, truth_server
 from bench.devtools.testing.fake_server import fake_server_process
-from bench.runner import RunOptions, run_benchmark
-from bench.summary import load_summary
+from bench.figures.summary import load_summary
+from bench.flows.run import RunOptions, run_benchmark
+from bench.inputs.scenarios import parse_scenario_set
 from bench.transport.lag import LAG_LIMIT_MS, ClientLag, LagProbe
 
 

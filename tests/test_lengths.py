@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from bench.config import load_scenario_set, parse_scenario_set
 from bench.devtools.testing.fake_server import FakeLlamaServer
 from bench.errors import ConfigError
-from bench.lengths import LengthDist, LengthKind, parse_lengths
-from bench.runner import RunOptions, run_benchmark
-from bench.store import read_records
+from bench.flows.run import RunOptions, run_benchmark
+from bench.inputs.lengths import LengthDist, LengthKind, parse_lengths
+from bench.inputs.scenarios import load_scenario_set, parse_scenario_set
+from bench.store.run_dir import read_records
 
 
 def dist(**table: Any) -> LengthDist:

@@ -7,12 +7,12 @@ import time
 import pytest
 
 from bench.clock import RunClock
-from bench.config import Case, Pattern
 from bench.devtools.testing.fake_server import FakeLlamaServer
-from bench.loadgen import CaseOutcome, CaseRunner
+from bench.inputs.scenarios import Case, Pattern
+from bench.load.loadgen import CaseOutcome, CaseRunner
+from bench.load.workload import PromptBuilder
 from bench.records import RequestRecord
 from bench.transport.client import ChatClient
-from bench.workload import PromptBuilder
 
 
 def case(
@@ -134,7 +134,7 @@ def test_an_open_loop_the_server_cannot_carry_shows_its_queue_from_the_scheduled
     # the last request's wait is bounded below (11 services less its arrival, about 0.6 s), the typical
     # service time from the send is about 70 ms: the two readings differ several times over
     assert from_arrival[-1] is not None and from_arrival[-1] > 3 * statistics.median(from_send)
-    from bench.summary import summarise_case
+    from bench.figures.summary import summarise_case
 
     summary = summarise_case(measured[0].case_id, measured)
     assert summary.schedule_delay_ms is not None and summary.schedule_delay_ms.p99 > 100
@@ -142,7 +142,7 @@ def test_an_open_loop_the_server_cannot_carry_shows_its_queue_from_the_scheduled
 
 
 def test_a_closed_loop_has_no_schedule_to_be_late_for(fake: FakeLlamaServer) -> None:
-    from bench.summary import summarise_case
+    from bench.figures.summary import summarise_case
 
     _, records = run(fake.url, case("concurrent", concurrency=2, requests=4, warmup=0))
     assert all(r.t_scheduled is None and r.schedule_delay_ms is None for r in records)

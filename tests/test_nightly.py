@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
+from bench.decide.nightly import apply_retention, nightly_lock
 from bench.devtools.testing.fake_server import FakeLlamaServer
 from bench.errors import ConfigError, ExitCode
-from bench.nightly import apply_retention, nightly_lock
-from bench.store import read_run_meta, run_dirs
+from bench.store.run_dir import read_run_meta, run_dirs
 
 SET = """
 name = "gate"
@@ -151,9 +151,9 @@ def test_retention_keeps_the_newest_and_never_protected_runs(tmp_path: Path) -> 
 
 
 def test_a_slow_drift_is_caught_by_the_change_point_in_history(tmp_path: Path) -> None:
-    from bench.nightly import Night, judge
-    from bench.store import read_records
-    from bench.summary import summarise_run
+    from bench.decide.nightly import Night, judge
+    from bench.figures.summary import summarise_run
+    from bench.store.run_dir import read_records
     from tests.factories import noisy_records, write_run
 
     case = "s/p100-o10-c1-d0"
@@ -174,10 +174,10 @@ def test_a_slow_drift_is_caught_by_the_change_point_in_history(tmp_path: Path) -
 def test_a_nightly_runs_from_python_without_the_cli(tmp_path: Path, fake: FakeLlamaServer) -> None:
     import tomllib
 
-    from bench.baselines import parse_baselines
-    from bench.config import parse_scenario_set
-    from bench.runner import RunOptions
-    from bench.workflows import NightlyOptions, NightlyOutcome, run_nightly
+    from bench.flows.run import RunOptions
+    from bench.flows.workflows import NightlyOptions, NightlyOutcome, run_nightly
+    from bench.inputs.baselines import parse_baselines
+    from bench.inputs.scenarios import parse_scenario_set
 
     run = RunOptions(
         parse_scenario_set(tomllib.loads(SET), "set"),
@@ -201,8 +201,8 @@ def test_a_nightly_runs_from_python_without_the_cli(tmp_path: Path, fake: FakeLl
 
 
 def test_the_headline_says_what_the_gate_decided_and_why() -> None:
-    from bench.nightly import Finding, FindingKind, GateCheck, NightState, Severity, headline_text
-    from bench.summary import summarise_run
+    from bench.decide.nightly import Finding, FindingKind, GateCheck, NightState, Severity, headline_text
+    from bench.figures.summary import summarise_run
 
     summary = summarise_run([])
     checks = [GateCheck("c1", "tg_tps", -0.012, 0.03, 0.41), GateCheck("c2", "pp_tps", -0.02, 0.08, 0.019)]

@@ -11,10 +11,8 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
-from bench.compare import Verdict, compare_runs
-from bench.devtools.testing.fake_server import FakeLlamaServer
-from bench.errors import ConfigError
-from bench.noise import (
+from bench.decide.compare import Verdict, compare_runs
+from bench.decide.noise import (
     DEFAULT_PROFILE,
     NoiseSource,
     Spread,
@@ -25,6 +23,8 @@ from bench.noise import (
     save_profile,
     spreads_of,
 )
+from bench.devtools.testing.fake_server import FakeLlamaServer
+from bench.errors import ConfigError
 from bench.records import RequestRecord
 from tests.factories import noisy_records, write_run
 

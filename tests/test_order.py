@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from bench.baselines import load_baselines
-from bench.config import parse_scenario_set
 from bench.devtools.testing.fake_server import FakeLlamaServer
 from bench.errors import ConfigError
-from bench.figures import wall_s
-from bench.order import CaseOrder, schedule
-from bench.runner import RunOptions, run_benchmark
-from bench.store import read_records, read_run_meta
+from bench.figures.throughput import wall_s
+from bench.flows.run import RunOptions, run_benchmark
+from bench.inputs.baselines import load_baselines
+from bench.inputs.scenarios import parse_scenario_set
+from bench.load.order import CaseOrder, schedule
+from bench.store.run_dir import read_records, read_run_meta
 from tests.factories import noisy_records
 
 

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from bench.cli import main
+from bench.decide.plan import make_plan, runs_needed, welch_power
+from bench.decide.stats import welch_log_ratio
 from bench.errors import ConfigError
-from bench.plan import make_plan, runs_needed, welch_power
-from bench.stats import welch_log_ratio
 from tests.factories import noisy_records, write_run
 
 
 def test_the_simulated_power_is_the_rejection_rate_of_the_test_the_comparison_runs() -> None:
-    # the same question asked of bench.stats.welch_log_ratio itself, seeded draws
+    # the same question asked of bench.decide.stats.welch_log_ratio itself, seeded draws
     rng = np.random.default_rng(5)
     trials = 1500
     hits = sum(
@@ -58,7 +58,7 @@ def test_a_plan_from_runs_that_differ_by_a_known_spread(tmp_path: Path, capsys: 
 def test_a_plan_from_a_profile_or_a_history_and_what_more_requests_would_save(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from bench.noise import measure_profile, save_profile
+    from bench.decide.noise import measure_profile, save_profile
 
     factors = [1.0, 1.04, 0.97, 1.02, 0.99]
     paths = [

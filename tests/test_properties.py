@@ -5,11 +5,11 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.baselines import parse_baselines
-from bench.config import parse_scenario_set
 from bench.errors import ConfigError
-from bench.figures import server_pp_tps, server_tg_tps
-from bench.summary import summarise_case
+from bench.figures.summary import summarise_case
+from bench.figures.throughput import server_pp_tps, server_tg_tps
+from bench.inputs.baselines import parse_baselines
+from bench.inputs.scenarios import parse_scenario_set
 from tests.factories import record, timings
 
 FIELDS = ["name", "prompt_tokens", "output_tokens", "concurrency", "depth", "repetitions", "warmup", "stream",

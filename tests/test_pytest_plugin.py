@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from bench.devtools.testing.fake_server import FakeLlamaServer
-from bench.pytest_plugin import LlamaBench
+from bench.flows.pytest_plugin import LlamaBench
 
 
 def test_llama_bench_fixture_times_requests_and_reports_server_figures(

@@ -10,12 +10,12 @@ import socket
 import pytest
 
 from bench.clock import RunClock
-from bench.config import parse_scenario_set
+from bench.doors.redact import Redactor
 from bench.errors import ConfigError
-from bench.ray_workers import _drift, _mapped, connect
-from bench.redact import Redactor
-from bench.workers import ClockOffset, Placement, WorkerBackend, WorkerSpec
-from bench.workload import CasePrompts
+from bench.inputs.scenarios import parse_scenario_set
+from bench.load.ray_workers import _drift, _mapped, connect
+from bench.load.workers import ClockOffset, Placement, WorkerBackend, WorkerSpec
+from bench.load.workload import CasePrompts
 
 
 def test_an_address_where_no_cluster_answers_is_one_clear_error() -> None:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from bench.ab import AbPlan, Variant, run_ab
-from bench.config import parse_scenario_set
 from bench.devtools.testing.fake_server import FakeLlamaServer
-from bench.redact import MASK, Redactor, flag_secrets
-from bench.runner import RunOptions
+from bench.doors.redact import MASK, Redactor, flag_secrets
+from bench.flows.ab import AbPlan, Variant, run_ab
+from bench.flows.run import RunOptions
+from bench.inputs.scenarios import parse_scenario_set
 
 SECRET = "sk-flag-5b1d-NOT-FOR-FILES"
 
@@ -86,8 +86,8 @@ def test_a_key_echoed_late_or_escaped_is_never_stored_or_printed(
     fake: FakeLlamaServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str
 ) -> None:
     from bench.cli import main
-    from bench.runner import run_benchmark
-    from bench.store import read_records
+    from bench.flows.run import run_benchmark
+    from bench.store.run_dir import read_records
     from tests.test_faults import _BreakAfterPreflight, options
 
     key = 'sk-esc/4f"9\\x-0123456789'  # characters JSON escapes, some servers "/" too

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from markupsafe import escape as html_escape
 
-from bench.baselines import load_baselines
 from bench.cli import main
-from bench.compare import compare_runs
+from bench.decide.compare import compare_runs
 from bench.devtools.testing.fake_server import FakeLlamaServer
+from bench.inputs.baselines import load_baselines
 from bench.report.render import render_comparison_report, render_run_report, render_trend_report
 from tests.factories import noisy_records, write_run
 
@@ -112,8 +112,8 @@ def write_nights(
             started=86400.0 * (i + 1),
             build=build,
         )
-        from bench.store import read_records
-        from bench.summary import summarise_run
+        from bench.figures.summary import summarise_run
+        from bench.store.run_dir import read_records
 
         summary = summarise_run(list(read_records(run)))
         (run / "summary.json").write_text(json.dumps({"schema_version": 1, **summary.to_json()}))
@@ -134,8 +134,8 @@ def test_the_bandwidth_figure_reaches_the_report_and_bench_show(
 ) -> None:
     # What the run was told (weights read per token, the card's bandwidth) is kept in run.json,
     # so a stored run's report and `bench show` give the same roofline figure the run printed.
+    from bench.figures.summary import load_summary
     from bench.report.render import render_run_report
-    from bench.summary import load_summary
     from tests.factories import noisy_records, write_run
 
     records = noisy_records(6, pp_tps=650, tg_tps=80, cv=0.01, seed=3)

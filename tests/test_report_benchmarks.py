@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from bench.baselines import load_baselines
-from bench.config import load_scenario_set
+from bench.inputs.baselines import load_baselines
+from bench.inputs.scenarios import load_scenario_set
 from bench.report.render import render_trend_report
 from tests.conftest import SuiteFigure
 

@@ -5,14 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from bench.baselines import load_baselines
-from bench.config import Case, ScenarioSet, parse_scenario_set
 from bench.devtools.testing.fake_server import FakeLlamaServer
 from bench.errors import ConfigError, EndpointError
+from bench.flows.run import QuietObserver, RunOptions, run_benchmark
+from bench.inputs.baselines import load_baselines
+from bench.inputs.scenarios import Case, ScenarioSet, parse_scenario_set
+from bench.load.server import free_port
 from bench.records import RequestRecord
-from bench.runner import QuietObserver, RunOptions, run_benchmark
-from bench.server import free_port
-from bench.store import load_history, read_records, read_run_meta
+from bench.store.run_dir import load_history, read_records, read_run_meta
 
 SECRET = "sk-test-SECRET-4f9a7c"
 
@@ -176,7 +176,7 @@ def test_without_a_gpu_the_run_says_no_gpu_telemetry_and_goes_on(
 
 
 def test_a_stored_run_gives_the_bandwidth_figure_the_run_gave(fake: FakeLlamaServer, tmp_path: Path) -> None:
-    from bench.summary import load_summary
+    from bench.figures.summary import load_summary
 
     result = run_benchmark(options(fake.url, tmp_path, active_weight_gib=0.5, peak_bandwidth_gbs=200.0))
     assert result.summary.bandwidth is not None

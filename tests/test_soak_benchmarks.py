@@ -13,11 +13,11 @@ from pathlib import Path
 
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from bench.config import parse_scenario_set
 from bench.devtools.testing.fake_server import fake_server_process
+from bench.flows.run import QuietObserver, RunOptions, run_benchmark
+from bench.inputs.scenarios import parse_scenario_set
 from bench.records import RequestRecord
-from bench.runner import QuietObserver, RunOptions, run_benchmark
-from bench.store import read_records
+from bench.store.run_dir import read_records
 from tests.conftest import SuiteFigure
 
 STREAMS = 16

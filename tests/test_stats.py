@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.stats import ttest_ind
 
-from bench.stats import (
+from bench.decide.stats import (
     bh_adjust,
     bootstrap_ratio_of_medians,
     e_divisive,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.errors import ResultsError
-from bench.store import RunStore, check_writable, load_history, read_records, read_run_meta
+from bench.store.run_dir import RunStore, check_writable, load_history, read_records, read_run_meta
 from tests.factories import record, timings
 
 
@@ -86,7 +86,7 @@ def test_empty_history_is_an_empty_frame(tmp_path: Path) -> None:
 
 
 def test_one_unreadable_run_is_skipped_and_named_not_fatal_to_the_history(tmp_path: Path) -> None:
-    from bench.store import load_history
+    from bench.store.run_dir import load_history
     from tests.factories import noisy_records, write_run
 
     write_run(tmp_path, noisy_records(3, pp_tps=650, tg_tps=72, cv=0.02, seed=1), label="a", started=1.0)

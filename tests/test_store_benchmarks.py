@@ -11,8 +11,8 @@ from pathlib import Path
 
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from bench.store import RunStore, load_history
-from bench.summary import summarise_run
+from bench.figures.summary import summarise_run
+from bench.store.run_dir import RunStore, load_history
 from tests.conftest import SuiteFigure
 from tests.factories import noisy_records
 

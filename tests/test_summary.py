@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from bench.baselines import Baseline, Baselines
-from bench.delivery import stream_delivery
-from bench.figures import client_pp_tps, client_tg_tps, server_pp_tps, server_tg_tps
-from bench.summary import Distribution, summarise_case, summarise_run
+from bench.figures.delivery import stream_delivery
+from bench.figures.summary import Distribution, summarise_case, summarise_run
+from bench.figures.throughput import client_pp_tps, client_tg_tps, server_pp_tps, server_tg_tps
+from bench.inputs.baselines import Baseline, Baselines
 from tests.factories import record, timings
 
 

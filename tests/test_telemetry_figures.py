@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.baselines import Baseline, Baselines
-from bench.summary import summarise_run
+from bench.figures.summary import summarise_run
+from bench.inputs.baselines import Baseline, Baselines
 from bench.telemetry.figures import bandwidth_figure, case_gpu_figures, peak_bandwidth_gbs, run_vram_peak_gib
 from bench.telemetry.samples import GpuSample
 from tests.factories import record, timings

@@ -8,7 +8,7 @@ import pytest
 
 from bench.clock import RunClock
 from bench.errors import TelemetryUnavailable
-from bench.store import read_telemetry
+from bench.store.run_dir import read_telemetry
 from bench.telemetry.nvml import NvmlReader, throttle_names
 from bench.telemetry.sampler import TelemetryConfig, TelemetrySampler
 from tests.fake_nvml import FakeGpu, make_nvml

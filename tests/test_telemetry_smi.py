@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from bench.clock import RunClock
-from bench.store import read_telemetry
+from bench.store.run_dir import read_telemetry
 from bench.telemetry.sampler import TelemetryConfig, TelemetrySampler
 from bench.telemetry.samples import GpuSample, TelemetryGap
 from bench.telemetry.smi import SMI_QUERY, SmiCommandSource, SmiLineParser, query_fields, suggested_command

@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 
 from bench.cli import main
-from bench.config import parse_scenario_set
 from bench.devtools.replay_check import check as replay_check
 from bench.devtools.testing.fake_server import FakeLlamaServer
 from bench.errors import ConfigError
-from bench.order import CaseOrder
-from bench.runner import RunOptions, run_benchmark
-from bench.store import read_records, read_run_meta
-from bench.trace import TraceFormat, convert, import_azure, import_mooncake, load_trace, parse_trace
+from bench.flows.run import RunOptions, run_benchmark
+from bench.inputs.scenarios import parse_scenario_set
+from bench.inputs.trace import TraceFormat, convert, import_azure, import_mooncake, load_trace, parse_trace
+from bench.load.order import CaseOrder
+from bench.store.run_dir import read_records, read_run_meta
 
 
 def lines(*rows: dict[str, Any] | str) -> list[str]:

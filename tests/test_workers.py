@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import parse_scenario_set
 from bench.devtools.testing.fake_server import FakeLlamaServer
 from bench.errors import ConfigError
-from bench.runner import RunOptions, run_benchmark
-from bench.store import read_records
-from bench.workers import split, supports
+from bench.flows.run import RunOptions, run_benchmark
+from bench.inputs.scenarios import parse_scenario_set
+from bench.load.workers import split, supports
+from bench.store.run_dir import read_records
 
 
 def scenarios(**fields: object) -> object:
@@ -73,9 +73,9 @@ def test_a_worker_that_dies_loses_only_its_own_requests_and_is_named(fake: FakeL
     import asyncio
 
     from bench.clock import RunClock
-    from bench.redact import Redactor
-    from bench.workers import WorkerSpec, run_in_workers
-    from bench.workload import CasePrompts, Prompt
+    from bench.doors.redact import Redactor
+    from bench.load.workers import WorkerSpec, run_in_workers
+    from bench.load.workload import CasePrompts, Prompt
 
     (case,) = scenarios(warmup=0).cases()  # type: ignore[attr-defined]
     prompt = Prompt([{"role": "user", "content": "hello there"}], 10, 0, "estimate")
@@ -99,11 +99,11 @@ def test_a_stopped_worker_is_ended_from_the_parent_and_named(
     """SIGSTOP (or a call that never returns) silences a worker: the run ends it instead of waiting for ever."""
     import signal
 
-    from bench import workers
     from bench.clock import RunClock
-    from bench.redact import Redactor
-    from bench.workers import ProcessPool, WorkerSpec
-    from bench.workload import CasePrompts, Prompt
+    from bench.doors.redact import Redactor
+    from bench.load import workers
+    from bench.load.workers import ProcessPool, WorkerSpec
+    from bench.load.workload import CasePrompts, Prompt
 
     monkeypatch.setattr(workers, "SILENCE_S", 5.0)  # the parent's bound; a live worker beats every second
     fake.config.itl_s = 0.05  # 20 tokens a request: about 1 s each
@@ -157,9 +157,9 @@ def test_a_worker_whose_run_is_gone_stops_at_once(fake: FakeLlamaServer) -> None
     import asyncio
 
     from bench.clock import RunClock
-    from bench.redact import Redactor
-    from bench.workers import FRAME, ORPHANED, ProcessPool, WorkerSpec
-    from bench.workload import CasePrompts, Prompt
+    from bench.doors.redact import Redactor
+    from bench.load.workers import FRAME, ORPHANED, ProcessPool, WorkerSpec
+    from bench.load.workload import CasePrompts, Prompt
 
     fake.config.itl_s = 0.05  # 20 tokens a request, 12 requests on 2 streams: about 6 s of work
     (case,) = scenarios(warmup=0, concurrency=2, repetitions=6, output_tokens=20).cases()  # type: ignore[attr-defined]
@@ -193,7 +193,7 @@ def test_a_worker_whose_run_is_gone_stops_at_once(fake: FakeLlamaServer) -> None
 
 
 def test_the_automatic_choice_gives_each_worker_a_core_and_keeps_one_for_a_server_here() -> None:
-    from bench.workers import STREAMS_PER_WORKER, auto_workers
+    from bench.load.workers import STREAMS_PER_WORKER, auto_workers
 
     def case(streams: int) -> object:
         return scenarios(concurrency=streams).cases()[0]  # type: ignore[attr-defined]
@@ -218,7 +218,7 @@ def test_loopback_is_told_from_a_url_or_a_host() -> None:
 def test_a_traces_sessions_stay_with_one_worker_and_its_lines_keep_their_order() -> None:
     import json
 
-    from bench.trace import parse_trace
+    from bench.inputs.trace import parse_trace
 
     rows = [{"t": 0.0, "input_tokens": 8, "output_tokens": 2, "session": "a", "turn": 1},
             {"t": 0.1, "input_tokens": 8, "output_tokens": 2},
@@ -239,7 +239,7 @@ def test_a_traces_sessions_stay_with_one_worker_and_its_lines_keep_their_order()
 def test_a_worker_sends_without_waiting_for_the_run_to_read() -> None:
     # 6 MiB of records into a pipe of 64 KiB that nobody reads yet: with blocking writes the
     # worker's event loop, and every stream on it, would stop until the run read them
-    from bench.workers import FRAME, PipeOut
+    from bench.load.workers import FRAME, PipeOut
 
     read_end, write_end = os.pipe()
     sent_all = threading.Event()

@@ -4,11 +4,11 @@ import asyncio
 
 import pytest
 
-from bench.config import Case
 from bench.devtools.testing.fake_server import FakeLlamaServer, count_tokens, render_template
 from bench.errors import ConfigError
+from bench.inputs.scenarios import Case
+from bench.load.workload import CasePrompts, PromptBuilder
 from bench.transport.client import ChatClient
-from bench.workload import CasePrompts, PromptBuilder
 
 
 def case(prompt: int, depth: int = 0, requests: int = 3, warmup: int = 1) -> Case:

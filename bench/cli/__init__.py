@@ -16,9 +16,9 @@ import sys
 import traceback
 from collections.abc import Iterator
 
+from bench.doors.redact import MaskedStream, Redactor, flag_secrets
+from bench.doors.signals import handling
 from bench.errors import BenchError, ExitCode
-from bench.redact import MaskedStream, Redactor, flag_secrets
-from bench.signals import handling
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,17 +15,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench import strict_json
-from bench.baselines import baseline_headline, load_baselines
 from bench.cli import options
-from bench.config import BUILTIN_SETS, load_scenario_set, split_command
+from bench.doors import strict_json
 from bench.errors import BenchError, ConfigError, ExitCode, ResultsError
-from bench.store import read_records, read_run_meta, resolve_run, resolve_runs
+from bench.inputs.baselines import baseline_headline, load_baselines
+from bench.inputs.scenarios import BUILTIN_SETS, load_scenario_set, split_command
+from bench.store.run_dir import read_records, read_run_meta, resolve_run, resolve_runs
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from bench.summary import RunSummary
+    from bench.figures.summary import RunSummary
 
 
 def _console(stderr: bool = False) -> Console:
@@ -69,7 +69,7 @@ def print_summary(console: Console, summary: RunSummary) -> None:
 
 def run(args: argparse.Namespace) -> ExitCode:
     from bench.cli.console import ConsoleObserver
-    from bench.runner import run_benchmark
+    from bench.flows.run import run_benchmark
 
     began = time.monotonic()  # --max-run-time counts from here: loading the set and its files is in it
     run_options = replace(options.run_options(args), began_monotonic=began)
@@ -96,8 +96,8 @@ def run(args: argparse.Namespace) -> ExitCode:
 
 
 def check(args: argparse.Namespace) -> ExitCode:
-    from bench.check import run_check
     from bench.cli.console import endpoint_table, show
+    from bench.flows.check import run_check
 
     info = run_check(
         endpoint=args.endpoint,
@@ -139,8 +139,8 @@ def scenarios(args: argparse.Namespace) -> ExitCode:
 
 def nightly(args: argparse.Namespace) -> ExitCode:
     from bench.cli.console import ConsoleObserver
-    from bench.nightly import plain_summary
-    from bench.workflows import NightlyOptions, run_nightly
+    from bench.decide.nightly import plain_summary
+    from bench.flows.workflows import NightlyOptions, run_nightly
 
     night = NightlyOptions(
         options.run_options(args),
@@ -172,8 +172,8 @@ def nightly(args: argparse.Namespace) -> ExitCode:
 
 
 def baseline(args: argparse.Namespace) -> ExitCode:
-    from bench.baseline_update import adopt_run
-    from bench.baselines import DEFAULT_BASELINES_FILE
+    from bench.flows.baseline_update import adopt_run
+    from bench.inputs.baselines import DEFAULT_BASELINES_FILE
 
     target = args.baselines or Path(DEFAULT_BASELINES_FILE)
     run_dir = resolve_run(args.from_run, args.results_dir)
@@ -203,7 +203,7 @@ def report(args: argparse.Namespace) -> ExitCode:
 
 
 def export(args: argparse.Namespace) -> ExitCode:
-    from bench.export import to_pytest_benchmark
+    from bench.report.export import to_pytest_benchmark
 
     document = strict_json.dumps(to_pytest_benchmark(resolve_run(args.run, args.results_dir)), indent=2, default=str)
     if args.output:
@@ -218,8 +218,8 @@ def export(args: argparse.Namespace) -> ExitCode:
 
 
 def ab(args: argparse.Namespace) -> ExitCode:
-    from bench.ab import AbPlan, Variant, parse_variant, run_ab
     from bench.cli.console import ConsoleObserver, comparison_table, show
+    from bench.flows.ab import AbPlan, Variant, parse_variant, run_ab
 
     parsed = [parse_variant(text) for text in args.variant]
     switches = dict(parse_variant(text, "--switch") for text in args.switch)
@@ -262,14 +262,14 @@ def ab(args: argparse.Namespace) -> ExitCode:
 
 
 def compare(args: argparse.Namespace) -> ExitCode:
-    from bench.capacity import is_capacity_file
-    from bench.compare import Multiplicity, Verdict, compare_runs
-    from bench.noise import choose_noise
+    from bench.decide.compare import Multiplicity, Verdict, compare_runs
+    from bench.decide.noise import choose_noise
+    from bench.flows.capacity import is_capacity_file
     from bench.report.text import to_markdown
 
     if is_capacity_file(args.a) and is_capacity_file(args.b):
         return _compare_capacities(args)
-    from bench.summary import load_summary
+    from bench.figures.summary import load_summary
 
     side_a, side_b = resolve_runs(args.a, args.results_dir), resolve_runs(args.b, args.results_dir)
     reference = read_run_meta(side_a[0])
@@ -323,8 +323,8 @@ def compare(args: argparse.Namespace) -> ExitCode:
 
 
 def _compare_capacities(args: argparse.Namespace) -> ExitCode:
-    from bench.capacity import capacity_change, load_result
     from bench.cli.console import capacity_table, show
+    from bench.flows.capacity import capacity_change, load_result
 
     a, b = load_result(Path(args.a)), load_result(Path(args.b))
     line = capacity_change(a, b)
@@ -349,8 +349,8 @@ def telemetry_command(args: argparse.Namespace) -> ExitCode:
 
 
 def show(args: argparse.Namespace) -> ExitCode:
-    from bench.store import read_gpu_samples
-    from bench.summary import summarise_stored
+    from bench.figures.summary import summarise_stored
+    from bench.store.run_dir import read_gpu_samples
 
     run_dir = resolve_run(str(args.run), args.results_dir)
     meta = read_run_meta(run_dir)
@@ -383,8 +383,8 @@ def show(args: argparse.Namespace) -> ExitCode:
 
 def plan(args: argparse.Namespace) -> ExitCode:
     from bench.cli.console import Tabular, show
-    from bench.noise import history_profile, load_profile
-    from bench.plan import MAX_RUNS, MORE_REQUESTS, make_plan
+    from bench.decide.noise import history_profile, load_profile
+    from bench.decide.plan import MAX_RUNS, MORE_REQUESTS, make_plan
 
     given = [
         name for name, value in (("RUNS", args.runs), ("--noise", args.noise), ("--history", args.history)) if value
@@ -432,8 +432,8 @@ def plan(args: argparse.Namespace) -> ExitCode:
 
 def noise(args: argparse.Namespace) -> ExitCode:
     from bench.cli.console import ConsoleObserver, noise_table, show
-    from bench.noise import measure_profile, save_profile
-    from bench.workflows import NoiseOptions, measure_noise
+    from bench.decide.noise import measure_profile, save_profile
+    from bench.flows.workflows import NoiseOptions, measure_noise
 
     console = _console(stderr=args.json)
     if args.from_runs:
@@ -459,8 +459,8 @@ def noise(args: argparse.Namespace) -> ExitCode:
 
 
 def capacity(args: argparse.Namespace) -> ExitCode:
-    from bench.capacity import CapacityOptions, parse_slo, save_result, search
     from bench.cli.console import ConsoleObserver, capacity_table, show
+    from bench.flows.capacity import CapacityOptions, parse_slo, save_result, search
 
     slo = parse_slo(args.slo)
     base = options.run_options(args, scenarios=load_scenario_set("smoke"))  # each level brings its own
@@ -487,7 +487,7 @@ def capacity(args: argparse.Namespace) -> ExitCode:
 
 
 def trace(args: argparse.Namespace) -> ExitCode:
-    from bench.trace import TraceFormat, convert, load_trace
+    from bench.inputs.trace import TraceFormat, convert, load_trace
 
     if args.trace_command == "import":
         if args.out.exists():

@@ -11,17 +11,17 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench.baselines import BaselineCheck, BaselineStatus
-from bench.capacity import CapacityResult
-from bench.compare import Comparison, Verdict
-from bench.config import Case
-from bench.figures import FigureSource
-from bench.loadgen import CaseOutcome
-from bench.noise import NoiseProfile
-from bench.preflight import EndpointInfo, PromptCache
+from bench.decide.compare import Comparison, Verdict
+from bench.decide.noise import NoiseProfile
+from bench.figures.summary import CaseSummary, Distribution, RunSummary
+from bench.figures.throughput import FigureSource
+from bench.flows.capacity import CapacityResult
+from bench.inputs.baselines import BaselineCheck, BaselineStatus
+from bench.inputs.scenarios import Case
+from bench.load.loadgen import CaseOutcome
+from bench.load.preflight import EndpointInfo, PromptCache
 from bench.records import RequestRecord
 from bench.report.text import HEADERS, comparison_rows, headline
-from bench.summary import CaseSummary, Distribution, RunSummary
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:

@@ -14,20 +14,20 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from bench.baselines import DEFAULT_BASELINES_FILE, load_baselines
-from bench.compare import ALPHA, DEFAULT_ADJUSTMENT, DEFAULT_ALLOWANCE, Multiplicity
-from bench.compare import MIN_EFFECT as COMPARE_MIN_EFFECT
-from bench.config import BUILTIN_SETS, ScenarioSet, load_scenario_set, split_command
+from bench.decide.compare import ALPHA, DEFAULT_ADJUSTMENT, DEFAULT_ALLOWANCE, Multiplicity
+from bench.decide.compare import MIN_EFFECT as COMPARE_MIN_EFFECT
+from bench.decide.noise import AUTO, DEFAULT_PROFILE
+from bench.doors.redact import DEFAULT_API_KEY
 from bench.errors import ConfigError
-from bench.noise import AUTO, DEFAULT_PROFILE
-from bench.order import CaseOrder
-from bench.redact import DEFAULT_API_KEY
+from bench.flows.run import RunOptions
+from bench.inputs.baselines import DEFAULT_BASELINES_FILE, load_baselines
+from bench.inputs.scenarios import BUILTIN_SETS, ScenarioSet, load_scenario_set, split_command
+from bench.load.order import CaseOrder
+from bench.load.workers import STREAMS_PER_WORKER
 from bench.report.render import DEFAULT_REPORTS_DIR
-from bench.runner import RunOptions
-from bench.store import DEFAULT_RESULTS_DIR
+from bench.store.run_dir import DEFAULT_RESULTS_DIR
 from bench.telemetry.sampler import GPU_MODES, MIN_INTERVAL_S, TelemetryConfig
 from bench.transport.client import DEFAULT_MAX_BODY_BYTES
-from bench.workers import STREAMS_PER_WORKER
 
 API_KEY_ENV = "BENCH_API_KEY"
 DEFAULT_SCENARIOS = "baseline"

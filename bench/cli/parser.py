@@ -6,16 +6,16 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.ab import AbPlan, BlockOrder
-from bench.capacity import DEFAULT_MAX_CONCURRENCY, DEFAULT_REQUESTS_PER_STREAM, DEFAULT_TARGET
 from bench.cli import options
-from bench.compare import DEFAULT_ALLOWANCE
-from bench.nightly import MIN_EFFECT as NIGHTLY_MIN_EFFECT
-from bench.nightly import MIN_NIGHTS_FOR_NOISE
-from bench.noise import DEFAULT_PROFILE
-from bench.store import GROUP_HELP
+from bench.decide.compare import DEFAULT_ALLOWANCE
+from bench.decide.nightly import MIN_EFFECT as NIGHTLY_MIN_EFFECT
+from bench.decide.nightly import MIN_NIGHTS_FOR_NOISE
+from bench.decide.noise import DEFAULT_PROFILE
+from bench.flows.ab import AbPlan, BlockOrder
+from bench.flows.capacity import DEFAULT_MAX_CONCURRENCY, DEFAULT_REQUESTS_PER_STREAM, DEFAULT_TARGET
+from bench.flows.workflows import DEFAULT_PASSES, NOISE_LABEL
+from bench.store.run_dir import GROUP_HELP
 from bench.version import __version__
-from bench.workflows import DEFAULT_PASSES, NOISE_LABEL
 
 EPILOG = """exit codes (every command):
   0 success; 1 a regression (nightly, compare --fail-on-regression);

@@ -24,11 +24,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench import strict_json
-from bench.compare import Comparison, FigureComparison, Verdict, compare_runs
-from bench.noise import NoiseProfile, NoiseSource, measure_profile
+from bench.decide.compare import Comparison, FigureComparison, Verdict, compare_runs
+from bench.decide.noise import NoiseProfile, NoiseSource, measure_profile
+from bench.doors import strict_json
 from bench.report.text import FAMILIES
-from bench.store import RunStatus, runs_with_meta
+from bench.store.run_dir import RunStatus, runs_with_meta
 
 CHANGED = (Verdict.IMPROVED, Verdict.REGRESSED)
 HISTORY_RUNS = 30

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from bench.compare import ALPHA, DEFAULT_ALLOWANCE, MIN_EFFECT, Multiplicity, Verdict, adjusted, compare_figure
+from bench.decide.compare import ALPHA, DEFAULT_ALLOWANCE, MIN_EFFECT, Multiplicity, Verdict, adjusted, compare_figure
+from bench.decide.noise import NoiseSource, Spread, spreads_of
 from bench.devtools.testing.records import record, timings
-from bench.figures import FIGURES
-from bench.noise import NoiseSource, Spread, spreads_of
+from bench.figures.throughput import FIGURES
 from bench.records import RequestRecord
 
 # Spreads measured on the embedded server (gemma3-270m, 2 CPU threads): 46 runs of the quick

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.records import RequestRecord
-from bench.store import read_records
+from bench.store.run_dir import read_records
 
 
 def _ms(values: list[float]) -> str:

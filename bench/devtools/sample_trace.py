@@ -1,4 +1,4 @@
-"""Writes the shipped trace, ``bench/traces/sample.jsonl``, from a fixed seed.
+"""Writes the shipped trace, ``bench/inputs/traces/sample.jsonl``, from a fixed seed.
 
     python -m bench.devtools.sample_trace
 
@@ -16,7 +16,7 @@ import random
 from pathlib import Path
 
 SEED = 20261126
-OUT = Path(__file__).resolve().parents[1] / "traces" / "sample.jsonl"
+OUT = Path(__file__).resolve().parents[1] / "inputs" / "traces" / "sample.jsonl"
 
 
 def rows(seed: int = SEED) -> list[dict[str, object]]:

@@ -19,11 +19,11 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from bench.baselines import BaselineCheck, BaselineStatus
-from bench.capacity import CapacityResult
-from bench.compare import FigureComparison, Verdict
+from bench.decide.compare import FigureComparison, Verdict
+from bench.figures.summary import CaseSummary
+from bench.flows.capacity import CapacityResult
+from bench.inputs.baselines import BaselineCheck, BaselineStatus
 from bench.records import RequestRecord
-from bench.summary import CaseSummary
 from bench.telemetry.samples import GpuSample
 
 matplotlib.rcParams.update(

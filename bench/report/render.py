@@ -17,18 +17,18 @@ from typing import Any
 
 import jinja2
 
-from bench import files, strict_json
-from bench.baselines import Baselines, BaselineStatus, baseline_headline
-from bench.capacity import CapacityResult
-from bench.compare import Comparison
+from bench.decide.compare import Comparison
+from bench.decide.nightly import Night, nightly_history
+from bench.decide.stats import e_divisive
+from bench.doors import files, strict_json
 from bench.errors import ResultsError
-from bench.figures import pp_sample, tg_sample
-from bench.nightly import Night, nightly_history
+from bench.figures.summary import Distribution, RunSummary, summarise_stored
+from bench.figures.throughput import pp_sample, tg_sample
+from bench.flows.capacity import CapacityResult
+from bench.inputs.baselines import Baselines, BaselineStatus, baseline_headline
 from bench.report import plots
 from bench.report.text import HEADERS, comparison_rows, headline
-from bench.stats import e_divisive
-from bench.store import read_gpu_samples, read_records, read_run_meta
-from bench.summary import Distribution, RunSummary, summarise_stored
+from bench.store.run_dir import read_gpu_samples, read_records, read_run_meta
 from bench.version import __version__
 
 INDEX_SCHEMA = 1
@@ -393,7 +393,7 @@ def render_trend_report(results_dir: Path, label: str, reports_dir: Path, baseli
 
 def _scenario_sets(results_dir: Path, label: str) -> list[str]:
     """Scenario sets of this label's runs, the most recent run's first."""
-    from bench.store import runs_with_meta
+    from bench.store.run_dir import runs_with_meta
 
     seen: list[tuple[float, str]] = []
     for _, meta in runs_with_meta(results_dir):

@@ -6,7 +6,7 @@ print the same rows, so a figure reads the same wherever it is shown.
 
 from __future__ import annotations
 
-from bench.compare import TESTED, Comparison, FigureComparison, Multiplicity, Verdict
+from bench.decide.compare import TESTED, Comparison, FigureComparison, Multiplicity, Verdict
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:

@@ -25,10 +25,10 @@ from typing import IO, Any
 
 import httpx
 
-from bench import strict_json
 from bench.clock import RunClock
+from bench.doors import strict_json
 from bench.errors import ConfigError, TelemetryUnavailable
-from bench.store import write_telemetry_tables
+from bench.store.run_dir import write_telemetry_tables
 from bench.telemetry.nvml import NvmlReader
 from bench.telemetry.prom import parse_prometheus
 from bench.telemetry.samples import GpuSample, MetricsSample, TelemetryGap

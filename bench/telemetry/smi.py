@@ -24,7 +24,7 @@ import subprocess
 import threading
 from collections.abc import Callable, Sequence
 
-from bench.children import Child, describe_exit, spawn, stop_popen
+from bench.doors.children import Child, describe_exit, spawn, stop_popen
 from bench.telemetry.samples import GpuSample, TelemetryGap
 
 STOP_GRACE_S = 5.0

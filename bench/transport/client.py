@@ -24,9 +24,9 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from bench.clock import RunClock, sleep_until
+from bench.doors.redact import Redactor
 from bench.errors import AuthError, BodyDecodeError, BodyTooLarge, ConfigError, EndpointError, ServerError
 from bench.records import ServerTimings, Usage
-from bench.redact import Redactor
 from bench.transport.bodies import BodyReader, Enough
 from bench.transport.health import describe_transport_error
 from bench.transport.lanes import TRANSPORT_ERRORS, Lane, open_lane

@@ -2,10 +2,10 @@
 
 Three callers, three policies, one loop:
 
-- a server the suite starts (``bench.server``) is ready at 200; its process dying
+- a server the suite starts (``bench.load.server``) is ready at 200; its process dying
   ends the wait at once;
-- a remote server switched to an A/B variant (``bench.ab``) is ready at 200;
-- an endpoint about to be measured (``bench.preflight``) is ready at anything but
+- a remote server switched to an A/B variant (``bench.flows.ab``) is ready at 200;
+- an endpoint about to be measured (``bench.load.preflight``) is ready at anything but
   503 (llama-server answers 503 while it loads its model; a server without
   ``/health`` answers 404 and is ready); one that cannot be reached fails at once
   before a run and is waited for mid-run (a restarted server).

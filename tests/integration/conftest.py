@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.server import LocalServer, local_server
+from bench.load.server import LocalServer, local_server
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.server import free_port
+from bench.load.server import free_port
 
 CONFIG = """
 user root;

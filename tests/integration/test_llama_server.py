@@ -12,13 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.baselines import load_baselines
-from bench.config import parse_scenario_set
-from bench.figures import server_pp_tps, server_tg_tps
-from bench.prompt_cache import CacheMiss, misses_of
-from bench.runner import RunOptions, run_benchmark
-from bench.server import LocalServer
-from bench.store import load_history, read_records, read_run_meta
+from bench.figures.prompt_cache import CacheMiss, misses_of
+from bench.figures.throughput import server_pp_tps, server_tg_tps
+from bench.flows.run import RunOptions, run_benchmark
+from bench.inputs.baselines import load_baselines
+from bench.inputs.scenarios import parse_scenario_set
+from bench.load.server import LocalServer
+from bench.store.run_dir import load_history, read_records, read_run_meta
 from tests.integration.conftest import running_commands
 
 pytestmark = pytest.mark.integration
@@ -274,7 +274,7 @@ AB_CASE = {"name": "ab", "prompt_tokens": 64, "output_tokens": 48, "repetitions"
 
 def test_a_vs_a_with_bench_ab_compares_server_starts_and_finds_them_close(tmp_path: Path) -> None:
     """The same flags twice, each block its own server start: nothing to find."""
-    from bench.ab import AbPlan, Variant, run_ab
+    from bench.flows.ab import AbPlan, Variant, run_ab
 
     plan = AbPlan(
         RunOptions(scenarios=scenario_set(AB_CASE), results_dir=tmp_path),  # type: ignore[arg-type]
@@ -298,8 +298,8 @@ def test_a_vs_a_with_bench_ab_compares_server_starts_and_finds_them_close(tmp_pa
 
 
 def test_ab_starts_each_variant_detects_threads_and_survives_a_broken_one(tmp_path: Path) -> None:
-    from bench.ab import AbPlan, Variant, run_ab
-    from bench.compare import Verdict
+    from bench.decide.compare import Verdict
+    from bench.flows.ab import AbPlan, Variant, run_ab
 
     plan = AbPlan(
         RunOptions(scenarios=scenario_set(AB_CASE), results_dir=tmp_path),  # type: ignore[arg-type]
@@ -324,7 +324,7 @@ def test_server_killed_mid_stream_and_restarted_mid_run(tmp_path: Path) -> None:
     """SIGKILL the real llama-server during a stream, start it again: the run goes on and loses nothing."""
     import threading
 
-    from bench.server import local_server
+    from bench.load.server import local_server
 
     def server() -> LocalServer:
         instance = local_server(binary=None, model_file=None, args=None, log_path=tmp_path / "server.log")

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
-from bench.server import LocalServer
-from bench.store import read_run_meta
+from bench.load.server import LocalServer
+from bench.store.run_dir import read_run_meta
 from tests.integration.nginx import nginx_proxy
 
 pytestmark = pytest.mark.integration

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from bench.baselines import load_baselines
-from bench.compare import compare_runs
+from bench.decide.compare import compare_runs
+from bench.inputs.baselines import load_baselines
 from bench.report.render import render_comparison_report, render_run_report, render_trend_report
 from tests.factories import noisy_records, write_run
 from tests.test_report import HOSTILE, write_nights
@@ -96,11 +96,11 @@ def test_hostile_strings_do_not_run_in_the_browser(browser: Any, tmp_path: Path)
 
 
 def test_the_capacity_report_renders_its_curve_and_levels(browser: Any, tmp_path: Path) -> None:
-    from bench.capacity import CapacityOptions, Level, search
-    from bench.config import load_scenario_set
+    from bench.figures.slo import Slo
+    from bench.flows.capacity import CapacityOptions, Level, search
+    from bench.flows.run import RunOptions
+    from bench.inputs.scenarios import load_scenario_set
     from bench.report.render import render_capacity_report
-    from bench.runner import RunOptions
-    from bench.slo import Slo
 
     def measure(concurrency: int, options: CapacityOptions, observer: object) -> Level:
         holds = concurrency <= 5
@@ -118,8 +118,8 @@ def test_the_capacity_report_renders_its_curve_and_levels(browser: Any, tmp_path
 
 
 def test_the_prompt_cache_and_turns_render_with_their_plot(browser: Any, fake: Any, tmp_path: Path) -> None:
-    from bench.config import parse_scenario_set
-    from bench.runner import RunOptions, run_benchmark
+    from bench.flows.run import RunOptions, run_benchmark
+    from bench.inputs.scenarios import parse_scenario_set
 
     fake.config.cache_slots = 32
     scenarios = parse_scenario_set(

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import parse_scenario_set
 from bench.devtools.synthetic_model import SHAPES, write_gpt_oss_gguf
-from bench.runner import RunOptions, run_benchmark
-from bench.store import read_records
+from bench.flows.run import RunOptions, run_benchmark
+from bench.inputs.scenarios import parse_scenario_set
+from bench.store.run_dir import read_records
 
 pytestmark = pytest.mark.integration
 

@@ -17,10 +17,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.figures import pp_sample, tg_sample
+from bench.figures.throughput import pp_sample, tg_sample
+from bench.load.server import embedded_binary, embedded_model
 from bench.records import RequestRecord
-from bench.server import embedded_binary, embedded_model
-from bench.store import read_records, run_dirs
+from bench.store.run_dir import read_records, run_dirs
 
 PROMPT, GENERATED = 512, 128
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.errors import PerfSetupError
-from bench.store import read_records, run_dirs
+from bench.store.run_dir import read_records, run_dirs
 
 TOKENIZER_REPO = "perf/word-tokenizer"
 _TOKENIZER_REVISION = "0" * 40

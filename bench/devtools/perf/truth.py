@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bench.devtools.perf.process import pinned
 from bench.errors import PerfSetupError
-from bench.server import cache_dir
+from bench.load.server import cache_dir
 
 
 @dataclass(frozen=True)

@@ -492,7 +492,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _common_prefix(a: list[str], b: list[str]) -> int:
-    # its own, not bench.workload.common_prefix: the fake checks the suite, so it shares none of its logic
+    # its own, not bench.load.workload.common_prefix: the fake checks the suite, so it shares none of its logic
     n = 0
     for x, y in zip(a, b, strict=False):
         if x != y:

@@ -1,9 +1,0 @@
-"""Entry point of a load worker process: ``python -m bench._worker`` (see bench.workers).
-
-A module of its own, which the package does not import, so that running it does not import it twice.
-"""
-
-from bench.workers import main
-
-if __name__ == "__main__":
-    main()

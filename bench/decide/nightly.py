@@ -1,0 +1,478 @@
+"""The nightly regression gate: run, judge against baselines, last good night and history.
+
+Judgement, per case and figure (pp and tg t/s from the server's timings):
+
+1. **Baselines**: a figure below its baseline by more than the baseline's
+   tolerance (for the baseline's model) is a regression.
+2. **Last good nightly** (the newest earlier nightly judged ``ok``): the two runs
+   are compared as ``bench compare`` compares one run a side with a noise profile,
+   the profile being the earlier nights' own spread (``bench.decide.noise``): nights, not
+   requests, are the unit. Every figure of the night is one test of a family held
+   together by Benjamini-Hochberg. A significant drop is then held against a
+   threshold from measured noise: ``T = max(min_effect, 2 x night-to-night robust
+   CV)`` over the last nights. Before five nights there is no spread to test
+   against: the requests are compared and ``T`` is at least the allowance
+   (``bench.decide.compare.DEFAULT_ALLOWANCE``), which the headline says.
+   A drop of at least ``2T`` is a regression at once; a drop between ``T`` and
+   ``2T`` is *suspect* and only becomes a regression if the previous nightly was
+   suspect for the same figure too, so one noisy night pages nobody.
+3. **History**: E-divisive means over the figure's nightly series; a change
+   point in the last three nights that moves the figure the wrong way by at
+   least ``T`` is a regression.
+
+``run_nightly`` is the whole gate as one library call (lock, run, judge,
+verdict file, retention, reports); ``bench nightly`` only parses and prints.
+Exit status: 0 no regression, 1 regression; when the run itself fails, the
+code of what failed, as for every command (``bench.errors.ExitCode``: 2
+configuration, 3 endpoint, 4 results directory or another nightly holding the
+lock, 5 error rate above the limit).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import math
+import os
+import shutil
+import statistics
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, Any
+
+from bench.decide.compare import (
+    ALPHA,
+    DEFAULT_ADJUSTMENT,
+    DEFAULT_ALLOWANCE,
+    FigureComparison,
+    Verdict,
+    adjusted,
+    compare_figure,
+    run_values_row,
+)
+from bench.decide.noise import NoiseSource, Spread, spreads_of
+from bench.decide.stats import e_divisive, robust_cv
+from bench.doors import files, strict_json
+from bench.errors import ExitCode, NightlyLocked, ResultsError
+from bench.figures.summary import RunSummary
+from bench.figures.throughput import FIGURES, Figure
+from bench.inputs.baselines import Baselines, BaselineStatus, baseline_headline
+from bench.store.run_dir import RunStatus, read_records, read_run_meta, runs_with_meta
+
+NIGHTLY_SCHEMA = 1
+JUDGED_FIGURES = ("pp_tps", "tg_tps")
+GOODPUT = "goodput_rps"  # judged too where the scenario states an SLO: one value a night
+MIN_EFFECT = 0.03
+HISTORY_WINDOW = 30
+MIN_NIGHTS_FOR_NOISE = 5
+RECENT_NIGHTS = 3
+
+
+class NightState(StrEnum):
+    """A night's verdict."""
+
+    OK = "ok"
+    SUSPECT = "suspect"  # a drop above the noise threshold once: watching, not paging
+    REGRESSION = "regression"
+
+
+class Severity(StrEnum):
+    REGRESSION = "regression"
+    SUSPECT = "suspect"
+
+
+class FindingKind(StrEnum):
+    BASELINE = "baseline"  # below a baseline beyond its tolerance
+    LAST_GOOD = "last_good"  # a significant drop against the last good night
+    CHANGE_POINT = "change_point"  # a recent E-divisive change point in the history
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    kind: FindingKind
+    severity: Severity
+    figure: str
+    case_id: str | None
+    change: float | None  # relative, signed (-0.05 = 5 % lower)
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class NightlyVerdict:
+    run_id: str
+    verdict: NightState
+    findings: tuple[Finding, ...]
+    compared_with: str | None
+    thresholds: dict[str, float] = field(default_factory=dict)
+    headline: str = ""
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.REGRESSION if self.verdict == NightState.REGRESSION else ExitCode.OK
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema_version": NIGHTLY_SCHEMA, **asdict(self)}
+
+
+# ------------------------------------------------------------------ history
+
+
+@dataclass(frozen=True, slots=True)
+class Night:
+    path: Path
+    run_id: str
+    started: float
+    verdict: NightState | None
+    figures: dict[tuple[str, str], float]  # (case_id, figure) -> value
+    findings: tuple[dict[str, Any], ...]
+    build: str | None = None
+    server_flags: str | None = None
+    model: str | None = None
+
+
+def _night(path: Path) -> Night | None:
+    try:
+        meta = read_run_meta(path)
+    except ResultsError:
+        return None
+    if meta.get("status") != RunStatus.COMPLETE or not (path / "summary.json").exists():
+        return None
+    try:
+        summary = files.read_json(path / "summary.json", what="run's summary", error=ResultsError)
+        verdict_path = path / "nightly.json"
+        verdict = (
+            files.read_json(verdict_path, what="night's verdict", error=ResultsError) if verdict_path.exists() else {}
+        )
+        figures = {
+            (case["case_id"], name): float(case[name])
+            for case in summary.get("cases", [])
+            for name in JUDGED_FIGURES
+            if case.get(name) is not None
+        }
+        for case in summary.get("cases", []):
+            if isinstance(case.get("slo"), dict) and case["slo"].get("goodput_rps") is not None:
+                figures[(case["case_id"], GOODPUT)] = float(case["slo"]["goodput_rps"])
+        if not isinstance(verdict, dict):
+            raise TypeError("nightly.json is not an object")
+    except (ResultsError, AttributeError, KeyError, TypeError, ValueError):
+        return None  # a night whose files a crash or a full disk damaged is not one to judge against
+    return Night(
+        path=path,
+        run_id=str(meta.get("run_id")),
+        started=float(meta.get("started") or 0),
+        verdict=NightState(verdict["verdict"]) if verdict.get("verdict") in set(NightState) else None,
+        figures=figures,
+        findings=tuple(verdict.get("findings", ())),
+        build=meta.get("build"),
+        server_flags=meta.get("server_flags"),
+        model=meta.get("model"),
+    )
+
+
+def nightly_history(results_dir: Path, label: str, scenario_set: str) -> list[Night]:
+    """Completed nightlies of this label and scenario set, oldest first."""
+    nights = []
+    for path, meta in runs_with_meta(results_dir):
+        if meta.get("label") != label or (meta.get("scenario_set") or {}).get("name") != scenario_set:
+            continue
+        night = _night(path)
+        if night is not None:
+            nights.append(night)
+    return sorted(nights, key=lambda n: n.started)
+
+
+# ------------------------------------------------------------------ judging
+
+
+def _baseline_findings(summary: RunSummary) -> list[Finding]:
+    return [
+        Finding(FindingKind.BASELINE, Severity.REGRESSION, check.figure, None, (check.ratio or 0) - 1, check.sentence())
+        for check in summary.baselines
+        if check.status in (BaselineStatus.BELOW, BaselineStatus.ABOVE)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class GateCheck:
+    """One figure held against the last good night: its change and the threshold it met or not."""
+
+    case_id: str
+    figure: str
+    change: float | None  # relative, signed
+    threshold: float
+    p_value: float | None
+
+
+def headline_text(summary: RunSummary, checks: Sequence[GateCheck], findings: Sequence[Finding], verdict: NightState,
+                  compared: bool, nights: int = MIN_NIGHTS_FOR_NOISE) -> str:  # fmt: skip
+    """'prompt 92 % of 5,136 t/s, generation 101 % of 219.71 t/s, no regression vs last good night (...)'.
+
+    What the gate decided and why: the figure that regressed, or the largest drop it saw and the
+    threshold that drop stayed under; never a p-value the gate did not decide on.
+    """
+    throughput = [c for c in summary.baselines if c.figure in JUDGED_FIGURES]
+    parts = [baseline_headline(throughput)] if any(c.ratio is not None for c in throughput) else []
+    state = {NightState.OK: "no regression", NightState.SUSPECT: "a suspect drop", NightState.REGRESSION: "REGRESSION"}[
+        verdict
+    ]
+    if not compared:
+        parts.append(f"{state} (no earlier good night to compare with)")
+        return ", ".join(parts)
+    named = {f.name: f.label for f in FIGURES} | {GOODPUT: "goodput"}  # "pp", "tg", as the comparison names them
+    if findings:
+        first = findings[0]
+        where = f"{first.case_id} " if first.case_id else ""
+        change = f" {first.change * 100:+.1f} %" if first.change is not None else ""
+        more = f", and {len(findings) - 1} more" if len(findings) > 1 else ""
+        parts.append(f"{state}: {where}{named.get(first.figure, first.figure)}{change} ({first.kind}){more}")
+        return ", ".join(parts)
+    drops = [c for c in checks if c.change is not None and c.change < 0]
+    if drops:
+        worst = min(drops, key=lambda c: (c.change or 0) / c.threshold)
+        p_text = f", p = {worst.p_value:.2g}" if worst.p_value is not None else ""
+        parts.append(
+            f"{state} vs last good night (largest drop {worst.case_id} {named.get(worst.figure, worst.figure)} "
+            f"{(worst.change or 0) * 100:+.1f} %{p_text}, under its {worst.threshold * 100:.1f} % threshold)"
+        )
+    else:
+        parts.append(f"{state} vs last good night (no figure lower)")
+    if nights < MIN_NIGHTS_FOR_NOISE:
+        # said, not hidden: the first nights gate on the allowance, not on a measured spread
+        parts.append(f"night-to-night spread not known yet ({nights} of {MIN_NIGHTS_FOR_NOISE} nights)")
+    return ", ".join(parts)
+
+
+def judge(
+    run_dir: Path,
+    summary: RunSummary,
+    history: Sequence[Night],
+    *,
+    min_effect: float = MIN_EFFECT,
+    allowance: float = DEFAULT_ALLOWANCE,
+) -> NightlyVerdict:
+    """Judge tonight's run (``run_dir``) against the baselines in ``summary`` and earlier nights."""
+    tonight_records = list(read_records(run_dir))
+    earlier = [n for n in history if n.path != run_dir]
+    findings = _baseline_findings(summary)
+    last_good = next((n for n in reversed(earlier) if n.verdict in (NightState.OK, None)), None)
+    previous = earlier[-1] if earlier else None
+    previous_suspects = {
+        (f.get("case_id"), f.get("figure")) for f in (previous.findings if previous else ()) if f.get("severity")
+    }
+    tonight = _night_from_summary(summary)
+    thresholds: dict[str, float] = {}
+    checks: list[GateCheck] = []
+    last_records = list(read_records(last_good.path)) if last_good else None
+    # the spread between nights, per case and figure, from the earlier nights' own requests: the
+    # gate tests tonight against the last good night with it, nights (not requests) as the unit
+    window = earlier[-HISTORY_WINDOW:]
+    # nights the gate found a drop in are shifts, not noise: their spread would hide the next one
+    quiet = [n for n in window if n.verdict in (NightState.OK, None)]
+    spreads = _night_spreads(quiet) if len(quiet) >= MIN_NIGHTS_FOR_NOISE else {}
+    rows: list[FigureComparison] = []
+    history_of: dict[tuple[str, str], list[float]] = {}  # each figure's earlier nights, for the change points too
+    for case_id, figure in sorted(tonight):
+        series = history_of[(case_id, figure)] = [
+            n.figures[(case_id, figure)] for n in window if (case_id, figure) in n.figures
+        ]
+        noise = robust_cv(series) if len(series) >= MIN_NIGHTS_FOR_NOISE else None
+        spread = spreads.get((case_id, figure))
+        # without a spread between nights yet, a drop smaller than the allowance is not news:
+        # two nights of one build can land that far apart, which their requests cannot show
+        threshold = max(min_effect, 2 * noise) if noise is not None else max(min_effect, allowance)
+        thresholds[f"{case_id} {figure}"] = threshold
+        if figure == GOODPUT:
+            if last_good is not None and (row := _goodput_row(case_id, tonight[(case_id, figure)], last_good, quiet,
+                                                              min_effect)) is not None:  # fmt: skip
+                rows.append(row)
+            continue
+        if last_records is not None:
+            spec = next(f for f in FIGURES if f.name == figure)
+            rows.append(
+                compare_figure(
+                    case_id, spec,
+                    [r for r in last_records if r.case_id == case_id],
+                    [r for r in tonight_records if r.case_id == case_id],
+                    min_effect=min_effect, spread=spread, spread_source=NoiseSource.HISTORY, allowance=allowance,
+                )
+            )  # fmt: skip
+    # every figure of the night is a test: held together as a comparison's are (false discovery rate)
+    for comparison in adjusted(rows, DEFAULT_ADJUSTMENT, alpha=ALPHA, min_effect=min_effect):
+        key = (comparison.case_id, comparison.figure)
+        threshold = thresholds[f"{comparison.case_id} {comparison.figure}"]
+        p_gate = comparison.p_adjusted if comparison.p_adjusted is not None else comparison.p_value
+        checks.append(GateCheck(comparison.case_id, comparison.figure, comparison.change, threshold, p_gate))
+        finding = _gate(comparison, threshold, key in previous_suspects, last_good)
+        if finding is not None:
+            findings.append(finding)
+    for case_id, figure in sorted(tonight):
+        series = history_of[(case_id, figure)]
+        threshold = thresholds[f"{case_id} {figure}"]
+        full = [*series, tonight[(case_id, figure)]]
+        for change in e_divisive(full[-HISTORY_WINDOW:]):
+            recent = change.index >= len(full[-HISTORY_WINDOW:]) - RECENT_NIGHTS
+            if recent and change.relative_change <= -threshold:
+                findings.append(
+                    Finding(
+                        FindingKind.CHANGE_POINT,
+                        Severity.REGRESSION,
+                        figure,
+                        case_id,
+                        change.relative_change,
+                        f"E-divisive change point {len(full[-HISTORY_WINDOW:]) - change.index} night(s) ago: "
+                        f"mean {change.mean_before:,.2f} -> {change.mean_after:,.2f} "
+                        f"({change.relative_change:+.1%}, permutation p = {change.p_value:.2g})",
+                    )
+                )
+    if any(f.severity == Severity.REGRESSION for f in findings):
+        verdict = NightState.REGRESSION
+    elif findings:
+        verdict = NightState.SUSPECT
+    else:
+        verdict = NightState.OK
+    return NightlyVerdict(
+        run_id=run_dir.name,
+        verdict=verdict,
+        findings=tuple(findings),
+        compared_with=last_good.run_id if last_good else None,
+        thresholds=thresholds,
+        headline=headline_text(
+            summary, checks, findings, verdict, compared=last_records is not None, nights=len(window)
+        ),
+    )
+
+
+GOODPUT_FIGURE = Figure(GOODPUT, "goodput (SLO)", "req/s", True)
+
+
+def _goodput_row(
+    case_id: str, tonight: float, last_good: Night, quiet: Sequence[Night], min_effect: float
+) -> FigureComparison | None:
+    """Tonight's goodput against the last good night's, with the quiet nights' spread; None before five."""
+    before = last_good.figures.get((case_id, GOODPUT))
+    series = [v for n in quiet if (v := n.figures.get((case_id, GOODPUT))) is not None and v > 0]
+    if before is None or before <= 0 or len(series) < MIN_NIGHTS_FOR_NOISE:
+        return None
+    spread = Spread(case_id, GOODPUT, statistics.stdev(math.log(v) for v in series), len(series), None, 0)
+    # no request met the SLO tonight: as far down as goodput goes, with no logarithm to take
+    value = tonight if tonight > 0 else before * 1e-6
+    return run_values_row(
+        case_id, GOODPUT_FIGURE, before, value, spread, source=NoiseSource.HISTORY, min_effect=min_effect
+    )
+
+
+def _night_spreads(nights: Sequence[Night]) -> dict[tuple[str, str], Spread]:
+    """Each case's and judged figure's spread between these nights, from their requests."""
+    judged = tuple(f for f in FIGURES if f.name in JUDGED_FIGURES)
+    spreads = spreads_of([list(read_records(night.path)) for night in nights], judged)
+    return {(s.case_id, s.figure): s for s in spreads}
+
+
+def _night_from_summary(summary: RunSummary) -> dict[tuple[str, str], float]:
+    values: dict[tuple[str, str], float] = {}
+    for case in summary.cases:
+        for name in JUDGED_FIGURES:
+            value = getattr(case, name)
+            if value is not None:
+                values[(case.case_id, name)] = float(value)
+        if case.slo is not None and case.slo.goodput_rps is not None:
+            values[(case.case_id, GOODPUT)] = case.slo.goodput_rps
+    return values
+
+
+def _gate(comparison: FigureComparison, threshold: float, was_suspect: bool, last_good: Night | None) -> Finding | None:
+    if comparison.verdict != Verdict.REGRESSED or comparison.change is None:
+        return None
+    drop = -comparison.change
+    if drop < threshold:
+        return None
+    adjusted_p = f", {DEFAULT_ADJUSTMENT} {comparison.p_adjusted:.2g}" if comparison.p_adjusted is not None else ""
+    basis = f" {comparison.basis}" if comparison.basis else " (requests; no night-to-night spread yet)"
+    how_sure = (
+        f"{comparison.a:,.2f} -> {comparison.b:,.2f} {comparison.unit} ({comparison.change:+.1%}, 95 % CI "
+        f"[{(comparison.ci_low or 0) - 1:+.1%}, {(comparison.ci_high or 0) - 1:+.1%}], "
+        f"p = {comparison.p_value:.2g}{adjusted_p}{basis}) vs last good night {last_good.run_id if last_good else '-'}"
+    )
+    if drop >= 2 * threshold:
+        severity, why = Severity.REGRESSION, f"large: at least twice the {threshold:.1%} noise threshold"
+    elif was_suspect:
+        severity, why = Severity.REGRESSION, f"second night in a row above the {threshold:.1%} noise threshold"
+    else:
+        severity, why = Severity.SUSPECT, f"above the {threshold:.1%} noise threshold once: watching, not paging"
+    return Finding(
+        FindingKind.LAST_GOOD, severity, comparison.figure, comparison.case_id, comparison.change, f"{how_sure}; {why}"
+    )
+
+
+# ------------------------------------------------------------------ unattended running
+
+
+@contextlib.contextmanager
+def nightly_lock(results_dir: Path) -> Iterator[None]:
+    """Hold ``results_dir/.nightly.lock`` for the run; a second nightly fails at once."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / ".nightly.lock"
+    handle: IO[str] = path.open("a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise NightlyLocked(f"another nightly holds {path} (pid {holder}); not starting a second one") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+def protected_runs(baselines: Baselines | None) -> set[str]:
+    return {b.run_id for b in (baselines.entries if baselines else ()) if b.run_id}
+
+
+def apply_retention(
+    results_dir: Path,
+    label: str,
+    *,
+    keep_runs: int | None,
+    keep_days: float | None,
+    protect: set[str],
+    now: float | None = None,
+) -> list[Path]:
+    """Delete old runs of this label beyond ``keep_runs`` or older than ``keep_days``; never protected ones."""
+    if keep_runs is None and keep_days is None:
+        return []
+    now = time.time() if now is None else now
+    candidates = []
+    for path, meta in runs_with_meta(results_dir):
+        if meta.get("label") == label and meta.get("status") != RunStatus.RUNNING:
+            candidates.append((float(meta.get("started") or 0), path, str(meta.get("run_id"))))
+    candidates.sort(reverse=True)  # newest first
+    removed = []
+    for position, (started, path, run_id) in enumerate(candidates):
+        too_many = keep_runs is not None and position >= keep_runs
+        too_old = keep_days is not None and now - started > keep_days * 86400
+        if (too_many or too_old) and run_id not in protect and path.name not in protect:
+            shutil.rmtree(path)
+            removed.append(path)
+    return removed
+
+
+def write_verdict(run_dir: Path, verdict: NightlyVerdict) -> None:
+    tmp = run_dir / ".nightly.json.tmp"
+    tmp.write_text(strict_json.dumps(verdict.to_json(), indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, run_dir / "nightly.json")
+
+
+def plain_summary(verdict: NightlyVerdict) -> str:
+    lines = [f"nightly {verdict.run_id}: {verdict.verdict.upper()} (exit {verdict.exit_code})", verdict.headline]
+    for finding in verdict.findings:
+        where = f"{finding.case_id} " if finding.case_id else ""
+        lines.append(f"  [{finding.severity}] {where}{finding.figure}: {finding.detail}")
+    return "\n".join(lines)

@@ -1,0 +1,147 @@
+"""Workflows that chain the pipeline's steps, as library calls the CLI only parses for.
+
+``run_nightly`` is the nightly regression gate end to end: hold the lock, run the
+scenario set, judge it (``bench.decide.nightly``), write ``nightly.json``, apply
+retention and write the run and trend reports::
+
+    from bench import RunOptions, load_scenario_set
+    from bench.flows.workflows import NightlyOptions, run_nightly
+
+    outcome = run_nightly(NightlyOptions(RunOptions(load_scenario_set("baseline"), label="nightly")))
+    print(outcome.verdict.headline if outcome.verdict else outcome.failure, outcome.exit_code)
+
+``measure_noise`` runs the scenario set several times, each pass a run of its own (and its own
+server start when the suite starts the server), and writes the noise profile of those runs
+(``bench.decide.noise``) beside the baselines.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from bench.decide.compare import DEFAULT_ALLOWANCE
+from bench.decide.nightly import (
+    MIN_EFFECT,
+    NightlyVerdict,
+    apply_retention,
+    judge,
+    nightly_history,
+    nightly_lock,
+    protected_runs,
+    write_verdict,
+)
+from bench.decide.noise import DEFAULT_PROFILE, MIN_RUNS, NoiseProfile, measure_profile, save_profile
+from bench.errors import ConfigError, ExitCode
+from bench.flows.run import RunObserver, RunOptions, RunResult, run_benchmark
+from bench.report.render import DEFAULT_REPORTS_DIR, render_run_report, render_trend_report
+
+
+@dataclass(frozen=True, slots=True)
+class NightlyOptions:
+    run: RunOptions  # its label names the series of nights ("nightly" from the CLI)
+    min_effect: float = MIN_EFFECT  # smallest drop that can count, as a fraction; noise can raise it
+    allowance: float = DEFAULT_ALLOWANCE  # smallest drop that can count before the nights give their spread
+    keep_runs: int | None = None  # retention: the newest N runs of the label
+    keep_days: float | None = None  # retention: runs of the label younger than D days
+    reports_dir: Path | None = DEFAULT_REPORTS_DIR  # None: no reports
+
+    def __post_init__(self) -> None:
+        if not self.run.label:
+            raise ConfigError("a nightly needs a label: its earlier nights are the runs with the same label")
+        if self.keep_runs is not None and self.keep_runs < 1:
+            raise ConfigError(f"--keep-runs must be at least 1; got {self.keep_runs}")
+        if self.keep_days is not None and not 0 < self.keep_days < math.inf:
+            raise ConfigError(f"--keep-days must be a positive, finite number of days; got {self.keep_days}")
+        for name, value in (("--min-effect", self.min_effect), ("--allowance", self.allowance)):
+            if not 0 <= value < 1:
+                raise ConfigError(f"{name} must be a percentage from 0 to 100; got {value * 100:g}")
+
+
+@dataclass(frozen=True, slots=True)
+class NightlyOutcome:
+    run: RunResult
+    verdict: NightlyVerdict | None  # None when the run failed its error-rate limit and was not judged
+    removed: tuple[Path, ...] = ()  # old runs deleted by retention
+    reports: tuple[Path, ...] = ()  # the run report, then the trend report
+    failure: str | None = None  # why the night failed as a run
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.verdict is None:
+            return ExitCode.ERROR_RATE
+        return self.verdict.exit_code
+
+
+def run_nightly(options: NightlyOptions, observer: RunObserver | None = None) -> NightlyOutcome:
+    """The nightly gate; raises ``BenchError`` (with its exit code) when the run itself fails."""
+    run_options = options.run
+    label = run_options.label
+    assert label is not None  # checked by NightlyOptions
+    with nightly_lock(run_options.results_dir):
+        result = run_benchmark(run_options, observer)
+        if result.error_rate_exceeded:
+            return NightlyOutcome(result, None, failure="; ".join(result.notes))
+        history = nightly_history(run_options.results_dir, label, run_options.scenarios.name)
+        verdict = judge(
+            result.run_dir, result.summary, history, min_effect=options.min_effect, allowance=options.allowance
+        )
+        write_verdict(result.run_dir, verdict)
+        protect = protected_runs(run_options.baselines) | {result.run_id}
+        if verdict.compared_with:
+            protect.add(verdict.compared_with)
+        removed = apply_retention(
+            run_options.results_dir, label, keep_runs=options.keep_runs, keep_days=options.keep_days, protect=protect
+        )
+    reports: tuple[Path, ...] = ()
+    if options.reports_dir is not None:
+        reports = (
+            render_run_report(result.run_dir, options.reports_dir, run_options.baselines),
+            render_trend_report(run_options.results_dir, label, options.reports_dir, run_options.baselines),
+        )
+    return NightlyOutcome(result, verdict, tuple(removed), reports)
+
+
+# ------------------------------------------------------------------ the noise profile
+
+DEFAULT_PASSES = 6
+NOISE_LABEL = "noise"
+
+
+@dataclass(frozen=True, slots=True)
+class NoiseOptions:
+    run: RunOptions  # the set and endpoint to profile; its label names the passes ("noise" if none)
+    passes: int = DEFAULT_PASSES
+    out: Path = DEFAULT_PROFILE
+
+    def __post_init__(self) -> None:
+        if not MIN_RUNS <= self.passes <= 100:
+            raise ConfigError(
+                f"--passes must be from {MIN_RUNS} to 100 (a spread needs {MIN_RUNS} runs); got {self.passes}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class NoiseOutcome:
+    runs: tuple[RunResult, ...]
+    profile: NoiseProfile
+
+
+def measure_noise(options: NoiseOptions, observer: RunObserver | None = None) -> NoiseOutcome:
+    """Run the set ``passes`` times, each pass its own run (and server start), and store their profile.
+
+    A pass that fails stops the measurement (its error says why); the passes before it are kept
+    as runs, and ``bench noise --from`` makes a profile of them.
+    """
+    run_options = options.run if options.run.label else replace(options.run, label=NOISE_LABEL)
+    results: list[RunResult] = []
+    for number in range(options.passes):
+        if observer is not None:
+            observer.message(f"pass {number + 1} of {options.passes}")
+        # one seed for every pass: the passes differ by their server start and moment, not their prompts
+        results.append(run_benchmark(run_options, observer))
+    profile = measure_profile([r.run_dir for r in results])
+    profile = replace(profile, where=str(options.out))
+    save_profile(profile, options.out)
+    return NoiseOutcome(tuple(results), profile)
