@@ -1,7 +1,8 @@
 """Typed records of what was measured.
 
 ``RequestRecord`` is one request as the client saw it plus what the server said
-about it. Times are seconds on the run's clock: ``time.time()`` at run start plus
+about it; ``FigureName`` and ``FigureSource`` are the closed vocabularies of what a set of
+records measures and where a figure came from. Times are seconds on the run's clock: ``time.time()`` at run start plus
 ``time.perf_counter()`` deltas, so they are monotonic within a run and line up
 with telemetry samples taken on the same clock.
 """
@@ -11,9 +12,38 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from typing import Any
 
 RECORD_SCHEMA = 1
+
+
+class FigureName(StrEnum):
+    """The figures the suite measures, by the names files and flags use."""
+
+    PP_TPS = "pp_tps"  # prompt processing, tokens/s
+    TG_TPS = "tg_tps"  # generation, tokens/s
+    TTFT_MS = "ttft_ms"
+    ITL_MS = "itl_ms"
+    E2E_MS = "e2e_ms"
+    VRAM_USED_GIB = "vram_used_gib"  # peak GPU memory over a run
+
+    @property
+    def label(self) -> str:
+        """The word a sentence uses: 'prompt 92 % of 5,136 t/s'."""
+        return _LABELS.get(self, self.value)
+
+
+_LABELS = {FigureName.PP_TPS: "prompt", FigureName.TG_TPS: "generation", FigureName.VRAM_USED_GIB: "VRAM"}
+
+
+class FigureSource(StrEnum):
+    """Where a figure came from."""
+
+    SERVER = "server_timings"  # llama.cpp's own timings
+    CLIENT = "client_estimate"  # client clocks: an endpoint without timings
+    GPU_TELEMETRY = "gpu_telemetry"  # VRAM, from NVML or the nvidia-smi command
+
 
 # Fields of llama.cpp's `timings` object that the suite keeps, in this order.
 TIMING_FIELDS = (

@@ -10,10 +10,11 @@ import pytest
 from bench.cli import main
 from bench.devtools.testing.fake_server import FakeLlamaServer
 from bench.errors import ConfigError
-from bench.figures.slo import Slo
-from bench.flows.capacity import CapacityOptions, Level, parse_slo, search
+from bench.flows.capacity import CapacityOptions, search
 from bench.flows.run import RunOptions
 from bench.inputs.scenarios import load_scenario_set
+from bench.inputs.slo import Slo, parse_slo
+from bench.store.capacity import Level
 
 
 def plan(**kw: object) -> CapacityOptions:
@@ -98,7 +99,7 @@ def test_the_capacity_of_a_server_with_known_slots_is_found_exactly(
 
 
 def test_two_capacity_searches_compare_level_by_level(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from bench.flows.capacity import save_result
+    from bench.store.capacity import save_result
 
     def result_at(limit: int, where: Path, slo: Slo | None = None) -> Path:
         options = CapacityOptions(RunOptions(scenarios=load_scenario_set("smoke")), 64, 16, slo or Slo(ttft_ms=1000))

@@ -174,8 +174,8 @@ def test_a_slow_drift_is_caught_by_the_change_point_in_history(tmp_path: Path) -
 def test_a_nightly_runs_from_python_without_the_cli(tmp_path: Path, fake: FakeLlamaServer) -> None:
     import tomllib
 
+    from bench.flows.nightly import NightlyOptions, NightlyOutcome, run_nightly
     from bench.flows.run import RunOptions
-    from bench.flows.workflows import NightlyOptions, NightlyOutcome, run_nightly
     from bench.inputs.baselines import parse_baselines
     from bench.inputs.scenarios import parse_scenario_set
 

@@ -11,9 +11,10 @@ from bench.cli import main
 from bench.devtools.testing.fake_server import FakeLlamaServer
 from bench.devtools.testing.records import record
 from bench.errors import ConfigError
-from bench.figures.slo import Slo, summarise_slo
+from bench.figures.slo import summarise_slo
 from bench.figures.summary import load_summary
 from bench.inputs.scenarios import parse_scenario_set
+from bench.inputs.slo import Slo
 
 
 def streamed(first: float, gap: float, tokens: int, sent: float = 0.0, **kw: object) -> object:

@@ -22,6 +22,7 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 from bench.clock import RunClock
 from bench.devtools.testing.fake_server import fake_server_process
+from bench.store.run_dir import TelemetryLogs
 from bench.telemetry.sampler import TelemetryConfig, TelemetrySampler
 from bench.transport.client import ChatClient
 from tests.conftest import SuiteFigure
@@ -40,7 +41,7 @@ def test_sampler_cpu_share_of_one_core(
             run_dir = tmp_path / f"run-{time.monotonic_ns()}"
             run_dir.mkdir()
             sampler = TelemetrySampler(
-                run_dir,
+                TelemetryLogs(run_dir),
                 RunClock(),
                 TelemetryConfig(interval_s=interval_s),
                 metrics_url=f"{url}/metrics",
@@ -84,7 +85,7 @@ def test_request_timings_with_and_without_the_sampler(
         def compare() -> tuple[float, float]:
             without = statistics.median(asyncio.run(_itl_errors_ms(url, 5)))
             sampler = TelemetrySampler(
-                tmp_path,
+                TelemetryLogs(tmp_path),
                 RunClock(),
                 TelemetryConfig(interval_s=0.05),
                 metrics_url=f"{url}/metrics",

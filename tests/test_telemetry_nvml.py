@@ -8,7 +8,7 @@ import pytest
 
 from bench.clock import RunClock
 from bench.errors import TelemetryUnavailable
-from bench.store.run_dir import read_telemetry
+from bench.store.run_dir import TelemetryLogs, read_telemetry
 from bench.telemetry.nvml import NvmlReader, throttle_names
 from bench.telemetry.sampler import TelemetryConfig, TelemetrySampler
 from tests.fake_nvml import FakeGpu, make_nvml
@@ -60,7 +60,9 @@ def wait_for(condition: object, timeout_s: float = 5.0) -> None:
 
 def test_sampler_records_a_gap_when_a_gpu_vanishes_and_resumes(tmp_path: Path) -> None:
     gpu = FakeGpu(used=[GIB, 2 * GIB, 3 * GIB], lost_after=3, back_after=8)
-    sampler = TelemetrySampler(tmp_path, RunClock(), TelemetryConfig(interval_s=0.05), nvml_module=make_nvml(gpu))
+    sampler = TelemetrySampler(
+        TelemetryLogs(tmp_path), RunClock(), TelemetryConfig(interval_s=0.05), nvml_module=make_nvml(gpu)
+    )
     assert sampler.start().gpu_source == "nvml"
     wait_for(lambda: gpu.reads >= 11)
     status = sampler.stop()
@@ -76,7 +78,7 @@ def test_sampler_records_a_gap_when_a_gpu_vanishes_and_resumes(tmp_path: Path) -
 
 def test_without_nvml_the_run_records_no_gpu_telemetry_and_why(tmp_path: Path) -> None:
     sampler = TelemetrySampler(
-        tmp_path, RunClock(), TelemetryConfig(), nvml_module=make_nvml(FakeGpu(), library_missing=True)
+        TelemetryLogs(tmp_path), RunClock(), TelemetryConfig(), nvml_module=make_nvml(FakeGpu(), library_missing=True)
     )
     status = sampler.start()
     sampler.stop()
@@ -86,9 +88,9 @@ def test_without_nvml_the_run_records_no_gpu_telemetry_and_why(tmp_path: Path) -
 
 
 def test_gpu_telemetry_can_be_switched_off(tmp_path: Path) -> None:
-    status = TelemetrySampler(tmp_path, RunClock(), TelemetryConfig(gpu="none")).start()
+    status = TelemetrySampler(TelemetryLogs(tmp_path), RunClock(), TelemetryConfig(gpu="none")).start()
     assert status.gpu_source == "none" and "switched off" in (status.gpu_reason or "")
 
 
 def test_interval_has_a_floor(tmp_path: Path) -> None:
-    assert TelemetrySampler(tmp_path, RunClock(), TelemetryConfig(interval_s=0.001)).interval_s == 0.05
+    assert TelemetrySampler(TelemetryLogs(tmp_path), RunClock(), TelemetryConfig(interval_s=0.001)).interval_s == 0.05

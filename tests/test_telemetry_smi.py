@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from bench.clock import RunClock
-from bench.store.run_dir import read_telemetry
+from bench.store.run_dir import TelemetryLogs, read_telemetry
 from bench.telemetry.sampler import TelemetryConfig, TelemetrySampler
 from bench.telemetry.samples import GpuSample, TelemetryGap
 from bench.telemetry.smi import SMI_QUERY, SmiCommandSource, SmiLineParser, query_fields, suggested_command
@@ -94,7 +94,9 @@ def test_sampler_runs_the_command_and_writes_its_samples(tmp_path: Path) -> None
     script.write_text(FAKE_SMI.format(line=LINE))
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    sampler = TelemetrySampler(run_dir, RunClock(), TelemetryConfig(command=(sys.executable, str(script))))
+    sampler = TelemetrySampler(
+        TelemetryLogs(run_dir), RunClock(), TelemetryConfig(command=(sys.executable, str(script)))
+    )
     assert sampler.start().gpu_source == "command"
     deadline = time.monotonic() + 5
     while sampler.status.gpu_samples < 4 and time.monotonic() < deadline:
@@ -129,7 +131,7 @@ def _run_user_command(tmp_path: Path, line: str, said: list[str]) -> TelemetrySa
     command = (sys.executable, str(script), f"--query-gpu={USER_QUERY}", "--format=csv,noheader,nounits")
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    sampler = TelemetrySampler(run_dir, RunClock(), TelemetryConfig(command=command), say=said.append)
+    sampler = TelemetrySampler(TelemetryLogs(run_dir), RunClock(), TelemetryConfig(command=command), say=said.append)
     sampler.start()
     return sampler
 

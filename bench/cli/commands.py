@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 from bench.cli import options
 from bench.doors import strict_json
 from bench.errors import BenchError, ConfigError, ExitCode, ResultsError
-from bench.inputs.baselines import baseline_headline, load_baselines
+from bench.figures.baselines import baseline_headline
+from bench.inputs.baselines import load_baselines
 from bench.inputs.scenarios import BUILTIN_SETS, load_scenario_set, split_command
 from bench.store.run_dir import read_records, read_run_meta, resolve_run, resolve_runs
 
@@ -140,7 +141,7 @@ def scenarios(args: argparse.Namespace) -> ExitCode:
 def nightly(args: argparse.Namespace) -> ExitCode:
     from bench.cli.console import ConsoleObserver
     from bench.decide.nightly import plain_summary
-    from bench.flows.workflows import NightlyOptions, run_nightly
+    from bench.flows.nightly import NightlyOptions, run_nightly
 
     night = NightlyOptions(
         options.run_options(args),
@@ -264,8 +265,8 @@ def ab(args: argparse.Namespace) -> ExitCode:
 def compare(args: argparse.Namespace) -> ExitCode:
     from bench.decide.compare import Multiplicity, Verdict, compare_runs
     from bench.decide.noise import choose_noise
-    from bench.flows.capacity import is_capacity_file
     from bench.report.text import to_markdown
+    from bench.store.capacity import is_capacity_file
 
     if is_capacity_file(args.a) and is_capacity_file(args.b):
         return _compare_capacities(args)
@@ -324,7 +325,8 @@ def compare(args: argparse.Namespace) -> ExitCode:
 
 def _compare_capacities(args: argparse.Namespace) -> ExitCode:
     from bench.cli.console import capacity_table, show
-    from bench.flows.capacity import capacity_change, load_result
+    from bench.decide.capacity import capacity_change, capacity_regressed
+    from bench.store.capacity import load_result
 
     a, b = load_result(Path(args.a)), load_result(Path(args.b))
     line = capacity_change(a, b)
@@ -337,8 +339,7 @@ def _compare_capacities(args: argparse.Namespace) -> ExitCode:
         table = capacity_table(result)
         show(console, replace(table, title=f"{side}: {table.title}"))
     _say(console, line)
-    regressed = b.capacity < a.capacity - 1  # one step is what two searches of one setup differ by
-    return ExitCode.REGRESSION if args.fail_on_regression and regressed else ExitCode.OK
+    return ExitCode.REGRESSION if args.fail_on_regression and capacity_regressed(a, b) else ExitCode.OK
 
 
 def telemetry_command(args: argparse.Namespace) -> ExitCode:
@@ -433,7 +434,7 @@ def plan(args: argparse.Namespace) -> ExitCode:
 def noise(args: argparse.Namespace) -> ExitCode:
     from bench.cli.console import ConsoleObserver, noise_table, show
     from bench.decide.noise import measure_profile, save_profile
-    from bench.flows.workflows import NoiseOptions, measure_noise
+    from bench.flows.noise import NoiseOptions, measure_noise
 
     console = _console(stderr=args.json)
     if args.from_runs:
@@ -460,7 +461,9 @@ def noise(args: argparse.Namespace) -> ExitCode:
 
 def capacity(args: argparse.Namespace) -> ExitCode:
     from bench.cli.console import ConsoleObserver, capacity_table, show
-    from bench.flows.capacity import CapacityOptions, parse_slo, save_result, search
+    from bench.flows.capacity import CapacityOptions, search
+    from bench.inputs.slo import parse_slo
+    from bench.store.capacity import save_result
 
     slo = parse_slo(args.slo)
     base = options.run_options(args, scenarios=load_scenario_set("smoke"))  # each level brings its own

@@ -13,15 +13,14 @@ from rich.table import Table
 
 from bench.decide.compare import Comparison, Verdict
 from bench.decide.noise import NoiseProfile
+from bench.figures.baselines import BaselineCheck, BaselineStatus
 from bench.figures.summary import CaseSummary, Distribution, RunSummary
-from bench.figures.throughput import FigureSource
-from bench.flows.capacity import CapacityResult
-from bench.inputs.baselines import BaselineCheck, BaselineStatus
 from bench.inputs.scenarios import Case
 from bench.load.loadgen import CaseOutcome
 from bench.load.preflight import EndpointInfo, PromptCache
-from bench.records import RequestRecord
+from bench.records import FigureSource, RequestRecord
 from bench.report.text import HEADERS, comparison_rows, headline
+from bench.store.capacity import CapacityResult
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:

@@ -24,7 +24,7 @@ from bench.inputs.baselines import DEFAULT_BASELINES_FILE, load_baselines
 from bench.inputs.scenarios import BUILTIN_SETS, ScenarioSet, load_scenario_set, split_command
 from bench.load.order import CaseOrder
 from bench.load.workers import STREAMS_PER_WORKER
-from bench.report.render import DEFAULT_REPORTS_DIR
+from bench.report import DEFAULT_REPORTS_DIR
 from bench.store.run_dir import DEFAULT_RESULTS_DIR
 from bench.telemetry.sampler import GPU_MODES, MIN_INTERVAL_S, TelemetryConfig
 from bench.transport.client import DEFAULT_MAX_BODY_BYTES

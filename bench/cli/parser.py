@@ -13,7 +13,7 @@ from bench.decide.nightly import MIN_NIGHTS_FOR_NOISE
 from bench.decide.noise import DEFAULT_PROFILE
 from bench.flows.ab import AbPlan, BlockOrder
 from bench.flows.capacity import DEFAULT_MAX_CONCURRENCY, DEFAULT_REQUESTS_PER_STREAM, DEFAULT_TARGET
-from bench.flows.workflows import DEFAULT_PASSES, NOISE_LABEL
+from bench.flows.noise import DEFAULT_PASSES, NOISE_LABEL
 from bench.store.run_dir import GROUP_HELP
 from bench.version import __version__
 

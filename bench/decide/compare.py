@@ -40,9 +40,10 @@ from bench.decide.stats import (
 )
 from bench.errors import ConfigError
 from bench.figures.prompt_cache import summarise_cache, uses_cache
-from bench.figures.slo import Slo, slo_from_json, summarise_slo
+from bench.figures.slo import summarise_slo
 from bench.figures.speculative import summarise_drafts
 from bench.figures.throughput import FIGURES, Figure, output_tps, per_request, samples_with_runs
+from bench.inputs.slo import Slo, slo_from_json
 from bench.records import RequestRecord
 from bench.store.run_dir import read_records, read_run_meta, scenario_definitions
 

@@ -57,9 +57,10 @@ from bench.decide.noise import NoiseSource, Spread, spreads_of
 from bench.decide.stats import e_divisive, robust_cv
 from bench.doors import files, strict_json
 from bench.errors import ExitCode, NightlyLocked, ResultsError
+from bench.figures.baselines import BaselineStatus, baseline_headline
 from bench.figures.summary import RunSummary
 from bench.figures.throughput import FIGURES, Figure
-from bench.inputs.baselines import Baselines, BaselineStatus, baseline_headline
+from bench.inputs.baselines import Baselines
 from bench.store.run_dir import RunStatus, read_records, read_run_meta, runs_with_meta
 
 NIGHTLY_SCHEMA = 1

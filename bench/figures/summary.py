@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from bench.figures.baselines import BaselineCheck, check_baseline
 from bench.figures.delivery import Delivery, stream_delivery
 from bench.figures.prompt_cache import CacheSummary, cache_notes, summarise_cache
-from bench.figures.slo import Slo, SloSummary, slo_from_json, summarise_slo
+from bench.figures.slo import SloSummary, summarise_slo
 from bench.figures.speculative import DraftSummary, summarise_drafts
 from bench.figures.throughput import (
-    FigureSource,
     client_pp_tps,
     client_tg_tps,
     flatten_token_times,
@@ -39,8 +39,9 @@ from bench.figures.throughput import (
     wall_s,
     within_request_gaps,
 )
-from bench.inputs.baselines import BaselineCheck, Baselines, check_baseline
-from bench.records import RequestRecord
+from bench.inputs.baselines import Baselines
+from bench.inputs.slo import Slo, slo_from_json
+from bench.records import FigureSource, RequestRecord
 from bench.store.run_dir import read_gpu_samples, read_records, read_run_meta, scenario_definitions
 from bench.telemetry.figures import (
     BandwidthFigure,

@@ -24,21 +24,12 @@ import itertools
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from bench.records import RequestRecord
-
-
-class FigureSource(StrEnum):
-    """Where a figure came from."""
-
-    SERVER = "server_timings"  # llama.cpp's own timings
-    CLIENT = "client_estimate"  # client clocks: an endpoint without timings
-    GPU_TELEMETRY = "gpu_telemetry"  # VRAM, from NVML or the nvidia-smi command
+from bench.records import FigureName, RequestRecord
 
 
 def pp_sample(record: RequestRecord) -> tuple[float, float] | None:
@@ -171,11 +162,11 @@ def _median_itl(r: RequestRecord) -> float | None:
 
 
 FIGURES: tuple[Figure, ...] = (
-    Figure("pp_tps", "pp", "t/s", True, pairs=pp_sample),
-    Figure("tg_tps", "tg", "t/s", True, pairs=tg_sample),
-    Figure("ttft_ms", "TTFT p50", "ms", False, value=lambda r: r.ttft_ms),
-    Figure("itl_ms", "ITL p50", "ms", False, value=_median_itl),
-    Figure("e2e_ms", "e2e p50", "ms", False, value=lambda r: r.e2e_ms),
+    Figure(FigureName.PP_TPS, "pp", "t/s", True, pairs=pp_sample),
+    Figure(FigureName.TG_TPS, "tg", "t/s", True, pairs=tg_sample),
+    Figure(FigureName.TTFT_MS, "TTFT p50", "ms", False, value=lambda r: r.ttft_ms),
+    Figure(FigureName.ITL_MS, "ITL p50", "ms", False, value=_median_itl),
+    Figure(FigureName.E2E_MS, "e2e p50", "ms", False, value=lambda r: r.e2e_ms),
 )
 
 

@@ -15,18 +15,15 @@ server, as a deployment would.
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
-from bench.doors import files, strict_json
 from bench.errors import ConfigError
-from bench.figures.slo import Slo
 from bench.flows.run import RunObserver, RunOptions, run_benchmark
 from bench.inputs.scenarios import MAX_CONCURRENCY, MAX_TOKENS, Scenario, ScenarioSet
+from bench.inputs.slo import Slo
+from bench.store.capacity import CapacityResult, Level
 from bench.store.run_dir import read_telemetry
 
 DEFAULT_TARGET = 0.99
@@ -74,52 +71,6 @@ class CapacityOptions:
             description=f"capacity search level: {concurrency} concurrent streams",
         )
         return ScenarioSet("capacity", "bench capacity", (scenario,), "one closed-loop level of a capacity search")
-
-
-@dataclass(frozen=True, slots=True)
-class Level:
-    concurrency: int
-    run_id: str
-    attainment: float | None
-    error_rate: float
-    holds: bool
-    goodput_rps: float | None
-    output_tps: float | None
-    ttft_p50_ms: float | None
-    ttft_p99_ms: float | None
-    tpot_p50_ms: float | None
-    e2e_p99_ms: float | None
-    broken: dict[str, int]
-    # llama-server's own view where it serves /metrics: its slots, and how busy and backed up they were
-    slots: int | None = None
-    busy_slots_mean: float | None = None  # llamacpp:n_busy_slots_per_decode, mean over the samples
-    deferred_max: float | None = None  # llamacpp:requests_deferred, the most waiting for a slot at once
-
-
-@dataclass(frozen=True, slots=True)
-class CapacityResult:
-    capacity: int  # the highest level that held; 0 when even the first failed
-    levels: tuple[Level, ...]  # in concurrency order
-    target: float
-    slo: Slo
-    reached_max: bool  # every level up to max_concurrency held: the capacity is at least that
-
-    def sentence(self) -> str:
-        within = f"{self.target:.0%} of requests within {self.slo.describe()}"
-        if self.capacity == 0:
-            return f"capacity: not even {self.levels[0].concurrency} concurrent user(s) with {within}"
-        at_least = "at least " if self.reached_max else ""
-        return f"capacity: {at_least}{self.capacity} concurrent users with {within}"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "capacity": self.capacity,
-            "reached_max": self.reached_max,
-            "target": self.target,
-            "slo": asdict(self.slo),
-            "sentence": self.sentence(),
-            "levels": [asdict(level) for level in self.levels],
-        }
 
 
 def _level(concurrency: int, options: CapacityOptions, observer: RunObserver | None) -> Level:
@@ -213,76 +164,3 @@ def search(
         slo=options.slo,
         reached_max=high is None,
     )
-
-
-def load_result(path: Path) -> CapacityResult:
-    """A capacity search as ``save_result`` kept it."""
-    if not path.exists():
-        raise ConfigError(f"{path}: no such capacity result; bench capacity writes results/capacity-<time>.json")
-    data = files.read_json(path, what="capacity result")
-    try:
-        levels = tuple(Level(**level) for level in data["levels"])
-        return CapacityResult(
-            capacity=int(data["capacity"]),
-            levels=levels,
-            target=float(data["target"]),
-            slo=Slo(**data["slo"]),
-            reached_max=bool(data["reached_max"]),
-        )
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{path}: not a capacity result ({exc})") from None
-
-
-def capacity_change(a: CapacityResult, b: CapacityResult) -> str:
-    """One line: how the two searches' answers differ, and how far one search can be trusted."""
-    if a.slo != b.slo or a.target != b.target:
-        raise ConfigError(
-            "the two searches asked different questions (SLO or target differ): their capacities do not compare"
-        )
-    more = "at least " if b.reached_max else ""
-    less = "at least " if a.reached_max else ""
-    step = b.capacity - a.capacity
-    if step == 0:
-        verdict = "the same"
-    elif abs(step) == 1:
-        verdict = f"{step:+d} level: within the one step two searches of one setup can differ by"
-    else:
-        verdict = f"{step:+d} levels"
-    return f"capacity A {less}{a.capacity} -> B {more}{b.capacity} concurrent users ({verdict})"
-
-
-def is_capacity_file(ref: str) -> bool:
-    return ref.endswith(".json") and Path(ref).name.startswith("capacity-")
-
-
-def save_result(result: CapacityResult, results_dir: Path) -> Path:
-    """``results/capacity-<time>.json``: the answer, the curve and the runs behind each level."""
-    results_dir.mkdir(parents=True, exist_ok=True)
-    path = results_dir / f"capacity-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(strict_json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
-
-
-def parse_slo(text: str) -> Slo:
-    """``ttft_ms=2000,tpot_ms=50`` -> Slo, with the error a user can act on."""
-    from bench.figures.slo import SloLimit, valid_limit
-
-    limits: dict[str, float] = {}
-    names = ", ".join(limit.value for limit in SloLimit)
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        key, sep, value = part.partition("=")
-        key = key.strip()
-        try:
-            number = float(value)
-        except ValueError:
-            number = math.nan
-        if not sep or key not in {limit.value for limit in SloLimit} or not valid_limit(number):
-            raise ConfigError(f"--slo: {part!r} is not LIMIT=MS with LIMIT one of {names} and MS a positive number")
-        limits[key] = number
-    if not limits:
-        raise ConfigError(f"--slo needs at least one LIMIT=MS ({names})")
-    return Slo(**limits)

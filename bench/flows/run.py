@@ -50,7 +50,14 @@ from bench.load.workers import (
 )
 from bench.load.workload import CasePrompts, PromptBuilder
 from bench.records import RequestRecord
-from bench.store.run_dir import DEFAULT_RESULTS_DIR, RunStatus, RunStore, check_writable, read_gpu_samples
+from bench.store.run_dir import (
+    DEFAULT_RESULTS_DIR,
+    RunStatus,
+    RunStore,
+    TelemetryLogs,
+    check_writable,
+    read_gpu_samples,
+)
 from bench.telemetry.sampler import GpuSource, TelemetryConfig, TelemetrySampler
 from bench.transport.client import DEFAULT_MAX_BODY_BYTES, ChatClient, is_loopback
 from bench.transport.lag import ClientLag
@@ -357,7 +364,7 @@ class _Run:
     async def _start_telemetry(self, client: ChatClient) -> None:
         store = self._the_store()
         self.sampler = TelemetrySampler(
-            store.path,
+            TelemetryLogs(store.path),
             self.clock,
             self.options.telemetry,
             metrics_url=f"{client.base_url}/metrics",

@@ -23,9 +23,9 @@ from typing import Any, Literal
 
 from bench.doors import files
 from bench.errors import ConfigError
-from bench.figures.slo import STREAMED_ONLY, Slo, SloLimit, valid_limit
 from bench.inputs.corpus import corpus_words
 from bench.inputs.lengths import ALLOWED, LengthDist, parse_lengths
+from bench.inputs.slo import STREAMED_ONLY, Slo, SloLimit, valid_limit
 from bench.inputs.trace import Trace, load_trace
 
 SCHEMA_VERSION = 1

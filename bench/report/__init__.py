@@ -1,5 +1,10 @@
-"""Self-contained HTML reports: run, comparison and nightly trend pages, and an index."""
+"""Views of results: HTML pages (run, comparison, capacity, trend, index), text tables, exports.
 
-from bench.report.render import render_comparison_report, render_run_report, render_trend_report
+Enters: summaries, comparisons, verdicts and stored runs (``bench.figures``, ``bench.decide``,
+``bench.store``). Leaves: self-contained HTML files under ``reports/``, terminal and Markdown rows
+(``text``), pytest-benchmark JSON (``export``). Never imports ``bench.flows`` or ``bench.load``.
+"""
 
-__all__ = ["render_comparison_report", "render_run_report", "render_trend_report"]
+from pathlib import Path
+
+DEFAULT_REPORTS_DIR = Path("reports")

@@ -20,10 +20,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from bench.decide.compare import FigureComparison, Verdict
+from bench.figures.baselines import BaselineCheck, BaselineStatus
 from bench.figures.summary import CaseSummary
-from bench.flows.capacity import CapacityResult
-from bench.inputs.baselines import BaselineCheck, BaselineStatus
 from bench.records import RequestRecord
+from bench.store.capacity import CapacityResult
 from bench.telemetry.samples import GpuSample
 
 matplotlib.rcParams.update(

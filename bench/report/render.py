@@ -22,18 +22,23 @@ from bench.decide.nightly import Night, nightly_history
 from bench.decide.stats import e_divisive
 from bench.doors import files, strict_json
 from bench.errors import ResultsError
+from bench.figures.baselines import BaselineStatus, baseline_headline
 from bench.figures.summary import Distribution, RunSummary, summarise_stored
 from bench.figures.throughput import pp_sample, tg_sample
-from bench.flows.capacity import CapacityResult
-from bench.inputs.baselines import Baselines, BaselineStatus, baseline_headline
+from bench.inputs.baselines import Baselines
+from bench.records import FigureName
 from bench.report import plots
 from bench.report.text import HEADERS, comparison_rows, headline
+from bench.store.capacity import CapacityResult
 from bench.store.run_dir import read_gpu_samples, read_records, read_run_meta
 from bench.version import __version__
 
 INDEX_SCHEMA = 1
-DEFAULT_REPORTS_DIR = Path("reports")
-FIGURE_NAMES = {"pp_tps": "prompt processing", "tg_tps": "generation", "vram_used_gib": "VRAM"}
+FIGURE_NAMES: dict[str, str] = {
+    FigureName.PP_TPS: "prompt processing",
+    FigureName.TG_TPS: "generation",
+    FigureName.VRAM_USED_GIB: "VRAM",
+}
 
 
 def _env() -> jinja2.Environment:
@@ -145,9 +150,9 @@ def render_run_report(run_dir: Path, reports_dir: Path, baselines: Baselines | N
         key=lambda row: -row[2],
     )
     measured_plots = {
-        "pp": plots.throughput_by_length(summary.cases, "pp_tps", "prompt", check.get("pp_tps")),
-        "tg": plots.throughput_by_length(summary.cases, "tg_tps", "output", check.get("tg_tps")),
-        "depth": plots.throughput_by_length(summary.cases, "tg_tps", "depth", check.get("tg_tps")),
+        "pp": plots.throughput_by_length(summary.cases, "pp_tps", "prompt", check.get(FigureName.PP_TPS)),
+        "tg": plots.throughput_by_length(summary.cases, "tg_tps", "output", check.get(FigureName.TG_TPS)),
+        "depth": plots.throughput_by_length(summary.cases, "tg_tps", "depth", check.get(FigureName.TG_TPS)),
         "latency": plots.latency_percentiles(summary.cases),
         "concurrency": plots.throughput_by_concurrency(summary.cases),
         "turns": plots.by_turn(summary.cases),

@@ -284,6 +284,37 @@ def write_telemetry_tables(run_dir: Path) -> None:
             pd.DataFrame(rows).to_parquet(run_dir / table, index=False)
 
 
+class TelemetryLogs:
+    """A run's telemetry sink: ``gpu.jsonl`` and ``server_metrics.jsonl``, a flushed line a sample.
+
+    A log is opened by its first line, so a run without telemetry has no empty files; ``close``
+    writes the Parquet tables. Not thread-safe: the sampler calls it under its lock.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self._logs: dict[str, IO[str]] = {}
+
+    def _line(self, name: str, row: dict[str, Any]) -> None:
+        log = self._logs.get(name)
+        if log is None:
+            log = self._logs[name] = (self.run_dir / name).open("a", encoding="utf-8")
+        log.write(strict_json.dumps(row) + "\n")
+        log.flush()
+
+    def gpu(self, row: dict[str, Any]) -> None:
+        self._line("gpu.jsonl", row)
+
+    def metrics(self, row: dict[str, Any]) -> None:
+        self._line("server_metrics.jsonl", row)
+
+    def close(self) -> None:
+        for log in self._logs.values():
+            log.close()
+        self._logs.clear()
+        write_telemetry_tables(self.run_dir)
+
+
 # ------------------------------------------------------------------ finding runs
 
 

@@ -2,9 +2,9 @@
 
 One thread ticks every ``interval_s`` (default 250 ms, floor 50 ms) and reads
 NVML and the server's ``/metrics``; a remote telemetry command runs in its own
-thread at its own cadence. Samples go to ``gpu.jsonl`` and
-``server_metrics.jsonl`` in the run directory as they arrive (a crash keeps
-them) and into Parquet tables when the run ends. The thread only sleeps and
+thread at its own cadence. Samples go to a ``TelemetrySink`` as they arrive: the store's
+``TelemetryLogs`` appends them to the run directory (a crash keeps them) and writes Parquet
+tables when the run ends. The thread only sleeps and
 makes a few short calls, so it costs well under 1 % of a core at 250 ms (the
 benchmark in tests/test_telemetry_benchmarks.py measures it).
 
@@ -20,15 +20,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
-from typing import IO, Any
+from typing import Any, Protocol
 
 import httpx
 
 from bench.clock import RunClock
-from bench.doors import strict_json
 from bench.errors import ConfigError, TelemetryUnavailable
-from bench.store.run_dir import write_telemetry_tables
 from bench.telemetry.nvml import NvmlReader
 from bench.telemetry.prom import parse_prometheus
 from bench.telemetry.samples import GpuSample, MetricsSample, TelemetryGap
@@ -86,10 +83,20 @@ class TelemetryStatus:
         return dict(self.__dict__)
 
 
+class TelemetrySink(Protocol):
+    """Where samples go as they come (``bench.store.run_dir.TelemetryLogs`` in a run)."""
+
+    def gpu(self, row: dict[str, Any]) -> None: ...
+
+    def metrics(self, row: dict[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class TelemetrySampler:
     def __init__(
         self,
-        run_dir: Path,
+        sink: TelemetrySink,
         clock: RunClock,
         config: TelemetryConfig,
         *,
@@ -99,7 +106,7 @@ class TelemetrySampler:
         nvml_module: Any = None,
         say: Callable[[str], None] = lambda _: None,
     ) -> None:
-        self.run_dir = run_dir
+        self.sink = sink
         self.clock = clock
         self.config = config
         self.interval_s = max(config.interval_s, MIN_INTERVAL_S)
@@ -110,9 +117,6 @@ class TelemetrySampler:
         self._nvml: NvmlReader | None = None
         self._command: SmiCommandSource | None = None
         self._open_gap: TelemetryGap | None = None
-        # opened only for a source that runs, so a run without telemetry has no empty files
-        self._gpu_log: IO[str] | None = None
-        self._metrics_log: IO[str] | None = None
         self._http: httpx.Client | None = None
         self._metrics_url = metrics_url
         self._api_key = api_key
@@ -178,11 +182,8 @@ class TelemetrySampler:
 
     # ------------------------------------------------------------ writing
     def _gpu_line(self, row: dict[str, Any]) -> None:
-        """Append one line to gpu.jsonl; the caller holds the lock."""
-        if self._gpu_log is None:
-            self._gpu_log = (self.run_dir / "gpu.jsonl").open("a", encoding="utf-8")
-        self._gpu_log.write(strict_json.dumps(row) + "\n")
-        self._gpu_log.flush()
+        """One GPU sample or gap to the sink; the caller holds the lock."""
+        self.sink.gpu(row)
 
     def _write_sample(self, sample: GpuSample) -> None:
         with self._lock:
@@ -245,14 +246,11 @@ class TelemetrySampler:
                 if values:
                     scrape = MetricsSample(t, values)
                     with self._lock:
-                        if self._metrics_log is None:
-                            self._metrics_log = (self.run_dir / "server_metrics.jsonl").open("a", encoding="utf-8")
-                        self._metrics_log.write(strict_json.dumps(scrape.to_json()) + "\n")
-                        self._metrics_log.flush()
+                        self.sink.metrics(scrape.to_json())
                         self.status.metrics_samples += 1
 
     def stop(self) -> TelemetryStatus:
-        """Stop every source, close the logs and write the Parquet tables."""
+        """Stop every source and close the sink (which writes the Parquet tables)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
@@ -264,12 +262,9 @@ class TelemetrySampler:
         with self._lock:
             if self._open_gap is not None:
                 self._close_gap(self.clock.now())
-            for log in (self._gpu_log, self._metrics_log):
-                if log is not None:
-                    log.close()
+            self.sink.close()
         if self._nvml is not None:
             self._nvml.close()
         if self._http is not None:
             self._http.close()
-        write_telemetry_tables(self.run_dir)
         return self.status

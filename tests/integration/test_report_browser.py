@@ -96,11 +96,12 @@ def test_hostile_strings_do_not_run_in_the_browser(browser: Any, tmp_path: Path)
 
 
 def test_the_capacity_report_renders_its_curve_and_levels(browser: Any, tmp_path: Path) -> None:
-    from bench.figures.slo import Slo
-    from bench.flows.capacity import CapacityOptions, Level, search
+    from bench.flows.capacity import CapacityOptions, search
     from bench.flows.run import RunOptions
     from bench.inputs.scenarios import load_scenario_set
+    from bench.inputs.slo import Slo
     from bench.report.render import render_capacity_report
+    from bench.store.capacity import Level
 
     def measure(concurrency: int, options: CapacityOptions, observer: object) -> Level:
         holds = concurrency <= 5

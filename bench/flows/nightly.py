@@ -1,24 +1,19 @@
-"""Workflows that chain the pipeline's steps, as library calls the CLI only parses for.
+"""The nightly regression gate end to end, as a library call the CLI only parses for.
 
-``run_nightly`` is the nightly regression gate end to end: hold the lock, run the
-scenario set, judge it (``bench.decide.nightly``), write ``nightly.json``, apply
-retention and write the run and trend reports::
+``run_nightly``: hold the lock, run the scenario set, judge it (``bench.decide.nightly``), write
+``nightly.json``, apply retention and write the run and trend reports::
 
     from bench import RunOptions, load_scenario_set
-    from bench.flows.workflows import NightlyOptions, run_nightly
+    from bench.flows.nightly import NightlyOptions, run_nightly
 
     outcome = run_nightly(NightlyOptions(RunOptions(load_scenario_set("baseline"), label="nightly")))
     print(outcome.verdict.headline if outcome.verdict else outcome.failure, outcome.exit_code)
-
-``measure_noise`` runs the scenario set several times, each pass a run of its own (and its own
-server start when the suite starts the server), and writes the noise profile of those runs
-(``bench.decide.noise``) beside the baselines.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.decide.compare import DEFAULT_ALLOWANCE
@@ -32,10 +27,10 @@ from bench.decide.nightly import (
     protected_runs,
     write_verdict,
 )
-from bench.decide.noise import DEFAULT_PROFILE, MIN_RUNS, NoiseProfile, measure_profile, save_profile
 from bench.errors import ConfigError, ExitCode
 from bench.flows.run import RunObserver, RunOptions, RunResult, run_benchmark
-from bench.report.render import DEFAULT_REPORTS_DIR, render_run_report, render_trend_report
+from bench.report import DEFAULT_REPORTS_DIR
+from bench.report.render import render_run_report, render_trend_report
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,47 +96,3 @@ def run_nightly(options: NightlyOptions, observer: RunObserver | None = None) ->
             render_trend_report(run_options.results_dir, label, options.reports_dir, run_options.baselines),
         )
     return NightlyOutcome(result, verdict, tuple(removed), reports)
-
-
-# ------------------------------------------------------------------ the noise profile
-
-DEFAULT_PASSES = 6
-NOISE_LABEL = "noise"
-
-
-@dataclass(frozen=True, slots=True)
-class NoiseOptions:
-    run: RunOptions  # the set and endpoint to profile; its label names the passes ("noise" if none)
-    passes: int = DEFAULT_PASSES
-    out: Path = DEFAULT_PROFILE
-
-    def __post_init__(self) -> None:
-        if not MIN_RUNS <= self.passes <= 100:
-            raise ConfigError(
-                f"--passes must be from {MIN_RUNS} to 100 (a spread needs {MIN_RUNS} runs); got {self.passes}"
-            )
-
-
-@dataclass(frozen=True, slots=True)
-class NoiseOutcome:
-    runs: tuple[RunResult, ...]
-    profile: NoiseProfile
-
-
-def measure_noise(options: NoiseOptions, observer: RunObserver | None = None) -> NoiseOutcome:
-    """Run the set ``passes`` times, each pass its own run (and server start), and store their profile.
-
-    A pass that fails stops the measurement (its error says why); the passes before it are kept
-    as runs, and ``bench noise --from`` makes a profile of them.
-    """
-    run_options = options.run if options.run.label else replace(options.run, label=NOISE_LABEL)
-    results: list[RunResult] = []
-    for number in range(options.passes):
-        if observer is not None:
-            observer.message(f"pass {number + 1} of {options.passes}")
-        # one seed for every pass: the passes differ by their server start and moment, not their prompts
-        results.append(run_benchmark(run_options, observer))
-    profile = measure_profile([r.run_dir for r in results])
-    profile = replace(profile, where=str(options.out))
-    save_profile(profile, options.out)
-    return NoiseOutcome(tuple(results), profile)
