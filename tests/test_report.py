@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from pathlib import Path
@@ -163,3 +164,18 @@ def test_a_label_that_becomes_a_file_name_stays_one_name_in_the_reports_director
     assert sorted(p.relative_to(tmp_path).parts[0] for p in tmp_path.rglob("*.html")) == ["reports"] * 2  # + index
     index = json.loads((reports / "index.json").read_text())
     assert path.name in [entry["file"] for entry in index["reports"]]
+
+
+def test_the_trend_page_marks_exactly_the_change_points_the_gate_judges(tmp_path: Path) -> None:
+    from bench.decide.nightly import HISTORY_WINDOW, change_points
+
+    # a step long before the gate's window and one inside it: the gate sees only the second,
+    # and so must the page (it once ran its own search over every night, with other settings)
+    values = [80.0] * 6 + [72.0] * 20 + [66.0] * 14
+    assert len(values) > HISTORY_WINDOW
+    write_nights(tmp_path / "results", values, build_change_at=26)
+    judged = change_points(values)
+    assert [c.index for c in judged] == [26]
+    html = render_trend_report(tmp_path / "results", "nightly", tmp_path / "reports").read_text()
+    marked = re.findall(r"change point at (\d{4}-\d\d-\d\d)", html)
+    assert marked == [dt.datetime.fromtimestamp(86400.0 * 27, tz=dt.UTC).strftime("%Y-%m-%d")]

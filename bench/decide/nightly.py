@@ -38,7 +38,7 @@ import shutil
 import statistics
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
@@ -54,7 +54,7 @@ from bench.decide.compare import (
     run_values_row,
 )
 from bench.decide.noise import NoiseSource, Spread, spreads_of
-from bench.decide.stats import e_divisive, robust_cv
+from bench.decide.stats import ChangePoint, e_divisive, robust_cv
 from bench.doors import files, strict_json
 from bench.errors import ExitCode, NightlyLocked, ResultsError
 from bench.figures.baselines import BaselineStatus, baseline_headline
@@ -70,6 +70,19 @@ MIN_EFFECT = 0.03
 HISTORY_WINDOW = 30
 MIN_NIGHTS_FOR_NOISE = 5
 RECENT_NIGHTS = 3
+CHANGE_POINT_PERMUTATIONS = 199
+
+
+def change_points(series: Sequence[float]) -> list[ChangePoint]:
+    """A figure's change points over its nights, as the gate judges them and the trend page marks them.
+
+    E-divisive means over the last ``HISTORY_WINDOW`` nights (``bench.decide.stats.e_divisive``,
+    ``CHANGE_POINT_PERMUTATIONS`` shuffles); indices point into ``series``. One computation for
+    both, so the page never marks a change the gate did not see, nor misses one it paged on.
+    """
+    offset = max(0, len(series) - HISTORY_WINDOW)
+    found = e_divisive(series[offset:], permutations=CHANGE_POINT_PERMUTATIONS)
+    return [replace(change, index=change.index + offset) for change in found]
 
 
 class NightState(StrEnum):
@@ -313,8 +326,8 @@ def judge(
         series = history_of[(case_id, figure)]
         threshold = thresholds[f"{case_id} {figure}"]
         full = [*series, tonight[(case_id, figure)]]
-        for change in e_divisive(full[-HISTORY_WINDOW:]):
-            recent = change.index >= len(full[-HISTORY_WINDOW:]) - RECENT_NIGHTS
+        for change in change_points(full):
+            recent = change.index >= len(full) - RECENT_NIGHTS
             if recent and change.relative_change <= -threshold:
                 findings.append(
                     Finding(
@@ -323,7 +336,7 @@ def judge(
                         figure,
                         case_id,
                         change.relative_change,
-                        f"E-divisive change point {len(full[-HISTORY_WINDOW:]) - change.index} night(s) ago: "
+                        f"E-divisive change point {len(full) - change.index} night(s) ago: "
                         f"mean {change.mean_before:,.2f} -> {change.mean_after:,.2f} "
                         f"({change.relative_change:+.1%}, permutation p = {change.p_value:.2g})",
                     )

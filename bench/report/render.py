@@ -18,8 +18,7 @@ from typing import Any
 import jinja2
 
 from bench.decide.compare import Comparison
-from bench.decide.nightly import Night, nightly_history
-from bench.decide.stats import e_divisive
+from bench.decide.nightly import Night, change_points, nightly_history
 from bench.doors import files, strict_json
 from bench.errors import ResultsError
 from bench.figures.baselines import BaselineStatus, baseline_headline
@@ -336,7 +335,7 @@ def render_trend_report(results_dir: Path, label: str, reports_dir: Path, baseli
             continue
         values = [v for _, v, _ in points]
         baseline = _baseline_for(baselines, figure, case_id.split("/", 1)[0], points[-1][2].model)
-        changes = e_divisive(values, permutations=99)
+        changes = change_points(values)  # the gate's own: the page marks what the gate judged
         marks = [(c.index, _what_changed(points[c.index - 1][2], points[c.index][2])) for c in changes]
         title = f"{case_id}: {FIGURE_NAMES.get(figure, figure)} (t/s)"
         panels.append(
