@@ -29,7 +29,7 @@ def measured(url: str, tmp_path: Path, workers: int | None = None, **fields: Any
     options = RunOptions(scenarios=scenario_set(**fields), endpoint=url, results_dir=tmp_path, workers=workers)
     result = run_benchmark(options)
     assert result.status == "complete"
-    assert bool(read_run_meta(result.run_dir).get("workers")) == (workers is not None and workers > 1)
+    assert bool(read_run_meta(result.run_dir).workers) == (workers is not None and workers > 1)
     return [r for r in read_records(result.run_dir) if not r.warmup]
 
 

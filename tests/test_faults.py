@@ -138,7 +138,7 @@ def test_the_whole_run_is_bounded_and_kept_as_partial(fake: FakeLlamaServer, tmp
     assert result.status == "partial"
     meta = read_run_meta(result.run_dir)
     # the limit covers the preflight too, so 2 s leave about 1.5 s of load: several requests of the 50
-    assert meta["status"] == "partial" and "run time limit of 2 s" in meta["partial_reason"]
+    assert meta.status == "partial" and "run time limit of 2 s" in meta.partial_reason
     assert 1 <= len(list(read_records(result.run_dir))) < 50
 
 
@@ -181,7 +181,7 @@ def test_a_full_disk_stops_the_run_with_a_results_error_and_keeps_what_was_writt
         run_benchmark(options(fake.url, tmp_path))
     run = only_run(tmp_path)
     assert [r.index for r in read_records(run)] == [0, 1]  # nothing measured before the fault is lost
-    assert read_run_meta(run)["status"] == "partial"
+    assert read_run_meta(run).status == "partial"
 
 
 def test_a_server_gone_for_good_mid_run_ends_it_partial_after_the_bound(fake: FakeLlamaServer, tmp_path: Path) -> None:
@@ -198,7 +198,7 @@ def test_a_server_gone_for_good_mid_run_ends_it_partial_after_the_bound(fake: Fa
     run = only_run(tmp_path)
     records = list(read_records(run))
     assert len(records) == 3 and [r.ok for r in records] == [True, True, False]
-    assert read_run_meta(run)["status"] == "partial"
+    assert read_run_meta(run).status == "partial"
 
 
 SECRET = "sk-live-7Hq2-NOT-FOR-FILES"
@@ -232,7 +232,7 @@ def test_a_key_echoed_by_the_server_is_never_stored_or_printed(
     )
     records = list(read_records(result.run_dir))
     assert records and all(r.error and "Authorization: Bearer ***" in r.error for r in records)
-    assert read_run_meta(result.run_dir)["server_flags"] == "-fa 1 --api-key *** -c 4096"
+    assert read_run_meta(result.run_dir).server_flags == "-fa 1 --api-key *** -c 4096"
     render_run_report(result.run_dir, tmp_path / "reports")
     assert main(["show", str(result.run_dir)]) == 0
     assert main(["show", str(result.run_dir), "--json"]) == 0
@@ -261,7 +261,7 @@ def test_a_trickling_answer_is_bounded_by_the_timeout_in_check_and_run(
     argv = ["run", "--endpoint", fake.url, "--timeout", "1", "--max-run-time", "5", "--scenarios", "smoke"]
     assert main([*argv, "--results-dir", str(tmp_path), "--no-report"]) == 3
     assert time.monotonic() - started < 10
-    assert read_run_meta(only_run(tmp_path))["status"] == "failed"
+    assert read_run_meta(only_run(tmp_path)).status == "failed"
 
 
 def test_the_run_time_limit_covers_the_preflight(fake: FakeLlamaServer, tmp_path: Path) -> None:
@@ -271,7 +271,7 @@ def test_the_run_time_limit_covers_the_preflight(fake: FakeLlamaServer, tmp_path
         run_benchmark(options(fake.url, tmp_path, request_timeout_s=600, max_run_s=1.5))
     assert time.monotonic() - started < 6
     meta = read_run_meta(only_run(tmp_path))
-    assert meta["status"] == "failed" and "--max-run-time" in meta["partial_reason"]
+    assert meta.status == "failed" and "--max-run-time" in meta.partial_reason
 
 
 def test_a_trickling_metrics_endpoint_costs_samples_not_the_run(fake: FakeLlamaServer, tmp_path: Path) -> None:
@@ -280,7 +280,7 @@ def test_a_trickling_metrics_endpoint_costs_samples_not_the_run(fake: FakeLlamaS
     result = run_benchmark(options(fake.url, tmp_path, telemetry=TelemetryConfig(interval_s=0.1)))
     assert result.status == "complete" and result.summary.failed == 0
     assert time.monotonic() - started < 15
-    telemetry = read_run_meta(result.run_dir)["telemetry"]
+    telemetry = read_run_meta(result.run_dir).telemetry
     assert telemetry["metrics_source"] == "none" and "took longer than 2 s" in telemetry["metrics_reason"]
 
 
@@ -444,7 +444,7 @@ def test_a_second_interrupt_during_the_clean_up_still_leaves_the_run_partial(
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     meta = read_run_meta(only_run(tmp_path / "results"))
-    assert meta["status"] == "partial" and meta["partial_reason"] == "interrupted by the user"
+    assert meta.status == "partial" and meta.partial_reason == "interrupted by the user"
 
 
 def test_a_full_disk_leaves_no_temp_files_and_says_what_may_have_happened(
@@ -470,7 +470,7 @@ def test_a_full_disk_leaves_no_temp_files_and_says_what_may_have_happened(
     monkeypatch.undo()
     assert [p.name for p in run.path.iterdir() if p.name.endswith(".tmp")] == []
     meta = read_run_meta(run.path)
-    assert meta["status"] == "partial" and "a full disk?" in meta["partial_reason"]
+    assert meta.status == "partial" and "a full disk?" in meta.partial_reason
 
 
 def test_a_run_written_with_nan_timings_still_shows_and_exports(
@@ -500,7 +500,7 @@ def test_a_context_of_minus_five_is_unknown_not_a_reason_to_refuse(fake: FakeLla
     fake.config.n_ctx = -5
     assert run_check(endpoint=fake.url).n_ctx is None
     result = run_benchmark(options(fake.url, tmp_path))
-    assert result.summary.requests == 4 and read_run_meta(result.run_dir)["props"]["n_ctx"] is None
+    assert result.summary.requests == 4 and read_run_meta(result.run_dir).props["n_ctx"] is None
 
 
 def test_a_tokenizer_that_counts_one_too_many_is_noticed(fake: FakeLlamaServer, tmp_path: Path) -> None:
@@ -537,4 +537,4 @@ def test_a_run_started_with_sigint_ignored_still_ends_on_term_and_int(
     finally:
         proc.kill()
     assert proc.returncode == 130, err
-    assert read_run_meta(only_run(tmp_path / "results"))["status"] == "partial"
+    assert read_run_meta(only_run(tmp_path / "results")).status == "partial"

@@ -51,7 +51,7 @@ def night(fake: FakeLlamaServer, argv: list[str], tg_tps: float, seed: int) -> i
 
 
 def verdict_of_latest(results: Path) -> dict[str, object]:
-    latest = max(run_dirs(results), key=lambda p: read_run_meta(p)["started"])
+    latest = max(run_dirs(results), key=lambda p: read_run_meta(p).started)
     data: dict[str, object] = json.loads((latest / "nightly.json").read_text())
     return data
 

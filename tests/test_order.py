@@ -83,7 +83,7 @@ def test_a_run_in_rounds_against_the_fake_server(fake: FakeLlamaServer, tmp_path
     result = run_benchmark(options)
     assert result.status == "complete"
     meta = read_run_meta(result.run_dir)
-    assert meta["case_order"] == "rounds" and len(meta["schedule"]) == 9  # 3 rounds x 3 cases, recorded
+    assert meta.case_order == "rounds" and len(meta.schedule) == 9  # 3 rounds x 3 cases, recorded
     records = [r for r in read_records(result.run_dir) if not r.warmup]
     assert sorted({r.round for r in records}) == [0, 1, 2]
     for case in {r.case_id for r in records}:

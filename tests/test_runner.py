@@ -49,9 +49,9 @@ def test_a_run_stores_every_request_and_figures_match_the_server(fake: FakeLlama
     metrics = load_history(tmp_path, table="server_metrics")
     assert metrics["llamacpp:tokens_predicted_total"].is_monotonic_increasing
     meta = read_run_meta(result.run_dir)
-    assert meta["label"] == "fa-on" and meta["server_flags"] == "-fa 1"
-    assert meta["endpoint"]["base_url"] == fake.url and meta["build"] == "b0000-fake"
-    assert meta["scenario_set"]["name"] == "test-set"
+    assert meta.label == "fa-on" and meta.server_flags == "-fa 1"
+    assert meta.endpoint["base_url"] == fake.url and meta.build == "b0000-fake"
+    assert meta.scenario_set["name"] == "test-set"
     records = list(read_records(result.run_dir))
     assert len(records) == 3 * (2 + 1)  # three cases, two measured and one warm-up each
     for case in result.summary.cases:
@@ -80,7 +80,7 @@ def test_unreachable_endpoint_fails_clearly_and_marks_the_run_failed(tmp_path: P
         run_benchmark(options(url, tmp_path))
     (run_dir,) = tmp_path.iterdir()
     meta = read_run_meta(run_dir)
-    assert meta["status"] == "failed" and "cannot reach" in meta["partial_reason"]
+    assert meta.status == "failed" and "cannot reach" in meta.partial_reason
 
 
 def test_cases_that_do_not_fit_n_ctx_are_refused_before_any_chat(fake: FakeLlamaServer, tmp_path: Path) -> None:
@@ -106,7 +106,7 @@ def test_an_interrupted_run_keeps_what_it_measured_and_is_partial(fake: FakeLlam
         run_benchmark(options(fake.url, tmp_path), InterruptAfter(4))
     (run_dir,) = tmp_path.iterdir()
     meta = read_run_meta(run_dir)
-    assert meta["status"] == "partial" and meta["partial_reason"] == "interrupted by the user"
+    assert meta.status == "partial" and meta.partial_reason == "interrupted by the user"
     assert len(list(read_records(run_dir))) == 4
     assert set(load_history(tmp_path)["run_status"]) == {"partial"}
     # and a second run starts cleanly beside it
@@ -149,10 +149,10 @@ def test_gpu_samples_line_up_with_requests_and_feed_the_vram_baseline(
         options(fake.url, tmp_path, telemetry=TelemetryConfig(interval_s=0.05), active_weight_gib=2.5)
     )
     meta = read_run_meta(result.run_dir)
-    assert meta["telemetry"]["gpu_source"] == "nvml" and meta["telemetry"]["gpu_samples"] > 0
+    assert meta.telemetry["gpu_source"] == "nvml" and meta.telemetry["gpu_samples"] > 0
     gpu = load_history(tmp_path, table="gpu")
     requests = load_history(tmp_path)
-    assert len(gpu) == meta["telemetry"]["gpu_samples"]
+    assert len(gpu) == meta.telemetry["gpu_samples"]
     assert gpu["t"].min() < requests["t_end"].max() and gpu["t"].max() > requests["t_sent"].min()
     assert {g.case_id for g in result.summary.gpu} == {c.case_id for c in result.summary.cases}
     assert any(g.samples > 0 for g in result.summary.gpu)
@@ -169,7 +169,7 @@ def test_without_a_gpu_the_run_says_no_gpu_telemetry_and_goes_on(
 
     monkeypatch.setattr(nvml_module, "_import_pynvml", lambda: make_nvml(FakeGpu(), library_missing=True))
     result = run_benchmark(options(fake.url, tmp_path))
-    telemetry = read_run_meta(result.run_dir)["telemetry"]
+    telemetry = read_run_meta(result.run_dir).telemetry
     assert telemetry["gpu_source"] == "none" and telemetry["gpu_reason"].startswith("no GPU telemetry")
     assert result.status == "complete" and result.summary.gpu == ()
     assert load_history(tmp_path, table="gpu").empty
@@ -180,7 +180,7 @@ def test_a_stored_run_gives_the_bandwidth_figure_the_run_gave(fake: FakeLlamaSer
 
     result = run_benchmark(options(fake.url, tmp_path, active_weight_gib=0.5, peak_bandwidth_gbs=200.0))
     assert result.summary.bandwidth is not None
-    assert read_run_meta(result.run_dir)["bandwidth_inputs"] == {"active_weight_gib": 0.5, "peak_bandwidth_gbs": 200.0}
+    assert read_run_meta(result.run_dir).bandwidth_inputs == {"active_weight_gib": 0.5, "peak_bandwidth_gbs": 200.0}
     assert load_summary(result.run_dir).bandwidth == result.summary.bandwidth
 
 

@@ -137,9 +137,9 @@ def test_a_run_on_an_amx_vm_goes_on_and_says_so_in_run_json(tmp_path: Path, amx_
     )
     result = run_benchmark(options)
     meta = read_run_meta(result.run_dir)
-    assert "--no-repack" in meta["server"]["command"]
-    assert "SIGILL" in meta["server"]["fallback"]
-    assert any("--no-repack" in note for note in meta["notes"])
+    assert "--no-repack" in meta.server["command"]
+    assert "SIGILL" in meta.server["fallback"]
+    assert any("--no-repack" in note for note in meta.notes)
     assert result.summary.requests == 2
 
 
@@ -185,11 +185,11 @@ def test_a_cpu_build_beside_a_gpu_is_said_in_one_line(
     options = RunOptions(
         scenarios=one_case(requests=1), server_binary=binary, model_file=model(tmp_path), results_dir=tmp_path / "r"
     )
-    notes = read_run_meta(run_benchmark(options).run_dir)["notes"]
+    notes = read_run_meta(run_benchmark(options).run_dir).notes
     assert [n for n in notes if n.startswith("the packaged llama-server is a CPU build")]
 
     monkeypatch.setattr(nvml_module, "_import_pynvml", lambda: make_nvml(FakeGpu(), library_missing=True))
-    notes = read_run_meta(run_benchmark(options).run_dir)["notes"]
+    notes = read_run_meta(run_benchmark(options).run_dir).notes
     assert not [n for n in notes if "CPU build" in n]  # no GPU here: nothing to say
 
 

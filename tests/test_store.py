@@ -30,7 +30,8 @@ def test_finish_writes_parquet_and_status(tmp_path: Path) -> None:
         store.append(record(index=i, token_times=(1.0, 1.1), timings=timings(10, 1.0, 5, 10.0)))
     store.finish("complete")
     meta = read_run_meta(store.path)
-    assert meta["status"] == "complete" and meta["records"] == 3 and meta["schema_version"] == 1
+    assert meta.status == "complete" and meta.records == 3
+    assert json.loads((store.path / "run.json").read_text())["schema_version"] == 1
     history = load_history(tmp_path)
     assert len(history) == 3
     assert set(history["label"]) == {"nightly"} and set(history["run_status"]) == {"complete"}
@@ -54,7 +55,7 @@ def test_a_run_whose_process_died_reads_as_partial(tmp_path: Path) -> None:
     store.append(record(index=0))
     store.close()
     meta = read_run_meta(store.path)
-    assert meta["status"] == "partial" and "killed" in meta["partial_reason"]
+    assert meta.status == "partial" and "killed" in meta.partial_reason
     frame = load_history(tmp_path)
     assert list(frame["run_status"]) == ["partial"]
 

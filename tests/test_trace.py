@@ -108,8 +108,8 @@ def test_the_shipped_trace_is_replayed_exactly_and_never_early(
             exact = 1e-6 if workers == 1 else 0.02
             assert record.t_scheduled == pytest.approx(start + (row.t - trace.rows[0].t) / 25, abs=exact)
     meta = read_run_meta(result.run_dir)
-    assert len(next(iter(meta.get("workers", {None: {"placements": [0]}}).values()))["placements"]) == workers
-    stored = meta["scenario_set"]["scenarios"][0]["trace"]
+    assert len(next(iter((meta.workers or {None: {"placements": [0]}}).values()))["placements"]) == workers
+    stored = meta.scenario_set["scenarios"][0]["trace"]
     assert stored == {"source": "built-in:sample", "sha256": trace.sha256, "requests": 24}  # named, not copied
     cache = result.summary.cases[0].cache
     assert cache is not None and cache.hits == cache.meant == 8 and cache.conversations == 2

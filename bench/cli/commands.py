@@ -277,8 +277,8 @@ def compare(args: argparse.Namespace) -> ExitCode:
     noise = choose_noise(
         args.noise,
         results_dir=args.results_dir,
-        label=reference.get("label"),
-        model=reference.get("model"),
+        label=reference.label,
+        model=reference.model,
         exclude=[p.name for p in (*side_a, *side_b)],
     )
     comparison = compare_runs(
@@ -365,15 +365,14 @@ def show(args: argparse.Namespace) -> ExitCode:
     console = _console()
     _say(
         console,
-        f"{meta['run_id']}  status {meta.get('status')}  label {meta.get('label')}  build {meta.get('build')}  "
-        f"{records} records",
+        f"{meta.run_id}  status {meta.status}  label {meta.label}  build {meta.build}  {records} records",
     )
-    if meta.get("partial_reason"):
-        _say(console, f"partial: {meta['partial_reason']}")
+    if meta.partial_reason:
+        _say(console, f"partial: {meta.partial_reason}")
     if skipped:
         lines = ", ".join(map(str, skipped[:5])) + (" ..." if len(skipped) > 5 else "")
         _say(console, f"note: {len(skipped)} unreadable line(s) in requests.jsonl left out (line {lines})")
-    telemetry = meta.get("telemetry") or {}
+    telemetry = meta.telemetry or {}
     for reason in (telemetry.get("gpu_reason"), telemetry.get("gpu_parse_problem")):
         if reason:
             _say(console, reason)

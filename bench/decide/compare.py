@@ -130,14 +130,14 @@ class RunRef:
     def load(cls, path: Path) -> RunRef:
         meta = read_run_meta(path)
         return cls(
-            run_id=str(meta.get("run_id", path.name)),
+            run_id=str(meta.run_id),
             path=path,
-            label=meta.get("label"),
-            model=meta.get("model"),
-            build=meta.get("build"),
-            server_flags=meta.get("server_flags"),
-            started=meta.get("started"),
-            status=meta.get("status"),
+            label=meta.label,
+            model=meta.model,
+            build=meta.build,
+            server_flags=meta.server_flags,
+            started=meta.started,
+            status=meta.status,
         )
 
 

@@ -61,7 +61,8 @@ from bench.figures.baselines import BaselineStatus, baseline_headline
 from bench.figures.summary import RunSummary
 from bench.figures.throughput import FIGURES, Figure
 from bench.inputs.baselines import Baselines
-from bench.store.run_dir import RunStatus, read_records, read_run_meta, runs_with_meta
+from bench.store.meta import RunFile, RunStatus
+from bench.store.run_dir import read_records, read_run_meta, runs_with_meta
 
 NIGHTLY_SCHEMA = 1
 JUDGED_FIGURES = ("pp_tps", "tg_tps")
@@ -152,11 +153,11 @@ def _night(path: Path) -> Night | None:
         meta = read_run_meta(path)
     except ResultsError:
         return None
-    if meta.get("status") != RunStatus.COMPLETE or not (path / "summary.json").exists():
+    if meta.status != RunStatus.COMPLETE or not (path / RunFile.SUMMARY).exists():
         return None
     try:
-        summary = files.read_json(path / "summary.json", what="run's summary", error=ResultsError)
-        verdict_path = path / "nightly.json"
+        summary = files.read_json(path / RunFile.SUMMARY, what="run's summary", error=ResultsError)
+        verdict_path = path / RunFile.NIGHTLY
         verdict = (
             files.read_json(verdict_path, what="night's verdict", error=ResultsError) if verdict_path.exists() else {}
         )
@@ -175,14 +176,14 @@ def _night(path: Path) -> Night | None:
         return None  # a night whose files a crash or a full disk damaged is not one to judge against
     return Night(
         path=path,
-        run_id=str(meta.get("run_id")),
-        started=float(meta.get("started") or 0),
+        run_id=str(meta.run_id),
+        started=float(meta.started or 0),
         verdict=NightState(verdict["verdict"]) if verdict.get("verdict") in set(NightState) else None,
         figures=figures,
         findings=tuple(verdict.get("findings", ())),
-        build=meta.get("build"),
-        server_flags=meta.get("server_flags"),
-        model=meta.get("model"),
+        build=meta.build,
+        server_flags=meta.server_flags,
+        model=meta.model,
     )
 
 
@@ -190,7 +191,7 @@ def nightly_history(results_dir: Path, label: str, scenario_set: str) -> list[Ni
     """Completed nightlies of this label and scenario set, oldest first."""
     nights = []
     for path, meta in runs_with_meta(results_dir):
-        if meta.get("label") != label or (meta.get("scenario_set") or {}).get("name") != scenario_set:
+        if meta.label != label or meta.scenario_set.get("name") != scenario_set:
             continue
         night = _night(path)
         if night is not None:
@@ -465,8 +466,8 @@ def apply_retention(
     now = time.time() if now is None else now
     candidates = []
     for path, meta in runs_with_meta(results_dir):
-        if meta.get("label") == label and meta.get("status") != RunStatus.RUNNING:
-            candidates.append((float(meta.get("started") or 0), path, str(meta.get("run_id"))))
+        if meta.label == label and meta.status != RunStatus.RUNNING:
+            candidates.append((float(meta.started or 0), path, str(meta.run_id)))
     candidates.sort(reverse=True)  # newest first
     removed = []
     for position, (started, path, run_id) in enumerate(candidates):
@@ -481,7 +482,7 @@ def apply_retention(
 def write_verdict(run_dir: Path, verdict: NightlyVerdict) -> None:
     tmp = run_dir / ".nightly.json.tmp"
     tmp.write_text(strict_json.dumps(verdict.to_json(), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, run_dir / "nightly.json")
+    os.replace(tmp, run_dir / RunFile.NIGHTLY)
 
 
 def plain_summary(verdict: NightlyVerdict) -> str:

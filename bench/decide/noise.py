@@ -36,7 +36,8 @@ from bench.doors import files, strict_json
 from bench.errors import ConfigError
 from bench.figures.throughput import FIGURES, Figure, figure_values, wall_s
 from bench.records import RequestRecord
-from bench.store.run_dir import RunStatus, read_records, read_run_meta, runs_with_meta, scenario_definitions
+from bench.store.meta import RunMeta, RunStatus
+from bench.store.run_dir import read_records, read_run_meta, runs_with_meta, scenario_definitions
 
 PROFILE_SCHEMA = 1
 DEFAULT_PROFILE = Path("noise-profile.json")  # beside ./baselines.toml
@@ -223,7 +224,7 @@ def measure_profile(run_dirs: Sequence[Path], *, source: NoiseSource = NoiseSour
             f"a noise profile needs at least {MIN_RUNS} runs of the same setup to see their spread; got {len(run_dirs)}"
         )
     metas = [read_run_meta(path) for path in run_dirs]
-    models = {m.get("model") for m in metas}
+    models = {m.model for m in metas}
     if len(models) > 1:
         raise ConfigError(f"the runs are of different models ({', '.join(sorted(map(str, models)))}): not one setup")
     scenarios = scenario_definitions(metas[0])
@@ -239,18 +240,18 @@ def measure_profile(run_dirs: Sequence[Path], *, source: NoiseSource = NoiseSour
         source=source,
         run_ids=tuple(path.name for path in run_dirs),
         spreads=tuple(spreads),
-        model=first.get("model"),
+        model=first.model,
         scenarios=scenarios,
-        build=first.get("build"),
-        server_flags=first.get("server_flags"),
+        build=first.build,
+        server_flags=first.server_flags,
         endpoint=_base_url(first),
         created=time.time(),
     )
 
 
-def _base_url(meta: Mapping[str, Any]) -> str | None:
-    endpoint = meta.get("endpoint")
-    return endpoint.get("base_url") if isinstance(endpoint, dict) else None
+def _base_url(meta: RunMeta) -> str | None:
+    endpoint = meta.endpoint
+    return endpoint.get("base_url") if isinstance(endpoint, Mapping) else None
 
 
 def history_profile(
@@ -265,11 +266,11 @@ def history_profile(
     skip = set(exclude)
     found = []
     for path, meta in runs_with_meta(results_dir):
-        if meta.get("label") != label or meta.get("status") != RunStatus.COMPLETE or path.name in skip:
+        if meta.label != label or meta.status != RunStatus.COMPLETE or path.name in skip:
             continue
-        if model is not None and meta.get("model") != model:
+        if model is not None and meta.model != model:
             continue
-        found.append((float(meta.get("started") or 0), path, meta))
+        found.append((float(meta.started or 0), path, meta))
     found.sort(key=lambda item: item[0])
     found = found[-window:]
     if len(found) < MIN_RUNS:
@@ -292,8 +293,8 @@ def history_profile(
         spreads=tuple(spreads),
         model=model,
         scenarios=scenarios,
-        build=newest.get("build"),
-        server_flags=newest.get("server_flags"),
+        build=newest.build,
+        server_flags=newest.server_flags,
         endpoint=_base_url(newest),
         created=time.time(),
         where=label,

@@ -28,7 +28,8 @@ from bench.decide.compare import Comparison, FigureComparison, Verdict, compare_
 from bench.decide.noise import NoiseProfile, NoiseSource, measure_profile
 from bench.doors import strict_json
 from bench.report.text import FAMILIES
-from bench.store.run_dir import RunStatus, runs_with_meta
+from bench.store.meta import RunStatus
+from bench.store.run_dir import runs_with_meta
 
 CHANGED = (Verdict.IMPROVED, Verdict.REGRESSED)
 HISTORY_RUNS = 30
@@ -48,8 +49,8 @@ def _runs(results: Path) -> dict[str, list[Path]]:
     """Complete runs by label, oldest first."""
     found: dict[str, list[tuple[float, Path]]] = {}
     for path, meta in runs_with_meta(results):
-        if meta.get("status") == RunStatus.COMPLETE and meta.get("label"):
-            found.setdefault(str(meta["label"]), []).append((float(meta.get("started") or 0), path))
+        if meta.status == RunStatus.COMPLETE and meta.label:
+            found.setdefault(str(meta.label), []).append((float(meta.started or 0), path))
     return {label: [p for _, p in sorted(items)] for label, items in found.items()}
 
 

@@ -42,6 +42,7 @@ from bench.figures.throughput import (
 from bench.inputs.baselines import Baselines
 from bench.inputs.slo import Slo, slo_from_json
 from bench.records import FigureSource, RequestRecord
+from bench.store.meta import RunMeta
 from bench.store.run_dir import read_gpu_samples, read_records, read_run_meta, scenario_definitions
 from bench.telemetry.figures import (
     BandwidthFigure,
@@ -371,13 +372,13 @@ def load_summary(run_dir: Path, baselines: Baselines | None = None) -> RunSummar
 
 
 def summarise_stored(
-    meta: dict[str, Any],
+    meta: RunMeta,
     records: Sequence[RequestRecord],
     gpu_samples: Sequence[GpuSample],
     baselines: Baselines | None = None,
 ) -> RunSummary:
     """``load_summary`` for a caller that has already read the run's files (a report needs them too)."""
-    bandwidth = meta.get("bandwidth_inputs") or {}
+    bandwidth = meta.bandwidth_inputs or {}
     return summarise_run(
         records,
         baselines,
@@ -391,12 +392,12 @@ def summarise_stored(
         },
         lags={
             case_id: lag
-            for case_id, raw in (meta.get("client_lag") or {}).items()
+            for case_id, raw in (meta.client_lag or {}).items()
             if (lag := ClientLag.from_json(raw)) is not None
         },
         worker_notes={
             case_id: [str(note) for note in workers.get("notes") or ()]
-            for case_id, workers in (meta.get("workers") or {}).items()
+            for case_id, workers in (meta.workers or {}).items()
             if isinstance(workers, dict)
         },
     )

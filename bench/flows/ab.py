@@ -212,9 +212,9 @@ def run_ab(plan: AbPlan, observer: RunObserver | None = None) -> AbResult:
             continue
         outcome.runs.append(result.run_id)
         meta = read_run_meta(result.run_dir)
-        if meta.get("server"):
-            outcome.command = meta["server"]["command"]
-        sample = meta.get("output_sample") or {}
+        if meta.server:
+            outcome.command = meta.server["command"]
+        sample = meta.output_sample or {}
         if sample.get("sha256"):
             outcome.output_sha256.add(sample["sha256"])
     pooled: dict[str, list[Any]] = {}

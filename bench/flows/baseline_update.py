@@ -50,11 +50,11 @@ def adopt_run(run_dir: Path, baselines_path: Path, *, description: str | None = 
     current: Baselines = load_baselines(baselines_path if baselines_path.exists() else None)
     meta = read_run_meta(run_dir)
     summary = load_summary(run_dir, current)
-    run_id = str(meta.get("run_id", run_dir.name))
+    run_id = str(meta.run_id)
     set_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    condition = f"run {run_id}: model {meta.get('model')}, build {meta.get('build')}"
-    if meta.get("server_flags"):
-        condition += f", flags {meta['server_flags']}"
+    condition = f"run {run_id}: model {meta.model}, build {meta.build}"
+    if meta.server_flags:
+        condition += f", flags {meta.server_flags}"
     entries = []
     changes = []
     for baseline, check in zip(current.entries, summary.baselines, strict=True):
@@ -68,7 +68,7 @@ def adopt_run(run_dir: Path, baselines_path: Path, *, description: str | None = 
         entry["history"] = [previous, *entry.get("history", [])]
         entry.update(
             value=round(check.measured, 2),
-            model=meta.get("model") or entry.get("model", ""),
+            model=meta.model or entry.get("model", ""),
             condition=condition,
             source="bench baseline set",
             run_id=run_id,

@@ -50,14 +50,8 @@ from bench.load.workers import (
 )
 from bench.load.workload import CasePrompts, PromptBuilder
 from bench.records import RequestRecord
-from bench.store.run_dir import (
-    DEFAULT_RESULTS_DIR,
-    RunStatus,
-    RunStore,
-    TelemetryLogs,
-    check_writable,
-    read_gpu_samples,
-)
+from bench.store.meta import RunFile, RunStatus
+from bench.store.run_dir import DEFAULT_RESULTS_DIR, RunStore, TelemetryLogs, check_writable, read_gpu_samples
 from bench.telemetry.sampler import GpuSource, TelemetryConfig, TelemetrySampler
 from bench.transport.client import DEFAULT_MAX_BODY_BYTES, ChatClient, is_loopback
 from bench.transport.lag import ClientLag
@@ -328,7 +322,7 @@ class _Run:
             binary=options.server_binary,
             model_file=options.model_file,
             args=options.server_args,
-            log_path=store.path / "server.log",
+            log_path=store.path / RunFile.SERVER_LOG,
             max_concurrency=self.max_streams,
         )
         self.observer.message(f"starting {server.binary.name} on {server.url}")
@@ -603,7 +597,7 @@ class _Run:
 
     def _mask_server_log(self) -> None:
         """The server's own log may echo its flags (an --api-key among them): masked once it is closed."""
-        log = self._the_store().path / "server.log"
+        log = self._the_store().path / RunFile.SERVER_LOG
         if self.redactor and log.exists():
             with contextlib.suppress(OSError):
                 text = log.read_text(encoding="utf-8", errors="replace")

@@ -68,8 +68,8 @@ def to_pytest_benchmark(run_dir: Path) -> dict[str, Any]:
                     "param": figure,
                     "extra_info": {
                         "unit": "seconds per token" if figure in ("pp", "tg") else "seconds",
-                        "run_id": meta.get("run_id"),
-                        "label": meta.get("label"),
+                        "run_id": meta.run_id,
+                        "label": meta.label,
                     },
                     "options": {
                         "disable_gc": False,
@@ -82,26 +82,26 @@ def to_pytest_benchmark(run_dir: Path) -> dict[str, Any]:
                     "stats": {**stats.as_dict(), "iterations": 1, "data": values},
                 }
             )
-    started = meta.get("started") or 0
+    started = meta.started or 0
     return {
         "machine_info": {
-            "node": str(meta.get("host", "")),
+            "node": str(meta.host or ""),
             "processor": platform.processor(),
             "machine": platform.machine(),
             "python_implementation": platform.python_implementation(),
-            "python_version": str(meta.get("python", sys.version.split()[0])),
+            "python_version": str(meta.python or sys.version.split()[0]),
             "python_compiler": platform.python_compiler(),
             "release": platform.release(),
             "system": platform.system(),
             "cpu": {},
             "llama_server": {
-                "build": meta.get("build"),
-                "model": meta.get("model"),
-                "server_flags": meta.get("server_flags"),
+                "build": meta.build,
+                "model": meta.model,
+                "server_flags": meta.server_flags,
             },
         },
         "commit_info": {
-            "id": meta.get("suite_git_sha"),
+            "id": meta.suite_git_sha,
             "project": "llama-server-bench",
             "dirty": False,
             "branch": None,

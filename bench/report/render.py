@@ -29,6 +29,7 @@ from bench.records import FigureName
 from bench.report import plots
 from bench.report.text import HEADERS, comparison_rows, headline
 from bench.store.capacity import CapacityResult
+from bench.store.meta import RunFile
 from bench.store.run_dir import read_gpu_samples, read_records, read_run_meta
 from bench.version import __version__
 
@@ -140,7 +141,7 @@ def render_run_report(run_dir: Path, reports_dir: Path, baselines: Baselines | N
     samples = read_gpu_samples(run_dir)
     summary = summarise_stored(meta, records, samples, baselines)
     check = {b.figure: b for b in summary.baselines}
-    nightly_path = run_dir / "nightly.json"
+    nightly_path = run_dir / RunFile.NIGHTLY
     nightly = (
         files.read_json(nightly_path, what="night's verdict", error=ResultsError) if nightly_path.exists() else None
     )
@@ -165,13 +166,13 @@ def render_run_report(run_dir: Path, reports_dir: Path, baselines: Baselines | N
         _env()
         .get_template("run.html.j2")
         .render(
-            title=f"Run {meta.get('run_id')}",
+            title=f"Run {meta.run_id}",
             meta=meta,
-            started=_date(meta.get("started")),
+            started=_date(meta.started),
             summary=_summary_view(summary),
             nightly=nightly,
             headline=headline_text,
-            telemetry=meta.get("telemetry") or {},
+            telemetry=meta.telemetry or {},
             gpu_name=next((s.name for s in samples if s.name), None),
             plots=measured_plots,
             errors=errors,
@@ -180,7 +181,7 @@ def render_run_report(run_dir: Path, reports_dir: Path, baselines: Baselines | N
             generated=_now(),
         )
     )
-    name = f"run-{meta.get('run_id', run_dir.name)}.html"
+    name = f"run-{meta.run_id}.html"
     path = _write(reports_dir, name, html)
     verdict = nightly["verdict"] if nightly else _baseline_verdict(summary)
     update_index(
@@ -188,10 +189,10 @@ def render_run_report(run_dir: Path, reports_dir: Path, baselines: Baselines | N
         {
             "file": path.name,
             "kind": "run",
-            "title": str(meta.get("run_id")),
-            "date": _date(meta.get("started")),
-            "label": meta.get("label"),
-            "build": meta.get("build"),
+            "title": str(meta.run_id),
+            "date": _date(meta.started),
+            "label": meta.label,
+            "build": meta.build,
             "verdict": verdict,
         },
     )
@@ -357,8 +358,8 @@ def render_trend_report(results_dir: Path, label: str, reports_dir: Path, baseli
             }
         )
     latest = None
-    if nights and (nights[-1].path / "nightly.json").exists():
-        latest = files.read_json(nights[-1].path / "nightly.json", what="night's verdict", error=ResultsError)
+    if nights and (nights[-1].path / RunFile.NIGHTLY).exists():
+        latest = files.read_json(nights[-1].path / RunFile.NIGHTLY, what="night's verdict", error=ResultsError)
     html = (
         _env()
         .get_template("trend.html.j2")
@@ -401,10 +402,10 @@ def _scenario_sets(results_dir: Path, label: str) -> list[str]:
 
     seen: list[tuple[float, str]] = []
     for _, meta in runs_with_meta(results_dir):
-        if meta.get("label") == label:
-            name = (meta.get("scenario_set") or {}).get("name")
+        if meta.label == label:
+            name = meta.scenario_set.get("name")
             if name:
-                seen.append((float(meta.get("started") or 0), str(name)))
+                seen.append((float(meta.started or 0), str(name)))
     ordered = [name for _, name in sorted(seen, reverse=True)]
     return list(dict.fromkeys(ordered))
 

@@ -22,8 +22,8 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Iterator, Mapping
-from enum import StrEnum
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -31,22 +31,15 @@ from bench.doors import files, strict_json
 from bench.doors.redact import NO_SECRETS, Redactor
 from bench.errors import ResultsError
 from bench.records import RequestRecord
+from bench.store.meta import RUN_SCHEMA, RunFile, RunMeta, RunStatus
 from bench.telemetry.samples import GpuSample
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-RUN_SCHEMA = 1
 RUN_JSON_MAX_BYTES = 64 * 2**20  # run.json holds a scenario set and notes: kilobytes, rarely more
 DEFAULT_RESULTS_DIR = Path("results")
-
-
-class RunStatus(StrEnum):
-    RUNNING = "running"  # or killed, when its process is gone: readers then say partial
-    COMPLETE = "complete"
-    PARTIAL = "partial"  # interrupted or stopped early: what was measured is kept
-    FAILED = "failed"  # stopped before any request was measured
 
 
 def _atomic_write_json(path: Path, payload: dict[str, Any], redactor: Redactor = NO_SECRETS) -> None:
@@ -93,8 +86,8 @@ class RunStore:
             raise ResultsError(f"run directory {self.path} already exists") from None
         except OSError as exc:
             raise ResultsError(f"cannot create run directory {self.path}: {exc.strerror or exc}") from None
-        self.meta: dict[str, Any] = {"schema_version": RUN_SCHEMA, "run_id": run_id, "status": RunStatus.RUNNING}
-        self._requests: IO[str] = (self.path / "requests.jsonl").open("a", encoding="utf-8")
+        self.meta = RunMeta(run_id, pid=os.getpid(), host=socket.gethostname())
+        self._requests: IO[str] = (self.path / RunFile.REQUESTS_LOG).open("a", encoding="utf-8")
 
     @classmethod
     def create(cls, results_dir: Path, label: str | None = None, redactor: Redactor = NO_SECRETS) -> RunStore:
@@ -102,10 +95,9 @@ class RunStore:
         return cls(results_dir, new_run_id(label), redactor)
 
     def write_meta(self, **fields: Any) -> None:
-        self.meta.update(fields)
-        self.meta.setdefault("pid", os.getpid())
-        self.meta.setdefault("host", socket.gethostname())
-        _atomic_write_json(self.path / "run.json", self.meta, self.redactor)
+        """``run.json`` rewritten with these fields of ``RunMeta`` changed (a wrong name is a TypeError)."""
+        self.meta = replace(self.meta, **fields)
+        _atomic_write_json(self.path / RunFile.META, self.meta.to_json(), self.redactor)
 
     def append(self, record: RequestRecord) -> None:
         # One line, flushed: after a SIGKILL the OS still holds every finished record.
@@ -117,7 +109,7 @@ class RunStore:
             raise ResultsError(f"cannot write to {self.path / 'requests.jsonl'}: {exc.strerror or exc}") from None
 
     def write_summary(self, summary: dict[str, Any]) -> None:
-        _atomic_write_json(self.path / "summary.json", {"schema_version": RUN_SCHEMA, **summary}, self.redactor)
+        _atomic_write_json(self.path / RunFile.SUMMARY, {"schema_version": RUN_SCHEMA, **summary}, self.redactor)
 
     def close(self) -> None:
         if not self._requests.closed:
@@ -129,7 +121,7 @@ class RunStore:
         self.close()
         records = list(read_records(self.path))
         if records:
-            records_frame(records).to_parquet(self.path / "requests.parquet", index=False)
+            records_frame(records).to_parquet(self.path / RunFile.REQUESTS_TABLE, index=False)
         self.write_meta(status=status, records=len(records), **fields)
 
 
@@ -143,7 +135,7 @@ def read_records(run_dir: Path, skipped: list[int] | None = None) -> Iterator[Re
     (a stray byte, a line of garbage): one bad line must not make a whole run, or a
     history of runs, unreadable. The numbers of lines left out go into ``skipped``.
     """
-    path = run_dir / "requests.jsonl"
+    path = run_dir / RunFile.REQUESTS_LOG
     if not path.exists():
         return
     with path.open("rb") as handle:
@@ -167,24 +159,23 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def read_run_meta(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "run.json"
+def read_run_meta(run_dir: Path) -> RunMeta:
+    """A run's ``run.json`` (of any version), with a run whose process is gone marked partial."""
+    path = run_dir / RunFile.META
     if not path.exists():
         raise ResultsError(f"{run_dir} is not a run directory (no run.json)")
-    meta = files.read_json(path, what="run's metadata (run.json)", max_bytes=RUN_JSON_MAX_BYTES, error=ResultsError)
-    if not isinstance(meta, dict):
-        raise ResultsError(f"{path}: not a run's metadata (a JSON object); it holds a {type(meta).__name__}")
-    version = meta.get("schema_version")
-    if version != RUN_SCHEMA:
-        raise ResultsError(f"{path}: schema_version {version!r} is not readable by this suite (reads {RUN_SCHEMA})")
-    if meta.get("status") == RunStatus.RUNNING:
-        pid = meta.get("pid")
-        same_host = meta.get("host") == socket.gethostname()
-        if not (same_host and isinstance(pid, int) and _pid_alive(pid)):
-            meta["status"] = RunStatus.PARTIAL.value
-            meta["partial_reason"] = (
-                "the run's process ended before it could mark the run finished "
-                "(killed, or its last writes failed: a full disk?)"
+    data = files.read_json(path, what="run's metadata (run.json)", max_bytes=RUN_JSON_MAX_BYTES, error=ResultsError)
+    if not isinstance(data, dict):
+        raise ResultsError(f"{path}: not a run's metadata (a JSON object); it holds a {type(data).__name__}")
+    meta = RunMeta.from_json(data, str(path))
+    if meta.status is RunStatus.RUNNING:
+        same_host = meta.host == socket.gethostname()
+        if not (same_host and isinstance(meta.pid, int) and _pid_alive(meta.pid)):
+            meta = replace(
+                meta,
+                status=RunStatus.PARTIAL,
+                partial_reason="the run's process ended before it could mark the run finished "
+                "(killed, or its last writes failed: a full disk?)",
             )
     return meta
 
@@ -229,16 +220,16 @@ def records_frame(records: list[RequestRecord]) -> pd.DataFrame:
 def run_dirs(results_dir: Path) -> list[Path]:
     if not results_dir.is_dir():
         return []
-    return sorted(p for p in results_dir.iterdir() if (p / "run.json").is_file())
+    return sorted(p for p in results_dir.iterdir() if (p / RunFile.META).is_file())
 
 
-def scenario_definitions(meta: Mapping[str, Any]) -> dict[str, Any]:
+def scenario_definitions(meta: RunMeta) -> dict[str, Any]:
     """A run's scenarios as it defined them, by name, from its ``run.json``."""
-    scenario_set = meta.get("scenario_set") or {}
+    scenario_set = meta.scenario_set
     return {s["name"]: s for s in scenario_set.get("scenarios", []) if isinstance(s, dict) and "name" in s}
 
 
-def runs_with_meta(results_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+def runs_with_meta(results_dir: Path) -> Iterator[tuple[Path, RunMeta]]:
     """Every readable run under ``results_dir`` with its metadata; unreadable ones are skipped."""
     for path in run_dirs(results_dir):
         try:
@@ -252,7 +243,7 @@ def runs_with_meta(results_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
 
 def read_telemetry(run_dir: Path, kind: str) -> list[dict[str, Any]]:
     """Rows of ``gpu.jsonl`` ("gpu", samples only) or ``server_metrics.jsonl`` ("server_metrics")."""
-    name = "gpu.jsonl" if kind == "gpu" else "server_metrics.jsonl"
+    name = RunFile.GPU_LOG if kind == "gpu" else RunFile.METRICS_LOG
     path = run_dir / name
     if not path.exists():
         return []
@@ -278,7 +269,7 @@ def write_telemetry_tables(run_dir: Path) -> None:
     """The GPU and /metrics logs as Parquet tables, when the run ends."""
     import pandas as pd
 
-    for kind, table in (("gpu", "gpu.parquet"), ("server_metrics", "server_metrics.parquet")):
+    for kind, table in (("gpu", RunFile.GPU_TABLE), ("server_metrics", RunFile.METRICS_TABLE)):
         rows = read_telemetry(run_dir, kind)
         if rows:
             pd.DataFrame(rows).to_parquet(run_dir / table, index=False)
@@ -303,10 +294,10 @@ class TelemetryLogs:
         log.flush()
 
     def gpu(self, row: dict[str, Any]) -> None:
-        self._line("gpu.jsonl", row)
+        self._line(RunFile.GPU_LOG, row)
 
     def metrics(self, row: dict[str, Any]) -> None:
-        self._line("server_metrics.jsonl", row)
+        self._line(RunFile.METRICS_LOG, row)
 
     def close(self) -> None:
         for log in self._logs.values():
@@ -321,9 +312,9 @@ class TelemetryLogs:
 def resolve_run(ref: str, results_dir: Path) -> Path:
     """A run id, a run directory, a label (its newest run), ``latest`` or ``previous``."""
     as_path = Path(ref)
-    if (as_path / "run.json").is_file():
+    if (as_path / RunFile.META).is_file():
         return as_path
-    if (results_dir / ref / "run.json").is_file():
+    if (results_dir / ref / RunFile.META).is_file():
         return results_dir / ref
     ordered = _by_start(results_dir)
     if ref in ("latest", "previous"):
@@ -331,7 +322,7 @@ def resolve_run(ref: str, results_dir: Path) -> Path:
         if len(ordered) < need:
             raise ResultsError(f"'{ref}': {results_dir} holds {len(ordered)} run(s)")
         return ordered[-need][0]
-    labelled = [path for path, meta in ordered if meta.get("label") == ref]
+    labelled = [path for path, meta in ordered if meta.label == ref]
     if labelled:
         return labelled[-1]
     raise ResultsError(
@@ -352,7 +343,7 @@ def resolve_runs(ref: str, results_dir: Path) -> list[Path]:
         paths = [path for part in ref.split(",") if part.strip() for path in resolve_runs(part.strip(), results_dir)]
     elif ref.startswith("all:"):
         label = ref[len("all:") :]
-        paths = [path for path, meta in _by_start(results_dir) if meta.get("label") == label]
+        paths = [path for path, meta in _by_start(results_dir) if meta.label == label]
         if not paths:
             raise ResultsError(f"no run labelled '{label}' in {results_dir}")
     elif any(c in ref for c in "*?["):
@@ -364,29 +355,29 @@ def resolve_runs(ref: str, results_dir: Path) -> list[Path]:
     return list(dict.fromkeys(paths))  # a run named twice counts once
 
 
-def _by_start(results_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
-    return sorted(runs_with_meta(results_dir), key=lambda run: run[1].get("started") or 0)
+def _by_start(results_dir: Path) -> list[tuple[Path, RunMeta]]:
+    return sorted(runs_with_meta(results_dir), key=lambda run: run[1].started or 0)
 
 
-def _requests_table(run_dir: Path, meta: dict[str, Any]) -> pa.Table:
+def _requests_table(run_dir: Path, meta: RunMeta) -> pa.Table:
     """One run's records as an Arrow table: Parquet when written, else the JSONL log."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    parquet = run_dir / "requests.parquet"
-    if parquet.exists() and meta.get("status") != RunStatus.RUNNING:
+    parquet = run_dir / RunFile.REQUESTS_TABLE
+    if parquet.exists() and meta.status != RunStatus.RUNNING:
         return pq.read_table(parquet)
     return pa.Table.from_pandas(records_frame(list(read_records(run_dir))), preserve_index=False)
 
 
-def _with_run_columns(frame: pd.DataFrame, runs: list[tuple[int, dict[str, Any]]]) -> pd.DataFrame:
+def _with_run_columns(frame: pd.DataFrame, runs: list[tuple[int, RunMeta]]) -> pd.DataFrame:
     """Each row's run status, label and start, from (rows, meta) per run in row order: set once, not per run."""
     import pandas as pd
 
     counts = [rows for rows, _ in runs]
     for column, key in (("run_status", "status"), ("label", "label"), ("run_started", "started")):
         # a Series infers the column's type (run_started is a float), as one value per run did
-        frame[column] = pd.Series([meta.get(key) for _, meta in runs]).repeat(counts).to_numpy()
+        frame[column] = pd.Series([getattr(meta, key) for _, meta in runs]).repeat(counts).to_numpy()
     return frame
 
 
@@ -408,9 +399,9 @@ def load_telemetry(run_dir: Path, table: str) -> pd.DataFrame:
     parquet = run_dir / f"{table}.parquet"
     frame = pd.read_parquet(parquet) if parquet.exists() else pd.DataFrame(read_telemetry(run_dir, table))
     if not frame.empty:
-        frame["run_id"] = meta.get("run_id")
-        frame["run_status"] = meta.get("status")
-        frame["label"] = meta.get("label")
+        frame["run_id"] = meta.run_id
+        frame["run_status"] = meta.status
+        frame["label"] = meta.label
     return frame
 
 

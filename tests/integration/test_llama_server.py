@@ -203,7 +203,7 @@ def test_a_killed_run_leaves_readable_records_marked_partial(llama_server: Local
         proc.communicate(timeout=30)
     records = list(read_records(run_dir))
     assert len(records) >= 3 and all(r.ok for r in records)
-    assert read_run_meta(run_dir)["status"] == "partial"
+    assert read_run_meta(run_dir).status == "partial"
     history = load_history(tmp_path / "results")
     assert len(history) == len(records) and set(history["run_status"]) == {"partial"}
 
@@ -217,7 +217,7 @@ def test_ctrl_c_on_the_embedded_default_keeps_records_and_stops_the_server(
     try:
         run_dir = _wait_for_records(tmp_path / "results", 2)
         meta = read_run_meta(run_dir)
-        port = meta["server"]["command"][meta["server"]["command"].index("--port") + 1]
+        port = meta.server["command"][meta.server["command"].index("--port") + 1]
         proc.send_signal(ending)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -226,7 +226,7 @@ def test_ctrl_c_on_the_embedded_default_keeps_records_and_stops_the_server(
     assert proc.returncode == 130, err
     assert b"interrupted" in err and b"Traceback" not in err
     meta = read_run_meta(run_dir)
-    assert meta["status"] == "partial" and meta["partial_reason"] == "interrupted by the user"
+    assert meta.status == "partial" and meta.partial_reason == "interrupted by the user"
     assert len(list(read_records(run_dir))) >= 2
     assert (run_dir / "server.log").stat().st_size > 0
     assert not [c for c in running_commands() if "llama-server" in c and f"--port {port}" in c]
@@ -237,7 +237,7 @@ def test_a_killed_suites_server_dies_with_it(tmp_path: Path) -> None:
     proc = _start_bench(tmp_path)
     try:
         run_dir = _wait_for_records(tmp_path / "results", 1)
-        command = read_run_meta(run_dir)["server"]["command"]
+        command = read_run_meta(run_dir).server["command"]
         port = command[command.index("--port") + 1]
         proc.send_signal(signal.SIGKILL)  # no handler runs: the kernel must end the server
         proc.communicate(timeout=30)
@@ -248,12 +248,12 @@ def test_a_killed_suites_server_dies_with_it(tmp_path: Path) -> None:
     while [c for c in running_commands() if "llama-server" in c and f"--port {port}" in c]:
         assert time.monotonic() < deadline, "llama-server outlived the suite that started it"
         time.sleep(0.05)
-    assert read_run_meta(run_dir)["status"] == "partial"  # the dead pid marks it, as for any killed run
+    assert read_run_meta(run_dir).status == "partial"  # the dead pid marks it, as for any killed run
 
 
 def test_metrics_of_the_real_server_are_sampled_during_a_run(llama_server: LocalServer, tmp_path: Path) -> None:
     result = run(llama_server, tmp_path, {"name": "m", "prompt_tokens": 64, "output_tokens": 48, "repetitions": 2})
-    telemetry = read_run_meta(result.run_dir)["telemetry"]
+    telemetry = read_run_meta(result.run_dir).telemetry
     assert telemetry["metrics_source"] == "prometheus" and telemetry["metrics_samples"] >= 3
     # where NVML works (the GPU host the suite is for) it is the source; elsewhere the run says why and goes on
     if nvml_works():

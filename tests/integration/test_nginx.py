@@ -109,7 +109,7 @@ def test_the_key_never_reaches_results_logs_reports_or_output(
             main(argv)
             captured = capsys.readouterr()
             outputs += [captured.out, captured.err]
-    assert read_run_meta(Path(first["run_dir"]))["endpoint"]["base_url"] == proxy
+    assert read_run_meta(Path(first["run_dir"])).endpoint["base_url"] == proxy
     leaks = [
         str(p) for p in tmp_path.rglob("*") if p.is_file() and "nginx" not in p.parts and KEY.encode() in p.read_bytes()
     ]
