@@ -30,17 +30,17 @@ SuiteFigure = Callable[[str, float], None]
 
 @pytest.fixture
 def suite_figure(request: pytest.FixtureRequest) -> SuiteFigure:
-    """Record one of the README's own-cost figures (bench.devtools.own_costs).
+    """Record one of the own-cost figures (docs/own-costs.md) (bench.devtools.own_costs).
 
     With ``--benchmark-enable`` the figure is checked against its target, with slack,
-    and kept in docs/measured/suite-costs.json for the README's table; in the normal
+    and kept in docs/measured/suite-costs.json for the own-cost table; in the normal
     run (benchmarks disabled, bodies run once at a small size) it is only named.
     """
     enabled = not request.getfixturevalue("benchmark").disabled
 
     def keep(key: str, value: float) -> None:
         if key not in own_costs.KEYS:
-            raise KeyError(f"{key} is not a figure of the README's table")
+            raise KeyError(f"{key} is not a figure of the own-cost table")
         if enabled:
             own_costs.record(key, value)
             missed = own_costs.breaches({key: value})

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+import bench.cli as bench_cli
 from bench.cli import main
+from bench.cli.parser import COMMANDS
 from bench.devtools.testing.fake_server import FakeLlamaServer
 from bench.load.server import free_port
 
@@ -148,14 +150,42 @@ def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) 
     assert "usage: bench" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(
-    "command", ["run", "check", "scenarios", "show", "compare", "telemetry-command", "nightly", "baseline", "export"]
-)
+@pytest.mark.parametrize("command", [c.name for c in COMMANDS] + ["baseline set", "trace show", "trace import"])
 def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
-        main([command, "--help"])
+        main([*command.split(), "--help"])
     assert info.value.code == 0
-    assert f"usage: bench {command}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"usage: bench {command}" in out and "exit codes" in out
+
+
+def test_every_command_in_the_table_has_a_handler_and_no_handler_lacks_a_command() -> None:
+    from bench.cli.commands import HANDLERS
+
+    assert [c.name for c in COMMANDS] and set(HANDLERS) == {c.name for c in COMMANDS}
+
+
+def test_every_option_is_declared_in_one_place() -> None:
+    import ast
+
+    cli = Path(bench_cli.__file__).parent
+    declared: dict[str, list[str]] = {}
+    for module in ("options.py", "parser.py"):
+        tree = ast.parse((cli / module).read_text())
+        for call in ast.walk(tree):
+            if isinstance(call, ast.Call) and getattr(call.func, "attr", "") == "add_argument":
+                for arg in call.args:
+                    if isinstance(arg, ast.Constant) and str(arg.value).startswith("--"):
+                        declared.setdefault(arg.value, []).append(f"{module}:{call.lineno}")
+    # one word, two different options: their values and meanings differ between the commands
+    other_meanings = {
+        "--from": "baseline set: one run to adopt; noise: the runs to profile",
+        "--out": "noise: the profile to write; trace import: the trace to write",
+        "--noise": "compare: where the spread comes from (PATH, auto, none); plan: a profile instead of runs",
+    }
+    assert "--alpha" in declared and "--label" in declared
+    twice = {flag: where for flag, where in declared.items() if len(where) > 1}
+    assert twice.keys() == other_meanings.keys(), twice
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """The client's own cost, as pytest-benchmark benchmarks (``nox -s bench_client``).
 
 In the normal test run benchmarks are disabled and each body runs once, so these
-also check that the measurement machinery works. Targets (README, "Performance"):
+also check that the measurement machinery works. Targets (docs/own-costs.md):
 at least 10,000 SSE token events per second per core of client CPU, and under
 1 ms median added TTFT at 1 and 64 concurrent streams.
 """

@@ -160,17 +160,18 @@ def test_baseline_model_matches_as_a_substring() -> None:
     assert baseline.applies_to(None)
 
 
-def test_the_readme_examples_parse() -> None:
+def test_the_documented_examples_parse() -> None:
     import re
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    blocks = re.findall(r"```toml\n(.*?)```", readme, re.S)
+    docs = Path(__file__).parent.parent / "docs"
+    pages = (docs / "workloads.md").read_text() + (docs / "baselines.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", pages, re.S)
     scenario_example = next(b for b in blocks if "[[scenario]]" in b)
     baseline_example = next(b for b in blocks if "[[baseline]]" in b)
     import tomllib
 
-    assert parse_scenario_set(tomllib.loads(scenario_example), "README").cases()
-    assert parse_baselines(tomllib.loads(baseline_example), "README").entries[0].value == 219.71
+    assert parse_scenario_set(tomllib.loads(scenario_example), "docs").cases()
+    assert parse_baselines(tomllib.loads(baseline_example), "docs").entries[0].value == 219.71
 
 
 @pytest.mark.parametrize(

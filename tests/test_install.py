@@ -11,7 +11,7 @@ LEAN = 'CMAKE_ARGS="-DCMAKE_PROJECT_INCLUDE=$PWD/packaging/llama-cpp-lean.cmake"
 
 def readme_commands() -> list[str]:
     readme = (ROOT / "README.md").read_text()
-    block = readme.split("## Set-up: two commands on a fresh machine", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    block = readme.split("## Install and run", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
     return block.strip().splitlines()
 
 

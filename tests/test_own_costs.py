@@ -1,4 +1,4 @@
-"""The README's table of the suite's own costs is what the benchmarks measured, and targets can fail."""
+"""The own-cost table (docs/own-costs.md) is what the benchmarks measured, and targets can fail."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from bench.devtools import own_costs
 
 
-def test_the_readme_table_is_the_one_written_from_the_measured_figures() -> None:
+def test_the_own_cost_page_table_is_the_one_written_from_the_measured_figures() -> None:
     # `python -m bench.devtools.own_costs` writes it; a hand edit of either side fails here
     assert own_costs.main(["--check"]) == 0
     figures = own_costs.read_figures()["figures"]
@@ -36,5 +36,5 @@ def test_figures_are_recorded_by_name_and_unknown_names_refused(tmp_path: Path) 
     assert "| SSE token events processed per CPU-second by the client, one stream | not measured |" in own_costs.table(
         document
     )
-    with pytest.raises(KeyError, match="not a figure of the README's table"):
+    with pytest.raises(KeyError, match="not a figure of the own-cost table"):
         own_costs.record("made_up", 1.0, path)

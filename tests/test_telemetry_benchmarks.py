@@ -103,5 +103,5 @@ def test_request_timings_with_and_without_the_sampler(
     print(f"\nmedian ITL error vs server send times: {without:.3f} ms without, {with_sampler:.3f} ms with the sampler")
     suite_figure("itl_error_ms_median_without", without)
     suite_figure("itl_error_ms_median_with", with_sampler)
-    # the README's claim: the sampler adds no ITL error beyond noise (checked with slack when benchmarks run)
+    # docs/own-costs.md's claim: the sampler adds no ITL error beyond noise (checked with slack when benchmarks run)
     suite_figure("sampler_itl_error_added_ms", with_sampler - without)

@@ -132,11 +132,7 @@ def run(parser: argparse.ArgumentParser, default_label: str | None = None) -> No
     )
     baselines(parser)
     results_dir(parser)
-    parser.add_argument(
-        "--label",
-        default=default_label,
-        help=f"a name for this run, e.g. 'nightly' or 'fa-on' (default: {default_label})",
-    )
+    label(parser, default_label, f"a name for this run, e.g. 'nightly' or 'fa-on' (default: {default_label})")
     parser.add_argument(
         "--server-flags",
         metavar="TEXT",
@@ -157,14 +153,7 @@ def run(parser: argparse.ArgumentParser, default_label: str | None = None) -> No
         metavar="S",
         help=f"how long to wait while the server answers 503 because it is loading its model (default {ready:g})",
     )
-    error_rate = default(RunOptions, "max_error_rate")
-    parser.add_argument(
-        "--max-error-rate",
-        type=float,
-        default=error_rate,
-        metavar="F",
-        help=f"exit 5 when more than this share of requests failed (default {error_rate:g})",
-    )
+    max_error_rate(parser, "exit 5 when more than this share of requests failed")
     parser.add_argument(
         "--workers",
         type=worker_count,
@@ -237,14 +226,8 @@ def telemetry(parser: argparse.ArgumentParser) -> None:
 
 
 def comparison(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--alpha", type=float, default=ALPHA, help=f"significance level (default {ALPHA:g})")
-    parser.add_argument(
-        "--min-effect",
-        type=float,
-        default=COMPARE_MIN_EFFECT * 100,
-        metavar="PCT",
-        help=f"smallest change in percent reported as improved/regressed (default {COMPARE_MIN_EFFECT * 100:g})",
-    )
+    alpha(parser)
+    min_effect(parser, COMPARE_MIN_EFFECT, "smallest change in percent reported as improved/regressed")
     parser.add_argument(
         "--adjust",
         choices=[m.value for m in Multiplicity],
@@ -261,14 +244,10 @@ def comparison(parser: argparse.ArgumentParser) -> None:
         f"wrote; auto (default): ./{DEFAULT_PROFILE} if it is of the runs' model, else the earlier runs of A's "
         "label; none: neither",
     )
-    parser.add_argument(
-        "--allowance",
-        type=float,
-        default=DEFAULT_ALLOWANCE * 100,
-        metavar="PCT",
-        help="with one run a side and no spread between runs to test against, the smallest change called "
-        f"improved or regressed (default {DEFAULT_ALLOWANCE * 100:g}: two starts of one server can land about that "
-        "far apart)",
+    allowance(
+        parser,
+        "with one run a side and no spread between runs to test against, the smallest change called "
+        "improved or regressed (default {default:g}: two starts of one server can land about that far apart)",
     )
 
 
@@ -332,3 +311,41 @@ def max_body_bytes(args: argparse.Namespace) -> int:
     if not 0 < mib < math.inf:
         raise ConfigError(f"--max-body-mib must be a positive, finite number; got {mib}")
     return int(mib * 2**20)
+
+
+# ------------------------------------------------------------------ options more than one command takes
+# Each is declared here once, with the library's constant as its default; a command's help may say
+# what the option means for it.
+
+
+def alpha(parser: argparse.ArgumentParser | argparse._ArgumentGroup, default_alpha: float = ALPHA) -> None:
+    parser.add_argument(
+        "--alpha", type=float, default=default_alpha, help=f"significance level (default {default_alpha:g})"
+    )
+
+
+def min_effect(parser: argparse.ArgumentParser | argparse._ArgumentGroup, fraction: float, help_text: str) -> None:
+    """``--min-effect PCT``: the library's fraction, shown and taken in percent."""
+    parser.add_argument(
+        "--min-effect", type=float, default=fraction * 100, metavar="PCT",
+        help=f"{help_text} (default {fraction * 100:g})",
+    )  # fmt: skip
+
+
+def allowance(parser: argparse.ArgumentParser | argparse._ArgumentGroup, help_text: str) -> None:
+    """``--allowance PCT`` (``help_text`` names the default as ``{default}``)."""
+    parser.add_argument(
+        "--allowance", type=float, default=DEFAULT_ALLOWANCE * 100, metavar="PCT",
+        help=help_text.format(default=DEFAULT_ALLOWANCE * 100),
+    )  # fmt: skip
+
+
+def label(parser: argparse.ArgumentParser, default_label: str | None, help_text: str) -> None:
+    parser.add_argument("--label", default=default_label, help=help_text)
+
+
+def max_error_rate(parser: argparse.ArgumentParser, help_text: str) -> None:
+    rate = default(RunOptions, "max_error_rate")
+    parser.add_argument(
+        "--max-error-rate", type=float, default=rate, metavar="F", help=f"{help_text} (default {rate:g})"
+    )

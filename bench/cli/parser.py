@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.cli import options
-from bench.decide.compare import DEFAULT_ALLOWANCE
 from bench.decide.nightly import MIN_EFFECT as NIGHTLY_MIN_EFFECT
 from bench.decide.nightly import MIN_NIGHTS_FOR_NOISE
 from bench.decide.noise import DEFAULT_PROFILE
@@ -31,12 +32,21 @@ if TYPE_CHECKING:
     Commands = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
-def _command(commands: Commands, name: str, summary: str, description: str, **kw: str) -> argparse.ArgumentParser:
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One ``bench`` command: its word, its line in ``bench --help``, and what declares its options."""
+
+    name: str
+    summary: str
+    declare: Callable[[argparse.ArgumentParser], None]
+
+
+def _command(commands: Commands, name: str, summary: str, description: str = "") -> argparse.ArgumentParser:
     return commands.add_parser(
         name,
         help=summary,
         description=description,
-        epilog=kw.get("epilog", EPILOG),
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
 
@@ -51,66 +61,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"llama-server-bench {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _run(commands)
-    _check(commands)
-    _scenarios(commands)
-    _baseline(commands)
-    _export(commands)
-    _nightly(commands)
-    _ab(commands)
-    _compare(commands)
-    _report(commands)
-    _telemetry_command(commands)
-    _show(commands)
-    _plan(commands)
-    _noise(commands)
-    _capacity(commands)
-    _trace(commands)
+    for command in COMMANDS:
+        command.declare(_command(commands, command.name, command.summary))
     return parser
 
 
-def _run(commands: Commands) -> None:
-    run = _command(
-        commands,
-        "run",
-        "run a scenario set and store the results",
+def _run(run: argparse.ArgumentParser) -> None:
+    run.description = (
         "Run a scenario set against the endpoint (or the embedded llama-server), store every "
-        "request in results/<run-id>/ as it ends, and print the figures against the baselines.",
+        "request in results/<run-id>/ as it ends, and print the figures against the baselines."
     )
     options.run(run)
 
 
-def _check(commands: Commands) -> None:
-    check = _command(
-        commands,
-        "check",
-        "check that an endpoint can be benchmarked and show what it offers",
+def _check(check: argparse.ArgumentParser) -> None:
+    check.description = (
         "Reach the endpoint, check auth and the model, send one streaming and one "
         "non-streaming request, and report timings, usage, reasoning, build, n_ctx, slots and "
-        "whether streamed tokens arrive one by one or in bursts (a buffering proxy).",
+        "whether streamed tokens arrive one by one or in bursts (a buffering proxy)."
     )
     options.as_json(check, "the report")
     options.endpoint(check)
 
 
-def _scenarios(commands: Commands) -> None:
-    scenarios = _command(
-        commands,
-        "scenarios",
-        "list the built-in scenario sets, or the cases of one set",
+def _scenarios(scenarios: argparse.ArgumentParser) -> None:
+    scenarios.description = (
         "Without an argument, list the built-in sets. With NAME or PATH, validate that set "
-        "and list its cases (prompt x output x concurrency x depth).",
+        "and list its cases (prompt x output x concurrency x depth)."
     )
     scenarios.add_argument("set", nargs="?", metavar="NAME|PATH")
 
 
-def _baseline(commands: Commands) -> None:
-    baseline = _command(
-        commands,
-        "baseline",
-        "adopt a measured run as the new baselines",
+def _baseline(baseline: argparse.ArgumentParser) -> None:
+    baseline.description = (
         "'bench baseline set --from RUN' writes the run's figures into the baselines file, each over "
-        "its baseline's scenario, and keeps every old value in that entry's history.",
+        "its baseline's scenario, and keeps every old value in that entry's history."
     )
     baseline_commands = baseline.add_subparsers(dest="baseline_command", metavar="ACTION", required=True)
     baseline_set = _command(baseline_commands, "set", "adopt a run's figures", baseline.description or "")
@@ -124,71 +109,58 @@ def _baseline(commands: Commands) -> None:
     )
 
 
-def _export(commands: Commands) -> None:
-    export = _command(
-        commands,
-        "export",
-        "export a run for pytest-benchmark (compare, history, --benchmark-compare-fail)",
+def _export(export: argparse.ArgumentParser) -> None:
+    export.description = (
         "Write a run in pytest-benchmark's JSON format: one benchmark per case and figure (pp and tg "
         "as seconds per token, TTFT and e2e as seconds: lower is better, as pytest-benchmark expects). "
-        "'pytest-benchmark compare A.json B.json' then reads our runs.",
+        "'pytest-benchmark compare A.json B.json' then reads our runs."
     )
     export.add_argument("run", metavar="RUN", help="run id, directory, label, latest or previous")
     options.results_dir(export)
     export.add_argument("-o", "--output", type=Path, metavar="FILE", help="write here (default: stdout)")
 
 
-def _nightly(commands: Commands) -> None:
-    nightly = _command(
-        commands,
-        "nightly",
-        "run the scenario set and judge it: exit 0 ok, 1 regression, other codes: the run failed",
+def _nightly(nightly: argparse.ArgumentParser) -> None:
+    nightly.description = (
         "The nightly regression gate. Runs the scenario set (default: baseline), then judges it against "
         "(1) the baselines file with its tolerances, (2) the last good nightly (bootstrap CI and Mann-Whitney U, "
         "held against a threshold from the measured night-to-night noise: a drop of twice the threshold pages at "
         "once, a smaller one only on the second night in a row), and (3) the nightly history with E-divisive "
         "change points. Writes nightly.json into the run directory and a plain summary on stdout for cron mail. "
-        "A lock in the results directory keeps two nightlies from overlapping.",
-        epilog="exit codes: 0 no regression; 1 regression found (which figure, how much, how sure is printed);\n"
+        "A lock in the results directory keeps two nightlies from overlapping."
+    )
+    nightly.epilog = (
+        "exit codes: 0 no regression; 1 regression found (which figure, how much, how sure is printed);\n"
         "  when the run itself fails, the code of the failure, as for every command:\n"
         "  2 bad configuration, 3 endpoint down, 4 results directory (or another nightly running),\n"
-        "  5 error rate above --max-error-rate, 130 interrupted\n",
+        "  5 error rate above --max-error-rate, 130 interrupted\n"
     )
     options.run(nightly, default_label="nightly")
     gate = nightly.add_argument_group("gate and retention")
-    gate.add_argument(
-        "--min-effect",
-        type=float,
-        default=NIGHTLY_MIN_EFFECT * 100,
-        metavar="PCT",
-        help=f"smallest drop in percent that can count as a regression (default {NIGHTLY_MIN_EFFECT * 100:g}); "
-        "measured noise can raise it",
+    options.min_effect(
+        gate, NIGHTLY_MIN_EFFECT, "smallest drop in percent that can count as a regression; measured noise can raise it"
     )
-    gate.add_argument(
-        "--allowance",
-        type=float,
-        default=DEFAULT_ALLOWANCE * 100,
-        metavar="PCT",
-        help=f"until {MIN_NIGHTS_FOR_NOISE} nights give the spread between nights, the smallest drop that can count "
-        f"(default {DEFAULT_ALLOWANCE * 100:g}: two nights of one build can land that far apart)",
+    options.allowance(
+        gate,
+        f"until {MIN_NIGHTS_FOR_NOISE} nights give the spread between nights, the smallest drop that can count "
+        "(default {default:g}: two nights of one build can land that far apart)",
     )
     gate.add_argument("--keep-runs", type=int, metavar="N", help="keep the newest N runs of this label, delete older")
     gate.add_argument("--keep-days", type=float, metavar="D", help="delete runs of this label older than D days")
 
 
-def _ab(commands: Commands) -> None:
-    ab = _command(
-        commands,
-        "ab",
-        "compare server flag variants, interleaved in blocks, with the servers started or switched",
+def _ab(ab: argparse.ArgumentParser) -> None:
+    ab.description = (
         "Before/after comparison of server flags. Either the suite starts the servers (--server-cmd, "
         "or the embedded server without it): for each block each variant's server starts on 127.0.0.1, is measured "
         "with the scenario set and stopped. Or a remote --endpoint, with an optional --switch command per variant "
         "that reconfigures it (run as an argument list, then /health is awaited). Blocks interleave the variants "
         "(A B, B A, ... or --order random, recorded), so drift falls on both. Every later variant is compared with "
-        "the first, each pooling its blocks; a temperature-0 answer per run flags variants that say different things.",
-        epilog='example: bench ab --server-cmd "llama-server -m model.gguf -ngl 999 -c 4096" '
-        '--variant fa_off="-fa off" --variant fa_on="-fa on"\n' + EPILOG,
+        "the first, each pooling its blocks; a temperature-0 answer per run flags variants that say different things."
+    )
+    ab.epilog = (
+        'example: bench ab --server-cmd "llama-server -m model.gguf -ngl 999 -c 4096" '
+        '--variant fa_off="-fa off" --variant fa_on="-fa on"\n' + EPILOG
     )
     options.run(ab)
     variants = ab.add_argument_group("variants")
@@ -221,11 +193,8 @@ def _ab(commands: Commands) -> None:
     )
 
 
-def _compare(commands: Commands) -> None:
-    compare = _command(
-        commands,
-        "compare",
-        "compare two runs per case and figure: ratio, 95 %% CI, p-value, verdict",
+def _compare(compare: argparse.ArgumentParser) -> None:
+    compare.description = (
         "Compare B against A. For each case and figure (pp and tg t/s from the server's "
         "timings, TTFT, ITL, e2e latency): both values, the change B/A - 1 of the medians, a 95 % confidence "
         "interval, a p-value (raw and adjusted over every figure: --adjust) and a verdict. A and B are run ids, "
@@ -235,7 +204,7 @@ def _compare(commands: Commands) -> None:
         "profile (bench noise) or of A's label history; with neither, the requests are compared and a change "
         "under --allowance is not called, because requests of one run cannot show how far runs land apart. "
         "Two capacity-<time>.json files (bench capacity) compare as two searches: both curves and the change "
-        "in capacity (--fail-on-regression: exit 1 when B is more than one level lower).",
+        "in capacity (--fail-on-regression: exit 1 when B is more than one level lower)."
     )
     compare.add_argument("a", metavar="A", help=f"the reference: {GROUP_HELP}")
     compare.add_argument("b", metavar="B", help="the side judged against A, given the same ways")
@@ -251,15 +220,12 @@ def _compare(commands: Commands) -> None:
     options.reports(compare)
 
 
-def _report(commands: Commands) -> None:
-    report = _command(
-        commands,
-        "report",
-        "write HTML reports of runs, or the nightly trend of a label",
+def _report(report: argparse.ArgumentParser) -> None:
+    report.description = (
         "Write self-contained HTML reports (no network needed to open them) into the reports "
         "directory and update its index.html: one report per RUN (run ids, directories, labels, latest, "
         "previous), and with --trend LABEL the nightly trend of that label. 'bench run', 'bench compare' and "
-        "'bench nightly' write theirs automatically.",
+        "'bench nightly' write theirs automatically."
     )
     report.add_argument("runs", nargs="*", metavar="RUN")
     report.add_argument("--trend", metavar="LABEL", help="also write the trend report of this label's nightly runs")
@@ -268,34 +234,28 @@ def _report(commands: Commands) -> None:
     options.baselines(report, help_text="baselines TOML to compare with")
 
 
-def _telemetry_command(commands: Commands) -> None:
-    _command(
-        commands,
-        "telemetry-command",
-        "print the nvidia-smi command to pass as --gpu-telemetry-cmd",
-        "Print a ready --gpu-telemetry-cmd value: nvidia-smi over SSH with the fields the suite parses.",
+def _telemetry_command(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Print a ready --gpu-telemetry-cmd value: nvidia-smi over SSH with the fields the suite parses."
     )
 
 
-def _show(commands: Commands) -> None:
-    show = _command(commands, "show", "print the figures of a stored run", "Print the summary of a stored run.")
+def _show(show: argparse.ArgumentParser) -> None:
+    show.description = "Print the summary of a stored run."
     show.add_argument("run", metavar="RUN", help="run id, directory, label, latest or previous")
     options.results_dir(show)
     options.as_json(show)
     options.baselines(show, help_text="baselines TOML to compare with")
 
 
-def _plan(commands: Commands) -> None:
-    plan = _command(
-        commands,
-        "plan",
-        "how many runs a side a comparison needs, from the spread between runs of one setup",
+def _plan(plan: argparse.ArgumentParser) -> None:
+    plan.description = (
         "From the spread between runs of one setup (several runs of the same server and flags, a noise profile "
         "that bench noise wrote, or a label's history), for each case's pp and tg and each --change, the fewest "
         "runs a side at which a run-by-run comparison (Welch on run medians, as bench compare with several runs "
         "a side and bench ab do) finds it with --power, and the server time both sides take; and the same with "
         "four times the requests a case, which helps only where requests, not runs, make the spread. Each figure "
-        "is planned alone at --alpha: a comparison adjusted over many figures needs more.",
+        "is planned alone at --alpha: a comparison adjusted over many figures needs more."
     )
     plan.add_argument("runs", nargs="?", metavar="RUNS", help=f"at least 3 runs of one setup: {GROUP_HELP}")
     plan.add_argument("--noise", metavar="PATH", help="a noise profile (bench noise) instead of RUNS")
@@ -305,20 +265,17 @@ def _plan(commands: Commands) -> None:
         "--change", action="append", type=float, metavar="PCT", help="a change to find, in percent (default 3 and 6.5)"
     )
     plan.add_argument("--power", type=float, default=0.95, help="the chance to find it (default 0.95)")
-    plan.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    options.alpha(plan)
 
 
-def _noise(commands: Commands) -> None:
-    noise = _command(
-        commands,
-        "noise",
-        "measure how far runs of one setup land apart, and keep it for bench compare",
+def _noise(noise: argparse.ArgumentParser) -> None:
+    noise.description = (
         "Run the scenario set --passes times, each pass its own run (and its own server start when the suite "
         "starts the server), or take runs you have (--from), and write the noise profile: for each case and "
         "figure, the spread between runs (server starts, the machine, clocks: what requests of one run cannot "
         "show) and within a run. bench compare reads it (./noise-profile.json by default) to test one run a "
         "side, and bench plan to size a comparison. Measure it again when the server, its flags or the "
-        "machine change.",
+        "machine change."
     )
     noise.add_argument(
         "--from", dest="from_runs", metavar="RUNS", help=f"make the profile of these runs (at least 3): {GROUP_HELP}"
@@ -336,18 +293,15 @@ def _noise(commands: Commands) -> None:
     options.run(noise, default_label=NOISE_LABEL)
 
 
-def _capacity(commands: Commands) -> None:
-    capacity = _command(
-        commands,
-        "capacity",
-        "how many concurrent users the server carries within SLOs",
+def _capacity(capacity: argparse.ArgumentParser) -> None:
+    capacity.description = (
         "Search for the highest closed-loop concurrency at which at least --target of the requests meet the SLO "
         "(and errors stay under --max-error-rate): double the level from --start until one fails, then bisect "
         "between the last that held and the first that failed, up to --max-concurrency. Each level is a stored "
         "run (label CAPACITY-cN) of one case of --prompt-tokens and --output-tokens, --requests-per-stream "
         "requests a stream. Prints the curve (SLO attainment, goodput, output t/s, latency per level) and the "
         "answer, and keeps both in results/capacity-<time>.json. Against the embedded server each level starts "
-        "its own server, one slot per stream, unless --server-args fixes -np.",
+        "its own server, one slot per stream, unless --server-args fixes -np."
     )
     capacity.add_argument(
         "--slo",
@@ -373,9 +327,8 @@ def _capacity(commands: Commands) -> None:
         default=DEFAULT_REQUESTS_PER_STREAM,
         help=f"measured requests per stream at each level (default {DEFAULT_REQUESTS_PER_STREAM})",
     )
-    capacity.add_argument("--label", default="capacity", help="label prefix of the level runs (default capacity)")
-    capacity.add_argument("--max-error-rate", type=float, default=0.05,
-                          help="a level with more failed requests than this fails (default 0.05)")  # fmt: skip
+    options.label(capacity, "capacity", "label prefix of the level runs (default capacity)")
+    options.max_error_rate(capacity, "a level with more failed requests than this fails")
     options.results_dir(capacity)
     options.as_json(capacity, "the result")
     options.reports(capacity)
@@ -383,15 +336,12 @@ def _capacity(commands: Commands) -> None:
     options.telemetry(capacity)
 
 
-def _trace(commands: Commands) -> None:
-    trace = _command(
-        commands,
-        "trace",
-        "check a request trace, or import one from a public trace format",
+def _trace(trace: argparse.ArgumentParser) -> None:
+    trace.description = (
         "A trace (JSON Lines: t, input_tokens, output_tokens, and optionally session/turn and "
         "prefix/prefix_tokens; see docs/traces.md) is replayed by a scenario with pattern = 'trace'.\n"
         "'bench trace show PATH' checks it and says what it holds; 'bench trace import' converts a "
-        "Mooncake JSONL or an Azure LLM inference trace CSV into one.",
+        "Mooncake JSONL or an Azure LLM inference trace CSV into one."
     )
     actions = trace.add_subparsers(dest="trace_command", metavar="ACTION", required=True)
     show = _command(actions, "show", "check a trace and summarise it", trace.description or "")
@@ -402,3 +352,27 @@ def _trace(commands: Commands) -> None:
         "--format", required=True, choices=("mooncake", "azure"), help="the source's shape (see docs/traces.md)"
     )
     convert.add_argument("--out", type=Path, required=True, metavar="PATH", help="the JSONL trace to write")
+
+
+# Every command of ``bench``, in the order ``bench --help`` lists them: the one table that the
+# parser, the handlers (``bench.cli.commands.HANDLERS``), the --help test and README's table of
+# commands (``python -m bench.devtools.docs``) are built from.
+COMMANDS: tuple[Command, ...] = (
+    Command("run", "run a scenario set and store the results", _run),
+    Command("check", "check that an endpoint can be benchmarked and show what it offers", _check),
+    Command("scenarios", "list the built-in scenario sets, or the cases of one set", _scenarios),
+    Command("baseline", "adopt a measured run as the new baselines", _baseline),
+    Command("export", "export a run for pytest-benchmark (compare, history, --benchmark-compare-fail)", _export),
+    Command(
+        "nightly", "run the scenario set and judge it: exit 0 ok, 1 regression, other codes: the run failed", _nightly
+    ),
+    Command("ab", "compare server flag variants, interleaved in blocks, with the servers started or switched", _ab),
+    Command("compare", "compare two runs per case and figure: ratio, 95 %% CI, p-value, verdict", _compare),
+    Command("report", "write HTML reports of runs, or the nightly trend of a label", _report),
+    Command("telemetry-command", "print the nvidia-smi command to pass as --gpu-telemetry-cmd", _telemetry_command),
+    Command("show", "print the figures of a stored run", _show),
+    Command("plan", "how many runs a side a comparison needs, from the spread between runs of one setup", _plan),
+    Command("noise", "measure how far runs of one setup land apart, and keep it for bench compare", _noise),
+    Command("capacity", "how many concurrent users the server carries within SLOs", _capacity),
+    Command("trace", "check a request trace, or import one from a public trace format", _trace),
+)

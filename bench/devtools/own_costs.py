@@ -1,11 +1,11 @@
-"""The suite's own costs: the targets the README promises, checked and tabled from measured figures.
+"""The suite's own costs: the targets docs/own-costs.md promises, checked and tabled from measured figures.
 
 The benchmarks (``nox -s bench_client``: pytest-benchmark with ``--benchmark-enable``)
 record each figure through the ``suite_figure`` test fixture, which checks it
 against its target here (with ``SLACK``: a loaded machine is slower, not broken)
 and writes it to ``FIGURES_FILE``. ``python -m bench.devtools.own_costs`` then
-writes the README's table between its markers from that file, so no figure in
-the table is typed by hand; ``--check`` fails when the README and the file differ.
+writes the table of docs/own-costs.md between its markers from that file, so no figure in
+the table is typed by hand; ``--check`` fails when the page and the file differ.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES_FILE = ROOT / "docs" / "measured" / "suite-costs.json"
-README = ROOT / "README.md"
+PAGE = ROOT / "docs" / "own-costs.md"
 BEGIN = "<!-- suite-costs: begin (python -m bench.devtools.own_costs writes this table) -->"
 END = "<!-- suite-costs: end -->"
 SLACK = 1.5  # a target is breached only beyond 1.5 x its bound (or below bound / 1.5)
@@ -34,7 +34,7 @@ class Row:
     label: str
     keys: tuple[str, ...]  # the figures shown, in the order ``shown`` formats them
     shown: str  # e.g. "{0:.2f} ms ({1:.2f} ms)"
-    target: str = ""  # as the README states it
+    target: str = ""  # as the page states it
     limit: float | None = None  # the bound on the first key
     higher_is_better: bool = False
 
@@ -92,7 +92,7 @@ def read_figures(path: Path = FIGURES_FILE) -> dict[str, Any]:
 def record(key: str, value: float, path: Path = FIGURES_FILE) -> None:
     """Keep one measured figure, with when and where it was measured."""
     if key not in KEYS:
-        raise KeyError(f"{key} is not a figure of the README's table; add a Row for it")
+        raise KeyError(f"{key} is not a figure of the own-cost table; add a Row for it")
     document = read_figures(path)
     document["figures"][key] = value
     document["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
@@ -124,28 +124,29 @@ def table(document: dict[str, Any]) -> str:
 def readme_with_table(readme: str, document: dict[str, Any]) -> str:
     start, end = readme.find(BEGIN), readme.find(END)
     if start < 0 or end < start:
-        raise ValueError(f"README has no {BEGIN} ... {END} markers")
+        raise ValueError(f"{PAGE.name} has no {BEGIN} ... {END} markers")
     return readme[: start + len(BEGIN)] + "\n" + table(document) + "\n" + readme[end:]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.devtools.own_costs", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if the README's table is not the measured one")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the own-cost table is not the measured one")
     args = parser.parse_args(argv)
     document = read_figures()
-    current = README.read_text(encoding="utf-8")
+    current = PAGE.read_text(encoding="utf-8")
     wanted = readme_with_table(current, document)
     if args.check:
         if wanted != current:
             print(
-                f"README's table differs from {FIGURES_FILE}; run python -m bench.devtools.own_costs", file=sys.stderr
+                f"the own-cost table differs from {FIGURES_FILE}; run python -m bench.devtools.own_costs",
+                file=sys.stderr,
             )
             return 1
         return 0
-    README.write_text(wanted, encoding="utf-8")
+    PAGE.write_text(wanted, encoding="utf-8")
     for why in breaches(document.get("figures", {})):
         print(f"target missed: {why}", file=sys.stderr)
-    print(f"wrote the table into {README}")
+    print(f"wrote the table into {PAGE}")
     return 0
 
 
