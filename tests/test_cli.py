@@ -38,13 +38,16 @@ def test_python_m_bench_and_help_explain_commands_and_exit_codes() -> None:
 def test_run_against_an_endpoint_prints_figures_and_exits_0(
     fake: FakeLlamaServer, scenario_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    baselines = tmp_path / "baselines.toml"  # the test's own, not the packaged file a user may edit
+    baselines.write_text('[[baseline]]\nfigure = "pp_tps"\nvalue = 4000\nscenario = "pp"\n')
     code = main(
-        ["run", "--endpoint", fake.url, "--scenarios", str(scenario_file), "--results-dir", str(tmp_path / "r")]
-    )
+        ["run", "--endpoint", fake.url, "--scenarios", str(scenario_file), "--results-dir", str(tmp_path / "r"),
+         "--baselines", str(baselines)]
+    )  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0
     assert "pp/p40-o4-c1-d0" in out and "5,000.0" in out
-    assert "prompt 5,000.00 t/s = 97.4 % of 5,136 t/s" in out
+    assert "prompt 5,000.00 t/s = 125.0 % of 4,000 t/s" in out
 
 
 def test_run_json_output_is_machine_readable(

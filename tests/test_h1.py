@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import select
 import socket
 import threading
 import time
@@ -196,23 +197,42 @@ def test_a_held_request_sends_its_head_first_and_its_body_when_let_go(
 def test_a_read_carries_the_time_its_bytes_arrived_not_the_time_the_loop_ran_it(
     server: Callable[..., tuple[str, Script]],
 ) -> None:
-    # The answer comes 50 ms after the request; the loop is blocked from 20 ms to 220 ms.
-    url, script = server(send(OK_HEAD + b"Content-Length: 5\r\n\r\ntoken", delay_s=0.05))
-    reader = Collect()
+    # The loop is held busy from before the answer is sent until after it was sent, so the loop
+    # reads it only after the block: a stamp from the loop's clock would come after the block's
+    # end, the kernel's comes before it. Events order the three, not sleeps.
+    blocked, answered = threading.Event(), threading.Event()
+    block: dict[str, float | bool] = {}
 
-    async def busy_then_post() -> None:
-        asyncio.get_running_loop().call_later(0.02, time.sleep, 0.2)
+    def answer_while_the_loop_is_busy(connection: socket.socket) -> None:
+        if blocked.wait(5):
+            connection.sendall(OK_HEAD + b"Content-Length: 5\r\n\r\ntoken")
+            answered.set()
+
+    url, script = server(send(OK_HEAD + b"Content-Length: 2\r\n\r\nok"), answer_while_the_loop_is_busy)
+    first, reader = Collect(), Collect()
+
+    def busy() -> None:
+        deadline = time.monotonic() + 5
+        while len(script.requests) < 2 and time.monotonic() < deadline:  # the request is on its way
+            time.sleep(0.001)
+        blocked.set()
+        block["answered"] = answered.wait(5)
+        block["end"] = time.time()
+
+    async def keep_a_connection_then_post_while_busy() -> None:
         lane = H1Lane(url, {}, connect_timeout_s=5)
+        await lane.post("/x", b"{}", lambda status, media: first, lambda: None)  # the connection is kept
+        asyncio.get_running_loop().call_soon(busy)  # runs once the next request is written
         await lane.post("/x", b"{}", lambda status, media: reader, lambda: None)
         await lane.aclose()
 
-    asyncio.run(busy_then_post())
+    asyncio.run(keep_a_connection_then_post_while_busy())
+    assert block["answered"] is True
     ((data, arrived),) = reader.parts
     assert data == b"token" and arrived is not None
-    sent = script.answered_at[0]  # just after the server's sendall returned
-    # loopback delivers in the sending call: the stamp is the send, a fifth of a second before the read
-    assert arrived <= sent + 0.001 and sent - arrived < 0.01
-    assert reader.fed_at[0] - arrived > 0.15
+    sent = script.answered_at[1]  # just after the server's sendall returned
+    # loopback delivers in the sending call: the stamp is the send, before the loop could read it
+    assert arrived <= sent + 0.001 and arrived < float(block["end"]) <= reader.fed_at[0]
 
 
 def test_a_chunked_stream_arrives_piece_by_piece_and_the_connection_is_kept(
@@ -237,7 +257,9 @@ def test_a_connection_the_server_closed_while_idle_is_opened_again(
     async def two() -> None:
         lane = H1Lane(url, {}, connect_timeout_s=5)
         await lane.post("/x", b"{}", lambda s, m: first, lambda: None)
-        await asyncio.sleep(0.1)  # the close reaches us while the connection is idle
+        # wait (on the condition, not a nap) until the server's close has reached the idle connection
+        readable, _, _ = await asyncio.to_thread(select.select, [lane._sock], [], [], 5)
+        assert readable
         await lane.post("/x", b"{}", lambda s, m: second, lambda: None)
         await lane.aclose()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 
 import pytest
@@ -14,20 +15,49 @@ from bench.transport.stamped import AVAILABLE
 
 pytestmark = pytest.mark.skipif(not AVAILABLE, reason="kernel receive stamps are Linux's")
 
+LATE_S = 0.15  # how long the loop stays busy after the first token is already waiting in its socket
 
-def test_ttft_holds_while_the_event_loop_is_busy_when_the_first_token_arrives(tmp_path: object) -> None:
-    # The first token comes 50 ms after the request and the second 400 ms after that. The loop is
-    # blocked from 20 ms to 200 ms, over the first token's arrival: read by the loop's clock, TTFT
-    # would be at least 200 ms; by the kernel's it is what the server took.
-    async def one_request(url: str) -> float | None:
-        async with ChatClient(url, clock=RunClock()) as client:
+
+def _wait_for_bytes(sock: socket.socket, wanted: bytes, timeout_s: float) -> bool:
+    """Whether ``wanted`` came into the socket's receive queue (peeked, so the client still reads it)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if wanted in sock.recv(65536, socket.MSG_PEEK | socket.MSG_DONTWAIT):
+                return True
+        except BlockingIOError:
+            pass
+        time.sleep(0.001)
+    return False
+
+
+def test_ttft_holds_while_the_event_loop_is_busy_when_the_first_token_arrives() -> None:
+    # The server sends the first token 50 ms after the request; the loop is busy from the moment the
+    # request is out until LATE_S after that token is waiting in its socket. Read by the loop's
+    # clock, the token would come after the block; by the kernel's, it came when it arrived.
+    seen: dict[str, float | bool] = {}
+
+    async def one_request(url: str) -> tuple[float | None, float | None]:
+        clock = RunClock()
+        async with ChatClient(url, clock=clock) as client:
             body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, "stream": True}
             await client.chat(body)  # the connection is open and kept: the next request goes out at once
-            asyncio.get_running_loop().call_later(0.02, time.sleep, 0.18)
+            (sock,) = [s for lane in client._lanes if (s := getattr(lane, "_sock", None)) is not None]
+
+            def busy() -> None:
+                seen["token"] = _wait_for_bytes(sock, b" tok", 5)
+                seen["at"] = clock.now()
+                time.sleep(LATE_S)  # the loop is late by this much: what the stamp must not show
+
+            asyncio.get_running_loop().call_soon(busy)  # runs once the request is written
             exchange = await client.chat(body)
             assert exchange.error is None and len(exchange.token_times) == 2
-            return None if exchange.t_first_token is None else exchange.t_first_token - exchange.t_written
+            return exchange.t_first_token, exchange.t_written
 
     with fake_server_process("--ttft", "0.05", "--itl", "0.4") as url:
-        ttft = asyncio.run(one_request(url))
-    assert ttft is not None and 0.045 < ttft < 0.15
+        first_token, written = asyncio.run(one_request(url))
+    assert seen["token"] is True and first_token is not None and written is not None
+    assert first_token - written >= 0.045  # no sooner than the server sent it
+    # no later than the moment it was seen waiting, while the loop was still busy (1 ms for the
+    # conversion of the kernel's wall-clock stamp to the run clock)
+    assert first_token <= float(seen["at"]) + 0.001
