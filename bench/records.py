@@ -27,6 +27,7 @@ class FigureName(StrEnum):
     ITL_MS = "itl_ms"
     E2E_MS = "e2e_ms"
     VRAM_USED_GIB = "vram_used_gib"  # peak GPU memory over a run
+    GOODPUT_RPS = "goodput_rps"  # requests/s that met the scenario's SLO, one value a run
 
     @property
     def label(self) -> str:

@@ -102,11 +102,11 @@ def test_a_stopped_worker_is_ended_from_the_parent_and_named(
 
     from bench.clock import RunClock
     from bench.doors.redact import Redactor
-    from bench.load import workers
+    from bench.load import messages
     from bench.load.workers import ProcessPool, WorkerSpec
     from bench.load.workload import CasePrompts, Prompt
 
-    monkeypatch.setattr(workers, "SILENCE_S", 5.0)  # the parent's bound; a live worker beats every second
+    monkeypatch.setattr(messages, "SILENCE_S", 5.0)  # the parent's bound; a live worker beats every second
     fake.config.itl_s = 0.05  # 20 tokens a request: about 1 s each
     (case,) = scenarios(warmup=0, output_tokens=20).cases()  # type: ignore[attr-defined]
     prompt = Prompt([{"role": "user", "content": "hello there"}], 10, 0, "estimate")

@@ -42,7 +42,7 @@ from bench.errors import ConfigError
 from bench.figures.prompt_cache import summarise_cache, uses_cache
 from bench.figures.slo import summarise_slo
 from bench.figures.speculative import summarise_drafts
-from bench.figures.throughput import FIGURES, Figure, output_tps, per_request, samples_with_runs
+from bench.figures.throughput import FIGURES, GOODPUT, Figure, output_tps, per_request, samples_with_runs
 from bench.inputs.slo import Slo, slo_from_json
 from bench.records import RequestRecord
 from bench.store.run_dir import read_records, read_run_meta, scenario_definitions
@@ -637,7 +637,6 @@ def _throughput_row(case_id: str, a: Sequence[RequestRecord], b: Sequence[Reques
     return _per_run_row(case_id, THROUGHPUT, va, vb, "no generated tokens on a side")
 
 
-GOODPUT = Figure("goodput_rps", "goodput (SLO)", "req/s", True)
 ATTAINMENT = Figure("slo_attainment", "SLO met", "%", True)
 
 

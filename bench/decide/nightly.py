@@ -59,14 +59,13 @@ from bench.doors import files, strict_json
 from bench.errors import ExitCode, NightlyLocked, ResultsError
 from bench.figures.baselines import BaselineStatus, baseline_headline
 from bench.figures.summary import RunSummary
-from bench.figures.throughput import FIGURES, Figure
+from bench.figures.throughput import FIGURES, GOODPUT
 from bench.inputs.baselines import Baselines
 from bench.store.meta import RunFile, RunStatus
 from bench.store.run_dir import read_records, read_run_meta, runs_with_meta
 
 NIGHTLY_SCHEMA = 1
 JUDGED_FIGURES = ("pp_tps", "tg_tps")
-GOODPUT = "goodput_rps"  # judged too where the scenario states an SLO: one value a night
 MIN_EFFECT = 0.03
 HISTORY_WINDOW = 30
 MIN_NIGHTS_FOR_NOISE = 5
@@ -169,7 +168,7 @@ def _night(path: Path) -> Night | None:
         }
         for case in summary.get("cases", []):
             if isinstance(case.get("slo"), dict) and case["slo"].get("goodput_rps") is not None:
-                figures[(case["case_id"], GOODPUT)] = float(case["slo"]["goodput_rps"])
+                figures[(case["case_id"], GOODPUT.name)] = float(case["slo"]["goodput_rps"])
         if not isinstance(verdict, dict):
             raise TypeError("nightly.json is not an object")
     except (ResultsError, AttributeError, KeyError, TypeError, ValueError):
@@ -236,7 +235,7 @@ def headline_text(summary: RunSummary, checks: Sequence[GateCheck], findings: Se
     if not compared:
         parts.append(f"{state} (no earlier good night to compare with)")
         return ", ".join(parts)
-    named = {f.name: f.label for f in FIGURES} | {GOODPUT: "goodput"}  # "pp", "tg", as the comparison names them
+    named = {f.name: f.label for f in FIGURES} | {GOODPUT.name: "goodput"}  # "pp", "tg", as the comparison names them
     if findings:
         first = findings[0]
         where = f"{first.case_id} " if first.case_id else ""
@@ -299,7 +298,7 @@ def judge(
         # two nights of one build can land that far apart, which their requests cannot show
         threshold = max(min_effect, 2 * noise) if noise is not None else max(min_effect, allowance)
         thresholds[f"{case_id} {figure}"] = threshold
-        if figure == GOODPUT:
+        if figure == GOODPUT.name:
             if last_good is not None and (row := _goodput_row(case_id, tonight[(case_id, figure)], last_good, quiet,
                                                               min_effect)) is not None:  # fmt: skip
                 rows.append(row)
@@ -360,23 +359,18 @@ def judge(
     )
 
 
-GOODPUT_FIGURE = Figure(GOODPUT, "goodput (SLO)", "req/s", True)
-
-
 def _goodput_row(
     case_id: str, tonight: float, last_good: Night, quiet: Sequence[Night], min_effect: float
 ) -> FigureComparison | None:
     """Tonight's goodput against the last good night's, with the quiet nights' spread; None before five."""
-    before = last_good.figures.get((case_id, GOODPUT))
-    series = [v for n in quiet if (v := n.figures.get((case_id, GOODPUT))) is not None and v > 0]
+    before = last_good.figures.get((case_id, GOODPUT.name))
+    series = [v for n in quiet if (v := n.figures.get((case_id, GOODPUT.name))) is not None and v > 0]
     if before is None or before <= 0 or len(series) < MIN_NIGHTS_FOR_NOISE:
         return None
-    spread = Spread(case_id, GOODPUT, statistics.stdev(math.log(v) for v in series), len(series), None, 0)
+    spread = Spread(case_id, GOODPUT.name, statistics.stdev(math.log(v) for v in series), len(series), None, 0)
     # no request met the SLO tonight: as far down as goodput goes, with no logarithm to take
     value = tonight if tonight > 0 else before * 1e-6
-    return run_values_row(
-        case_id, GOODPUT_FIGURE, before, value, spread, source=NoiseSource.HISTORY, min_effect=min_effect
-    )
+    return run_values_row(case_id, GOODPUT, before, value, spread, source=NoiseSource.HISTORY, min_effect=min_effect)
 
 
 def _night_spreads(nights: Sequence[Night]) -> dict[tuple[str, str], Spread]:
@@ -394,7 +388,7 @@ def _night_from_summary(summary: RunSummary) -> dict[tuple[str, str], float]:
             if value is not None:
                 values[(case.case_id, name)] = float(value)
         if case.slo is not None and case.slo.goodput_rps is not None:
-            values[(case.case_id, GOODPUT)] = case.slo.goodput_rps
+            values[(case.case_id, GOODPUT.name)] = case.slo.goodput_rps
     return values
 
 

@@ -168,6 +168,8 @@ FIGURES: tuple[Figure, ...] = (
     Figure(FigureName.ITL_MS, "ITL p50", "ms", False, value=_median_itl),
     Figure(FigureName.E2E_MS, "e2e p50", "ms", False, value=lambda r: r.e2e_ms),
 )
+# one value a run, not a request (bench.figures.slo): compared run by run, judged night by night
+GOODPUT = Figure(FigureName.GOODPUT_RPS, "goodput (SLO)", "req/s", True)
 
 
 def samples_with_runs(records: Sequence[RequestRecord], of: Callable[[RequestRecord], Any]) -> list[tuple[Any, str]]:

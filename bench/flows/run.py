@@ -33,7 +33,7 @@ from bench.errors import BenchError, ConfigError, EndpointError
 from bench.figures.summary import CaseSummary, RunSummary, summarise_case, summarise_run
 from bench.inputs.baselines import Baselines
 from bench.inputs.scenarios import Case, ScenarioSet
-from bench.load.loadgen import CaseOutcome, CaseRunner
+from bench.load.loadgen import CaseOutcome, CaseRunner, combined
 from bench.load.order import CaseOrder, Share, schedule
 from bench.load.preflight import EndpointInfo, check_cases_fit, context_per_slot, probe, props_subset, wait_until_ready
 from bench.load.server import LocalServer, local_server, packaged_backend
@@ -158,17 +158,6 @@ class RunResult:
     endpoint: EndpointInfo | None
     error_rate_exceeded: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
-
-
-def _joined(parts: Sequence[CaseOutcome]) -> CaseOutcome:
-    """One case's outcome over its shares of a run in rounds (one share: itself)."""
-    return replace(
-        parts[0],
-        measured=sum(p.measured for p in parts),
-        failed=sum(p.failed for p in parts),
-        wall_end=parts[-1].wall_end,
-        stopped_by_deadline=any(p.stopped_by_deadline for p in parts),
-    )
 
 
 def suite_git_sha() -> str | None:
@@ -436,7 +425,7 @@ class _Run:
                     outcomes.setdefault(share.case, []).append(outcome)
                     if not share.last:
                         continue
-                    outcome = _joined(outcomes[share.case])
+                    outcome = combined(outcomes[share.case], self.cases[share.case].case_id)
                     if (lag := runners[share.case].client_lag()) is not None:
                         self.lags[case.case_id] = lag
                         store.write_meta(client_lag={k: v.to_json() for k, v in self.lags.items()})

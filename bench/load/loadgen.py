@@ -44,6 +44,20 @@ class CaseOutcome:
     stopped_by_deadline: bool
 
 
+def combined(parts: Sequence[CaseOutcome], case_id: str) -> CaseOutcome:
+    """One case's outcome from its parts: the shares of its workers, or its rounds of a run in rounds."""
+    if not parts:
+        return CaseOutcome(case_id, 0, 0, 0.0, 0.0, stopped_by_deadline=False)
+    return CaseOutcome(
+        case_id=case_id,
+        measured=sum(p.measured for p in parts),
+        failed=sum(p.failed for p in parts),
+        wall_start=min(p.wall_start for p in parts),
+        wall_end=max(p.wall_end for p in parts),
+        stopped_by_deadline=any(p.stopped_by_deadline for p in parts),
+    )
+
+
 def to_record(
     run_id: str,
     case: Case,

@@ -24,13 +24,13 @@ import os
 import socket
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bench.clock import RunClock
 from bench.errors import BenchError, ConfigError
-from bench.load import workers
-from bench.load.loadgen import CaseOutcome
+from bench.load import messages
+from bench.load.messages import Done, WorkerEnd, WorkerMessage, drain
 from bench.load.workers import (
     READY_S,
     ClockOffset,
@@ -43,7 +43,6 @@ from bench.load.workers import (
 )
 from bench.records import RequestRecord
 from bench.transport.client import is_loopback
-from bench.transport.lag import ClientLag
 from bench.version import __version__
 
 CONNECT_S = 5.0  # a cluster's address that takes longer to accept a connection is not there
@@ -113,31 +112,37 @@ class LoadWorker:
         return time.monotonic()
 
     async def run(self, spec: WorkerSpec) -> Any:
-        """Stream the worker's messages as ``serve`` sends them; the last is ("done", ...)."""
-        messages: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
-        task = asyncio.ensure_future(serve(spec, messages.put_nowait))
+        """Stream the worker's messages as ``serve`` sends them; the last is ``Done``."""
+        queue: asyncio.Queue[WorkerMessage | _Failed] = asyncio.Queue()
+        task = asyncio.ensure_future(serve(spec, queue.put_nowait))
 
         def ended(task: asyncio.Future[None]) -> None:
             if task.cancelled() or task.exception() is not None:
-                messages.put_nowait(("failed",))
+                queue.put_nowait(_Failed())
 
         task.add_done_callback(ended)
         while True:
-            message = await messages.get()
-            if message[0] == "failed":
+            message = await queue.get()
+            if isinstance(message, _Failed):
                 await task  # raises the worker's error in the driver
+                return
             yield message
-            if message[0] == "done":
+            if isinstance(message, Done):
                 return
 
 
-async def _next(stream: Any) -> tuple[Any, ...] | None:
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    """The actor's own marker: its serve task ended in an error, which the driver gets raised."""
+
+
+async def _next(stream: Any) -> WorkerMessage | None:
     """The actor's next message, or None at the stream's end."""
     try:
         ref = await stream.__anext__()
     except StopAsyncIteration:
         return None
-    message: tuple[Any, ...] = await ref
+    message: WorkerMessage = await ref
     return message
 
 
@@ -211,7 +216,7 @@ class RayPool:
             placement = self.placements[k]
             if end is None:
                 what = (
-                    f"sent nothing for {workers.SILENCE_S:g} s (stopped, or stuck) and was ended"
+                    f"sent nothing for {messages.SILENCE_S:g} s (stopped, or stuck) and was ended"
                     if id(self.actors[k]) in self.silent
                     else "died before its end"
                 )
@@ -225,31 +230,23 @@ class RayPool:
                 notes.append(drift)
         return outcome_of(specs[0].case, ends, tuple(notes), self.placements)
 
-    async def _drain(
-        self, actor: Any, spec: WorkerSpec, sink: Callable[[RequestRecord], None]
-    ) -> tuple[CaseOutcome, ClientLag | None] | None:
+    async def _drain(self, actor: Any, spec: WorkerSpec, sink: Callable[[RequestRecord], None]) -> WorkerEnd | None:
         ray = _ray()
         stream = actor.run.remote(spec).__aiter__()
+
+        async def end_silent() -> None:
+            # bounded as a process worker is: a live actor beats every HEARTBEAT_S, one silent for
+            # SILENCE_S is stopped or stuck, and is ended rather than waited on for ever
+            ray.kill(actor)
+            self.silent.add(id(actor))
+
         try:
-            while True:
-                # bounded as a process worker is: a live actor beats every HEARTBEAT_S, one silent for
-                # SILENCE_S is stopped or stuck, and is ended rather than waited on for ever
-                try:
-                    message = await asyncio.wait_for(_next(stream), workers.SILENCE_S)
-                except TimeoutError:
-                    ray.kill(actor)
-                    self.silent.add(id(actor))
-                    return None
-                if message is None:
-                    return None
-                if message[0] == "record":
-                    sink(message[1])
-                elif message[0] == "done":
-                    return message[1], ClientLag.from_json(message[2])
+            end, _ = await drain(lambda: _next(stream), sink, end_silent, messages.SILENCE_S)
         except ray.exceptions.RayActorError:
             return None
         except ray.exceptions.RayTaskError as exc:
             raise BenchError(f"a Ray load worker failed: {exc}") from None
+        return end
 
     async def close(self) -> None:
         ray = _ray()

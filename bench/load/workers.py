@@ -39,7 +39,18 @@ from bench.doors.children import Child, spawn_async, stop_async
 from bench.doors.redact import Redactor
 from bench.errors import BenchError
 from bench.inputs.scenarios import Case
-from bench.load.loadgen import CaseOutcome, CaseRunner
+from bench.load import messages
+from bench.load.loadgen import CaseOutcome, CaseRunner, combined
+from bench.load.messages import (
+    HEARTBEAT_S,
+    Beat,
+    Done,
+    Ready,
+    RecordDone,
+    WorkerEnd,
+    WorkerMessage,
+    drain,
+)
 from bench.load.workload import CasePrompts, PromptBuilder
 from bench.records import RequestRecord
 from bench.transport.client import ChatClient
@@ -127,8 +138,6 @@ def split(case: Case, indices: Sequence[int], workers: int) -> list[tuple[tuple[
 
 FRAME = struct.Struct("!I")  # each message a length-prefixed pickle
 READY_S = 60.0  # a worker imports the suite before it says it is ready: seconds on a loaded machine
-HEARTBEAT_S = 1.0  # a working worker's loop says so this often, whatever its requests are doing
-SILENCE_S = 30.0  # a worker silent this long is stopped or stuck: ended from the parent
 ORPHANED = 3  # a worker's exit code when its run ended (or was killed) before it did
 
 
@@ -194,12 +203,12 @@ class WorkerPool(Protocol):
     async def close(self) -> None: ...
 
 
-def _frame(message: tuple[Any, ...]) -> bytes:
+def _frame(message: WorkerMessage) -> bytes:
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     return FRAME.pack(len(data)) + data
 
 
-def _send(stream: BinaryIO, message: tuple[Any, ...]) -> None:
+def _send(stream: BinaryIO, message: WorkerMessage) -> None:
     stream.write(_frame(message))
     stream.flush()
 
@@ -231,7 +240,7 @@ class PipeOut:
         transport, protocol = await asyncio.get_running_loop().connect_write_pipe(_Drained, pipe)
         return cls(transport, protocol)
 
-    def send(self, message: tuple[Any, ...]) -> None:
+    def send(self, message: WorkerMessage) -> None:
         self._transport.write(_frame(message))
 
     async def aclose(self) -> None:
@@ -256,7 +265,7 @@ def main() -> None:
     """
     out = sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write into the frames
-    _send(out, ("ready", os.getpid(), socket.gethostname()))
+    _send(out, Ready(os.getpid(), socket.gethostname()))
     try:
         spec = pickle.load(sys.stdin.buffer)
     except EOFError:  # the run ended before it had work for this worker
@@ -273,8 +282,8 @@ def _exit_when_orphaned() -> None:
     os._exit(ORPHANED)
 
 
-async def serve(spec: WorkerSpec, send: Callable[[tuple[Any, ...]], None]) -> None:
-    """One worker's share of a case: ("record", record) for each request, then ("done", outcome, lag)."""
+async def serve(spec: WorkerSpec, send: Callable[[WorkerMessage], None]) -> None:
+    """One worker's share of a case: a ``RecordDone`` for each request, beats, then ``Done``."""
     async with ChatClient(
         spec.endpoint,
         api_key=spec.api_key,
@@ -292,7 +301,7 @@ async def serve(spec: WorkerSpec, send: Callable[[tuple[Any, ...]], None]) -> No
             spec.run_id,
             spec.case,
             spec.prompts,
-            lambda record: send(("record", record)),
+            lambda record: send(RecordDone(record)),
             seed=spec.seed + spec.worker,
             builder=spec.builder,
             streams=spec.streams,
@@ -304,13 +313,13 @@ async def serve(spec: WorkerSpec, send: Callable[[tuple[Any, ...]], None]) -> No
         finally:
             beat.cancel()
         lag = runner.client_lag()
-        send(("done", outcome, None if lag is None else lag.to_json()))
+        send(Done(outcome, None if lag is None else lag.to_json()))
 
 
-async def _beat(send: Callable[[tuple[Any, ...]], None]) -> None:
-    """("beat",) every HEARTBEAT_S from the worker's loop: the parent's proof that it is not stuck."""
+async def _beat(send: Callable[[WorkerMessage], None]) -> None:
+    """A ``Beat`` every HEARTBEAT_S from the worker's loop: the parent's proof that it is not stuck."""
     while True:
-        send(("beat",))
+        send(Beat())
         await asyncio.sleep(HEARTBEAT_S)
 
 
@@ -343,12 +352,12 @@ class ProcessPool:
                 pool.children.append(child)
             for k, process in enumerate(processes):
                 ready = await asyncio.wait_for(_message(process), READY_S)
-                if ready is None or ready[0] != "ready":
+                if not isinstance(ready, Ready):
                     raise BenchError(
                         f"load worker {k} exited with code {await process.wait()} before it was ready "
                         "(its error is above)"
                     )
-                pool.placements.append(Placement(k, WorkerBackend.PROCESS, host=ready[2], pid=ready[1]))
+                pool.placements.append(Placement(k, WorkerBackend.PROCESS, host=ready.host, pid=ready.pid))
         except TimeoutError:
             await pool.close()
             raise BenchError(f"a load worker process was not ready within {READY_S:g} s") from None
@@ -371,24 +380,17 @@ class ProcessPool:
         )
         return outcome_of(specs[0].case, [end for end, _ in ends], notes, self.placements)
 
-    async def _drain(
-        self, k: int, sink: Callable[[RequestRecord], None]
-    ) -> tuple[tuple[CaseOutcome, ClientLag | None] | None, str]:
+    async def _drain(self, k: int, sink: Callable[[RequestRecord], None]) -> tuple[WorkerEnd | None, str]:
         """One worker's frames: records to ``sink``; its outcome and lag, or None and why it has none."""
         process = self.processes[k]
-        while True:
-            try:
-                message = await asyncio.wait_for(_message(process), SILENCE_S)
-            except TimeoutError:
-                await stop_async(process, self.children[k], grace_s=1.0)
-                return None, f"sent nothing for {SILENCE_S:g} s (stopped, or stuck) and was ended"
-            if message is None:
-                break
-            if message[0] == "record":
-                sink(message[1])
-            elif message[0] == "done":
-                return (message[1], ClientLag.from_json(message[2])), "ended"
-        return None, f"exited with code {await process.wait()} before its end"
+
+        async def end_silent() -> None:
+            await stop_async(process, self.children[k], grace_s=1.0)
+
+        end, why = await drain(lambda: _message(process), sink, end_silent, messages.SILENCE_S)
+        if end is None and why.startswith("exited"):
+            why = f"exited with code {await process.wait()} before its end"
+        return end, why
 
     async def close(self) -> None:
         for process in self.processes:
@@ -410,11 +412,11 @@ async def run_in_workers(specs: Sequence[WorkerSpec], sink: Callable[[RequestRec
         await pool.close()
 
 
-async def _message(process: asyncio.subprocess.Process) -> tuple[Any, ...] | None:
+async def _message(process: asyncio.subprocess.Process) -> WorkerMessage | None:
     assert process.stdout is not None
     try:
         head = await process.stdout.readexactly(FRAME.size)
-        message: tuple[Any, ...] = pickle.loads(await process.stdout.readexactly(FRAME.unpack(head)[0]))
+        message: WorkerMessage = pickle.loads(await process.stdout.readexactly(FRAME.unpack(head)[0]))
     except asyncio.IncompleteReadError:
         return None
     return message
@@ -422,26 +424,15 @@ async def _message(process: asyncio.subprocess.Process) -> tuple[Any, ...] | Non
 
 def outcome_of(
     case: Case,
-    ends: Sequence[tuple[CaseOutcome, ClientLag | None] | None],
+    ends: Sequence[WorkerEnd | None],
     notes: tuple[str, ...],
     placements: Sequence[Placement],
 ) -> WorkersOutcome:
     """The case's outcome from its workers' ends (None for a worker that died before its end)."""
     finished = [end for end in ends if end is not None]
     outcomes = [outcome for outcome, _ in finished]
-    return WorkersOutcome(_merged(outcomes, case), _worst([lag for _, lag in finished]), notes, tuple(placements))
-
-
-def _merged(outcomes: Sequence[CaseOutcome], case: Case) -> CaseOutcome:
-    if not outcomes:
-        return CaseOutcome(case.case_id, 0, 0, 0.0, 0.0, stopped_by_deadline=False)
-    return CaseOutcome(
-        case_id=case.case_id,
-        measured=sum(o.measured for o in outcomes),
-        failed=sum(o.failed for o in outcomes),
-        wall_start=min(o.wall_start for o in outcomes),
-        wall_end=max(o.wall_end for o in outcomes),
-        stopped_by_deadline=any(o.stopped_by_deadline for o in outcomes),
+    return WorkersOutcome(
+        combined(outcomes, case.case_id), _worst([lag for _, lag in finished]), notes, tuple(placements)
     )
 
 

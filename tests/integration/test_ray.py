@@ -166,7 +166,7 @@ def test_a_ray_worker_killed_mid_run_loses_only_its_in_flight_requests(ray_clust
 
 def test_a_stopped_ray_worker_is_ended_after_its_silence_and_named(ray_cluster: str, tmp_path: Path) -> None:
     """SIGSTOP is what a call that never returns looks like from outside: no beat, no record, no end."""
-    from bench.load.workers import SILENCE_S
+    from bench.load.messages import SILENCE_S
 
     results = tmp_path / "results"
     with fake_server_process("--ttft", "0.02", "--itl", "0.05") as url:
