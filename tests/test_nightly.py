@@ -151,7 +151,7 @@ def test_retention_keeps_the_newest_and_never_protected_runs(tmp_path: Path) -> 
 
 
 def test_a_slow_drift_is_caught_by_the_change_point_in_history(tmp_path: Path) -> None:
-    from bench.decide.nightly import Night, judge
+    from bench.decide.nightly import Night, gather, judge
     from bench.figures.summary import summarise_run
     from bench.store.run_dir import read_records
     from tests.factories import noisy_records, write_run
@@ -164,7 +164,7 @@ def test_a_slow_drift_is_caught_by_the_change_point_in_history(tmp_path: Path) -
     ]
     tonight = write_run(tmp_path, noisy_records(6, pp_tps=650, tg_tps=66.5, cv=0.005, seed=1), label="nightly")
     summary = summarise_run(list(read_records(tonight)))
-    verdict = judge(tonight, summary, history)
+    verdict = judge(gather(tonight, summary, history))
     points = [f for f in verdict.findings if f.kind == "change_point" and f.figure == "tg_tps"]
     assert points and points[0].severity == "regression"
     assert "E-divisive change point" in points[0].detail

@@ -37,7 +37,7 @@ import os
 import shutil
 import statistics
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -61,6 +61,7 @@ from bench.figures.baselines import BaselineStatus, baseline_headline
 from bench.figures.summary import RunSummary
 from bench.figures.throughput import FIGURES, GOODPUT
 from bench.inputs.baselines import Baselines
+from bench.records import RequestRecord
 from bench.store.meta import RunFile, RunStatus
 from bench.store.run_dir import read_records, read_run_meta, runs_with_meta
 
@@ -259,76 +260,139 @@ def headline_text(summary: RunSummary, checks: Sequence[GateCheck], findings: Se
     return ", ".join(parts)
 
 
-def judge(
-    run_dir: Path,
-    summary: RunSummary,
-    history: Sequence[Night],
-    *,
-    min_effect: float = MIN_EFFECT,
-    allowance: float = DEFAULT_ALLOWANCE,
-) -> NightlyVerdict:
-    """Judge tonight's run (``run_dir``) against the baselines in ``summary`` and earlier nights."""
-    tonight_records = list(read_records(run_dir))
-    earlier = [n for n in history if n.path != run_dir]
-    findings = _baseline_findings(summary)
-    last_good = next((n for n in reversed(earlier) if n.verdict in (NightState.OK, None)), None)
-    previous = earlier[-1] if earlier else None
-    previous_suspects = {
-        (f.get("case_id"), f.get("figure")) for f in (previous.findings if previous else ()) if f.get("severity")
-    }
-    tonight = _night_from_summary(summary)
-    thresholds: dict[str, float] = {}
-    checks: list[GateCheck] = []
-    last_records = list(read_records(last_good.path)) if last_good else None
-    # the spread between nights, per case and figure, from the earlier nights' own requests: the
-    # gate tests tonight against the last good night with it, nights (not requests) as the unit
-    window = earlier[-HISTORY_WINDOW:]
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What the gate judges, read beforehand (``gather``), so that ``judge`` is a function of values."""
+
+    run_id: str
+    summary: RunSummary
+    records: tuple[RequestRecord, ...]  # tonight's
+    earlier: tuple[Night, ...]  # the nights before tonight, oldest first
+    last_good_records: tuple[RequestRecord, ...] | None  # the last good night's, None before the first
+    spreads: Mapping[tuple[str, str], Spread]  # between the quiet nights of the window, per case and figure
+
+
+def _last_good(earlier: Sequence[Night]) -> Night | None:
+    return next((n for n in reversed(earlier) if n.verdict in (NightState.OK, None)), None)
+
+
+def _quiet(earlier: Sequence[Night]) -> list[Night]:
     # nights the gate found a drop in are shifts, not noise: their spread would hide the next one
-    quiet = [n for n in window if n.verdict in (NightState.OK, None)]
-    spreads = _night_spreads(quiet) if len(quiet) >= MIN_NIGHTS_FOR_NOISE else {}
+    return [n for n in earlier[-HISTORY_WINDOW:] if n.verdict in (NightState.OK, None)]
+
+
+def gather(run_dir: Path, summary: RunSummary, history: Sequence[Night]) -> Evidence:
+    """Read what ``judge`` needs: tonight's requests, the last good night's, the quiet nights' spread."""
+    earlier = tuple(n for n in history if n.path != run_dir)
+    last_good = _last_good(earlier)
+    quiet = _quiet(earlier)
+    return Evidence(
+        run_id=run_dir.name,
+        summary=summary,
+        records=tuple(read_records(run_dir)),
+        earlier=earlier,
+        last_good_records=tuple(read_records(last_good.path)) if last_good else None,
+        spreads=_night_spreads(quiet) if len(quiet) >= MIN_NIGHTS_FOR_NOISE else {},
+    )
+
+
+def judge(
+    evidence: Evidence, *, min_effect: float = MIN_EFFECT, allowance: float = DEFAULT_ALLOWANCE
+) -> NightlyVerdict:
+    """Judge tonight against the baselines, the last good night and the history: three rules, one verdict."""
+    earlier = evidence.earlier
+    last_good, quiet = _last_good(earlier), _quiet(earlier)
+    window = earlier[-HISTORY_WINDOW:]
+    tonight = _night_from_summary(evidence.summary)
+    series = {key: [n.figures[key] for n in window if key in n.figures] for key in tonight}
+    thresholds = {key: _threshold(series[key], min_effect, allowance) for key in sorted(tonight)}
+    checks, against_last = _against_last_good(evidence, tonight, thresholds, last_good, quiet, min_effect, allowance)
+    findings = [
+        *_baseline_findings(evidence.summary),
+        *against_last,
+        *_change_point_findings(tonight, series, thresholds),
+    ]
+    verdict = _state(findings)
+    return NightlyVerdict(
+        run_id=evidence.run_id,
+        verdict=verdict,
+        findings=tuple(findings),
+        compared_with=last_good.run_id if last_good else None,
+        thresholds={f"{case_id} {figure}": value for (case_id, figure), value in thresholds.items()},
+        headline=headline_text(
+            evidence.summary, checks, findings, verdict, compared=evidence.last_good_records is not None,
+            nights=len(window),
+        ),
+    )  # fmt: skip
+
+
+def _threshold(series: Sequence[float], min_effect: float, allowance: float) -> float:
+    """The smallest drop of a figure that can count: twice its night-to-night noise, at least ``min_effect``.
+
+    Without the spread of ``MIN_NIGHTS_FOR_NOISE`` nights yet, a drop under the allowance is not
+    news: two nights of one build can land that far apart, which their requests cannot show.
+    """
+    noise = robust_cv(series) if len(series) >= MIN_NIGHTS_FOR_NOISE else None
+    return max(min_effect, 2 * noise) if noise is not None else max(min_effect, allowance)
+
+
+def _against_last_good(
+    evidence: Evidence,
+    tonight: Mapping[tuple[str, str], float],
+    thresholds: Mapping[tuple[str, str], float],
+    last_good: Night | None,
+    quiet: Sequence[Night],
+    min_effect: float,
+    allowance: float,
+) -> tuple[list[GateCheck], list[Finding]]:
+    """Rule 2: each figure against the last good night, nights as the unit, held together (BH)."""
+    if last_good is None:
+        return [], []
     rows: list[FigureComparison] = []
-    history_of: dict[tuple[str, str], list[float]] = {}  # each figure's earlier nights, for the change points too
     for case_id, figure in sorted(tonight):
-        series = history_of[(case_id, figure)] = [
-            n.figures[(case_id, figure)] for n in window if (case_id, figure) in n.figures
-        ]
-        noise = robust_cv(series) if len(series) >= MIN_NIGHTS_FOR_NOISE else None
-        spread = spreads.get((case_id, figure))
-        # without a spread between nights yet, a drop smaller than the allowance is not news:
-        # two nights of one build can land that far apart, which their requests cannot show
-        threshold = max(min_effect, 2 * noise) if noise is not None else max(min_effect, allowance)
-        thresholds[f"{case_id} {figure}"] = threshold
         if figure == GOODPUT.name:
-            if last_good is not None and (row := _goodput_row(case_id, tonight[(case_id, figure)], last_good, quiet,
-                                                              min_effect)) is not None:  # fmt: skip
+            if (row := _goodput_row(case_id, tonight[(case_id, figure)], last_good, quiet, min_effect)) is not None:
                 rows.append(row)
             continue
-        if last_records is not None:
+        if evidence.last_good_records is not None:
             spec = next(f for f in FIGURES if f.name == figure)
             rows.append(
                 compare_figure(
                     case_id, spec,
-                    [r for r in last_records if r.case_id == case_id],
-                    [r for r in tonight_records if r.case_id == case_id],
-                    min_effect=min_effect, spread=spread, spread_source=NoiseSource.HISTORY, allowance=allowance,
+                    [r for r in evidence.last_good_records if r.case_id == case_id],
+                    [r for r in evidence.records if r.case_id == case_id],
+                    min_effect=min_effect, spread=evidence.spreads.get((case_id, figure)),
+                    spread_source=NoiseSource.HISTORY, allowance=allowance,
                 )
             )  # fmt: skip
+    previous = evidence.earlier[-1] if evidence.earlier else None
+    previous_suspects = {
+        (f.get("case_id"), f.get("figure")) for f in (previous.findings if previous else ()) if f.get("severity")
+    }
+    checks, findings = [], []
     # every figure of the night is a test: held together as a comparison's are (false discovery rate)
     for comparison in adjusted(rows, DEFAULT_ADJUSTMENT, alpha=ALPHA, min_effect=min_effect):
         key = (comparison.case_id, comparison.figure)
-        threshold = thresholds[f"{comparison.case_id} {comparison.figure}"]
         p_gate = comparison.p_adjusted if comparison.p_adjusted is not None else comparison.p_value
-        checks.append(GateCheck(comparison.case_id, comparison.figure, comparison.change, threshold, p_gate))
-        finding = _gate(comparison, threshold, key in previous_suspects, last_good)
+        checks.append(GateCheck(comparison.case_id, comparison.figure, comparison.change, thresholds[key], p_gate))
+        finding = _gate(comparison, thresholds[key], key in previous_suspects, last_good)
         if finding is not None:
             findings.append(finding)
+    return checks, findings
+
+
+def _change_point_findings(
+    tonight: Mapping[tuple[str, str], float],
+    series: Mapping[tuple[str, str], Sequence[float]],
+    thresholds: Mapping[tuple[str, str], float],
+) -> list[Finding]:
+    """Rule 3: a change point in the last ``RECENT_NIGHTS`` nights whose drop passes the figure's threshold."""
+    findings = []
     for case_id, figure in sorted(tonight):
-        series = history_of[(case_id, figure)]
-        threshold = thresholds[f"{case_id} {figure}"]
-        full = [*series, tonight[(case_id, figure)]]
+        full = [*series[(case_id, figure)], tonight[(case_id, figure)]]
         for change in change_points(full):
             recent = change.index >= len(full) - RECENT_NIGHTS
-            if recent and change.relative_change <= -threshold:
+            if recent and change.relative_change <= -thresholds[(case_id, figure)]:
                 findings.append(
                     Finding(
                         FindingKind.CHANGE_POINT,
@@ -341,22 +405,13 @@ def judge(
                         f"({change.relative_change:+.1%}, permutation p = {change.p_value:.2g})",
                     )
                 )
+    return findings
+
+
+def _state(findings: Sequence[Finding]) -> NightState:
     if any(f.severity == Severity.REGRESSION for f in findings):
-        verdict = NightState.REGRESSION
-    elif findings:
-        verdict = NightState.SUSPECT
-    else:
-        verdict = NightState.OK
-    return NightlyVerdict(
-        run_id=run_dir.name,
-        verdict=verdict,
-        findings=tuple(findings),
-        compared_with=last_good.run_id if last_good else None,
-        thresholds=thresholds,
-        headline=headline_text(
-            summary, checks, findings, verdict, compared=last_records is not None, nights=len(window)
-        ),
-    )
+        return NightState.REGRESSION
+    return NightState.SUSPECT if findings else NightState.OK
 
 
 def _goodput_row(

@@ -21,6 +21,7 @@ from bench.decide.nightly import (
     MIN_EFFECT,
     NightlyVerdict,
     apply_retention,
+    gather,
     judge,
     nightly_history,
     nightly_lock,
@@ -79,9 +80,8 @@ def run_nightly(options: NightlyOptions, observer: RunObserver | None = None) ->
         if result.error_rate_exceeded:
             return NightlyOutcome(result, None, failure="; ".join(result.notes))
         history = nightly_history(run_options.results_dir, label, run_options.scenarios.name)
-        verdict = judge(
-            result.run_dir, result.summary, history, min_effect=options.min_effect, allowance=options.allowance
-        )
+        evidence = gather(result.run_dir, result.summary, history)
+        verdict = judge(evidence, min_effect=options.min_effect, allowance=options.allowance)
         write_verdict(result.run_dir, verdict)
         protect = protected_runs(run_options.baselines) | {result.run_id}
         if verdict.compared_with:
