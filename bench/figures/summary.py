@@ -168,44 +168,34 @@ def _median_target(targets: Sequence[int]) -> int | None:
     return round(float(np.median(targets))) if targets else None
 
 
-def summarise_case(
-    case_id: str,
-    records: Sequence[RequestRecord],
-    slo: Slo | None = None,
-    lag: ClientLag | None = None,
-    worker_notes: Sequence[str] = (),
-) -> CaseSummary:
-    """One case's figures; ``worker_notes``: what befell its load workers (one that died, a clock that moved)."""
-    measured = [r for r in records if not r.warmup]
-    ok = [r for r in measured if r.ok]
-    first = measured[0] if measured else records[0]
-    with_timings = [r for r in ok if r.timings is not None]
-    notes: list[str] = []
-
-    pp_source: FigureSource | None
-    tg_source: FigureSource | None
+def _throughput(
+    ok: Sequence[RequestRecord], with_timings: Sequence[RequestRecord]
+) -> tuple[float | None, FigureSource | None, float | None, FigureSource | None, list[str]]:
+    """pp and tg t/s and where each came from: the server's timings, else the client's estimate."""
     if with_timings:
-        pp, pp_source = server_pp_tps(with_timings), FigureSource.SERVER
-        tg, tg_source = server_tg_tps(with_timings), FigureSource.SERVER
+        pp, tg, source = server_pp_tps(with_timings), server_tg_tps(with_timings), FigureSource.SERVER
+        notes = []
     else:
-        pp, tg = client_pp_tps(ok), client_tg_tps(ok)
-        pp_source = FigureSource.CLIENT if pp is not None else None
-        tg_source = FigureSource.CLIENT if tg is not None else None
-        if ok:
-            notes.append("server sent no llama.cpp timings: pp/tg are client-side estimates")
-    if pp is None:
-        pp_source = None
-    if tg is None:
-        tg_source = None
+        pp, tg, source = client_pp_tps(ok), client_tg_tps(ok), FigureSource.CLIENT
+        notes = ["server sent no llama.cpp timings: pp/tg are client-side estimates"] if ok else []
+    return pp, source if pp is not None else None, tg, source if tg is not None else None, notes
 
+
+def _length_checks(
+    measured: Sequence[RequestRecord],
+    ok: Sequence[RequestRecord],
+    with_timings: Sequence[RequestRecord],
+    conversational: bool,
+) -> tuple[int, int, int, list[str]]:
+    """Whether requests were the lengths and depths asked: (kept out of pp, prompt off, output off, notes)."""
+    notes = []
     cache_excluded = sum(1 for r in with_timings if pp_sample(r) is None)
     # conversations and shared prefixes say how their reuse fell short with the cache's own notes
-    conversational = any(r.turn is not None or r.prefix is not None for r in measured)
     short_depth = [r for r in with_timings if r.timings is not None and r.timings.cache_n < r.depth_target]
     if short_depth and not conversational:
         reused = min(r.timings.cache_n for r in short_depth if r.timings is not None)
         notes.append(
-            f"depth not reached: the server reused as few as {reused} of {first.depth_target} cached tokens "
+            f"depth not reached: the server reused as few as {reused} of {measured[0].depth_target} cached tokens "
             "(a sliding-window model needs llama-server --swa-full)"
         )
     if cache_excluded:
@@ -230,33 +220,67 @@ def summarise_case(
     )
     if output_mismatch:
         notes.append(f"{output_mismatch} request(s) generated a different number of tokens than asked")
+    return cache_excluded, prompt_mismatch, output_mismatch, notes
 
+
+def _errors(measured: Sequence[RequestRecord]) -> dict[str, int]:
     errors: dict[str, int] = {}
     for r in measured:
         if not r.ok:
             key = (r.error or "unknown error")[:120]
             errors[key] = errors.get(key, 0) + 1
+    return errors
 
+
+def _reasoning(ok: Sequence[RequestRecord]) -> tuple[Distribution | None, float | None, list[str]]:
+    """A reasoning model's time to the first answer token and the share of streamed tokens that reasoned."""
     streamed_ok = [r for r in ok if r.stream]
     reasoned = [r for r in streamed_ok if r.reasoning_events]
     ttfct = Distribution.of([v for r in reasoned if (v := r.ttfct_ms) is not None]) if reasoned else None
     events = sum(r.token_event_count for r in streamed_ok)
-    reasoning_share = sum(r.reasoning_events for r in reasoned) / events if reasoned and events else None
-    if reasoning_share is not None:
-        first_content = f"; first content token p50 {ttfct.p50:,.1f} ms" if ttfct is not None else ""
-        notes.append(
-            f"reasoning: {reasoning_share:.0%} of streamed tokens{first_content} (TTFT counts the first "
-            "reasoning token)"
-        )
-    scheduled = [r for r in measured if r.t_scheduled is not None]
-    delays = Distribution.of([d for r in scheduled if (d := r.schedule_delay_ms) is not None])
-    if delays is not None and delays.p99 > SCHEDULE_TOLERANCE_MS:
-        # an open loop that sends late measures a gentler load than it claims (coordinated omission)
-        notes.append(
-            f"requests went out up to {delays.p99:,.1f} ms (p99) after their scheduled arrival: the case's "
-            f"concurrency cap ({first.concurrency}) held them or the client lagged; latency from the "
-            "scheduled arrival is in ttft_from_schedule_ms / e2e_from_schedule_ms"
-        )
+    share = sum(r.reasoning_events for r in reasoned) / events if reasoned and events else None
+    if share is None:
+        return ttfct, None, []
+    first_content = f"; first content token p50 {ttfct.p50:,.1f} ms" if ttfct is not None else ""
+    return ttfct, share, [f"reasoning: {share:.0%} of streamed tokens{first_content} (TTFT counts the first "
+                          "reasoning token)"]  # fmt: skip
+
+
+def _schedule(measured: Sequence[RequestRecord], concurrency: int) -> tuple[Distribution | None, list[str]]:
+    """How late an open loop's requests went out after their scheduled arrival."""
+    delays = Distribution.of(
+        [d for r in measured if r.t_scheduled is not None and (d := r.schedule_delay_ms) is not None]
+    )
+    if delays is None or delays.p99 <= SCHEDULE_TOLERANCE_MS:
+        return delays, []
+    # an open loop that sends late measures a gentler load than it claims (coordinated omission)
+    return delays, [
+        f"requests went out up to {delays.p99:,.1f} ms (p99) after their scheduled arrival: the case's "
+        f"concurrency cap ({concurrency}) held them or the client lagged; latency from the "
+        "scheduled arrival is in ttft_from_schedule_ms / e2e_from_schedule_ms"
+    ]
+
+
+def summarise_case(
+    case_id: str,
+    records: Sequence[RequestRecord],
+    slo: Slo | None = None,
+    lag: ClientLag | None = None,
+    worker_notes: Sequence[str] = (),
+) -> CaseSummary:
+    """One case's figures; ``worker_notes``: what befell its load workers (one that died, a clock that moved)."""
+    measured = [r for r in records if not r.warmup]
+    ok = [r for r in measured if r.ok]
+    first = measured[0] if measured else records[0]
+    with_timings = [r for r in ok if r.timings is not None]
+    conversational = any(r.turn is not None or r.prefix is not None for r in measured)
+    pp, pp_source, tg, tg_source, notes = _throughput(ok, with_timings)
+    cache_excluded, prompt_mismatch, output_mismatch, length_notes = _length_checks(
+        measured or [first], ok, with_timings, conversational
+    )
+    ttfct, reasoning_share, reasoning_notes = _reasoning(ok)
+    delays, schedule_notes = _schedule(measured, first.concurrency)
+    notes += length_notes + reasoning_notes + schedule_notes
     if lag is not None and lag.too_late:
         notes.append(lag.sentence())
     notes.extend(worker_notes)
@@ -270,6 +294,7 @@ def summarise_case(
     delivery = stream_delivery((r.token_times, r.timings) for r in ok if r.stream)
     if delivery is Delivery.BUFFERED:
         notes.append("streamed tokens arrived in bursts (a buffering proxy?): TTFT and ITL are distorted")
+    errors = _errors(measured)
 
     return CaseSummary(
         case_id=case_id,
