@@ -200,6 +200,14 @@ def test_bench_trace_imports_and_shows_and_never_overwrites(tmp_path: Path, caps
     assert "24 requests" in capsys.readouterr().out
 
 
+def test_a_trace_s_p50_is_the_median_as_every_p50_of_the_suite() -> None:
+    rows = [json.dumps({"t": i, "input_tokens": n, "output_tokens": 7}) for i, n in enumerate((100, 200, 300, 400))]
+    lines_out = parse_trace(rows, "four.jsonl").describe()
+    assert lines_out[0] == "four.jsonl: 4 requests over 3.0 s (1.33 req/s)"
+    assert lines_out[1] == "  input tokens   p50 250  max 400"  # the upper median said 300
+    assert lines_out[2] == "  output tokens  p50 7  max 7"
+
+
 def test_a_mooncake_row_of_many_blocks_costs_its_blocks_not_every_prefix() -> None:
     import tracemalloc
 

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from bench.cli import options
 from bench.doors import strict_json
 from bench.errors import BenchError, ConfigError, ExitCode, ResultsError
-from bench.figures.baselines import baseline_headline
 from bench.inputs.baselines import load_baselines
 from bench.inputs.scenarios import BUILTIN_SETS, load_scenario_set, split_command
 from bench.store.run_dir import read_records, read_run_meta, resolve_run, resolve_runs
@@ -259,19 +258,17 @@ def ab(args: argparse.Namespace) -> ExitCode:
     elif result.outputs_differ is False:
         print("outputs: identical temperature-0 answers across variants")
     print(f"ab: {result.path}")
-    return ExitCode.ENDPOINT if any(not v.runs for v in result.variants) else ExitCode.OK
+    return result.exit_code
 
 
 def compare(args: argparse.Namespace) -> ExitCode:
-    from bench.decide.compare import Multiplicity, Verdict, compare_runs
+    from bench.decide.compare import Multiplicity, Verdict, compare_runs, sides_against_baselines
     from bench.decide.noise import choose_noise
     from bench.report.text import to_markdown
     from bench.store.capacity import is_capacity_file
 
     if is_capacity_file(args.a) and is_capacity_file(args.b):
         return _compare_capacities(args)
-    from bench.figures.summary import load_summary
-
     side_a, side_b = resolve_runs(args.a, args.results_dir), resolve_runs(args.b, args.results_dir)
     reference = read_run_meta(side_a[0])
     noise = choose_noise(
@@ -291,12 +288,7 @@ def compare(args: argparse.Namespace) -> ExitCode:
         noise=noise.profile,
         allowance=args.allowance / 100,
     )
-    baselines = load_baselines(args.baselines)
-    against = {}
-    for side, ref in (("A", comparison.a), ("B", comparison.b)):
-        # for a side of several runs, its first run: a baseline is held against one run's figures
-        text = baseline_headline(load_summary(ref.path, baselines).baselines)
-        against[side] = f"{text} (its first run, {ref.path.name})" if text and ref.runs > 1 else text
+    against = sides_against_baselines(comparison, load_baselines(args.baselines))
     if args.json:
         print(strict_json.dumps({**comparison.to_json(), "baselines": against}, indent=2, default=str))
     elif args.markdown:
@@ -384,7 +376,7 @@ def show(args: argparse.Namespace) -> ExitCode:
 def plan(args: argparse.Namespace) -> ExitCode:
     from bench.cli.console import Tabular, show
     from bench.decide.noise import history_profile, load_profile
-    from bench.decide.plan import MAX_RUNS, MORE_REQUESTS, make_plan
+    from bench.decide.plan import MAX_RUNS, MORE_REQUESTS, make_plan, server_minutes
 
     given = [
         name for name, value in (("RUNS", args.runs), ("--noise", args.noise), ("--history", args.history)) if value
@@ -409,7 +401,7 @@ def plan(args: argparse.Namespace) -> ExitCode:
     def cell(runs: int | None, case_seconds: float) -> str:
         if runs is None:
             return f"> {MAX_RUNS}"
-        return f"{runs} ({2 * runs * case_seconds / 60:,.1f} min)"
+        return f"{runs} ({server_minutes(runs, case_seconds):,.1f} min)"
 
     rows = tuple(
         (p.case_id, p.figure, str(p.runs_measured), f"{p.spread * 100:.1f} %", str(p.requests),
@@ -432,14 +424,11 @@ def plan(args: argparse.Namespace) -> ExitCode:
 
 def noise(args: argparse.Namespace) -> ExitCode:
     from bench.cli.console import ConsoleObserver, noise_table, show
-    from bench.decide.noise import measure_profile, save_profile
-    from bench.flows.noise import NoiseOptions, measure_noise
+    from bench.flows.noise import NoiseOptions, measure_noise, profile_of_runs
 
     console = _console(stderr=args.json)
     if args.from_runs:
-        profile = measure_profile(resolve_runs(args.from_runs, args.results_dir))
-        profile = replace(profile, where=str(args.out))
-        save_profile(profile, args.out)
+        profile = profile_of_runs(resolve_runs(args.from_runs, args.results_dir), args.out)
     else:
         run_options = options.run_options(args)
         with ConsoleObserver(console) as observer:
@@ -497,17 +486,8 @@ def trace(args: argparse.Namespace) -> ExitCode:
         written = convert(args.source, TraceFormat(args.format), args.out)
         print(f"wrote {args.out}: {written:,} requests from {args.source} ({args.format})")
     loaded = load_trace(args.out if args.trace_command == "import" else args.trace)
-    rows = loaded.rows
-    inputs = sorted(r.input_tokens for r in rows)
-    outputs = sorted(r.output_tokens for r in rows)
-    rate = len(rows) / loaded.duration_s if loaded.duration_s > 0 else None
-    print(f"{loaded.source}: {len(rows):,} requests over {loaded.duration_s:,.1f} s", end="")
-    print(f" ({rate:,.2f} req/s)" if rate else "")
-    print(f"  input tokens   p50 {inputs[len(inputs) // 2]:,}  max {inputs[-1]:,}")
-    print(f"  output tokens  p50 {outputs[len(outputs) // 2]:,}  max {outputs[-1]:,}")
-    print(f"  sessions {loaded.sessions:,}, shared prefixes {len(loaded.prefixes):,}")
-    print(f"  longest context one slot must hold: {loaded.longest_context:,} tokens")
-    print(f"  sha256 {loaded.sha256}")
+    for line in loaded.describe():
+        print(line)
     return ExitCode.OK
 
 

@@ -39,10 +39,12 @@ from bench.decide.stats import (
     welch_standard_error,
 )
 from bench.errors import ConfigError
+from bench.figures.baselines import baseline_headline
 from bench.figures.prompt_cache import summarise_cache, uses_cache
 from bench.figures.slo import summarise_slo
 from bench.figures.speculative import summarise_drafts
 from bench.figures.throughput import FIGURES, GOODPUT, Figure, output_tps, per_request, samples_with_runs
+from bench.inputs.baselines import Baselines
 from bench.inputs.slo import Slo, slo_from_json
 from bench.records import RequestRecord
 from bench.store.run_dir import read_records, read_run_meta, scenario_definitions
@@ -707,3 +709,18 @@ def _draft_row(case_id: str, a: Sequence[RequestRecord], b: Sequence[RequestReco
             a=value if drafted_a else None, b=None if drafted_a else value,
         )  # fmt: skip
     return _per_run_row(case_id, DRAFT_ACCEPTANCE, va, vb, "no draft tokens on a side")
+
+
+def sides_against_baselines(comparison: Comparison, baselines: Baselines) -> dict[str, str]:
+    """Each side's headline against the baselines ('' where none applies).
+
+    A baseline is held against one run's figures: for a side of several runs, its first run, and
+    the line says so.
+    """
+    from bench.figures.summary import load_summary
+
+    against = {}
+    for side, ref in (("A", comparison.a), ("B", comparison.b)):
+        text = baseline_headline(load_summary(ref.path, baselines).baselines)
+        against[side] = f"{text} (its first run, {ref.path.name})" if text and ref.runs > 1 else text
+    return against

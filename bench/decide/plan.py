@@ -48,6 +48,11 @@ class FigurePlan:
 MORE_REQUESTS = 4
 
 
+def server_minutes(runs_a_side: int, case_seconds: float) -> float:
+    """The server time a comparison of this many runs a side takes for one case: both sides."""
+    return 2 * runs_a_side * case_seconds / 60
+
+
 def welch_power(runs: int, spread: float, change: float, alpha: float = 0.05, *, trials: int = TRIALS) -> float:
     """Power of the two-sided Welch test on log run figures, ``runs`` a side, to find ``change``.
 

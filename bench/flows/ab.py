@@ -39,7 +39,7 @@ from typing import Any
 from bench.decide.compare import Comparison, RunRef, compare_record_sets
 from bench.doors.children import run_command
 from bench.doors.redact import Redactor, flag_secrets
-from bench.errors import BenchError, ConfigError, EndpointError
+from bench.errors import BenchError, ConfigError, EndpointError, ExitCode
 from bench.flows.run import RunObserver, RunOptions, run_benchmark
 from bench.inputs.scenarios import split_command
 from bench.load.server import embedded_binary, embedded_server_args, names_a_model
@@ -114,6 +114,11 @@ class AbResult:
     comparisons: tuple[Comparison, ...]  # each later variant against the first
     outputs_differ: bool | None  # None: not checked
     records: dict[str, list[Any]] = field(default_factory=dict)  # variant -> its pooled records
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """A variant with no run at all (its server never served) is an unusable endpoint, exit 3."""
+        return ExitCode.ENDPOINT if any(not v.runs for v in self.variants) else ExitCode.OK
 
 
 def parse_variant(text: str, option: str = "--variant") -> tuple[str, tuple[str, ...]]:

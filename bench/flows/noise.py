@@ -6,6 +6,7 @@ and writes the noise profile of those runs (``bench.decide.noise``) beside the b
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -53,3 +54,10 @@ def measure_noise(options: NoiseOptions, observer: RunObserver | None = None) ->
     profile = replace(profile, where=str(options.out))
     save_profile(profile, options.out)
     return NoiseOutcome(tuple(results), profile)
+
+
+def profile_of_runs(run_dirs: Sequence[Path], out: Path) -> NoiseProfile:
+    """The noise profile of runs a user already has (``bench noise --from``), written to ``out``."""
+    profile = replace(measure_profile(run_dirs), where=str(out))
+    save_profile(profile, out)
+    return profile

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import statistics
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -95,6 +96,22 @@ class Trace:
 
     def to_json(self) -> dict[str, Any]:
         return {"source": self.source, "sha256": self.sha256, "requests": len(self.rows)}
+
+    def describe(self) -> list[str]:
+        """What the trace holds, a line each, as ``bench trace show`` prints it (medians as every p50 is)."""
+        if not self.rows:
+            return [f"{self.source}: no requests"]
+        inputs = [r.input_tokens for r in self.rows]
+        outputs = [r.output_tokens for r in self.rows]
+        rate = f" ({len(self.rows) / self.duration_s:,.2f} req/s)" if self.duration_s > 0 else ""
+        return [
+            f"{self.source}: {len(self.rows):,} requests over {self.duration_s:,.1f} s{rate}",
+            f"  input tokens   p50 {statistics.median(inputs):,g}  max {max(inputs):,}",
+            f"  output tokens  p50 {statistics.median(outputs):,g}  max {max(outputs):,}",
+            f"  sessions {self.sessions:,}, shared prefixes {len(self.prefixes):,}",
+            f"  longest context one slot must hold: {self.longest_context:,} tokens",
+            f"  sha256 {self.sha256}",
+        ]
 
 
 def _integer(raw: dict[str, Any], key: str, where: str, minimum: int) -> int:
