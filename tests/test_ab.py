@@ -93,8 +93,8 @@ def test_a_variant_that_never_gets_healthy_is_reported_and_the_other_kept(
     )
     result = run_ab(plan)
     good, broken = result.variants
-    assert len(good.runs) == 1 and broken.runs == []
-    assert broken.failures == ["block 0: switch command for broken exited 3: "]
+    assert len(good.runs) == 1 and broken.runs == ()
+    assert broken.failures == ("block 0: switch command for broken exited 3: ",)
     assert result.comparisons == ()
 
 

@@ -95,14 +95,14 @@ class AbPlan:
             raise ConfigError("--switch commands are for a remote --endpoint; without one the suite starts the servers")
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class VariantResult:
     name: str
     flags: str
-    command: list[str] | None = None
-    runs: list[str] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-    output_sha256: set[str] = field(default_factory=set)
+    command: tuple[str, ...] | None = None
+    runs: tuple[str, ...] = ()
+    failures: tuple[str, ...] = ()
+    output_sha256: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,15 +213,16 @@ def run_ab(plan: AbPlan, observer: RunObserver | None = None) -> AbResult:
         except ConfigError:
             raise  # the plan itself is wrong: stop before wasting every block
         except BenchError as exc:
-            outcome.failures.append(redactor.text(f"block {block}: {exc}"))
+            results[name] = replace(outcome, failures=(*outcome.failures, redactor.text(f"block {block}: {exc}")))
             continue
-        outcome.runs.append(result.run_id)
         meta = read_run_meta(result.run_dir)
-        if meta.server:
-            outcome.command = meta.server["command"]
         sample = meta.output_sample or {}
-        if sample.get("sha256"):
-            outcome.output_sha256.add(sample["sha256"])
+        results[name] = replace(
+            outcome,
+            runs=(*outcome.runs, result.run_id),
+            command=tuple(meta.server["command"]) if meta.server else outcome.command,
+            output_sha256=outcome.output_sha256 | ({sample["sha256"]} if sample.get("sha256") else set()),
+        )
     pooled: dict[str, list[Any]] = {}
     comparisons = _compare(plan, ab_id, results, pooled)
     hashes = [r.output_sha256 for r in results.values() if r.output_sha256]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench.errors import ConfigError
 from bench.flows.run import RunObserver, RunOptions, run_benchmark
-from bench.inputs.scenarios import MAX_CONCURRENCY, MAX_TOKENS, Scenario, ScenarioSet
+from bench.inputs.scenarios import MAX_CONCURRENCY, MAX_TOKENS, Pattern, Scenario, ScenarioSet
 from bench.inputs.slo import Slo
 from bench.store.capacity import CapacityResult, Level
 from bench.store.run_dir import read_telemetry
@@ -66,7 +66,7 @@ class CapacityOptions:
             concurrency=(concurrency,),
             repetitions=self.requests_per_stream,
             warmup=1,
-            pattern="concurrent",
+            pattern=Pattern.CONCURRENT,
             slo=self.slo,
             description=f"capacity search level: {concurrency} concurrent streams",
         )

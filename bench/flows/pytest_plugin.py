@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from bench.figures.summary import CaseSummary, summarise_case
-from bench.inputs.scenarios import Case
+from bench.inputs.scenarios import Case, Pattern
 from bench.load.loadgen import to_record
 from bench.load.workload import PromptBuilder
 from bench.records import RequestRecord
@@ -50,7 +50,7 @@ class LlamaBench:
             pytest.fail("llama_bench needs an endpoint: pass endpoint= or set BENCH_ENDPOINT")
         case = Case(
             scenario="pytest", prompt_tokens=prompt_tokens, output_tokens=output_tokens, concurrency=1, depth=0,
-            requests=repetitions, warmup=0, stream=stream, pattern="sequential", rate_rps=None,
+            requests=repetitions, warmup=0, stream=stream, pattern=Pattern.SEQUENTIAL, rate_rps=None,
             max_duration_s=3600.0, temperature=temperature, top_p=top_p,
         )  # fmt: skip
         loop = asyncio.new_event_loop()

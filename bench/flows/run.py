@@ -32,7 +32,7 @@ from bench.doors.signals import handling
 from bench.errors import BenchError, ConfigError, EndpointError
 from bench.figures.summary import CaseSummary, RunSummary, summarise_case, summarise_run
 from bench.inputs.baselines import Baselines
-from bench.inputs.scenarios import Case, ScenarioSet
+from bench.inputs.scenarios import Case, Pattern, ScenarioSet
 from bench.load.loadgen import CaseOutcome, CaseRunner, combined
 from bench.load.order import CaseOrder, Share, schedule
 from bench.load.preflight import EndpointInfo, check_cases_fit, context_per_slot, probe, props_subset, wait_until_ready
@@ -481,7 +481,7 @@ class _Run:
             budget = runner.remaining_s()
             schedule = None
             start = asyncio.get_running_loop().time() + START_S  # the workers are up: the first time is theirs
-            if case.pattern == "poisson":
+            if case.pattern == Pattern.POISSON:
                 schedule = arrivals(share.indices, start, case.rate_rps or 1.0, runner.rng)
             elif case.trace is not None:
                 schedule = {i: start + case.trace.rows[i].t / case.speed for i in share.indices}
@@ -508,7 +508,9 @@ class _Run:
                 )
 
             specs = [spec(k, indices, streams) for k, (indices, streams) in enumerate(shares)]
-            shared = {"poisson": "arrivals", "trace": "trace"}.get(case.pattern, f"{case.concurrency} streams")
+            shared = {Pattern.POISSON: "arrivals", Pattern.TRACE: "trace"}.get(
+                case.pattern, f"{case.concurrency} streams"
+            )
             where = "Ray workers" if options.ray_address is not None else "worker processes"
             self.observer.message(f"{case.case_id}: {len(specs)} {where} share its {shared}")
             self.workers[case.case_id] = {

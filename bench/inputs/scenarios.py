@@ -17,9 +17,10 @@ import math
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from bench.doors import files
 from bench.errors import ConfigError
@@ -30,8 +31,18 @@ from bench.inputs.trace import Trace, load_trace
 
 SCHEMA_VERSION = 1
 BUILTIN_SETS = ("smoke", "quick", "baseline", "sweep", "traffic")
-Pattern = Literal["sequential", "concurrent", "poisson", "trace"]
-PATTERNS: tuple[Pattern, ...] = ("sequential", "concurrent", "poisson", "trace")
+
+
+class Pattern(StrEnum):
+    """How a scenario's requests go out (``bench.load.loadgen``)."""
+
+    SEQUENTIAL = "sequential"  # one at a time
+    CONCURRENT = "concurrent"  # a closed loop of N streams
+    POISSON = "poisson"  # an open loop, exponential arrivals at rate_rps
+    TRACE = "trace"  # an open loop at a trace's times and lengths
+
+
+PATTERNS: tuple[Pattern, ...] = tuple(Pattern)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +122,7 @@ class Scenario:
     repetitions: int = 3
     warmup: int = 1
     stream: bool = True
-    pattern: Pattern = "sequential"
+    pattern: Pattern = Pattern.SEQUENTIAL
     rate_rps: float | None = None
     max_duration_s: float = 600.0
     temperature: float = 1.0
@@ -132,7 +143,7 @@ class Scenario:
         ):
             # Closed loop: every one of the N streams runs `repetitions` requests,
             # so each concurrency level gets the same statistical weight per stream.
-            requests = self.repetitions * conc if self.pattern == "concurrent" else self.repetitions
+            requests = self.repetitions * conc if self.pattern == Pattern.CONCURRENT else self.repetitions
             if self.trace is not None:
                 requests = len(self.trace.rows)
             out.append(
@@ -351,11 +362,11 @@ def _parse_scenario(source: str, raw: Mapping[str, Any], defaults: Mapping[str, 
     merged = {**defaults, **raw}
     if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_" for c in name):
         raise where.error("name", _SCENARIO_FIELDS["name"], name)
-    pattern = merged.get("pattern", "sequential")
-    if pattern not in PATTERNS:
-        raise where.error("pattern", _SCENARIO_FIELDS["pattern"], pattern)
+    if merged.get("pattern", Pattern.SEQUENTIAL) not in PATTERNS:
+        raise where.error("pattern", _SCENARIO_FIELDS["pattern"], merged.get("pattern"))
+    pattern = Pattern(merged.get("pattern", Pattern.SEQUENTIAL))
     trace, speed = None, 1.0
-    if pattern == "trace":
+    if pattern == Pattern.TRACE:
         trace, speed, merged = _trace_fields(where, raw, merged)
     elif "trace" in merged or "speed" in merged:
         raise ConfigError(f"{source}: {label}: fields 'trace' and 'speed' need pattern 'trace'")
@@ -378,9 +389,9 @@ def _parse_scenario(source: str, raw: Mapping[str, Any], defaults: Mapping[str, 
         rate_rps = number_field(where, "rate_rps", merged["rate_rps"], _SCENARIO_FIELDS["rate_rps"])
         if not 0 < rate_rps <= MAX_RATE_RPS:
             raise where.error("rate_rps", _SCENARIO_FIELDS["rate_rps"], merged["rate_rps"])
-    if pattern == "poisson" and rate_rps is None:
+    if pattern == Pattern.POISSON and rate_rps is None:
         raise ConfigError(f"{source}: {label}: pattern 'poisson' needs field 'rate_rps' (requests per second)")
-    if pattern == "sequential" and max(concurrency) > 1:
+    if pattern == Pattern.SEQUENTIAL and max(concurrency) > 1:
         raise ConfigError(
             f"{source}: {label}: pattern 'sequential' runs one request at a time; "
             f"use pattern 'concurrent' for concurrency {max(concurrency)}"
@@ -404,7 +415,7 @@ def _parse_scenario(source: str, raw: Mapping[str, Any], defaults: Mapping[str, 
     if (turns > 1 or max(prefixes) > 0) and max(depth) > 0:
         # depth primes one cached prefix itself; conversations and shared prompts build their own
         raise ConfigError(f"{source}: {label}: field 'depth' cannot be combined with 'turns' or 'prefixes'")
-    if turns > 1 and pattern == "poisson":
+    if turns > 1 and pattern == Pattern.POISSON:
         raise ConfigError(
             f"{source}: {label}: conversations (turns > 1) run as users in a closed loop: use pattern "
             "'concurrent' (concurrency = users) or 'sequential'"
@@ -426,9 +437,9 @@ def _parse_scenario(source: str, raw: Mapping[str, Any], defaults: Mapping[str, 
 
     prompt_tokens = _length_list(where, "prompt_tokens", merged["prompt_tokens"])
     longest = max(p.high if isinstance(p, LengthDist) else p for p in prompt_tokens)
-    per_case = (repetitions * (max(concurrency) if pattern == "concurrent" else 1) + warmup) * longest * turns + max(
-        prefixes
-    ) * prefix_tokens
+    per_case = (
+        repetitions * (max(concurrency) if pattern == Pattern.CONCURRENT else 1) + warmup
+    ) * longest * turns + max(prefixes) * prefix_tokens
     if trace is not None:
         per_case = sum(r.input_tokens for r in trace.rows) + sum(trace.prefixes.values()) + warmup * longest
         if trace.duration_s / speed > max_duration_s:

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from bench.clock import sleep_until
-from bench.inputs.scenarios import Case
+from bench.inputs.scenarios import Case, Pattern
 from bench.load.workload import CasePrompts, Prompt, PromptBuilder, Turn
 from bench.records import RequestRecord
 from bench.transport.client import ChatClient, Exchange
@@ -278,9 +278,9 @@ class CaseRunner:
         before = (self._measured, self._failed)
         try:
             async with self._lag:
-                if case.pattern == "poisson":
+                if case.pattern == Pattern.POISSON:
                     stopped = await self._open_loop(deadline, measured)
-                elif case.pattern == "trace":
+                elif case.pattern == Pattern.TRACE:
                     stopped = await self._replay(deadline, measured)
                 else:
                     stopped = await self._closed_loop(deadline, self.streams, measured)

@@ -38,7 +38,7 @@ from bench.clock import RunClock
 from bench.doors.children import Child, spawn_async, stop_async
 from bench.doors.redact import Redactor
 from bench.errors import BenchError
-from bench.inputs.scenarios import Case
+from bench.inputs.scenarios import Case, Pattern
 from bench.load import messages
 from bench.load.loadgen import CaseOutcome, CaseRunner, combined
 from bench.load.messages import (
@@ -62,7 +62,7 @@ STOP_S = 10.0
 
 def supports(case: Case) -> bool:
     """Cases workers can share: closed loops (conversations too), Poisson arrivals and traces, several at once."""
-    return case.pattern in ("concurrent", "poisson", "trace") and case.concurrency > 1
+    return case.pattern in (Pattern.CONCURRENT, Pattern.POISSON, Pattern.TRACE) and case.concurrency > 1
 
 
 START_S = 1.0  # an open loop's first arrival is this far ahead of the schedule's drawing: the workers are up

@@ -308,9 +308,9 @@ def test_ab_starts_each_variant_detects_threads_and_survives_a_broken_one(tmp_pa
     )
     result = run_ab(plan)
     t1, t2, broken = result.variants
-    assert len(t1.runs) == len(t2.runs) == 1 and broken.runs == []
+    assert len(t1.runs) == len(t2.runs) == 1 and broken.runs == ()
     assert "llama-server exited with code" in broken.failures[0]  # with its log tail
-    assert t2.command is not None and t2.command[-2:] == ["-t", "2"]
+    assert t2.command is not None and t2.command[-2:] == ("-t", "2")
     tg = next(f for f in result.comparisons[0].figures if f.figure == "tg_tps")
     assert tg.verdict == Verdict.IMPROVED and tg.ratio is not None and tg.ratio > 1.1
     assert result.outputs_differ is False  # threads change speed, not answers
