@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
-from bench.decide.compare import FigureComparison, Multiplicity, Verdict, compare_runs
+from bench.decide.compare import CompareSettings, FigureComparison, Multiplicity, Verdict, compare_runs
 from bench.decide.noise import NoiseSource
 from bench.errors import ConfigError, ResultsError
 from bench.records import RequestRecord
@@ -45,14 +45,14 @@ def test_one_run_a_side_with_no_spread_between_runs_holds_a_change_under_the_all
 def test_a_real_generation_speed_up_is_improved_with_its_interval(tmp_path: Path) -> None:
     a = write_run(tmp_path, noisy_records(12, pp_tps=650, tg_tps=72, cv=0.02, seed=1), label="fa-off")
     b = write_run(tmp_path, noisy_records(12, pp_tps=650, tg_tps=72 * 1.065, cv=0.02, seed=2), label="fa-on")
-    comparison = compare_runs(a, b, allowance=0.0)  # the user says runs of this server agree
+    comparison = compare_runs(a, b, CompareSettings(allowance=0.0))  # the user says runs of this server agree
     tg = next(f for f in comparison.figures if f.figure == "tg_tps")
     assert tg.verdict == Verdict.IMPROVED
     assert tg.ratio == pytest.approx(1.065, abs=0.02)
     assert tg.ci_low is not None and tg.ci_high is not None and 1 < tg.ci_low < tg.ratio < tg.ci_high
     assert tg.p_value is not None and tg.p_value < 0.05
     # the same change seen from the other side is a regression, and latencies follow
-    back = compare_runs(b, a, allowance=0.0)
+    back = compare_runs(b, a, CompareSettings(allowance=0.0))
     assert verdicts(back)["tg_tps"] == Verdict.REGRESSED and verdicts(back)["itl_ms"] == Verdict.REGRESSED
     assert "label: fa-off -> fa-on" in comparison.differences
 
@@ -60,7 +60,7 @@ def test_a_real_generation_speed_up_is_improved_with_its_interval(tmp_path: Path
 def test_a_certain_but_tiny_change_is_not_news(tmp_path: Path) -> None:
     a = write_run(tmp_path, noisy_records(40, pp_tps=650, tg_tps=72, cv=0.001, seed=1))
     b = write_run(tmp_path, noisy_records(40, pp_tps=650 * 1.01, tg_tps=72, cv=0.001, seed=2))
-    pp = next(f for f in compare_runs(a, b, allowance=0.0).figures if f.figure == "pp_tps")
+    pp = next(f for f in compare_runs(a, b, CompareSettings(allowance=0.0)).figures if f.figure == "pp_tps")
     assert pp.verdict == Verdict.NO_CHANGE and pp.reason == "change below 2%"
     assert pp.p_value is not None and pp.p_value < 0.001
 
@@ -85,7 +85,7 @@ def test_different_models_or_scenario_definitions_are_refused_unless_forced(tmp_
     b = write_run(tmp_path, records, model="gpt-oss-20b")
     with pytest.raises(ConfigError, match="different models"):
         compare_runs(a, b)
-    assert compare_runs(a, b, force=True).figures
+    assert compare_runs(a, b, CompareSettings(force=True)).figures
     c = write_run(
         tmp_path,
         records,
@@ -191,9 +191,9 @@ def test_output_throughput_is_the_summarys_figure_in_a_comparison_too(tmp_path: 
 def test_the_library_refuses_thresholds_the_cli_refuses(tmp_path: Path) -> None:
     a = write_run(tmp_path, noisy_records(4, pp_tps=650, tg_tps=72, cv=0.02, seed=1), label="a", started=1.0)
     with pytest.raises(ConfigError, match="--alpha must be between 0 and 1; got 5"):
-        compare_runs(a, a, alpha=5)
+        compare_runs(a, a, CompareSettings(alpha=5))
     with pytest.raises(ConfigError, match="--min-effect must be a percentage from 0 to 100; got -1"):
-        compare_runs(a, a, min_effect=-0.01)
+        compare_runs(a, a, CompareSettings(min_effect=-0.01))
 
 
 def _row(p: float, ratio: float = 0.9) -> FigureComparison:

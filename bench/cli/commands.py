@@ -262,7 +262,7 @@ def ab(args: argparse.Namespace) -> ExitCode:
 
 
 def compare(args: argparse.Namespace) -> ExitCode:
-    from bench.decide.compare import Multiplicity, Verdict, compare_runs, sides_against_baselines
+    from bench.decide.compare import CompareSettings, Multiplicity, Verdict, compare_runs, sides_against_baselines
     from bench.decide.noise import choose_noise
     from bench.report.text import to_markdown
     from bench.store.capacity import is_capacity_file
@@ -278,16 +278,14 @@ def compare(args: argparse.Namespace) -> ExitCode:
         model=reference.model,
         exclude=[p.name for p in (*side_a, *side_b)],
     )
-    comparison = compare_runs(
-        side_a,
-        side_b,
+    settings = CompareSettings(
         alpha=args.alpha,
         min_effect=args.min_effect / 100,
-        force=args.force,
         adjustment=Multiplicity(args.adjust),
-        noise=noise.profile,
         allowance=args.allowance / 100,
+        force=args.force,
     )
+    comparison = compare_runs(side_a, side_b, settings, noise=noise.profile)
     against = sides_against_baselines(comparison, load_baselines(args.baselines))
     if args.json:
         print(strict_json.dumps({**comparison.to_json(), "baselines": against}, indent=2, default=str))

@@ -214,6 +214,20 @@ def check_thresholds(alpha: float, min_effect: float, allowance: float = DEFAULT
             raise ConfigError(f"{name} must be a percentage from 0 to 100; got {value * 100:g}")
 
 
+@dataclass(frozen=True, slots=True)
+class CompareSettings:
+    """How a comparison decides, as ``bench compare``'s options set it; checked when made."""
+
+    alpha: float = ALPHA
+    min_effect: float = MIN_EFFECT  # the smallest change called improved or regressed (a fraction)
+    adjustment: Multiplicity = DEFAULT_ADJUSTMENT
+    allowance: float = DEFAULT_ALLOWANCE  # one run a side, no spread between runs: the smallest change called
+    force: bool = False  # compare runs of different models or scenario definitions
+
+    def __post_init__(self) -> None:
+        check_thresholds(self.alpha, self.min_effect, self.allowance)
+
+
 def min_mann_whitney_p(n_a: int, n_b: int) -> float:
     """The smallest two-sided p-value Mann-Whitney U can give for these sizes: 2 / C(n_a + n_b, n_a)."""
     return min(1.0, 2 / math.comb(n_a + n_b, n_a))
@@ -461,13 +475,9 @@ def _group_medians(values: Sequence[float], groups: Sequence[str]) -> list[float
 def compare_runs(
     path_a: Path | Sequence[Path],
     path_b: Path | Sequence[Path],
+    settings: CompareSettings | None = None,
     *,
-    alpha: float = ALPHA,
-    min_effect: float = MIN_EFFECT,
-    force: bool = False,
-    adjustment: Multiplicity = DEFAULT_ADJUSTMENT,
     noise: NoiseProfile | None = None,
-    allowance: float = DEFAULT_ALLOWANCE,
 ) -> Comparison:
     """Compare run B against run A (B / A > 1 means B is higher); each side may be several runs.
 
@@ -476,7 +486,7 @@ def compare_runs(
     With one run on a side, ``noise`` (a stored profile or the label's history) gives the
     spread between runs; without it a change under ``allowance`` is not called.
     """
-    check_thresholds(alpha, min_effect, allowance)
+    settings = settings or CompareSettings()
     side_a = [path_a] if isinstance(path_a, Path) else list(path_a)
     side_b = [path_b] if isinstance(path_b, Path) else list(path_b)
     if both := sorted({p.resolve() for p in side_a} & {p.resolve() for p in side_b}):
@@ -485,12 +495,9 @@ def compare_runs(
             f"{len(both)} run(s) are on both sides of the comparison ({', '.join(p.name for p in both[:3])}"
             f"{', ...' if len(both) > 3 else ''}): name each run on one side only"
         )
-    ref_a, records_a, defs_a = _side(side_a, force)
-    ref_b, records_b, defs_b = _side(side_b, force)
-    return compare_record_sets(
-        ref_a, records_a, defs_a, ref_b, records_b, defs_b,
-        alpha=alpha, min_effect=min_effect, force=force, adjustment=adjustment, noise=noise, allowance=allowance,
-    )  # fmt: skip
+    ref_a, records_a, defs_a = _side(side_a, settings.force)
+    ref_b, records_b, defs_b = _side(side_b, settings.force)
+    return compare_record_sets(ref_a, records_a, defs_a, ref_b, records_b, defs_b, settings, noise=noise)
 
 
 def _side(paths: Path | Sequence[Path], force: bool) -> tuple[RunRef, list[RequestRecord], dict[str, Any]]:
@@ -525,20 +532,18 @@ def compare_record_sets(
     b: RunRef,
     records_b: Sequence[RequestRecord],
     defs_b: dict[str, Any],
+    settings: CompareSettings | None = None,
     *,
-    alpha: float = ALPHA,
-    min_effect: float = MIN_EFFECT,
-    force: bool = False,
-    adjustment: Multiplicity = DEFAULT_ADJUSTMENT,
     noise: NoiseProfile | None = None,
-    allowance: float = DEFAULT_ALLOWANCE,
 ) -> Comparison:
     """Compare B's records with A's, case by case; A and B may each pool several runs (bench ab).
 
     Every case and figure is a test: the verdicts are decided at p-values adjusted over all
     of them (``adjustment``), so 10 cases x 5 figures do not make 2.5 false verdicts at 0.05.
     """
-    check_thresholds(alpha, min_effect, allowance)
+    settings = settings or CompareSettings()
+    alpha, min_effect, allowance, force = settings.alpha, settings.min_effect, settings.allowance, settings.force
+    adjustment = settings.adjustment
     if noise is not None and noise.model and a.model and noise.model != a.model:
         raise ConfigError(
             f"the noise profile {noise.where} is of {noise.model}, the runs of {a.model}: measure one for this model"

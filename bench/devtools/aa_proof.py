@@ -24,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench.decide.compare import Comparison, FigureComparison, Verdict, compare_runs
+from bench.decide.compare import CompareSettings, Comparison, FigureComparison, Verdict, compare_runs
 from bench.decide.noise import NoiseProfile, NoiseSource, measure_profile
 from bench.doors import strict_json
 from bench.report.text import FAMILIES
@@ -71,7 +71,7 @@ def aa_pairs(results: Path) -> dict[str, Any]:
     profile = measure_profile(profile_runs)
     pairs = [(aa[i], aa[i + 1]) for i in range(0, len(aa) - 1, 2)]
     rules: dict[str, dict[str, Any]] = {
-        "requests alone (no allowance)": {"allowance": 0.0},
+        "requests alone (no allowance)": {"settings": CompareSettings(allowance=0.0)},
         "one run a side, allowance": {},
         f"one run a side + profile of {len(profile_runs)} runs": {"noise": profile},
         "one run a side + history of earlier runs": {},
@@ -124,15 +124,15 @@ def real_changes(results: Path, profile: NoiseProfile) -> dict[str, Any]:
         single: dict[str, list[str]] = {"allowance": [], "profile": []}
         tg_changes, pp_changes = [], []
         for a, b in neighbours:
-            with_profile = compare_runs(a, b, noise=profile, force=True)
+            with_profile = compare_runs(a, b, CompareSettings(force=True), noise=profile)
             single["profile"].append(_families(_called(with_profile)))
-            single["allowance"].append(_families(_called(compare_runs(a, b, force=True))))
+            single["allowance"].append(_families(_called(compare_runs(a, b, CompareSettings(force=True)))))
             for f in with_profile.figures:
                 if f.ratio is not None and f.figure == "tg_tps":
                     tg_changes.append(f.ratio - 1)
                 if f.ratio is not None and f.figure == "pp_tps":
                     pp_changes.append(f.ratio - 1)
-        grouped = compare_runs([a for a, _ in neighbours], [b for _, b in neighbours], force=True)
+        grouped = compare_runs([a for a, _ in neighbours], [b for _, b in neighbours], CompareSettings(force=True))
         out[label] = {
             "runs": len(neighbours),
             "tg_change_median": statistics.median(tg_changes),

@@ -17,7 +17,7 @@ from typing import Any
 
 import jinja2
 
-from bench.decide.compare import Comparison
+from bench.decide.compare import Comparison, Verdict
 from bench.decide.nightly import Night, change_points, nightly_history
 from bench.doors import files, strict_json
 from bench.errors import ResultsError
@@ -259,8 +259,8 @@ def render_comparison_report(
     )
     name = f"compare-{comparison.a.run_id}-vs-{comparison.b.run_id}.html".replace(":", "-")
     path = _write(reports_dir, name, html)
-    regressed = sum(f.verdict == "regressed" for f in comparison.figures)
-    improved = sum(f.verdict == "improved" for f in comparison.figures)
+    verdicts = {f.verdict for f in comparison.figures}
+    overall = next((v for v in (Verdict.REGRESSED, Verdict.IMPROVED) if v in verdicts), Verdict.NO_CHANGE)
     update_index(
         reports_dir,
         {
@@ -270,7 +270,7 @@ def render_comparison_report(
             "date": _date(comparison.b.started),
             "label": comparison.b.label,
             "build": comparison.b.build,
-            "verdict": "regressed" if regressed else "improved" if improved else "no significant change",
+            "verdict": overall.value,
         },
     )
     return path
