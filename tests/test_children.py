@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -142,3 +143,33 @@ def test_the_source_check_sees_a_stray_start(code: str) -> None:
 
 def test_the_source_check_does_not_mistake_a_loop_or_a_type_for_a_process() -> None:
     assert not _process_starts(ast.parse("asyncio.run(main())\nx: subprocess.Popen[bytes] | None = None"))
+
+
+def test_a_stop_while_the_telemetry_command_is_starting_still_ends_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Under load a stop could come after the command started but before its thread took note of
+    # it: the stop found nothing to end, the thread then read the command's output for ever. Here
+    # the stop is made to come in just there, every time.
+    import threading
+
+    from bench.telemetry import smi
+
+    real_spawn = smi.spawn
+    stopping = threading.Event()
+
+    def slow_to_take_note(*args: Any, **kwargs: Any) -> Any:
+        started = real_spawn(*args, **kwargs)
+        stopping.wait(5)
+        time.sleep(0.2)  # the stop, unless it waits for the start to be noted, has looked by now
+        return started
+
+    monkeypatch.setattr(smi, "spawn", slow_to_take_note)
+    pid_file = tmp_path / "pid"
+    command = ["sh", "-c", f"sleep 300 & echo $! > {pid_file}; while :; do echo junk; sleep 0.05; done"]
+    source = smi.SmiCommandSource(command, now=time.monotonic, on_sample=lambda s: None, on_gap=lambda g: None)
+    source.start()
+    left = int(_wait_for_file(pid_file))
+    stopping.set()
+    source.stop()
+    assert wait_gone([left], 5), "the telemetry command outlived a stop that came while it started"

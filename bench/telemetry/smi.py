@@ -205,6 +205,9 @@ class SmiCommandSource:
         self._told = False
         self.restarts = 0
         self._stop = threading.Event()
+        # held while a command starts and while stop looks for it: a stop that came between the
+        # start and the thread's taking note of it found nothing to stop, and the command ran on
+        self._starting = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._child: Child | None = None
         self._thread = threading.Thread(target=self._loop, name="gpu-telemetry-command", daemon=True)
@@ -228,12 +231,15 @@ class SmiCommandSource:
             backoff = min(backoff * 2, self.max_backoff_s)
 
     def _run_once(self) -> str:
-        try:
-            # supervised: a command that forks (a pipeline, `sh -c 'a & b'`) leaves nothing behind
-            process, child = spawn(self.command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        except OSError as exc:
-            return f"cannot start {self.command[0]}: {exc.strerror or exc}"
-        self._process, self._child = process, child
+        with self._starting:
+            if self._stop.is_set():
+                return "stopped before it started"
+            try:
+                # supervised: a command that forks (a pipeline, `sh -c 'a & b'`) leaves nothing behind
+                process, child = spawn(self.command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            except OSError as exc:
+                return f"cannot start {self.command[0]}: {exc.strerror or exc}"
+            self._process, self._child = process, child
         stdout = process.stdout
         assert isinstance(stdout, io.BufferedReader)  # stdout=PIPE, default buffering
         pending = b""
@@ -255,8 +261,9 @@ class SmiCommandSource:
         return f"telemetry command {describe_exit(code)}"
 
     def stop(self) -> None:
-        self._stop.set()
-        process, child = self._process, self._child
+        with self._starting:
+            self._stop.set()
+            process, child = self._process, self._child
         if process is not None and child is not None:
             stop_popen(process, child, grace_s=STOP_GRACE_S)
         self._thread.join(timeout=10)
