@@ -373,8 +373,6 @@ def _parse_scenario(source: str, raw: Mapping[str, Any], defaults: Mapping[str, 
     for required in ("prompt_tokens", "output_tokens"):
         if required not in merged:
             raise ConfigError(f"{source}: {label}: missing field '{required}' ({_SCENARIO_FIELDS[required]})")
-    concurrency = _int_list(where, "concurrency", merged.get("concurrency", 1), 1, MAX_CONCURRENCY)
-    depth = _int_list(where, "depth", merged.get("depth", 0), 0, MAX_TOKENS)
     repetitions = _int_field(where, "repetitions", merged.get("repetitions", 3), 1, MAX_REPETITIONS)
     warmup = _int_field(where, "warmup", merged.get("warmup", 1), 0, MAX_WARMUP)
     stream = merged.get("stream", True)
@@ -383,63 +381,14 @@ def _parse_scenario(source: str, raw: Mapping[str, Any], defaults: Mapping[str, 
     description = merged.get("description", "")
     if not isinstance(description, str):
         raise where.error("description", _SCENARIO_FIELDS["description"], description)
-
-    rate_rps: float | None = None
-    if "rate_rps" in merged:
-        rate_rps = number_field(where, "rate_rps", merged["rate_rps"], _SCENARIO_FIELDS["rate_rps"])
-        if not 0 < rate_rps <= MAX_RATE_RPS:
-            raise where.error("rate_rps", _SCENARIO_FIELDS["rate_rps"], merged["rate_rps"])
-    if pattern == Pattern.POISSON and rate_rps is None:
-        raise ConfigError(f"{source}: {label}: pattern 'poisson' needs field 'rate_rps' (requests per second)")
-    if pattern == Pattern.SEQUENTIAL and max(concurrency) > 1:
-        raise ConfigError(
-            f"{source}: {label}: pattern 'sequential' runs one request at a time; "
-            f"use pattern 'concurrent' for concurrency {max(concurrency)}"
-        )
-    if max(depth) > 0 and max(concurrency) > 1:
-        # Depth is a prefix cached in one slot; concurrent streams would each need
-        # their own primed slot, which the server's slot choice does not guarantee.
-        raise ConfigError(f"{source}: {label}: field 'depth' > 0 needs concurrency 1")
-
-    turns = _int_field(where, "turns", merged.get("turns", 1), 1, MAX_TURNS)
-    prefixes = _int_list(where, "prefixes", merged.get("prefixes", 0), 0, MAX_PREFIXES)
-    prefix_tokens = 0
-    if max(prefixes) > 0:
-        if "prefix_tokens" not in merged:
-            raise ConfigError(
-                f"{source}: {label}: field 'prefixes' needs 'prefix_tokens' (tokens of each shared prompt)"
-            )
-        prefix_tokens = _int_field(where, "prefix_tokens", merged["prefix_tokens"], 1, MAX_TOKENS)
-    elif "prefix_tokens" in merged:
-        raise ConfigError(f"{source}: {label}: field 'prefix_tokens' needs 'prefixes' (how many shared prompts)")
-    if (turns > 1 or max(prefixes) > 0) and max(depth) > 0:
-        # depth primes one cached prefix itself; conversations and shared prompts build their own
-        raise ConfigError(f"{source}: {label}: field 'depth' cannot be combined with 'turns' or 'prefixes'")
-    if turns > 1 and pattern == Pattern.POISSON:
-        raise ConfigError(
-            f"{source}: {label}: conversations (turns > 1) run as users in a closed loop: use pattern "
-            "'concurrent' (concurrency = users) or 'sequential'"
-        )
-
-    max_duration_s = number_field(
-        where, "max_duration_s", merged.get("max_duration_s", 600.0), _SCENARIO_FIELDS["max_duration_s"]
-    )
-    if not 0 < max_duration_s <= MAX_DURATION_S:
-        raise where.error("max_duration_s", _SCENARIO_FIELDS["max_duration_s"], max_duration_s)
-    temperature = number_field(where, "temperature", merged.get("temperature", 1.0), _SCENARIO_FIELDS["temperature"])
-    if not 0 <= temperature <= 2:
-        raise where.error("temperature", _SCENARIO_FIELDS["temperature"], temperature)
-    top_p = number_field(where, "top_p", merged.get("top_p", 1.0), _SCENARIO_FIELDS["top_p"])
-    if not 0 < top_p <= 1:
-        raise where.error("top_p", _SCENARIO_FIELDS["top_p"], top_p)
-
+    concurrency, depth, rate_rps = _load_shape(where, merged, pattern)
+    turns, prefixes, prefix_tokens = _reuse(where, merged, pattern, depth)
+    max_duration_s, temperature, top_p = _limits_and_sampling(where, merged)
     slo = _slo_field(where, merged.get("slo"), stream)
-
     prompt_tokens = _length_list(where, "prompt_tokens", merged["prompt_tokens"])
     longest = max(p.high if isinstance(p, LengthDist) else p for p in prompt_tokens)
-    per_case = (
-        repetitions * (max(concurrency) if pattern == Pattern.CONCURRENT else 1) + warmup
-    ) * longest * turns + max(prefixes) * prefix_tokens
+    requests = repetitions * (max(concurrency) if pattern == Pattern.CONCURRENT else 1) + warmup
+    per_case = requests * longest * turns + max(prefixes) * prefix_tokens
     if trace is not None:
         per_case = sum(r.input_tokens for r in trace.rows) + sum(trace.prefixes.values()) + warmup * longest
         if trace.duration_s / speed > max_duration_s:
@@ -454,28 +403,80 @@ def _parse_scenario(source: str, raw: Mapping[str, Any], defaults: Mapping[str, 
             "concurrency or prompt_tokens, or split the scenario"
         )
     return Scenario(
-        name=name,
-        description=description,
-        prompt_tokens=prompt_tokens,
+        name=name, description=description, prompt_tokens=prompt_tokens,
         output_tokens=_length_list(where, "output_tokens", merged["output_tokens"]),
-        concurrency=concurrency,
-        depth=depth,
-        repetitions=repetitions,
-        warmup=warmup,
-        stream=stream,
-        pattern=pattern,
-        rate_rps=rate_rps,
-        max_duration_s=max_duration_s,
-        temperature=temperature,
-        top_p=top_p,
-        slo=slo,
-        turns=turns,
-        prefixes=prefixes,
-        prefix_tokens=prefix_tokens,
-        trace=trace,
-        speed=speed,
-        text=_text_field(where, merged.get("text")),
+        concurrency=concurrency, depth=depth, repetitions=repetitions, warmup=warmup, stream=stream,
+        pattern=pattern, rate_rps=rate_rps, max_duration_s=max_duration_s, temperature=temperature,
+        top_p=top_p, slo=slo, turns=turns, prefixes=prefixes, prefix_tokens=prefix_tokens, trace=trace,
+        speed=speed, text=_text_field(where, merged.get("text")),
+    )  # fmt: skip
+
+
+def _load_shape(
+    where: Where, merged: Mapping[str, Any], pattern: Pattern
+) -> tuple[tuple[int, ...], tuple[int, ...], float | None]:
+    """Concurrency, depth and arrival rate, and the rules that tie them to the pattern."""
+    at = f"{where.source}: {where.table}"
+    concurrency = _int_list(where, "concurrency", merged.get("concurrency", 1), 1, MAX_CONCURRENCY)
+    depth = _int_list(where, "depth", merged.get("depth", 0), 0, MAX_TOKENS)
+    rate_rps: float | None = None
+    if "rate_rps" in merged:
+        rate_rps = number_field(where, "rate_rps", merged["rate_rps"], _SCENARIO_FIELDS["rate_rps"])
+        if not 0 < rate_rps <= MAX_RATE_RPS:
+            raise where.error("rate_rps", _SCENARIO_FIELDS["rate_rps"], merged["rate_rps"])
+    if pattern == Pattern.POISSON and rate_rps is None:
+        raise ConfigError(f"{at}: pattern 'poisson' needs field 'rate_rps' (requests per second)")
+    if pattern == Pattern.SEQUENTIAL and max(concurrency) > 1:
+        raise ConfigError(
+            f"{at}: pattern 'sequential' runs one request at a time; "
+            f"use pattern 'concurrent' for concurrency {max(concurrency)}"
+        )
+    if max(depth) > 0 and max(concurrency) > 1:
+        # Depth is a prefix cached in one slot; concurrent streams would each need
+        # their own primed slot, which the server's slot choice does not guarantee.
+        raise ConfigError(f"{at}: field 'depth' > 0 needs concurrency 1")
+    return concurrency, depth, rate_rps
+
+
+def _reuse(
+    where: Where, merged: Mapping[str, Any], pattern: Pattern, depth: tuple[int, ...]
+) -> tuple[int, tuple[int, ...], int]:
+    """Conversations (turns) and shared prefixes: what the prompt cache is meant to reuse."""
+    at = f"{where.source}: {where.table}"
+    turns = _int_field(where, "turns", merged.get("turns", 1), 1, MAX_TURNS)
+    prefixes = _int_list(where, "prefixes", merged.get("prefixes", 0), 0, MAX_PREFIXES)
+    prefix_tokens = 0
+    if max(prefixes) > 0:
+        if "prefix_tokens" not in merged:
+            raise ConfigError(f"{at}: field 'prefixes' needs 'prefix_tokens' (tokens of each shared prompt)")
+        prefix_tokens = _int_field(where, "prefix_tokens", merged["prefix_tokens"], 1, MAX_TOKENS)
+    elif "prefix_tokens" in merged:
+        raise ConfigError(f"{at}: field 'prefix_tokens' needs 'prefixes' (how many shared prompts)")
+    if (turns > 1 or max(prefixes) > 0) and max(depth) > 0:
+        # depth primes one cached prefix itself; conversations and shared prompts build their own
+        raise ConfigError(f"{at}: field 'depth' cannot be combined with 'turns' or 'prefixes'")
+    if turns > 1 and pattern == Pattern.POISSON:
+        raise ConfigError(
+            f"{at}: conversations (turns > 1) run as users in a closed loop: use pattern "
+            "'concurrent' (concurrency = users) or 'sequential'"
+        )
+    return turns, prefixes, prefix_tokens
+
+
+def _limits_and_sampling(where: Where, merged: Mapping[str, Any]) -> tuple[float, float, float]:
+    """A case's time limit, and the sampling every request asks for (temperature, top_p)."""
+    max_duration_s = number_field(
+        where, "max_duration_s", merged.get("max_duration_s", 600.0), _SCENARIO_FIELDS["max_duration_s"]
     )
+    if not 0 < max_duration_s <= MAX_DURATION_S:
+        raise where.error("max_duration_s", _SCENARIO_FIELDS["max_duration_s"], max_duration_s)
+    temperature = number_field(where, "temperature", merged.get("temperature", 1.0), _SCENARIO_FIELDS["temperature"])
+    if not 0 <= temperature <= 2:
+        raise where.error("temperature", _SCENARIO_FIELDS["temperature"], temperature)
+    top_p = number_field(where, "top_p", merged.get("top_p", 1.0), _SCENARIO_FIELDS["top_p"])
+    if not 0 < top_p <= 1:
+        raise where.error("top_p", _SCENARIO_FIELDS["top_p"], top_p)
+    return max_duration_s, temperature, top_p
 
 
 def _text_field(where: Where, value: object) -> str | None:
