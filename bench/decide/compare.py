@@ -269,6 +269,30 @@ def _not_comparable(case_id: str, figure: Figure, reason: str, n_a: int = 0, n_b
     return _comparison(case_id, figure, Verdict.NOT_COMPARABLE, reason, n_a, n_b)
 
 
+def _side_figure(figure: Figure, samples: Sequence[tuple[Any, str]], values: Sequence[float]) -> float:
+    """A side's figure: the ratio of sums for a throughput, else the median of its requests.
+
+    The change and its interval are of the per-request medians, which a few requests slowed by a
+    busy machine cannot drag (docs/statistics.md shows the ratio of sums losing power there).
+    """
+    if figure.pairs is None:
+        return statistics.median(values)
+    pairs = [pair for pair, _ in samples]
+    return float(sum(n for n, _ in pairs) / sum(d for _, d in pairs))
+
+
+def _by_requests(
+    values_a: Sequence[float], values_b: Sequence[float], alpha: float, seed: int
+) -> tuple[RatioEstimate, float, float | None]:
+    """One run a side and no known spread: the requests (bootstrap interval, Mann-Whitney p, what it can see)."""
+    estimate = bootstrap_ratio_of_medians(values_a, values_b, seed=seed)
+    detectable = None
+    if math.isfinite(estimate.low) and math.isfinite(estimate.high) and estimate.low > 0:
+        se = (math.log(estimate.high) - math.log(estimate.low)) / (2 * _Z95)
+        detectable = detectable_change(se, None, alpha=alpha, power=DETECTION_POWER)
+    return estimate, mann_whitney_p(values_a, values_b), detectable
+
+
 def compare_figure(
     case_id: str,
     figure: Figure,
@@ -300,15 +324,7 @@ def compare_figure(
         return _not_comparable(case_id, figure, f"too few samples (A {n_a}, B {n_b})", n_a, n_b)
     groups_a, groups_b = [g for _, g in sa], [g for _, g in sb]
     values_a, values_b = per_request(figure, [s for s, _ in sa]), per_request(figure, [s for s, _ in sb])
-    if figure.pairs is not None:
-        pa, pb = [p for p, _ in sa], [p for p, _ in sb]
-        # A and B are the run figures (ratio of sums); the change and its interval are
-        # of the per-request medians, which a few requests slowed by a busy machine
-        # cannot drag (docs/statistics.md shows the ratio of sums losing power there).
-        value_a = sum(n for n, _ in pa) / sum(d for _, d in pa)
-        value_b = sum(n for n, _ in pb) / sum(d for _, d in pb)
-    else:
-        value_a, value_b = statistics.median(values_a), statistics.median(values_b)
+    value_a, value_b = _side_figure(figure, sa, values_a), _side_figure(figure, sb, values_b)
     blocks_a, blocks_b = _group_medians(values_a, groups_a), _group_medians(values_b, groups_b)
     positive = min(blocks_a + blocks_b) > 0
     min_change = min_effect
@@ -331,16 +347,11 @@ def compare_figure(
     else:
         if problem := _sample_size_problem(n_a, n_b, alpha):
             return _not_comparable(case_id, figure, problem, n_a, n_b)
-        estimate = bootstrap_ratio_of_medians(values_a, values_b, seed=seed)
-        p_value = mann_whitney_p(values_a, values_b)
+        estimate, p_value, detectable = _by_requests(values_a, values_b, alpha, seed)
         center_a, center_b = statistics.median(values_a), statistics.median(values_b)
         basis, noise = "", NoiseSource.NONE
         # requests of one run each cannot show how far two runs land apart: hold to the allowance
         min_change = max(min_effect, allowance)
-        detectable = None
-        if math.isfinite(estimate.low) and math.isfinite(estimate.high) and estimate.low > 0:
-            se = (math.log(estimate.high) - math.log(estimate.low)) / (2 * _Z95)
-            detectable = detectable_change(se, None, alpha=alpha, power=DETECTION_POWER)
 
     ratio = estimate.ratio
     if not math.isfinite(ratio) or not math.isfinite(estimate.low) or not math.isfinite(estimate.high):
