@@ -281,3 +281,14 @@ def test_conversations_and_a_trace_are_gated_night_by_night_like_any_case(
     assert "[suspect] chat/p40-o8-c2-d0-t3 tg_tps" in out and "[suspect] replay/trace-sample-x50-c8 tg_tps" in out
     assert night(fake, argv, 160.0, 4) == 1
     assert "REGRESSION (exit 1)" in capsys.readouterr().out
+
+
+def test_a_night_s_findings_are_read_back_as_findings_and_a_damaged_one_is_left_out() -> None:
+    from dataclasses import asdict
+
+    from bench.decide.nightly import Finding, FindingKind, Severity
+
+    finding = Finding(FindingKind.LAST_GOOD, Severity.SUSPECT, "tg_tps", "tg/p128-o128-c1-d0", -0.04, "a drop")
+    assert Finding.from_json(json.loads(json.dumps(asdict(finding)))) == finding
+    assert Finding.from_json({"kind": "no such kind", "severity": "suspect", "figure": "tg_tps"}) is None
+    assert Finding.from_json(["not", "an", "object"]) is None

@@ -114,6 +114,24 @@ class Finding:
     change: float | None  # relative, signed (-0.05 = 5 % lower)
     detail: str
 
+    @classmethod
+    def from_json(cls, data: object) -> Finding | None:
+        """A finding as ``nightly.json`` keeps it; None for one a damaged file left unreadable."""
+        if not isinstance(data, dict):
+            return None
+        try:
+            change = data.get("change")
+            return cls(
+                FindingKind(data["kind"]),
+                Severity(data["severity"]),
+                str(data["figure"]),
+                None if data.get("case_id") is None else str(data["case_id"]),
+                None if change is None else float(change),
+                str(data.get("detail", "")),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
 
 @dataclass(frozen=True, slots=True)
 class NightlyVerdict:
@@ -142,7 +160,7 @@ class Night:
     started: float
     verdict: NightState | None
     figures: dict[tuple[str, str], float]  # (case_id, figure) -> value
-    findings: tuple[dict[str, Any], ...]
+    findings: tuple[Finding, ...]
     build: str | None = None
     server_flags: str | None = None
     model: str | None = None
@@ -180,7 +198,7 @@ def _night(path: Path) -> Night | None:
         started=float(meta.started or 0),
         verdict=NightState(verdict["verdict"]) if verdict.get("verdict") in set(NightState) else None,
         figures=figures,
-        findings=tuple(verdict.get("findings", ())),
+        findings=tuple(f for raw in verdict.get("findings", ()) if (f := Finding.from_json(raw)) is not None),
         build=meta.build,
         server_flags=meta.server_flags,
         model=meta.model,
@@ -366,9 +384,7 @@ def _against_last_good(
                 )
             )  # fmt: skip
     previous = evidence.earlier[-1] if evidence.earlier else None
-    previous_suspects = {
-        (f.get("case_id"), f.get("figure")) for f in (previous.findings if previous else ()) if f.get("severity")
-    }
+    previous_suspects = {(f.case_id, f.figure) for f in (previous.findings if previous else ())}
     checks, findings = [], []
     # every figure of the night is a test: held together as a comparison's are (false discovery rate)
     for comparison in adjusted(rows, DEFAULT_ADJUSTMENT, alpha=ALPHA, min_effect=min_effect):
