@@ -66,3 +66,18 @@ def test_an_import_up_the_pipeline_is_caught(tmp_path: Path) -> None:
     (tmp_path / "flows" / "run.py").write_text("from bench.report.render import render\nfrom bench.errors import X\n")
     (tmp_path / "records.py").write_text("def f():\n    from bench.store.run_dir import read\n")
     assert upward_imports(tmp_path) == ["records.py -> bench.store.run_dir", "report/plots.py -> bench.flows.capacity"]
+
+
+def test_importing_the_renderer_does_not_import_the_runner_and_the_package_still_exports_its_api() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, bench.report.render\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('bench.flows', 'bench.load', 'bench.transport.client'))))\n"
+        "from bench import *\n"
+        "import bench\n"
+        "print(all(callable(getattr(bench, n)) or isinstance(getattr(bench, n), (str, type)) for n in bench.__all__))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0] == "[]" and out[1] == "True"
