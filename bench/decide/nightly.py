@@ -149,6 +149,37 @@ class NightlyVerdict:
     def to_json(self) -> dict[str, Any]:
         return {"schema_version": NIGHTLY_SCHEMA, **asdict(self)}
 
+    @classmethod
+    def from_json(cls, data: object) -> NightlyVerdict | None:
+        """A verdict as ``nightly.json`` keeps it; None for a file a crash or a full disk damaged."""
+        if not isinstance(data, dict) or data.get("verdict") not in set(NightState):
+            return None
+        findings = tuple(f for raw in data.get("findings") or () if (f := Finding.from_json(raw)) is not None)
+        thresholds = data.get("thresholds")
+        return cls(
+            run_id=str(data.get("run_id", "")),
+            verdict=NightState(data["verdict"]),
+            findings=findings,
+            compared_with=None if data.get("compared_with") is None else str(data["compared_with"]),
+            thresholds=thresholds if isinstance(thresholds, dict) else {},
+            headline=str(data.get("headline", "")),
+        )
+
+
+def read_verdict(run_dir: Path) -> NightlyVerdict | None:
+    """The gate's verdict on a nightly run (``nightly.json``); None where the gate wrote none.
+
+    A file that is there but holds no verdict (a crash, a full disk) is a ``ResultsError``: a night
+    whose verdict is unknown must not pass for a good one.
+    """
+    path = run_dir / RunFile.NIGHTLY
+    if not path.exists():
+        return None
+    verdict = NightlyVerdict.from_json(files.read_json(path, what="night's verdict", error=ResultsError))
+    if verdict is None:
+        raise ResultsError(f"{path}: not a night's verdict")
+    return verdict
+
 
 # ------------------------------------------------------------------ history
 
@@ -175,10 +206,7 @@ def _night(path: Path) -> Night | None:
         return None
     try:
         summary = files.read_json(path / RunFile.SUMMARY, what="run's summary", error=ResultsError)
-        verdict_path = path / RunFile.NIGHTLY
-        verdict = (
-            files.read_json(verdict_path, what="night's verdict", error=ResultsError) if verdict_path.exists() else {}
-        )
+        verdict = read_verdict(path)
         figures = {
             (case["case_id"], name): float(case[name])
             for case in summary.get("cases", [])
@@ -188,17 +216,15 @@ def _night(path: Path) -> Night | None:
         for case in summary.get("cases", []):
             if isinstance(case.get("slo"), dict) and case["slo"].get("goodput_rps") is not None:
                 figures[(case["case_id"], GOODPUT.name)] = float(case["slo"]["goodput_rps"])
-        if not isinstance(verdict, dict):
-            raise TypeError("nightly.json is not an object")
     except (ResultsError, AttributeError, KeyError, TypeError, ValueError):
         return None  # a night whose files a crash or a full disk damaged is not one to judge against
     return Night(
         path=path,
         run_id=str(meta.run_id),
         started=float(meta.started or 0),
-        verdict=NightState(verdict["verdict"]) if verdict.get("verdict") in set(NightState) else None,
+        verdict=verdict.verdict if verdict else None,
         figures=figures,
-        findings=tuple(f for raw in verdict.get("findings", ()) if (f := Finding.from_json(raw)) is not None),
+        findings=verdict.findings if verdict else (),
         build=meta.build,
         server_flags=meta.server_flags,
         model=meta.model,

@@ -18,7 +18,7 @@ from typing import Any
 import jinja2
 
 from bench.decide.compare import Comparison, Verdict
-from bench.decide.nightly import Night, change_points, nightly_history
+from bench.decide.nightly import Night, change_points, nightly_history, read_verdict
 from bench.doors import files, strict_json
 from bench.errors import ResultsError
 from bench.figures.baselines import BaselineStatus, baseline_headline
@@ -29,7 +29,6 @@ from bench.records import FigureName
 from bench.report import plots
 from bench.report.text import HEADERS, comparison_rows, headline
 from bench.store.capacity import CapacityResult
-from bench.store.meta import RunFile
 from bench.store.run_dir import read_gpu_samples, read_records, read_run_meta
 from bench.version import __version__
 
@@ -141,10 +140,7 @@ def render_run_report(run_dir: Path, reports_dir: Path, baselines: Baselines | N
     samples = read_gpu_samples(run_dir)
     summary = summarise_stored(meta, records, samples, baselines)
     check = {b.figure: b for b in summary.baselines}
-    nightly_path = run_dir / RunFile.NIGHTLY
-    nightly = (
-        files.read_json(nightly_path, what="night's verdict", error=ResultsError) if nightly_path.exists() else None
-    )
+    nightly = read_verdict(run_dir)
     errors = sorted(
         ((c.case_id, error, count) for c in summary.cases for error, count in c.errors.items()),
         key=lambda row: -row[2],
@@ -183,7 +179,7 @@ def render_run_report(run_dir: Path, reports_dir: Path, baselines: Baselines | N
     )
     name = f"run-{meta.run_id}.html"
     path = _write(reports_dir, name, html)
-    verdict = nightly["verdict"] if nightly else _baseline_verdict(summary)
+    verdict = nightly.verdict.value if nightly else _baseline_verdict(summary)
     update_index(
         reports_dir,
         {
@@ -358,8 +354,8 @@ def render_trend_report(results_dir: Path, label: str, reports_dir: Path, baseli
             }
         )
     latest = None
-    if nights and (nights[-1].path / RunFile.NIGHTLY).exists():
-        latest = files.read_json(nights[-1].path / RunFile.NIGHTLY, what="night's verdict", error=ResultsError)
+    if nights:
+        latest = read_verdict(nights[-1].path)
     html = (
         _env()
         .get_template("trend.html.j2")
@@ -390,7 +386,7 @@ def render_trend_report(results_dir: Path, label: str, reports_dir: Path, baseli
             "date": _date(nights[-1].started) if nights else _now(),
             "label": label,
             "build": nights[-1].build if nights else None,
-            "verdict": latest["verdict"] if latest else None,
+            "verdict": latest.verdict.value if latest else None,
         },
     )
     return path
