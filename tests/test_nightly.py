@@ -10,7 +10,7 @@ import pytest
 from bench.cli import main
 from bench.decide.nightly import apply_retention, nightly_lock
 from bench.devtools.testing.fake_server import FakeLlamaServer
-from bench.errors import ConfigError, ExitCode
+from bench.errors import ConfigError, ExitCode, ResultsError
 from bench.store.run_dir import read_run_meta, run_dirs
 
 SET = """
@@ -292,3 +292,24 @@ def test_a_night_s_findings_are_read_back_as_findings_and_a_damaged_one_is_left_
     assert Finding.from_json(json.loads(json.dumps(asdict(finding)))) == finding
     assert Finding.from_json({"kind": "no such kind", "severity": "suspect", "figure": "tg_tps"}) is None
     assert Finding.from_json(["not", "an", "object"]) is None
+
+
+def test_a_night_whose_verdict_file_is_damaged_is_not_taken_for_a_good_night(tmp_path: Path) -> None:
+    from bench.decide.nightly import nightly_history, read_verdict
+    from bench.figures.summary import summarise_run
+    from bench.store.run_dir import read_records
+    from tests.factories import noisy_records, write_run
+
+    runs = []
+    for i, verdict in enumerate(['{"verdict": "ok", "headline": "", "findings": []}', '{"verdict": "fine?"}']):
+        records = noisy_records(4, pp_tps=650, tg_tps=70, cv=0.002, seed=i)
+        runs.append(run := write_run(tmp_path, records, label="nightly", started=86400.0 * (i + 1)))
+        summary = summarise_run(list(read_records(run)))
+        (run / "summary.json").write_text(json.dumps({"schema_version": 1, **summary.to_json()}))
+        (run / "nightly.json").write_text(verdict)
+    first, damaged = runs
+    assert read_verdict(first) is not None
+    with pytest.raises(ResultsError, match="not a night's verdict"):
+        read_verdict(damaged)
+    (night,) = nightly_history(tmp_path, "nightly", "s")
+    assert night.path == first
