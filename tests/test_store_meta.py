@@ -35,7 +35,9 @@ def test_every_stored_version_reads_into_today_s_record(run_dir: Path, tmp_path:
     assert meta.model == "gemma-3-270m-q4_k_m" and meta.records == 60 and meta.seed == 0
     assert meta.scenario_set["name"] == "baseline" and meta.endpoint is not None
     assert meta.started is not None and meta.ended is not None and meta.ended > meta.started
-    assert len(load_run(copy)) == 10  # the fixture keeps one request per case
+    frame = load_run(copy)
+    assert len(frame) == 10  # the fixture keeps one request per case
+    assert {type(v) for v in frame.run_status} == {str} and set(frame.run_status) == {"complete"}
     assert {c.case_id for c in load_summary(copy).cases} >= {"pp/p512-o16-c1-d0"}
 
 

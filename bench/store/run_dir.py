@@ -24,6 +24,7 @@ import socket
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from enum import StrEnum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -377,8 +378,14 @@ def _with_run_columns(frame: pd.DataFrame, runs: list[tuple[int, RunMeta]]) -> p
     counts = [rows for rows, _ in runs]
     for column, key in (("run_status", "status"), ("label", "label"), ("run_started", "started")):
         # a Series infers the column's type (run_started is a float), as one value per run did
-        frame[column] = pd.Series([getattr(meta, key) for _, meta in runs]).repeat(counts).to_numpy()
+        # plain values, as run.json holds them: a status is the text "complete", not an enum member
+        values = [_plain(getattr(meta, key)) for _, meta in runs]
+        frame[column] = pd.Series(values).repeat(counts).to_numpy()
     return frame
+
+
+def _plain(value: object) -> object:
+    return value.value if isinstance(value, StrEnum) else value
 
 
 def load_run(run_dir: Path) -> pd.DataFrame:
@@ -400,7 +407,7 @@ def load_telemetry(run_dir: Path, table: str) -> pd.DataFrame:
     frame = pd.read_parquet(parquet) if parquet.exists() else pd.DataFrame(read_telemetry(run_dir, table))
     if not frame.empty:
         frame["run_id"] = meta.run_id
-        frame["run_status"] = meta.status
+        frame["run_status"] = meta.status.value
         frame["label"] = meta.label
     return frame
 
