@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from bench.load.loadgen import CaseOutcome
@@ -48,13 +49,21 @@ WorkerMessage = Ready | RecordDone | Beat | Done
 WorkerEnd = tuple[CaseOutcome, ClientLag | None]
 
 
+class Ending(StrEnum):
+    """How a worker's stream of messages ended."""
+
+    DONE = "done"  # with its Done: its outcome is known
+    SILENT = "silent"  # nothing for SILENCE_S: stopped or stuck, and ended from here
+    EXITED = "exited"  # the stream ended without a Done: the worker died
+
+
 async def drain(
     next_message: Callable[[], Awaitable[WorkerMessage | None]],
     sink: Callable[[RequestRecord], None],
     end_silent: Callable[[], Awaitable[None]],
     silence_s: float = SILENCE_S,
-) -> tuple[WorkerEnd | None, str]:
-    """One worker's messages until its end: records to ``sink``; its outcome and lag, or None and why.
+) -> tuple[WorkerEnd | None, Ending]:
+    """One worker's messages until its end: records to ``sink``; its outcome and lag (or None) and how it ended.
 
     ``next_message`` gives None when the worker's stream ended without a ``Done`` (it exited);
     ``end_silent`` stops a worker that sent nothing for ``silence_s``.
@@ -64,10 +73,14 @@ async def drain(
             message = await asyncio.wait_for(next_message(), silence_s)
         except TimeoutError:
             await end_silent()
-            return None, f"sent nothing for {silence_s:g} s (stopped, or stuck) and was ended"
+            return None, Ending.SILENT
         if message is None:
-            return None, "exited before its end"
+            return None, Ending.EXITED
         if isinstance(message, RecordDone):
             sink(message.record)
         elif isinstance(message, Done):
-            return (message.outcome, ClientLag.from_json(message.lag)), "ended"
+            return (message.outcome, ClientLag.from_json(message.lag)), Ending.DONE
+
+
+def silence_note(silence_s: float) -> str:
+    return f"sent nothing for {silence_s:g} s (stopped, or stuck) and was ended"

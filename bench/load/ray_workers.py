@@ -30,7 +30,7 @@ from typing import Any
 from bench.clock import RunClock
 from bench.errors import BenchError, ConfigError
 from bench.load import messages
-from bench.load.messages import Done, WorkerEnd, WorkerMessage, drain
+from bench.load.messages import Done, Ending, WorkerEnd, WorkerMessage, drain, silence_note
 from bench.load.workers import (
     READY_S,
     ClockOffset,
@@ -172,7 +172,6 @@ class RayPool:
     def __init__(self, actors: list[Any], placements: list[Placement]) -> None:
         self.actors = actors
         self.placements = placements
-        self.silent: set[int] = set()  # actors ended for their silence (by id), to be named so
 
     @classmethod
     async def start(cls, count: int, endpoint: str) -> RayPool:
@@ -205,21 +204,18 @@ class RayPool:
         return pool
 
     async def run(self, specs: Sequence[WorkerSpec], sink: Callable[[RequestRecord], None]) -> WorkersOutcome:
-        ends = await asyncio.gather(
+        drained = await asyncio.gather(
             *(
                 self._drain(actor, _mapped(spec, placement.clock_at_start or ClockOffset(0.0, 0.0)), sink)
                 for actor, spec, placement in zip(self.actors, specs, self.placements, strict=True)
             )
         )
+        ends = [end for end, _ in drained]
         notes = []
-        for k, end in enumerate(ends):
+        for k, (end, ending) in enumerate(drained):
             placement = self.placements[k]
             if end is None:
-                what = (
-                    f"sent nothing for {messages.SILENCE_S:g} s (stopped, or stuck) and was ended"
-                    if id(self.actors[k]) in self.silent
-                    else "died before its end"
-                )
+                what = silence_note(messages.SILENCE_S) if ending is Ending.SILENT else "died before its end"
                 notes.append(
                     f"worker {k} (Ray, node {placement.node}, pid {placement.pid}) {what}: the requests "
                     "it had in flight were lost (those it finished are kept)"
@@ -230,7 +226,9 @@ class RayPool:
                 notes.append(drift)
         return outcome_of(specs[0].case, ends, tuple(notes), self.placements)
 
-    async def _drain(self, actor: Any, spec: WorkerSpec, sink: Callable[[RequestRecord], None]) -> WorkerEnd | None:
+    async def _drain(
+        self, actor: Any, spec: WorkerSpec, sink: Callable[[RequestRecord], None]
+    ) -> tuple[WorkerEnd | None, Ending]:
         ray = _ray()
         stream = actor.run.remote(spec).__aiter__()
 
@@ -238,15 +236,13 @@ class RayPool:
             # bounded as a process worker is: a live actor beats every HEARTBEAT_S, one silent for
             # SILENCE_S is stopped or stuck, and is ended rather than waited on for ever
             ray.kill(actor)
-            self.silent.add(id(actor))
 
         try:
-            end, _ = await drain(lambda: _next(stream), sink, end_silent, messages.SILENCE_S)
+            return await drain(lambda: _next(stream), sink, end_silent, messages.SILENCE_S)
         except ray.exceptions.RayActorError:
-            return None
+            return None, Ending.EXITED
         except ray.exceptions.RayTaskError as exc:
             raise BenchError(f"a Ray load worker failed: {exc}") from None
-        return end
 
     async def close(self) -> None:
         ray = _ray()

@@ -45,11 +45,13 @@ from bench.load.messages import (
     HEARTBEAT_S,
     Beat,
     Done,
+    Ending,
     Ready,
     RecordDone,
     WorkerEnd,
     WorkerMessage,
     drain,
+    silence_note,
 )
 from bench.load.workload import CasePrompts, PromptBuilder
 from bench.records import RequestRecord
@@ -387,10 +389,12 @@ class ProcessPool:
         async def end_silent() -> None:
             await stop_async(process, self.children[k], grace_s=1.0)
 
-        end, why = await drain(lambda: _message(process), sink, end_silent, messages.SILENCE_S)
-        if end is None and why.startswith("exited"):
-            why = f"exited with code {await process.wait()} before its end"
-        return end, why
+        end, ending = await drain(lambda: _message(process), sink, end_silent, messages.SILENCE_S)
+        if ending is Ending.SILENT:
+            return end, silence_note(messages.SILENCE_S)
+        if ending is Ending.EXITED:
+            return end, f"exited with code {await process.wait()} before its end"
+        return end, "ended"
 
     async def close(self) -> None:
         for process in self.processes:
