@@ -182,7 +182,7 @@ def _throughput(
 
 
 def _length_checks(
-    measured: Sequence[RequestRecord],
+    depth_target: int,
     ok: Sequence[RequestRecord],
     with_timings: Sequence[RequestRecord],
     conversational: bool,
@@ -195,7 +195,7 @@ def _length_checks(
     if short_depth and not conversational:
         reused = min(r.timings.cache_n for r in short_depth if r.timings is not None)
         notes.append(
-            f"depth not reached: the server reused as few as {reused} of {measured[0].depth_target} cached tokens "
+            f"depth not reached: the server reused as few as {reused} of {depth_target} cached tokens "
             "(a sliding-window model needs llama-server --swa-full)"
         )
     if cache_excluded:
@@ -276,7 +276,7 @@ def summarise_case(
     conversational = any(r.turn is not None or r.prefix is not None for r in measured)
     pp, pp_source, tg, tg_source, notes = _throughput(ok, with_timings)
     cache_excluded, prompt_mismatch, output_mismatch, length_notes = _length_checks(
-        measured or [first], ok, with_timings, conversational
+        first.depth_target, ok, with_timings, conversational
     )
     ttfct, reasoning_share, reasoning_notes = _reasoning(ok)
     delays, schedule_notes = _schedule(measured, first.concurrency)
