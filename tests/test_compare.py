@@ -19,27 +19,32 @@ def verdicts(comparison: object) -> dict[str, str]:
     return {f.figure: f.verdict for f in comparison.figures}  # type: ignore[attr-defined]
 
 
-def test_a_vs_a_is_no_significant_change(tmp_path: Path) -> None:
+def test_a_vs_a_of_one_run_a_side_with_nothing_else_is_undecided(tmp_path: Path) -> None:
     a = write_run(tmp_path, noisy_records(12, pp_tps=650, tg_tps=72, cv=0.03, seed=1))
     b = write_run(tmp_path, noisy_records(12, pp_tps=650, tg_tps=72, cv=0.03, seed=2))
     found = verdicts(compare_runs(a, b))
-    assert found["pp_tps"] == Verdict.NO_CHANGE and found["tg_tps"] == Verdict.NO_CHANGE
+    assert found["pp_tps"] == Verdict.UNDECIDED and found["tg_tps"] == Verdict.UNDECIDED
 
 
-def test_one_run_a_side_with_no_spread_between_runs_holds_a_change_under_the_allowance(tmp_path: Path) -> None:
-    # requests of one run cannot show how far two server starts land apart: a 6.5 % change
-    # with p far under 0.05 is not called, and the comparison says why and what to do
+def test_one_run_a_side_with_no_spread_between_runs_decides_nothing(tmp_path: Path) -> None:
+    # requests of one run cannot show how far two server starts land apart (a two-stream case's pp
+    # landed 37 % apart between identical runs): not a 6.5 % change with p far under 0.05, not even
+    # 25 %; the comparison says why and what to do
     a = write_run(tmp_path, noisy_records(12, pp_tps=650, tg_tps=72, cv=0.02, seed=1))
     b = write_run(tmp_path, noisy_records(12, pp_tps=650, tg_tps=72 * 1.065, cv=0.02, seed=2))
+    c = write_run(tmp_path, noisy_records(12, pp_tps=650, tg_tps=72 * 1.25, cv=0.02, seed=3))
     comparison = compare_runs(a, b)
     tg = next(f for f in comparison.figures if f.figure == "tg_tps")
-    assert tg.verdict == Verdict.NO_CHANGE and tg.p_value is not None and tg.p_value < 0.001
-    assert tg.reason == "change below the 15% allowed for one run a side without a noise profile"
-    assert tg.noise == NoiseSource.NONE and tg.min_change == 0.15
-    assert "a change under 15% is not called" in headline(comparison) and "bench noise" in headline(comparison)
-    # a change beyond the allowance is still called
-    c = write_run(tmp_path, noisy_records(12, pp_tps=650, tg_tps=72 * 1.25, cv=0.02, seed=3))
-    assert verdicts(compare_runs(a, c))["tg_tps"] == Verdict.IMPROVED
+    assert tg.verdict == Verdict.UNDECIDED and tg.p_value is not None and tg.p_value < 0.001
+    assert "cannot tell a change from a second server start" in tg.reason and "bench noise" in tg.reason
+    assert tg.noise == NoiseSource.NONE and tg.more_runs is None and tg.spread is None
+    assert "so they stay undecided" in headline(comparison)
+    assert verdicts(compare_runs(a, c))["tg_tps"] == Verdict.UNDECIDED
+    # the user's word for how far their runs land apart (--allowance) calls a change past it
+    allowed = compare_runs(a, c, CompareSettings(allowance=0.15))
+    assert verdicts(allowed)["tg_tps"] == Verdict.IMPROVED
+    assert "a change under 15% is not called (your --allowance)" in headline(allowed)
+    assert verdicts(compare_runs(a, b, CompareSettings(allowance=0.15)))["tg_tps"] == Verdict.UNDECIDED
 
 
 def test_a_real_generation_speed_up_is_improved_with_its_interval(tmp_path: Path) -> None:
@@ -61,7 +66,7 @@ def test_a_certain_but_tiny_change_is_not_news(tmp_path: Path) -> None:
     a = write_run(tmp_path, noisy_records(40, pp_tps=650, tg_tps=72, cv=0.001, seed=1))
     b = write_run(tmp_path, noisy_records(40, pp_tps=650 * 1.01, tg_tps=72, cv=0.001, seed=2))
     pp = next(f for f in compare_runs(a, b, CompareSettings(allowance=0.0)).figures if f.figure == "pp_tps")
-    assert pp.verdict == Verdict.NO_CHANGE and pp.reason == "change below 2%"
+    assert pp.verdict == Verdict.UNDECIDED and pp.reason == "change below 2%, not shown within ±5%"
     assert pp.p_value is not None and pp.p_value < 0.001
 
 
@@ -113,14 +118,18 @@ def test_runs_resolve_by_id_label_latest_and_previous(tmp_path: Path) -> None:
 def test_markdown_and_json_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     a = write_run(tmp_path, noisy_records(8, pp_tps=650, tg_tps=72, cv=0.02, seed=1), label="a", started=1.0)
     b = write_run(tmp_path, noisy_records(8, pp_tps=650, tg_tps=60, cv=0.02, seed=2), label="b", started=2.0)
-    markdown = to_markdown(compare_runs(a, b))
+    markdown = to_markdown(compare_runs(a, b, CompareSettings(allowance=0.1)))
     assert "| case | figure | A | B | change (medians) | 95 % CI | p (adjusted) | n A/B | verdict |" in markdown
     assert "regressed" in markdown
     assert "out t/s (wall) (t/s)" in markdown and "not tested (one value per run)" in markdown
-    assert main(["compare", "a", "b", "--results-dir", str(tmp_path), "--json"]) == 0
+    assert main(["compare", "a", "b", "--results-dir", str(tmp_path), "--json", "--allowance", "10"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert {f["verdict"] for f in data["figures"] if f["figure"] == "tg_tps"} == {Verdict.REGRESSED}
-    assert main(["compare", "previous", "latest", "--results-dir", str(tmp_path), "--fail-on-regression"]) == 1
+    assert data["equivalence"] == 0.05
+    argv = ["compare", "previous", "latest", "--results-dir", str(tmp_path), "--fail-on-regression"]
+    assert main(argv) == 0  # one run a side and nothing else: undecided, no regression to fail on
+    capsys.readouterr()
+    assert main([*argv, "--allowance", "10"]) == 1
     out = capsys.readouterr().out
     assert "regressed" in out
     assert "B against the baselines:" not in out  # scenario "s" is not one the baselines are computed over
@@ -144,7 +153,7 @@ def test_pooled_blocks_are_compared_block_by_block_not_request_by_request() -> N
     # A/A whose server starts differ by +/-3 %: 12 requests a side, which a request-level
     # test would call significant, but only two starts a side to tell starts from variants
     same = compare_figure("c", tg, _blocks([1.03, 0.98], 72, 1), _blocks([0.97, 1.02], 72, 10))
-    assert same.verdict == Verdict.NO_CHANGE and "2 vs 2 runs" in same.reason
+    assert same.verdict == Verdict.UNDECIDED and "2 vs 2 runs" in same.reason
     # a change far beyond the spread between starts is found even with two blocks a side
     faster = compare_figure("c", tg, _blocks([1.0, 1.01], 72, 1), _blocks([1.0, 1.01], 72 * 1.3, 10))
     assert faster.verdict == Verdict.IMPROVED and faster.ci_low is not None and faster.ci_low > 1
@@ -156,7 +165,7 @@ def test_a_comparison_in_a_pipe_or_a_mail_has_one_row_per_line(
     # capsys is not a terminal, as cron mail and CI logs are not: no cell is folded into one-word lines
     write_run(tmp_path, noisy_records(8, pp_tps=650, tg_tps=72, cv=0.02, seed=1), label="a", started=1.0)
     write_run(tmp_path, noisy_records(8, pp_tps=650, tg_tps=60, cv=0.02, seed=2), label="b", started=2.0)
-    assert main(["compare", "a", "b", "--results-dir", str(tmp_path), "--no-report"]) == 0
+    assert main(["compare", "a", "b", "--results-dir", str(tmp_path), "--no-report", "--allowance", "10"]) == 0
     lines = capsys.readouterr().out.splitlines()
     header = next(line for line in lines if line.startswith("case"))
     assert header.split() == [
@@ -200,7 +209,7 @@ def _row(p: float, ratio: float = 0.9) -> FigureComparison:
     from bench.decide.compare import FIGURES, _comparison
 
     tg = next(f for f in FIGURES if f.name == "tg_tps")
-    return _comparison("c", tg, Verdict.NO_CHANGE, "", 5, 5, a=100.0, b=100 * ratio, ratio=ratio,
+    return _comparison("c", tg, Verdict.UNDECIDED, "", 5, 5, a=100.0, b=100 * ratio, ratio=ratio,
                        ci_low=ratio - 0.03, ci_high=ratio + 0.03, p_value=p)  # fmt: skip
 
 
@@ -212,30 +221,30 @@ def test_a_family_of_tests_is_held_together() -> None:
     alone = adjusted(rows, Multiplicity.NONE, alpha=0.05, min_effect=0.02)
     assert alone[0].verdict == Verdict.REGRESSED and alone[0].p_adjusted == 0.008
     holm = adjusted(rows, Multiplicity.HOLM, alpha=0.05, min_effect=0.02)
-    assert holm[0].verdict == Verdict.NO_CHANGE and holm[0].p_adjusted == pytest.approx(0.08)
+    assert holm[0].verdict == Verdict.UNDECIDED and holm[0].p_adjusted == pytest.approx(0.08)
     assert holm[0].reason == "p = 0.008, holm 0.08 over 10 tests"
     # two strong ones of ten survive both adjustments
     strong = [_row(0.001), _row(0.002), *(_row(0.5, ratio=1.0) for _ in range(8))]
     for method in (Multiplicity.HOLM, Multiplicity.BH):
         verdicts = [row.verdict for row in adjusted(strong, method, alpha=0.05, min_effect=0.02)]
-        assert verdicts[:2] == [Verdict.REGRESSED, Verdict.REGRESSED] and set(verdicts[2:]) == {Verdict.NO_CHANGE}
+        assert verdicts[:2] == [Verdict.REGRESSED, Verdict.REGRESSED] and set(verdicts[2:]) == {Verdict.UNDECIDED}
 
 
 def test_the_table_shows_the_figures_the_change_is_made_of(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     a = write_run(tmp_path, noisy_records(8, pp_tps=650, tg_tps=72, cv=0.02, seed=1), label="a", started=1.0)
     b = write_run(tmp_path, noisy_records(8, pp_tps=650, tg_tps=60, cv=0.02, seed=2), label="b", started=2.0)
-    comparison = compare_runs(a, b)
+    comparison = compare_runs(a, b, CompareSettings(allowance=0.1))
     tg = next(f for f in comparison.figures if f.figure == "tg_tps")
     assert tg.a_center is not None and tg.b_center is not None
     assert tg.ratio == pytest.approx(tg.b_center / tg.a_center)  # the change is the ratio of what is shown
     row = next(line for line in to_markdown(comparison).splitlines() if "| tg (t/s) |" in line)
     assert f"({tg.a_center:,.2f} -> {tg.b_center:,.2f})" in row
     assert f"{tg.p_value:.3g} ({tg.p_adjusted:.3g})" in row
-    assert main(["compare", "a", "b", "--results-dir", str(tmp_path), "--json", "--no-report"]) == 0
+    assert main(["compare", "a", "b", "--results-dir", str(tmp_path), "--json", "--no-report", "--allowance", "10"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["adjustment"] == "bh" and data["tests"] == comparison.tests
     assert "Benjamini-Hochberg-adjusted (false discovery rate) over" in headline(comparison)
-    assert headline(comparison).startswith("B vs A: pp no significant change of 1; tg 1 regressed of 1; latency")
+    assert headline(comparison).startswith(f"B vs A: pp undecided; tg regressed {tg.change * 100:+.1f} % (")
 
 
 def test_several_runs_a_side_make_the_run_the_unit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -256,8 +265,8 @@ def test_several_runs_a_side_make_the_run_the_unit(tmp_path: Path, capsys: pytes
     assert "one run a side" not in headline(comparison)
     one_each = headline(compare_runs(group_a[0], group_b[0]))
     assert (
-        "one run a side and no noise profile or label history for these cases: drift between runs is untested"
-        in one_each
+        "one run a side and no noise profile or label history for these cases: requests alone cannot tell a "
+        "change from a second server start" in one_each
     )
     argv = ["compare", "all:a", "all:b", "--results-dir", str(tmp_path), "--no-report", "--json"]
     assert main(argv) == 0 and json.loads(capsys.readouterr().out)["b"]["runs"] == 3

@@ -11,6 +11,7 @@ import argparse
 import shlex
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -146,6 +147,7 @@ def nightly(args: argparse.Namespace) -> ExitCode:
         options.run_options(args),
         min_effect=args.min_effect / 100,
         allowance=args.allowance / 100,
+        confirm_runs=args.confirm_runs,
         keep_runs=args.keep_runs,
         keep_days=args.keep_days,
         reports_dir=None if args.no_report else args.reports_dir,
@@ -219,7 +221,9 @@ def export(args: argparse.Namespace) -> ExitCode:
 
 def ab(args: argparse.Namespace) -> ExitCode:
     from bench.cli.console import ConsoleObserver, comparison_table, show
-    from bench.flows.ab import AbPlan, Variant, parse_variant, run_ab
+    from bench.decide.compare import Comparison
+    from bench.flows.ab import DECIDED_FIGURES, AbPlan, Variant, parse_variant, run_ab, undecided_figures
+    from bench.report.text import headline
 
     parsed = [parse_variant(text) for text in args.variant]
     switches = dict(parse_variant(text, "--switch") for text in args.switch)
@@ -232,11 +236,28 @@ def ab(args: argparse.Namespace) -> ExitCode:
         server_command=split_command(args.server_cmd, "--server-cmd"),
         blocks=args.blocks,
         order=args.order,
+        settings=options.compare_settings(args),
+        until_decided=args.until_decided,
+        max_blocks=args.max_blocks,
+        max_time_s=args.max_time,
+        decide=tuple(args.decide.split(",")) if args.decide else DECIDED_FIGURES,
     )
     console = _console()
+
+    def look(blocks: int, comparisons: Sequence[Comparison]) -> None:
+        # where each asked figure stands, as it goes: a cron mail shows the path to the decision
+        for comparison in comparisons:
+            _say(
+                console, f"after {blocks} blocks, {comparison.b.label} vs {comparison.a.label}: {headline(comparison)}"
+            )
+        if left := undecided_figures(comparisons, plan.decide):
+            _say(console, f"  undecided: {', '.join(left[:6])}{' ...' if len(left) > 6 else ''}")
+
     with ConsoleObserver(console) as observer:
-        result = run_ab(plan, observer)
+        result = run_ab(plan, observer, look)
     print(f"order: {', '.join(name for _, name in result.order)}")
+    if result.stopped:
+        print(f"until decided: {result.stopped}")
     for variant in result.variants:
         print(f"{variant.name} [{variant.flags}]: {len(variant.runs)} run(s) {' '.join(variant.runs)}")
         for failure in variant.failures:
@@ -262,7 +283,7 @@ def ab(args: argparse.Namespace) -> ExitCode:
 
 
 def compare(args: argparse.Namespace) -> ExitCode:
-    from bench.decide.compare import CompareSettings, Multiplicity, Verdict, compare_runs, sides_against_baselines
+    from bench.decide.compare import Verdict, compare_runs, sides_against_baselines
     from bench.decide.noise import choose_noise
     from bench.report.text import to_markdown
     from bench.store.capacity import is_capacity_file
@@ -278,14 +299,7 @@ def compare(args: argparse.Namespace) -> ExitCode:
         model=reference.model,
         exclude=[p.name for p in (*side_a, *side_b)],
     )
-    settings = CompareSettings(
-        alpha=args.alpha,
-        min_effect=args.min_effect / 100,
-        adjustment=Multiplicity(args.adjust),
-        allowance=args.allowance / 100,
-        force=args.force,
-    )
-    comparison = compare_runs(side_a, side_b, settings, noise=noise.profile)
+    comparison = compare_runs(side_a, side_b, options.compare_settings(args), noise=noise.profile)
     against = sides_against_baselines(comparison, load_baselines(args.baselines))
     if args.json:
         print(strict_json.dumps({**comparison.to_json(), "baselines": against}, indent=2, default=str))

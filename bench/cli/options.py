@@ -14,7 +14,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from bench.decide.compare import ALPHA, DEFAULT_ADJUSTMENT, DEFAULT_ALLOWANCE, Multiplicity
+from bench.decide.compare import ALPHA, DEFAULT_ADJUSTMENT, DEFAULT_EQUIVALENCE, CompareSettings, Multiplicity
 from bench.decide.compare import MIN_EFFECT as COMPARE_MIN_EFFECT
 from bench.decide.noise import AUTO, DEFAULT_PROFILE
 from bench.doors.redact import DEFAULT_API_KEY
@@ -226,16 +226,7 @@ def telemetry(parser: argparse.ArgumentParser) -> None:
 
 
 def comparison(parser: argparse.ArgumentParser) -> None:
-    alpha(parser)
-    min_effect(parser, COMPARE_MIN_EFFECT, "smallest change in percent reported as improved/regressed")
-    parser.add_argument(
-        "--adjust",
-        choices=[m.value for m in Multiplicity],
-        default=DEFAULT_ADJUSTMENT.value,
-        help="how the many tests of a comparison are held together: bh (default; Benjamini-Hochberg: false "
-        "discoveries at most alpha, and no false verdict at all in an A/A at 1 - alpha), holm (the chance of any "
-        "false verdict at most alpha, whatever changed; needs many more requests), none (each test alone)",
-    )
+    decision(parser)
     parser.add_argument(
         "--noise",
         default=AUTO,
@@ -246,8 +237,37 @@ def comparison(parser: argparse.ArgumentParser) -> None:
     )
     allowance(
         parser,
-        "with one run a side and no spread between runs to test against, the smallest change called "
-        "improved or regressed (default {default:g}: two starts of one server can land about that far apart)",
+        None,
+        "with one run a side and no spread between runs to test against, call a change past PCT from the "
+        "requests: your word for how far two starts of your server land apart (default: none; such figures stay "
+        "undecided, as a two-stream case's pp landed 37 %% apart between identical runs here)",
+    )
+
+
+def decision(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """How a comparison decides: --alpha, --min-effect, --adjust, --equivalence."""
+    alpha(parser)
+    min_effect(parser, COMPARE_MIN_EFFECT, "smallest change in percent reported as improved/regressed")
+    parser.add_argument(
+        "--adjust",
+        choices=[m.value for m in Multiplicity],
+        default=DEFAULT_ADJUSTMENT.value,
+        help="how the many tests of a comparison are held together: bh (default; Benjamini-Hochberg: false "
+        "discoveries at most alpha, and no false verdict at all in an A/A at 1 - alpha), holm (the chance of any "
+        "false verdict at most alpha, whatever changed; needs many more requests), none (each test alone)",
+    )
+    equivalence(parser)
+
+
+def compare_settings(args: argparse.Namespace) -> CompareSettings:
+    """The comparison's settings from --alpha, --min-effect, --adjust, --equivalence (and --allowance, --force)."""
+    return CompareSettings(
+        alpha=args.alpha,
+        min_effect=args.min_effect / 100,
+        adjustment=Multiplicity(args.adjust),
+        allowance=percent_or_none(getattr(args, "allowance", None)),
+        margin=args.equivalence / 100,
+        force=getattr(args, "force", False),
     )
 
 
@@ -332,12 +352,28 @@ def min_effect(parser: argparse.ArgumentParser | argparse._ArgumentGroup, fracti
     )  # fmt: skip
 
 
-def allowance(parser: argparse.ArgumentParser | argparse._ArgumentGroup, help_text: str) -> None:
-    """``--allowance PCT`` (``help_text`` names the default as ``{default}``)."""
+def allowance(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, fraction: float | None, help_text: str
+) -> None:
+    """``--allowance PCT`` (``help_text`` names the default as ``{default}``); None: no default."""
     parser.add_argument(
-        "--allowance", type=float, default=DEFAULT_ALLOWANCE * 100, metavar="PCT",
-        help=help_text.format(default=DEFAULT_ALLOWANCE * 100),
+        "--allowance", type=float, default=None if fraction is None else fraction * 100, metavar="PCT",
+        help=help_text.format(default=None if fraction is None else fraction * 100),
     )  # fmt: skip
+
+
+def equivalence(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--equivalence PCT``: the margin of "the same"."""
+    parser.add_argument(
+        "--equivalence", type=float, default=DEFAULT_EQUIVALENCE * 100, metavar="PCT",
+        help="a figure is 'the same' when two one-sided tests put its change inside +-PCT "
+        f"(default {DEFAULT_EQUIVALENCE * 100:g}: what about 14 runs a side show for tg at the 4.5 %% spread "
+        "between server starts measured here; tighten it where runs agree better)",
+    )  # fmt: skip
+
+
+def percent_or_none(value: float | None) -> float | None:
+    return None if value is None else value / 100
 
 
 def label(parser: argparse.ArgumentParser, default_label: str | None, help_text: str) -> None:

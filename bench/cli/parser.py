@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.cli import options
+from bench.decide.nightly import DEFAULT_CONFIRM_RUNS, MIN_NIGHTS_FOR_NOISE
+from bench.decide.nightly import FIRST_NIGHTS_ALLOWANCE as NIGHTLY_ALLOWANCE
 from bench.decide.nightly import MIN_EFFECT as NIGHTLY_MIN_EFFECT
-from bench.decide.nightly import MIN_NIGHTS_FOR_NOISE
 from bench.decide.noise import DEFAULT_PROFILE
-from bench.flows.ab import AbPlan, BlockOrder
+from bench.flows.ab import DECIDED_FIGURES, FIGURE_NAMES, AbPlan, BlockOrder
 from bench.flows.capacity import DEFAULT_MAX_CONCURRENCY, DEFAULT_REQUESTS_PER_STREAM, DEFAULT_TARGET
 from bench.flows.noise import DEFAULT_PASSES, NOISE_LABEL
 from bench.store.run_dir import GROUP_HELP
@@ -131,6 +132,8 @@ def _nightly(nightly: argparse.ArgumentParser) -> None:
     )
     nightly.epilog = (
         "exit codes: 0 no regression; 1 regression found (which figure, how much, how sure is printed);\n"
+        "  6 undecided: a drop past its threshold that the night's spread (and --confirm-runs) could not tell\n"
+        "  from noise: neither good nor paged, so that it is never taken for a good night;\n"
         "  when the run itself fails, the code of the failure, as for every command:\n"
         "  2 bad configuration, 3 endpoint down, 4 results directory (or another nightly running),\n"
         "  5 error rate above --max-error-rate, 130 interrupted\n"
@@ -142,8 +145,18 @@ def _nightly(nightly: argparse.ArgumentParser) -> None:
     )
     options.allowance(
         gate,
+        NIGHTLY_ALLOWANCE,
         f"until {MIN_NIGHTS_FOR_NOISE} nights give the spread between nights, the smallest drop that can count "
         "(default {default:g}: two nights of one build can land that far apart)",
+    )
+    gate.add_argument(
+        "--confirm-runs",
+        type=int,
+        default=DEFAULT_CONFIRM_RUNS,
+        metavar="N",
+        help="a drop past its threshold is measured again on N fresh runs of the flagged cases (a server start "
+        "each where the suite starts the server) and pages only if it holds (default %(default)s; 0: page on the "
+        "night alone, a drop between T and 2T on its second night)",
     )
     gate.add_argument("--keep-runs", type=int, metavar="N", help="keep the newest N runs of this label, delete older")
     gate.add_argument("--keep-days", type=float, metavar="D", help="delete runs of this label older than D days")
@@ -191,6 +204,30 @@ def _ab(ab: argparse.ArgumentParser) -> None:
     variants.add_argument(
         "--order", choices=[o.value for o in BlockOrder], default=BlockOrder.ALTERNATE.value, help="order within blocks"
     )
+    deciding = ab.add_argument_group("deciding")
+    options.decision(deciding)
+    deciding.add_argument(
+        "--until-decided",
+        action="store_true",
+        help="add blocks until every figure in --decide is changed or the same within --equivalence, or the "
+        "budget is spent; looks after every second block (A B, B A) with p-values that hold over every look, so "
+        "looking often does not make an A/A 'changed' more often",
+    )
+    deciding.add_argument(
+        "--max-blocks",
+        type=int,
+        default=options.default(AbPlan, "max_blocks"),
+        help="--until-decided: at most this many blocks (default %(default)s)",
+    )
+    deciding.add_argument(
+        "--max-time", type=float, metavar="S", help="--until-decided: start no further pair of blocks after S seconds"
+    )
+    deciding.add_argument(
+        "--decide",
+        metavar="FIGURES",
+        help=f"--until-decided: the figures to decide, comma-separated, from {', '.join(FIGURE_NAMES)} "
+        f"(default {','.join(DECIDED_FIGURES)}: every case's)",
+    )
 
 
 def _compare(compare: argparse.ArgumentParser) -> None:
@@ -201,8 +238,10 @@ def _compare(compare: argparse.ArgumentParser) -> None:
         "run directories, labels (the newest run with that label), 'latest' or 'previous'; or several runs a side "
         "(RUN1,RUN2 / a glob of run ids / all:LABEL), then compared run by run (Welch on run medians), so the "
         "drift between runs is tested too. One run a side: tested against the spread between runs of a noise "
-        "profile (bench noise) or of A's label history; with neither, the requests are compared and a change "
-        "under --allowance is not called, because requests of one run cannot show how far runs land apart. "
+        "profile (bench noise) or of A's label history; with neither, the figure stays undecided (unless you give "
+        "--allowance), because requests of one run cannot show how far runs land apart. Each tested figure is "
+        "improved or regressed, the same within +-E (--equivalence), or undecided with about how many more runs "
+        "a side would decide it. "
         "Two capacity-<time>.json files (bench capacity) compare as two searches: both curves and the change "
         "in capacity (--fail-on-regression: exit 1 when B is more than one level lower)."
     )

@@ -4,12 +4,18 @@ For each case both runs measured and each figure: both run figures (pp/tg as
 the summary's ratio of sums, latencies as medians), the change as the ratio of
 the per-request medians B / A with a 95 % bootstrap confidence interval
 (requests resampled), a two-sided Mann-Whitney U test on the per-request
-values, and a verdict:
+values, and one of three answers (Pinpoint's: different, same, unknown):
 
 - ``improved`` / ``regressed``: p < alpha, the interval excludes 1, and the
   change is at least ``min_effect`` (so a tiny but certain change is not news);
-- ``no significant change`` otherwise;
+- ``same``: the same within +-``margin`` by two one-sided tests at alpha, which needs
+  the spread between runs (several runs a side, a noise profile or the label's history);
+- ``undecided`` otherwise, with about how many more runs a side would decide it;
 - ``not comparable``: too few requests on a side, or the case ran only in one.
+
+With one run a side and no spread between runs from anywhere, nothing is decided: two starts
+of one server land several percent apart (a two-stream case's pp 37 % apart), which the requests
+of one run cannot show.
 
 Runs of different models or different scenario definitions are refused unless
 ``force`` is given: a different build or server flags is what a comparison is
@@ -27,11 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.decide.noise import MIN_RUNS, NoiseProfile, NoiseSource, Spread, spreads_of
+from bench.decide.sequential import SequentialDesign
 from bench.decide.stats import (
     RatioEstimate,
     bh_adjust,
     bootstrap_ratio_of_medians,
     detectable_change,
+    equivalence_p,
     holm_adjust,
     known_spread_log_ratio,
     mann_whitney_p,
@@ -52,23 +60,24 @@ from bench.store.run_dir import read_records, read_run_meta, scenario_definition
 ALPHA = 0.05
 MIN_EFFECT = 0.02
 MIN_SAMPLES = 3
-# One run a side and no spread between runs from anywhere: a change smaller than this is not
-# called. Runs of the embedded server (46 server starts, docs/statistics.md) land 4.5 % apart in
-# tg (SD of the logs), which requests of one run cannot see; at 10 % the request-level rule still
-# called 14 % of synthetic tg A/As changed, at 15 % under 5 %.
-DEFAULT_ALLOWANCE = 0.15
+# "The same within +-E": at the spreads between server starts measured here (tg 4.5 %, pp 2.7 %,
+# docs/statistics.md) an identical A/A shows +-5 % in about 14 runs a side for tg and 6 for pp;
+# +-3 % would take 39 and 14. --equivalence tightens it where the runs agree better (a quiet GPU).
+DEFAULT_EQUIVALENCE = 0.05
 DETECTION_POWER = 0.8
 
 
 class Verdict(StrEnum):
     IMPROVED = "improved"
     REGRESSED = "regressed"
-    NO_CHANGE = "no significant change"
+    SAME = "same"  # the same within +-margin (two one-sided tests)
+    UNDECIDED = "undecided"  # neither: more runs would tell (FigureComparison.more_runs)
     NOT_COMPARABLE = "not comparable"
     NOT_TESTED = "not tested"  # shown for context (one value per run), no statistics
 
 
-TESTED = (Verdict.IMPROVED, Verdict.REGRESSED, Verdict.NO_CHANGE)
+TESTED = (Verdict.IMPROVED, Verdict.REGRESSED, Verdict.SAME, Verdict.UNDECIDED)
+CHANGED = (Verdict.IMPROVED, Verdict.REGRESSED)
 
 
 class Multiplicity(StrEnum):
@@ -110,6 +119,18 @@ class FigureComparison:
     noise: NoiseSource = NoiseSource.NONE  # where the spread between runs came from, if anywhere
     min_change: float = 0.0  # the smallest change this row calls: min_effect, or the allowance
     detectable: float | None = None  # the change the test would find with 80 % power, at alpha
+    # "the same within +-margin": two one-sided tests' p, raw and adjusted over the family
+    margin: float = DEFAULT_EQUIVALENCE
+    p_same: float | None = None
+    p_same_adjusted: float | None = None
+    # the run-level statistics the answer came from (None for requests alone)
+    log_se: float | None = None  # standard error of the log ratio
+    df: float | None = None
+    spread: float | None = None  # standard deviation of one run's log figure: between runs
+    runs_a: int = 1
+    runs_b: int = 1
+    more_runs: int | None = None  # undecided: about this many more runs a side would decide it
+    same_alpha: float | None = None  # the one-sided level of the "same" interval, where not alpha (sequential)
 
     @property
     def change(self) -> float | None:
@@ -153,7 +174,8 @@ class Comparison:
     min_effect: float = MIN_EFFECT
     adjustment: Multiplicity = DEFAULT_ADJUSTMENT
     noise: NoiseProfile | None = None  # the stored profile or label history the spreads came from
-    allowance: float = DEFAULT_ALLOWANCE
+    allowance: float | None = None
+    margin: float = DEFAULT_EQUIVALENCE
 
     @property
     def noise_note(self) -> str:
@@ -173,9 +195,14 @@ class Comparison:
                 if self.noise is not None
                 else f"no noise profile or label history for {which}"
             )
+            held = (
+                f"a change under {self.allowance:.0%} is not called (your --allowance)"
+                if self.allowance is not None
+                else "they stay undecided"
+            )
             parts.append(
-                f"one run a side and {missing}: drift between runs is untested, so a change under "
-                f"{self.allowance:.0%} is not called (bench noise measures the spread; or compare several runs a side)"
+                f"one run a side and {missing}: requests alone cannot tell a change from a second server start, "
+                f"so {held} (bench noise measures the spread; or compare several runs a side)"
             )
         return "; ".join(parts)
 
@@ -196,6 +223,7 @@ class Comparison:
             "adjustment": self.adjustment,
             "tests": self.tests,
             "allowance": self.allowance,
+            "equivalence": self.margin,
             "noise": None if self.noise is None else self.noise.to_json(),
             "noise_note": self.noise_note,
             "differences": list(self.differences),
@@ -206,12 +234,16 @@ class Comparison:
 # ------------------------------------------------------------------ comparing
 
 
-def check_thresholds(alpha: float, min_effect: float, allowance: float = DEFAULT_ALLOWANCE) -> None:
+def check_thresholds(
+    alpha: float, min_effect: float, allowance: float | None = None, margin: float = DEFAULT_EQUIVALENCE
+) -> None:
     if not 0 < alpha < 1:
         raise ConfigError(f"--alpha must be between 0 and 1; got {alpha}")
     for name, value in (("--min-effect", min_effect), ("--allowance", allowance)):
-        if not 0 <= value < 1:
+        if value is not None and not 0 <= value < 1:
             raise ConfigError(f"{name} must be a percentage from 0 to 100; got {value * 100:g}")
+    if not 0 < margin < 1:
+        raise ConfigError(f"--equivalence must be a percentage above 0 and under 100; got {margin * 100:g}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,11 +253,16 @@ class CompareSettings:
     alpha: float = ALPHA
     min_effect: float = MIN_EFFECT  # the smallest change called improved or regressed (a fraction)
     adjustment: Multiplicity = DEFAULT_ADJUSTMENT
-    allowance: float = DEFAULT_ALLOWANCE  # one run a side, no spread between runs: the smallest change called
+    # one run a side and no spread between runs: the user's word for how far runs of their server land
+    # apart; a change past it is called from the requests. None (the default): such rows stay undecided
+    allowance: float | None = None
     force: bool = False  # compare runs of different models or scenario definitions
+    margin: float = DEFAULT_EQUIVALENCE  # "the same within +-margin"
+    # bench ab --until-decided: p-values and intervals that hold over every look of the design
+    design: SequentialDesign | None = None
 
     def __post_init__(self) -> None:
-        check_thresholds(self.alpha, self.min_effect, self.allowance)
+        check_thresholds(self.alpha, self.min_effect, self.allowance, self.margin)
 
 
 def min_mann_whitney_p(n_a: int, n_b: int) -> float:
@@ -293,6 +330,26 @@ def _by_requests(
     return estimate, mann_whitney_p(values_a, values_b), detectable
 
 
+@dataclass(frozen=True, slots=True)
+class RunTest:
+    """A figure tested with the run as the unit: what every answer about it is computed from."""
+
+    estimate: RatioEstimate
+    p_value: float
+    basis: str
+    log_se: float
+    df: float
+    spread: float  # the standard deviation of one run's log figure the test assumed
+    runs_a: int
+    runs_b: int
+
+    def detectable(self, alpha: float) -> float:
+        return detectable_change(self.log_se, self.df, alpha=alpha, power=DETECTION_POWER)
+
+    def p_same(self, margin: float) -> float:
+        return equivalence_p(math.log(self.estimate.ratio), self.log_se, self.df, margin)
+
+
 def compare_figure(
     case_id: str,
     figure: Figure,
@@ -304,14 +361,18 @@ def compare_figure(
     seed: int = 0,
     spread: Spread | None = None,
     spread_source: NoiseSource = NoiseSource.PROFILE,
-    allowance: float = DEFAULT_ALLOWANCE,
+    allowance: float | None = None,
+    margin: float = DEFAULT_EQUIVALENCE,
+    design: SequentialDesign | None = None,
 ) -> FigureComparison:
     """One figure of one case, tested with the run as the unit where the data allow.
 
     Several runs a side: Welch on the runs' medians. One run on a side and a known ``spread``
     between runs (a noise profile or the label's history): a t-test on the two runs' medians
     with that spread. Neither: the requests of the two runs (bootstrap interval, Mann-Whitney),
-    which cannot see drift between runs, so a change under ``allowance`` is not called.
+    which cannot see drift between runs, so the row stays undecided (unless the user gave an
+    ``allowance``: then a change past it is called). With a sequential ``design`` only the runs
+    decide, with p-values and intervals that hold over all its looks.
     """
     # each sample with the run it came from: pooled runs are compared block by block
     of = figure.pairs if figure.pairs is not None else figure.value
@@ -327,110 +388,133 @@ def compare_figure(
     value_a, value_b = _side_figure(figure, sa, values_a), _side_figure(figure, sb, values_b)
     blocks_a, blocks_b = _group_medians(values_a, groups_a), _group_medians(values_b, groups_b)
     positive = min(blocks_a + blocks_b) > 0
-    min_change = min_effect
+    test: RunTest | None = None
     detectable: float | None
     if len(blocks_a) >= 2 and len(blocks_b) >= 2 and positive:
         # Several runs a side: two starts of one server can differ by several percent, so the
         # unit is the run, not the request; a request-level test called an A/A of two runs a
         # side "regressed" about one time in six on this machine.
-        estimate, p_value, basis, detectable = _by_runs(blocks_a, blocks_b, alpha)
-        noise = NoiseSource.RUNS
-        center_a, center_b = _geometric_mean(blocks_a), _geometric_mean(blocks_b)
-    elif spread is not None and positive:
+        test, noise = _by_runs(blocks_a, blocks_b, design, alpha), NoiseSource.RUNS
+    elif spread is not None and positive and design is None:
         requests = min(len(values_a) // len(blocks_a), len(values_b) // len(blocks_b))
-        between = spread.at_requests(requests)
-        estimate, p_value, basis, detectable = _against_spread(
-            blocks_a, blocks_b, between, spread, spread_source, alpha
-        )
+        test = _against_spread(blocks_a, blocks_b, spread.at_requests(requests), spread, spread_source)
         noise = spread_source
+    if test is not None:
+        estimate, p_value = test.estimate, test.p_value
         center_a, center_b = _geometric_mean(blocks_a), _geometric_mean(blocks_b)
+        basis, detectable, min_change = test.basis, test.detectable(alpha), min_effect
     else:
         if problem := _sample_size_problem(n_a, n_b, alpha):
             return _not_comparable(case_id, figure, problem, n_a, n_b)
         estimate, p_value, detectable = _by_requests(values_a, values_b, alpha, seed)
         center_a, center_b = statistics.median(values_a), statistics.median(values_b)
         basis, noise = "", NoiseSource.NONE
-        # requests of one run each cannot show how far two runs land apart: hold to the allowance
-        min_change = max(min_effect, allowance)
+        # requests of one run each cannot show how far two runs land apart: only the user's allowance calls
+        min_change = max(min_effect, allowance) if allowance is not None else math.inf
 
     ratio = estimate.ratio
     if not math.isfinite(ratio) or not math.isfinite(estimate.low) or not math.isfinite(estimate.high):
         return _not_comparable(case_id, figure, "A's values are all zero: no ratio", n_a, n_b)
     row = _comparison(
-        case_id, figure, Verdict.NO_CHANGE, "", n_a, n_b,
+        case_id, figure, Verdict.UNDECIDED, "", n_a, n_b,
         a=value_a, b=value_b, ratio=ratio, ci_low=estimate.low, ci_high=estimate.high, p_value=p_value,
     )  # fmt: skip
     row = replace(
-        row, a_center=center_a, b_center=center_b, basis=basis, noise=noise, min_change=min_change,
-        detectable=None if detectable is None else max(detectable, min_change),
+        row, a_center=center_a, b_center=center_b, basis=basis, noise=noise, min_change=min_change, margin=margin,
+        detectable=None if detectable is None else max(detectable, min_effect),
     )  # fmt: skip
-    return decided(row, p_value, alpha=alpha, min_effect=min_effect)
+    if test is not None:
+        row = _with_run_test(row, test, margin, design, alpha)
+    return decided(row, row.p_value or 1.0, alpha=alpha, min_effect=min_effect, p_same=row.p_same)
+
+
+def _with_run_test(
+    row: FigureComparison, test: RunTest, margin: float, design: SequentialDesign | None = None, alpha: float = ALPHA
+) -> FigureComparison:
+    p_same = test.p_same(margin)
+    if design is not None:
+        # read against every look of the design: a look's own p would inflate the error with each look
+        row = replace(row, p_value=design.p_change(test.p_value), same_alpha=design.same_level(alpha))
+        p_same = design.p_same(p_same)
+    return replace(
+        row, p_same=p_same, log_se=test.log_se, df=test.df, spread=test.spread, runs_a=test.runs_a, runs_b=test.runs_b
+    )
 
 
 _Z95 = 1.959963984540054
 
 
-def _by_runs(a: Sequence[float], b: Sequence[float], alpha: float) -> tuple[RatioEstimate, float, str, float]:
-    """Run figures of several runs a side (Welch on their logs): estimate, p, basis text, detectable change."""
-    estimate, p_value = welch_log_ratio(a, b)
+def _by_runs(
+    a: Sequence[float], b: Sequence[float], design: SequentialDesign | None = None, alpha: float = ALPHA
+) -> RunTest:
+    """Run figures of several runs a side: Welch on their logs (a repeated interval under a ``design``)."""
+    confidence = 0.95 if design is None else 1 - design.change_level(alpha)
+    estimate, p_value = welch_log_ratio(a, b, confidence=confidence)
     _, se, df = welch_standard_error(a, b)
-    return (
-        estimate,
-        p_value,
-        f"({len(a)} vs {len(b)} runs)",
-        detectable_change(se, df, alpha=alpha, power=DETECTION_POWER),
-    )
+    # the spread of one run that this standard error implies, as bench plan would count runs with it
+    spread = se / math.sqrt(1 / len(a) + 1 / len(b))
+    return RunTest(estimate, p_value, f"({len(a)} vs {len(b)} runs)", se, df, spread, len(a), len(b))
 
 
 def runs_row(
     case_id: str, figure: Figure, a: Sequence[float], b: Sequence[float], *, alpha: float = ALPHA,
-    min_effect: float = MIN_EFFECT,
+    min_effect: float = MIN_EFFECT, margin: float = DEFAULT_EQUIVALENCE, design: SequentialDesign | None = None,
 ) -> FigureComparison:  # fmt: skip
     """A figure with one value per run (goodput, say), several runs a side, tested run by run."""
-    estimate, p_value, basis, detectable = _by_runs(a, b, alpha)
+    test = _by_runs(a, b, design, alpha)
+    return _one_value_row(case_id, figure, a, b, test, alpha=alpha, min_effect=min_effect, margin=margin, design=design)
+
+
+def _one_value_row(
+    case_id: str, figure: Figure, a: Sequence[float], b: Sequence[float], test: RunTest, *, alpha: float,
+    min_effect: float, margin: float, source: NoiseSource = NoiseSource.RUNS, design: SequentialDesign | None = None,
+) -> FigureComparison:  # fmt: skip
+    estimate = test.estimate
     center_a, center_b = _geometric_mean(a), _geometric_mean(b)
     row = _comparison(
-        case_id, figure, Verdict.NO_CHANGE, "", len(a), len(b),
-        a=center_a, b=center_b, ratio=estimate.ratio, ci_low=estimate.low, ci_high=estimate.high, p_value=p_value,
+        case_id, figure, Verdict.UNDECIDED, "", len(a), len(b),
+        a=center_a, b=center_b, ratio=estimate.ratio, ci_low=estimate.low, ci_high=estimate.high,
+        p_value=test.p_value,
     )  # fmt: skip
     row = replace(
-        row, a_center=center_a, b_center=center_b, noise=NoiseSource.RUNS, min_change=min_effect, basis=basis,
-        detectable=max(detectable, min_effect),
+        row, a_center=center_a, b_center=center_b, noise=source, min_change=min_effect, basis=test.basis,
+        detectable=max(test.detectable(alpha), min_effect), margin=margin,
     )  # fmt: skip
-    return decided(row, p_value, alpha=alpha, min_effect=min_effect)
+    row = _with_run_test(row, test, margin, design, alpha)
+    return decided(row, row.p_value or 1.0, alpha=alpha, min_effect=min_effect, p_same=row.p_same)
 
 
 def _against_spread(
-    a: Sequence[float], b: Sequence[float], between: float, spread: Spread, source: NoiseSource, alpha: float
-) -> tuple[RatioEstimate, float, str, float]:
-    """Run figures tested against a spread known from other runs: estimate, p, basis text, detectable change."""
+    a: Sequence[float], b: Sequence[float], between: float, spread: Spread, source: NoiseSource
+) -> RunTest:
+    """Run figures tested against a spread known from other runs."""
     estimate, p_value, se = known_spread_log_ratio(a, b, between, spread.df)
     if source is NoiseSource.RUNS:
         basis = f"(runs {between:.1%} apart over the other side's {spread.runs})"
     else:
         basis = f"(runs {between:.1%} apart, {spread.runs} runs of the {source})"
-    return estimate, p_value, basis, detectable_change(se, spread.df, alpha=alpha, power=DETECTION_POWER)
+    return RunTest(estimate, p_value, basis, se, float(spread.df), between, len(a), len(b))
 
 
 def run_values_row(
     case_id: str, figure: Figure, a: float, b: float, spread: Spread, *, source: NoiseSource, alpha: float = ALPHA,
-    min_effect: float = MIN_EFFECT,
+    min_effect: float = MIN_EFFECT, margin: float = DEFAULT_EQUIVALENCE,
 ) -> FigureComparison:  # fmt: skip
     """A figure with one value per run (goodput, say), one run a side, tested against a known spread."""
-    estimate, p_value, basis, detectable = _against_spread([a], [b], spread.between, spread, source, alpha)
-    row = _comparison(
-        case_id, figure, Verdict.NO_CHANGE, "", 1, 1,
-        a=a, b=b, ratio=estimate.ratio, ci_low=estimate.low, ci_high=estimate.high, p_value=p_value,
-    )  # fmt: skip
-    row = replace(
-        row, a_center=a, b_center=b, noise=source, min_change=min_effect, basis=basis,
-        detectable=max(detectable, min_effect),
-    )  # fmt: skip
-    return decided(row, p_value, alpha=alpha, min_effect=min_effect)
+    test = _against_spread([a], [b], spread.between, spread, source)
+    return _one_value_row(
+        case_id, figure, [a], [b], test, alpha=alpha, min_effect=min_effect, margin=margin, source=source
+    )
 
 
-def decided(row: FigureComparison, p: float, *, alpha: float, min_effect: float, p_text: str = "") -> FigureComparison:
-    """The row's verdict at significance ``p`` (its own, or adjusted for the family it belongs to)."""
+def decided(
+    row: FigureComparison, p: float, *, alpha: float, min_effect: float, p_text: str = "", p_same: float | None = None
+) -> FigureComparison:
+    """The row's answer at significance ``p`` of a change and ``p_same`` of "the same within +-margin".
+
+    Each p is the row's own, or adjusted over the family it belongs to. Changed comes first: a
+    change past ``min_effect`` that the test finds is news even inside the margin.
+    """
     assert row.ratio is not None and row.ci_low is not None and row.ci_high is not None
     excludes_one = row.ci_low > 1 or row.ci_high < 1
     threshold = max(min_effect, row.min_change)
@@ -438,36 +522,86 @@ def decided(row: FigureComparison, p: float, *, alpha: float, min_effect: float,
     if p < alpha and excludes_one and material:
         better = (row.ratio > 1) == row.higher_is_better
         return replace(row, verdict=Verdict.IMPROVED if better else Verdict.REGRESSED, reason="")
-    if p >= alpha:
+    if p_same is not None and p_same < alpha:
+        return replace(row, verdict=Verdict.SAME, reason=f"within ±{row.margin:.0%}: {_same_interval(row, alpha)}")
+    if row.noise is NoiseSource.NONE and row.min_change == math.inf:
+        reason = (
+            f"{row.change:+.1%} in the requests of one run a side, which cannot tell a change from a second "
+            "server start: run 2 or more a side, or measure the spread once with bench noise"
+        )
+    elif p >= alpha:
         reason = (p_text or f"p = {p:.2g}") + (f" {row.basis}" if row.basis else "")
     elif not excludes_one:
         reason = "interval includes no change"
     elif threshold > min_effect:
-        reason = f"change below the {threshold:.0%} allowed for one run a side without a noise profile"
+        reason = f"change below the {threshold:.0%} you allowed for one run a side without a noise profile"
     else:
-        reason = f"change below {min_effect:.0%}"
-    return replace(row, verdict=Verdict.NO_CHANGE, reason=reason)
+        reason = f"change below {min_effect:.0%}, not shown within ±{row.margin:.0%}"
+    return replace(row, verdict=Verdict.UNDECIDED, reason=reason)
+
+
+def _same_interval(row: FigureComparison, alpha: float) -> str:
+    """The (1 - 2 alpha) interval two one-sided tests at alpha hold inside the margin."""
+    from scipy.stats import t as student_t
+
+    if row.log_se is None or row.ratio is None or row.df is None:
+        return ""
+    level = row.same_alpha if row.same_alpha is not None else alpha
+    half = float(student_t.ppf(1 - level, row.df)) * row.log_se
+    centre = math.log(row.ratio)
+    return f"{1 - 2 * level:.1%} interval {math.expm1(centre - half):+.1%} to {math.expm1(centre + half):+.1%}"
+
+
+def _adjust(raw: Sequence[float], method: Multiplicity) -> list[float]:
+    if method is Multiplicity.HOLM:
+        return holm_adjust(raw)
+    if method is Multiplicity.BH:
+        return bh_adjust(raw)
+    return list(raw)
 
 
 def adjusted(
     rows: Sequence[FigureComparison], method: Multiplicity, *, alpha: float, min_effect: float
 ) -> list[FigureComparison]:
-    """Every tested row decided again at its p adjusted over the family of tested rows."""
+    """Every tested row decided again at its p-values adjusted over the family of tested rows.
+
+    The p of a change and the p of "the same" are two families of the same tests, each adjusted
+    alike: with 50 figures at once, "the same" is as easily claimed by luck as "changed".
+    """
     method = Multiplicity(method)
     tested = [i for i, row in enumerate(rows) if row.p_value is not None and row.verdict in TESTED]
     raw = [rows[i].p_value or 0.0 for i in tested]
-    if method is Multiplicity.HOLM:
-        family = holm_adjust(raw)
-    elif method is Multiplicity.BH:
-        family = bh_adjust(raw)
-    else:
-        family = list(raw)
+    family = _adjust(raw, method)
+    same_at = [i for i in tested if rows[i].p_same is not None]
+    same_family = dict(zip(same_at, _adjust([rows[i].p_same or 0.0 for i in same_at], method), strict=True))
     out = list(rows)
     for i, p_raw, p_adj in zip(tested, raw, family, strict=True):
         text = (
             f"p = {p_raw:.2g}, {method} {p_adj:.2g} over {len(tested)} tests" if method is not Multiplicity.NONE else ""
         )
-        out[i] = decided(replace(rows[i], p_adjusted=p_adj), p_adj, alpha=alpha, min_effect=min_effect, p_text=text)
+        row = replace(rows[i], p_adjusted=p_adj, p_same_adjusted=same_family.get(i))
+        out[i] = decided(row, p_adj, alpha=alpha, min_effect=min_effect, p_text=text, p_same=same_family.get(i))
+    return out
+
+
+def with_more_runs(rows: Sequence[FigureComparison], *, alpha: float, min_effect: float) -> list[FigureComparison]:
+    """Each undecided row with the runs a side that would decide it (``bench.decide.plan.runs_to_decide``).
+
+    The change the runs showed is taken as the truth and the spread between runs as measured; a
+    row with no spread between runs has no count (it needs runs, or a profile, first).
+    """
+    from bench.decide.plan import runs_to_decide
+
+    out = []
+    for row in rows:
+        if row.verdict is Verdict.UNDECIDED and row.spread is not None and row.ratio and row.ratio > 0:
+            needed = runs_to_decide(
+                round(row.spread, 4), round(row.ratio - 1, 3), margin=row.margin, min_effect=min_effect, alpha=alpha
+            )
+            more = None if needed is None else max(1, needed - min(row.runs_a, row.runs_b))
+            words = f"about {more} more run(s) a side would decide it" if more else "more than 100 runs a side"
+            row = replace(row, more_runs=more, reason=f"{row.reason}; {words}" if row.reason else words)
+        out.append(row)
     return out
 
 
@@ -554,7 +688,7 @@ def compare_record_sets(
     """
     settings = settings or CompareSettings()
     alpha, min_effect, allowance, force = settings.alpha, settings.min_effect, settings.allowance, settings.force
-    adjustment = settings.adjustment
+    adjustment, margin, design = settings.adjustment, settings.margin, settings.design
     if noise is not None and noise.model and a.model and noise.model != a.model:
         raise ConfigError(
             f"the noise profile {noise.where} is of {noise.model}, the runs of {a.model}: measure one for this model"
@@ -595,27 +729,32 @@ def compare_record_sets(
                 spread, source = noise.spread(case_id, figure.name), noise.source
             if spread is None:
                 # one run on one side, three or more on the other: that side is an A/A group of its own
-                spread = _own_spread(in_a, in_b, figure)
+                spread = own_spread(in_a, in_b, figure)
                 source = NoiseSource.RUNS
             comparison = compare_figure(
                 case_id, figure, in_a, in_b, alpha=alpha, min_effect=min_effect,
-                spread=spread, spread_source=source, allowance=allowance,
+                spread=spread, spread_source=source, allowance=allowance, margin=margin, design=design,
             )  # fmt: skip
             if comparison.n_a or comparison.n_b:
                 results.append(comparison)
         if in_a and in_b:
             results.append(_throughput_row(case_id, in_a, in_b))
             if (slo := slo_from_json((defs_a.get(in_a[0].scenario) or {}).get("slo"))) is not None:
-                results.extend(_slo_rows(case_id, slo, in_a, in_b, alpha=alpha, min_effect=min_effect))
+                results.extend(
+                    _slo_rows(
+                        case_id, slo, in_a, in_b, alpha=alpha, min_effect=min_effect, margin=margin, design=design
+                    )
+                )
             if uses_cache(in_a) and uses_cache(in_b):
                 results.append(_cache_row(case_id, in_a, in_b))
             if (drafts := _draft_row(case_id, in_a, in_b)) is not None:
                 results.append(drafts)
     results = adjusted(results, adjustment, alpha=alpha, min_effect=min_effect)
-    return Comparison(a, b, tuple(results), tuple(differences), alpha, min_effect, adjustment, noise, allowance)
+    results = with_more_runs(results, alpha=alpha, min_effect=min_effect)
+    return Comparison(a, b, tuple(results), tuple(differences), alpha, min_effect, adjustment, noise, allowance, margin)
 
 
-def _own_spread(a: Sequence[RequestRecord], b: Sequence[RequestRecord], figure: Figure) -> Spread | None:
+def own_spread(a: Sequence[RequestRecord], b: Sequence[RequestRecord], figure: Figure) -> Spread | None:
     """The spread between the runs of the side with three or more, where the other side has one."""
     runs_a, runs_b = len({r.run_id for r in a}), len({r.run_id for r in b})
     if min(runs_a, runs_b) != 1 or max(runs_a, runs_b) < MIN_RUNS:
@@ -659,8 +798,9 @@ ATTAINMENT = Figure("slo_attainment", "SLO met", "%", True)
 
 
 def _slo_rows(
-    case_id: str, slo: Slo, a: Sequence[RequestRecord], b: Sequence[RequestRecord], *, alpha: float, min_effect: float
-) -> list[FigureComparison]:
+    case_id: str, slo: Slo, a: Sequence[RequestRecord], b: Sequence[RequestRecord], *, alpha: float,
+    min_effect: float, margin: float, design: SequentialDesign | None = None,
+) -> list[FigureComparison]:  # fmt: skip
     """Goodput and SLO attainment per run, where the case states an SLO.
 
     Goodput is tested where each side has several runs, all with goodput (a run in which no
@@ -677,7 +817,7 @@ def _slo_rows(
     several = len(tested_a) == len(goodput_a) >= 2 and len(tested_b) == len(goodput_b) >= 2
     return [
         # several runs a side, every one with goodput: tested run by run like pp and tg; else shown
-        runs_row(case_id, GOODPUT, tested_a, tested_b, alpha=alpha, min_effect=min_effect)
+        runs_row(case_id, GOODPUT, tested_a, tested_b, alpha=alpha, min_effect=min_effect, margin=margin, design=design)
         if several
         else _per_run_row(case_id, GOODPUT, goodput_a, goodput_b, missing),
         _per_run_row(

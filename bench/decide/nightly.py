@@ -46,11 +46,11 @@ from typing import IO, Any
 from bench.decide.compare import (
     ALPHA,
     DEFAULT_ADJUSTMENT,
-    DEFAULT_ALLOWANCE,
     FigureComparison,
     Verdict,
     adjusted,
     compare_figure,
+    own_spread,
     run_values_row,
 )
 from bench.decide.noise import NoiseSource, Spread, spreads_of
@@ -70,6 +70,13 @@ JUDGED_FIGURES = ("pp_tps", "tg_tps")
 MIN_EFFECT = 0.03
 HISTORY_WINDOW = 30
 MIN_NIGHTS_FOR_NOISE = 5
+# Before five nights give their spread, the smallest drop the gate looks at: two nights of one build
+# land several percent apart (tg 4.5 % between server starts here), which their requests cannot show.
+FIRST_NIGHTS_ALLOWANCE = 0.15
+# Two fresh runs make tonight three: enough for the spread between them where five nights have not
+# given one yet (bench.decide.compare.own_spread), and a pooled figure a single bad start cannot carry.
+DEFAULT_CONFIRM_RUNS = 2
+MAX_CONFIRM_RUNS = 10
 RECENT_NIGHTS = 3
 CHANGE_POINT_PERMUTATIONS = 199
 
@@ -92,11 +99,14 @@ class NightState(StrEnum):
     OK = "ok"
     SUSPECT = "suspect"  # a drop above the noise threshold once: watching, not paging
     REGRESSION = "regression"
+    # a drop past its threshold that the night's spread cannot tell from noise: neither good nor paged
+    INSUFFICIENT = "insufficient"
 
 
 class Severity(StrEnum):
     REGRESSION = "regression"
     SUSPECT = "suspect"
+    UNDECIDED = "undecided"  # past the threshold, not told from noise: what more runs would settle
 
 
 class FindingKind(StrEnum):
@@ -141,10 +151,14 @@ class NightlyVerdict:
     compared_with: str | None
     thresholds: dict[str, float] = field(default_factory=dict)
     headline: str = ""
+    confirmed_with: tuple[str, ...] = ()  # the fresh runs that re-measured flagged cases (--confirm-runs)
+    confirm_seconds: float = 0.0  # the server time they took
 
     @property
     def exit_code(self) -> ExitCode:
-        return ExitCode.REGRESSION if self.verdict == NightState.REGRESSION else ExitCode.OK
+        return {NightState.REGRESSION: ExitCode.REGRESSION, NightState.INSUFFICIENT: ExitCode.UNDECIDED}.get(
+            self.verdict, ExitCode.OK
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {"schema_version": NIGHTLY_SCHEMA, **asdict(self)}
@@ -163,6 +177,8 @@ class NightlyVerdict:
             compared_with=None if data.get("compared_with") is None else str(data["compared_with"]),
             thresholds=thresholds if isinstance(thresholds, dict) else {},
             headline=str(data.get("headline", "")),
+            confirmed_with=tuple(str(r) for r in data.get("confirmed_with") or ()),
+            confirm_seconds=float(data.get("confirm_seconds") or 0.0),
         )
 
 
@@ -263,26 +279,36 @@ class GateCheck:
     change: float | None  # relative, signed
     threshold: float
     p_value: float | None
+    verdict: Verdict = Verdict.UNDECIDED
+    margin: float = 0.0  # "the same within +-margin", where the verdict is SAME
+
+
+_STATE_WORDS = {
+    NightState.OK: "no regression",
+    NightState.SUSPECT: "a suspect drop",
+    NightState.REGRESSION: "REGRESSION",
+    NightState.INSUFFICIENT: "UNDECIDED (the night's spread cannot tell a drop from noise)",
+}
+_SEVERITY_ORDER = (Severity.REGRESSION, Severity.SUSPECT, Severity.UNDECIDED)
 
 
 def headline_text(summary: RunSummary, checks: Sequence[GateCheck], findings: Sequence[Finding], verdict: NightState,
                   compared: bool, nights: int = MIN_NIGHTS_FOR_NOISE) -> str:  # fmt: skip
     """'prompt 92 % of 5,136 t/s, generation 101 % of 219.71 t/s, no regression vs last good night (...)'.
 
-    What the gate decided and why: the figure that regressed, or the largest drop it saw and the
-    threshold that drop stayed under; never a p-value the gate did not decide on.
+    What the gate decided and why: the figure that regressed (or that it could not decide), or the
+    largest drop it saw and why that drop is no news: under its threshold, or the same within the
+    margin; never a drop past its threshold called "under" it.
     """
     throughput = [c for c in summary.baselines if c.figure in JUDGED_FIGURES]
     parts = [baseline_headline(throughput)] if any(c.ratio is not None for c in throughput) else []
-    state = {NightState.OK: "no regression", NightState.SUSPECT: "a suspect drop", NightState.REGRESSION: "REGRESSION"}[
-        verdict
-    ]
+    state = _STATE_WORDS[verdict]
     if not compared:
         parts.append(f"{state} (no earlier good night to compare with)")
         return ", ".join(parts)
     named = {f.name: f.label for f in FIGURES} | {GOODPUT.name: "goodput"}  # "pp", "tg", as the comparison names them
     if findings:
-        first = findings[0]
+        first = min(findings, key=lambda f: _SEVERITY_ORDER.index(f.severity))
         where = f"{first.case_id} " if first.case_id else ""
         change = f" {first.change * 100:+.1f} %" if first.change is not None else ""
         more = f", and {len(findings) - 1} more" if len(findings) > 1 else ""
@@ -292,9 +318,14 @@ def headline_text(summary: RunSummary, checks: Sequence[GateCheck], findings: Se
     if drops:
         worst = min(drops, key=lambda c: (c.change or 0) / c.threshold)
         p_text = f", p = {worst.p_value:.2g}" if worst.p_value is not None else ""
+        why = (
+            f"under its {worst.threshold * 100:.1f} % threshold"
+            if -(worst.change or 0) < worst.threshold
+            else f"past its {worst.threshold * 100:.1f} % threshold but the same within ±{worst.margin:.0%}"
+        )
         parts.append(
             f"{state} vs last good night (largest drop {worst.case_id} {named.get(worst.figure, worst.figure)} "
-            f"{(worst.change or 0) * 100:+.1f} %{p_text}, under its {worst.threshold * 100:.1f} % threshold)"
+            f"{(worst.change or 0) * 100:+.1f} %{p_text}, {why})"
         )
     else:
         parts.append(f"{state} vs last good night (no figure lower)")
@@ -314,6 +345,8 @@ class Evidence:
     earlier: tuple[Night, ...]  # the nights before tonight, oldest first
     last_good_records: tuple[RequestRecord, ...] | None  # the last good night's, None before the first
     spreads: Mapping[tuple[str, str], Spread]  # between the quiet nights of the window, per case and figure
+    # fresh runs of the flagged cases after a first judgement (--confirm-runs), each its own run id
+    confirmations: tuple[RequestRecord, ...] = ()
 
 
 def _last_good(earlier: Sequence[Night]) -> Night | None:
@@ -341,7 +374,7 @@ def gather(run_dir: Path, summary: RunSummary, history: Sequence[Night]) -> Evid
 
 
 def judge(
-    evidence: Evidence, *, min_effect: float = MIN_EFFECT, allowance: float = DEFAULT_ALLOWANCE
+    evidence: Evidence, *, min_effect: float = MIN_EFFECT, allowance: float = FIRST_NIGHTS_ALLOWANCE
 ) -> NightlyVerdict:
     """Judge tonight against the baselines, the last good night and the history: three rules, one verdict."""
     earlier = evidence.earlier
@@ -400,24 +433,37 @@ def _against_last_good(
             continue
         if evidence.last_good_records is not None:
             spec = next(f for f in FIGURES if f.name == figure)
+            before = [r for r in evidence.last_good_records if r.case_id == case_id]
+            # tonight, and the fresh runs that re-measured it where the first judgement flagged it
+            now = [r for r in (*evidence.records, *evidence.confirmations) if r.case_id == case_id]
+            spread, source = evidence.spreads.get((case_id, figure)), NoiseSource.HISTORY
+            if spread is None:
+                # before five nights: the confirmation runs' own spread, where there are enough of them
+                spread, source = own_spread(before, now, spec), NoiseSource.RUNS
             rows.append(
                 compare_figure(
-                    case_id, spec,
-                    [r for r in evidence.last_good_records if r.case_id == case_id],
-                    [r for r in evidence.records if r.case_id == case_id],
-                    min_effect=min_effect, spread=evidence.spreads.get((case_id, figure)),
-                    spread_source=NoiseSource.HISTORY, allowance=allowance,
+                    case_id, spec, before, now, min_effect=min_effect, spread=spread, spread_source=source,
                 )
             )  # fmt: skip
     previous = evidence.earlier[-1] if evidence.earlier else None
-    previous_suspects = {(f.case_id, f.figure) for f in (previous.findings if previous else ())}
+    previous_suspects = {
+        (f.case_id, f.figure) for f in (previous.findings if previous else ()) if f.severity is not Severity.UNDECIDED
+    }
+    confirmed = {r.case_id for r in evidence.confirmations}
+    confirm_runs = len({r.run_id for r in evidence.confirmations})
     checks, findings = [], []
     # every figure of the night is a test: held together as a comparison's are (false discovery rate)
     for comparison in adjusted(rows, DEFAULT_ADJUSTMENT, alpha=ALPHA, min_effect=min_effect):
         key = (comparison.case_id, comparison.figure)
         p_gate = comparison.p_adjusted if comparison.p_adjusted is not None else comparison.p_value
-        checks.append(GateCheck(comparison.case_id, comparison.figure, comparison.change, thresholds[key], p_gate))
-        finding = _gate(comparison, thresholds[key], key in previous_suspects, last_good)
+        checks.append(
+            GateCheck(
+                comparison.case_id, comparison.figure, comparison.change, thresholds[key], p_gate,
+                comparison.verdict, comparison.margin,
+            )
+        )  # fmt: skip
+        held = confirm_runs if comparison.case_id in confirmed else 0
+        finding = _gate(comparison, thresholds[key], key in previous_suspects, last_good, held)
         if finding is not None:
             findings.append(finding)
     return checks, findings
@@ -451,9 +497,12 @@ def _change_point_findings(
 
 
 def _state(findings: Sequence[Finding]) -> NightState:
-    if any(f.severity == Severity.REGRESSION for f in findings):
+    severities = {f.severity for f in findings}
+    if Severity.REGRESSION in severities:
         return NightState.REGRESSION
-    return NightState.SUSPECT if findings else NightState.OK
+    if Severity.SUSPECT in severities:
+        return NightState.SUSPECT
+    return NightState.INSUFFICIENT if severities else NightState.OK
 
 
 def _goodput_row(
@@ -489,11 +538,25 @@ def _night_from_summary(summary: RunSummary) -> dict[tuple[str, str], float]:
     return values
 
 
-def _gate(comparison: FigureComparison, threshold: float, was_suspect: bool, last_good: Night | None) -> Finding | None:
-    if comparison.verdict != Verdict.REGRESSED or comparison.change is None:
+def _gate(
+    comparison: FigureComparison, threshold: float, was_suspect: bool, last_good: Night | None, confirmed_by: int = 0
+) -> Finding | None:
+    """A finding for a drop past its threshold: regression, suspect, or undecided; None for no drop that counts.
+
+    ``confirmed_by``: fresh runs re-measured the case, and the drop is judged on them too; one that
+    holds on them pages at once, as a second night in a row would.
+    """
+    if comparison.change is None or -comparison.change < threshold:
         return None
     drop = -comparison.change
-    if drop < threshold:
+    if comparison.verdict is Verdict.UNDECIDED:
+        # past the threshold but not told from noise: said as such, never "under its threshold"
+        return Finding(
+            FindingKind.LAST_GOOD, Severity.UNDECIDED, comparison.figure, comparison.case_id, comparison.change,
+            f"{comparison.change:+.1%} vs last good night {last_good.run_id if last_good else '-'}, past the "
+            f"{threshold:.1%} threshold, but the nights' spread cannot tell it from noise ({comparison.reason})",
+        )  # fmt: skip
+    if comparison.verdict is not Verdict.REGRESSED:
         return None
     adjusted_p = f", {DEFAULT_ADJUSTMENT} {comparison.p_adjusted:.2g}" if comparison.p_adjusted is not None else ""
     basis = f" {comparison.basis}" if comparison.basis else " (requests; no night-to-night spread yet)"
@@ -504,6 +567,8 @@ def _gate(comparison: FigureComparison, threshold: float, was_suspect: bool, las
     )
     if drop >= 2 * threshold:
         severity, why = Severity.REGRESSION, f"large: at least twice the {threshold:.1%} noise threshold"
+    elif confirmed_by:
+        severity, why = Severity.REGRESSION, f"held on {confirmed_by} fresh run(s), above the {threshold:.1%} threshold"
     elif was_suspect:
         severity, why = Severity.REGRESSION, f"second night in a row above the {threshold:.1%} noise threshold"
     else:

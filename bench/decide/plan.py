@@ -16,6 +16,7 @@ smaller p of each, so read the plan as the least a side needs.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -83,6 +84,68 @@ def runs_needed(spread: float, change: float, *, alpha: float = 0.05, power: flo
         if welch_power(runs, spread, change, alpha) >= power:
             return runs
     return None
+
+
+DECIDE_TRIALS = 2000  # the share that decides to within about 1 point: enough to count runs by
+DECIDE_POWER = 0.8
+
+
+def decision_power(
+    runs: int, spread: float, change: float, *, margin: float, min_effect: float, alpha: float = 0.05,
+    trials: int = DECIDE_TRIALS,
+) -> float:  # fmt: skip
+    """The share of comparisons of ``runs`` a side that decide, when the true change is ``change``.
+
+    Decided is what ``bench.decide.compare.decided`` calls decided: *changed* (Welch p < alpha and
+    the change at least ``min_effect``) or *the same within +-margin* (two one-sided tests at
+    alpha). Simulated, seeded, with the statistics the comparison computes.
+    """
+    from scipy.stats import t as student_t
+
+    if runs < 2:
+        return 0.0
+    rng = np.random.default_rng(SEED)
+    a = rng.normal(0.0, spread, size=(trials, runs))
+    b = rng.normal(math.log1p(change), spread, size=(trials, runs))
+    va, vb = a.var(axis=1, ddof=1) / runs, b.var(axis=1, ddof=1) / runs
+    se = np.sqrt(va + vb)
+    diff = b.mean(axis=1) - a.mean(axis=1)
+    df = (va + vb) ** 2 / (va**2 / (runs - 1) + vb**2 / (runs - 1))
+    bound = math.log1p(margin)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p_change = 2 * student_t.sf(np.abs(diff) / se, df)
+        p_same = np.maximum(student_t.sf((diff + bound) / se, df), student_t.cdf((diff - bound) / se, df))
+    changed = (p_change < alpha) & (np.abs(np.expm1(diff)) >= min_effect)
+    return float(np.mean(changed | (p_same < alpha)))
+
+
+@functools.lru_cache(maxsize=512)
+def runs_to_decide(
+    spread: float, change: float, *, margin: float, min_effect: float, alpha: float = 0.05,
+    power: float = DECIDE_POWER,
+) -> int | None:  # fmt: skip
+    """The fewest runs a side at which a comparison decides a true ``change`` with ``power``; None past MAX_RUNS.
+
+    What "undecided, about N more runs a side" is counted by: the change the runs showed taken as
+    the truth, the spread between runs as measured. Bisected: the share that decides grows with
+    the runs.
+    """
+
+    def enough(runs: int) -> bool:
+        return decision_power(runs, spread, change, margin=margin, min_effect=min_effect, alpha=alpha) >= power
+
+    if spread <= 0:
+        return 2
+    if not enough(MAX_RUNS):
+        return None
+    low, high = 2, MAX_RUNS
+    while low < high:
+        middle = (low + high) // 2
+        if enough(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return low
 
 
 def make_plan(

@@ -32,10 +32,14 @@ Methods and where they come from:
   Scand. J. Statist. 1979), and Benjamini-Hochberg's step-up adjustment, which
   holds the false discovery rate (Benjamini & Hochberg, JRSS B 1995). Both give
   adjusted p-values, compared with alpha as a single test's would be.
+- "The same within +-E": two one-sided tests on the log ratio (Schuirmann, "A comparison of the
+  two one-sided tests procedure and the power approach for assessing the equivalence of average
+  bioavailability", J. Pharmacokinet. Biopharm. 1987).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -159,6 +163,26 @@ def detectable_change(se: float, df: float | None, *, alpha: float = 0.05, power
     else:
         k = float(student_t.ppf(1 - alpha / 2, df) + student_t.ppf(power, df))
     return float(np.expm1(k * se))
+
+
+def equivalence_p(diff: float, se: float, df: float | None, margin: float) -> float:
+    """p of "the same within +-margin": two one-sided tests on a log ratio (Schuirmann 1987).
+
+    ``diff`` is the log ratio B / A with standard error ``se`` (``df`` None: normal). The margin is
+    symmetric in logs, ``+-log(1 + margin)``, so "within 5 %" reads the same from either side.
+    The answer is the larger of the two one-sided p-values: below alpha, the (1 - 2 alpha)
+    interval lies inside the margin.
+    """
+    from scipy.stats import norm
+    from scipy.stats import t as student_t
+
+    bound = math.log1p(margin)
+    if se == 0:
+        return 0.0 if abs(diff) < bound else 1.0
+    dist = norm if df is None else student_t(df)
+    below = float(dist.sf((diff + bound) / se))  # H0: B / A at or under 1 / (1 + margin)
+    above = float(dist.cdf((diff - bound) / se))  # H0: B / A at or over 1 + margin
+    return max(below, above)
 
 
 def mann_whitney_p(a: Sequence[float], b: Sequence[float]) -> float:

@@ -20,6 +20,12 @@ answers differ are flagged: faster but saying something else is not the same.
 
 A variant whose server does not start, crashes or never gets healthy is reported
 with its log tail; the other variants' data is kept, and nothing is left running.
+
+``until_decided`` keeps adding blocks until every figure asked about (``decide``: pp and tg by
+default) is changed or the same within the margin, or ``max_blocks`` / ``max_time_s`` is spent.
+It looks after every second block, so each look has as many A-first as B-first blocks, and
+reads each look's p-values against all the looks the budget allows
+(``bench.decide.sequential``): looking often does not make an A/A "changed" more often.
 """
 
 from __future__ import annotations
@@ -30,16 +36,18 @@ import secrets
 import shlex
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from bench.decide.compare import Comparison, RunRef, compare_record_sets
+from bench.decide.compare import CHANGED, TESTED, CompareSettings, Comparison, RunRef, Verdict, compare_record_sets
+from bench.decide.sequential import SequentialDesign
 from bench.doors.children import run_command
 from bench.doors.redact import Redactor, flag_secrets
 from bench.errors import BenchError, ConfigError, EndpointError, ExitCode
+from bench.figures.throughput import FIGURES, GOODPUT
 from bench.flows.run import RunObserver, RunOptions, run_benchmark
 from bench.inputs.scenarios import split_command
 from bench.load.server import embedded_binary, embedded_server_args, names_a_model
@@ -47,6 +55,8 @@ from bench.store.run_dir import check_writable, read_records, read_run_meta, sce
 from bench.transport.health import HealthPolicy, HealthTimeout, wait_for_health
 
 AB_SCHEMA = 1
+DECIDED_FIGURES = ("pp_tps", "tg_tps")
+FIGURE_NAMES = tuple(str(f.name) for f in (*FIGURES, GOODPUT))
 
 
 class BlockOrder(StrEnum):
@@ -69,9 +79,18 @@ class AbPlan:
     blocks: int = 4
     order: BlockOrder = BlockOrder.ALTERNATE
     health_timeout_s: float = 600.0
+    settings: CompareSettings = field(default_factory=CompareSettings)
+    until_decided: bool = False  # add blocks until the figures in ``decide`` are decided, or the budget is spent
+    max_blocks: int = 20
+    max_time_s: float | None = None  # --until-decided: start no block after this long
+    decide: tuple[str, ...] = DECIDED_FIGURES
 
     def __post_init__(self) -> None:
         self.validate()
+
+    @property
+    def design(self) -> SequentialDesign | None:
+        return SequentialDesign.for_blocks(self.max_blocks) if self.until_decided else None
 
     def redactor(self) -> Redactor:
         flags = [flag for v in self.variants for flag in (*v.flags, *(v.switch_command or ()))]
@@ -89,6 +108,15 @@ class AbPlan:
             raise ConfigError(f"variant names must be unique; got {', '.join(names)}")
         if self.blocks < 1:
             raise ConfigError(f"--blocks must be at least 1; got {self.blocks}")
+        if self.until_decided:
+            SequentialDesign.for_blocks(self.max_blocks)  # refuses a budget that cannot decide
+            if self.max_time_s is not None and not 0 < self.max_time_s < float("inf"):
+                raise ConfigError(f"--max-time must be a positive number of seconds; got {self.max_time_s}")
+            unknown = sorted(set(self.decide) - set(FIGURE_NAMES))
+            if unknown or not self.decide:
+                raise ConfigError(
+                    f"--decide takes figures from {', '.join(FIGURE_NAMES)}; got {', '.join(unknown) or 'none'}"
+                )
         if self.order not in {o.value for o in BlockOrder}:
             raise ConfigError(f"--order must be one of {', '.join(BlockOrder)}; got {self.order!r}")
         if self.base.endpoint is None and any(v.switch_command for v in self.variants):
@@ -114,6 +142,7 @@ class AbResult:
     comparisons: tuple[Comparison, ...]  # each later variant against the first
     outputs_differ: bool | None  # None: not checked
     records: dict[str, list[Any]] = field(default_factory=dict)  # variant -> its pooled records
+    stopped: str = ""  # --until-decided: why it stopped (decided, or which budget was spent)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -184,14 +213,45 @@ def _server_options(plan: AbPlan, variant: Variant) -> RunOptions:
     )
 
 
-def run_ab(plan: AbPlan, observer: RunObserver | None = None) -> AbResult:
+LookObserver = Callable[[int, Sequence[Comparison]], None]
+
+
+def undecided_figures(comparisons: Sequence[Comparison], decide: Sequence[str]) -> list[str]:
+    """The asked figures (``case figure``) that are neither changed nor the same yet."""
+    return [
+        f"{f.case_id} {f.figure}"
+        for comparison in comparisons
+        for f in comparison.figures
+        if f.figure in decide and f.verdict in TESTED and f.verdict not in (*CHANGED, Verdict.SAME)
+    ]
+
+
+def _decided(comparisons: Sequence[Comparison], decide: Sequence[str]) -> bool:
+    asked = [f for c in comparisons for f in c.figures if f.figure in decide and f.verdict in TESTED]
+    return bool(comparisons) and bool(asked) and not undecided_figures(comparisons, decide)
+
+
+def run_ab(plan: AbPlan, observer: RunObserver | None = None, on_look: LookObserver | None = None) -> AbResult:
+    """Run the blocks (until decided, with ``plan.until_decided``), compare, and write ``ab.json``.
+
+    ``on_look`` hears each look of ``--until-decided`` (blocks so far, the comparisons then).
+    """
     check_writable(plan.base.results_dir)  # ab.json goes there after the last block: fail now, not then
     ab_id = f"ab-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
     redactor = plan.redactor()
     results = {v.name: VariantResult(v.name, redactor.text(shlex.join(v.flags))) for v in plan.variants}
     by_name = {v.name: v for v in plan.variants}
-    order = block_order([v.name for v in plan.variants], plan.blocks, plan.order, plan.base.seed)
-    for block, name in order:
+    blocks = plan.max_blocks if plan.until_decided else plan.blocks
+    order = block_order([v.name for v in plan.variants], blocks, plan.order, plan.base.seed)
+    design, started, stopped, done = plan.design, time.monotonic(), "", 0
+    for done, (block, name) in enumerate(order, start=1):
+        starts_pair = (done == 1 or order[done - 2][0] != block) and block % 2 == 0 and block > 0
+        out_of_time = plan.max_time_s is not None and time.monotonic() - started > plan.max_time_s
+        if design is not None and starts_pair and out_of_time:
+            # at a pair's start, so that the blocks run stay balanced (A B, B A)
+            stopped = f"--max-time {plan.max_time_s:g} s spent after {block} blocks: undecided"
+            done -= 1
+            break
         variant = by_name[name]
         outcome = results[name]
         try:
@@ -223,6 +283,17 @@ def run_ab(plan: AbPlan, observer: RunObserver | None = None) -> AbResult:
             command=tuple(meta.server["command"]) if meta.server else outcome.command,
             output_sha256=outcome.output_sha256 | ({sample["sha256"]} if sample.get("sha256") else set()),
         )
+        finished = block + 1
+        if design is not None and _block_ends(order, done) and design.looks_at(finished):
+            looked = _compare(plan, ab_id, results, {})
+            if on_look is not None:
+                on_look(finished, looked)
+            if _decided(looked, plan.decide):
+                stopped = f"decided after {finished} blocks"
+                break
+    if design is not None and not stopped:
+        stopped = f"--max-blocks {plan.max_blocks} spent: undecided"
+    order = order[:done]
     pooled: dict[str, list[Any]] = {}
     comparisons = _compare(plan, ab_id, results, pooled)
     hashes = [r.output_sha256 for r in results.values() if r.output_sha256]
@@ -236,12 +307,27 @@ def run_ab(plan: AbPlan, observer: RunObserver | None = None) -> AbResult:
         "order": [{"block": b, "variant": n} for b, n in order],
         "variants": [{**asdict(r), "output_sha256": sorted(r.output_sha256)} for r in results.values()],
         "outputs_differ": outputs_differ,
+        "until_decided": None
+        if design is None
+        else {
+            "looks": list(design.looks),
+            "decide": list(plan.decide),
+            "stopped": stopped,
+            "max_time_s": plan.max_time_s,
+        },
         "comparisons": [c.to_json() for c in comparisons],
     }
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(redactor.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
     os.replace(tmp, path)
-    return AbResult(ab_id, path, tuple(order), tuple(results.values()), tuple(comparisons), outputs_differ, pooled)
+    return AbResult(
+        ab_id, path, tuple(order), tuple(results.values()), tuple(comparisons), outputs_differ, pooled, stopped
+    )
+
+
+def _block_ends(order: Sequence[tuple[int, str]], done: int) -> bool:
+    """Whether the ``done``-th run of the order is the last of its block."""
+    return done == len(order) or order[done][0] != order[done - 1][0]
 
 
 def _compare(
@@ -264,8 +350,9 @@ def _compare(
         pooled[variant.name] = records
         sides.append((ref, records, scenario_definitions(read_run_meta(dirs[0]))))
     reference = sides[0]
+    settings = replace(plan.settings, design=plan.design)
     return [
-        compare_record_sets(reference[0], reference[1], reference[2], ref, records, defs)
+        compare_record_sets(reference[0], reference[1], reference[2], ref, records, defs, settings)
         for ref, records, defs in sides[1:]
         if reference[1] and records
     ]

@@ -13,12 +13,17 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench.decide.compare import DEFAULT_ALLOWANCE
 from bench.decide.nightly import (
+    DEFAULT_CONFIRM_RUNS,
+    FIRST_NIGHTS_ALLOWANCE,
+    MAX_CONFIRM_RUNS,
     MIN_EFFECT,
+    Evidence,
+    FindingKind,
     NightlyVerdict,
     apply_retention,
     gather,
@@ -28,24 +33,32 @@ from bench.decide.nightly import (
     protected_runs,
     write_verdict,
 )
-from bench.errors import ConfigError, ExitCode
+from bench.errors import BenchError, ConfigError, ExitCode
 from bench.flows.run import RunObserver, RunOptions, RunResult, run_benchmark
 from bench.report import DEFAULT_REPORTS_DIR
 from bench.report.render import render_run_report, render_trend_report
+from bench.store.run_dir import read_records
+
+CONFIRM_SUFFIX = "-confirm"  # their label: the label's nights are never confirmation runs
 
 
 @dataclass(frozen=True, slots=True)
 class NightlyOptions:
     run: RunOptions  # its label names the series of nights ("nightly" from the CLI)
     min_effect: float = MIN_EFFECT  # smallest drop that can count, as a fraction; noise can raise it
-    allowance: float = DEFAULT_ALLOWANCE  # smallest drop that can count before the nights give their spread
+    allowance: float = FIRST_NIGHTS_ALLOWANCE  # smallest drop that can count before the nights give their spread
     keep_runs: int | None = None  # retention: the newest N runs of the label
     keep_days: float | None = None  # retention: runs of the label younger than D days
     reports_dir: Path | None = DEFAULT_REPORTS_DIR  # None: no reports
+    # a drop past its threshold is measured again on this many fresh runs (server starts where the
+    # suite starts the server) before it pages; 0: page on the night alone (a second night confirms)
+    confirm_runs: int = DEFAULT_CONFIRM_RUNS
 
     def __post_init__(self) -> None:
         if not self.run.label:
             raise ConfigError("a nightly needs a label: its earlier nights are the runs with the same label")
+        if not 0 <= self.confirm_runs <= MAX_CONFIRM_RUNS:
+            raise ConfigError(f"--confirm-runs must be from 0 to {MAX_CONFIRM_RUNS}; got {self.confirm_runs}")
         if self.keep_runs is not None and self.keep_runs < 1:
             raise ConfigError(f"--keep-runs must be at least 1; got {self.keep_runs}")
         if self.keep_days is not None and not 0 < self.keep_days < math.inf:
@@ -82,13 +95,21 @@ def run_nightly(options: NightlyOptions, observer: RunObserver | None = None) ->
         history = nightly_history(run_options.results_dir, label, run_options.scenarios.name)
         evidence = gather(result.run_dir, result.summary, history)
         verdict = judge(evidence, min_effect=options.min_effect, allowance=options.allowance)
+        flagged = sorted({f.case_id for f in verdict.findings if f.kind is FindingKind.LAST_GOOD and f.case_id})
+        if flagged and options.confirm_runs:
+            verdict = _confirmed(options, evidence, flagged, observer)
         write_verdict(result.run_dir, verdict)
         protect = protected_runs(run_options.baselines) | {result.run_id}
         if verdict.compared_with:
             protect.add(verdict.compared_with)
-        removed = apply_retention(
-            run_options.results_dir, label, keep_runs=options.keep_runs, keep_days=options.keep_days, protect=protect
-        )
+        removed = [
+            path
+            for series in (label, f"{label}{CONFIRM_SUFFIX}")  # confirmation runs age out like the nights
+            for path in apply_retention(
+                run_options.results_dir, series, keep_runs=options.keep_runs, keep_days=options.keep_days,
+                protect=protect | set(verdict.confirmed_with),
+            )
+        ]  # fmt: skip
     reports: tuple[Path, ...] = ()
     if options.reports_dir is not None:
         reports = (
@@ -96,3 +117,36 @@ def run_nightly(options: NightlyOptions, observer: RunObserver | None = None) ->
             render_trend_report(run_options.results_dir, label, options.reports_dir, run_options.baselines),
         )
     return NightlyOutcome(result, verdict, tuple(removed), reports)
+
+
+def _confirmed(
+    options: NightlyOptions, evidence: Evidence, cases: list[str], observer: RunObserver | None
+) -> NightlyVerdict:
+    """Measure the flagged cases again on fresh runs and judge the night on them too."""
+    scenarios = {r.scenario for r in evidence.records if r.case_id in cases}
+    base = options.run
+    chosen = replace(base.scenarios, scenarios=tuple(s for s in base.scenarios.scenarios if s.name in scenarios))
+    runs, started, note = [], time.monotonic(), ""
+    for k in range(options.confirm_runs):
+        try:
+            run = run_benchmark(
+                replace(base, scenarios=chosen, label=f"{base.label}{CONFIRM_SUFFIX}", seed=base.seed + 1 + k),
+                observer,
+            )
+        except BenchError as exc:
+            # tonight's own run stands; the night is judged on the fresh runs that did finish
+            note = f"; a confirmation run failed: {exc}"
+            break
+        runs.append(run)
+    records = tuple(r for run in runs for r in read_records(run.run_dir) if r.case_id in cases)
+    verdict = judge(
+        replace(evidence, confirmations=records), min_effect=options.min_effect, allowance=options.allowance
+    )
+    seconds = time.monotonic() - started
+    return replace(
+        verdict,
+        confirmed_with=tuple(run.run_id for run in runs),
+        confirm_seconds=seconds,
+        headline=f"{verdict.headline} (judged again on {len(runs)} fresh run(s) of {len(cases)} flagged case(s), "
+        f"{seconds / 60:.1f} min{note})",
+    )

@@ -202,7 +202,7 @@ def forest(figures: Sequence[FigureComparison]) -> str | None:
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_yticks(range(len(rows)), [f"{f.case_id}  {f.label}" for f in rows], fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("change B vs A (%), 95 % CI; green improved, red regressed, grey no significant change")
+    ax.set_xlabel("change B vs A (%), 95 % CI; green improved, red regressed, grey same or undecided")
     ax.grid(axis="y", visible=False)
     return _svg(fig)
 

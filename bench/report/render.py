@@ -256,7 +256,10 @@ def render_comparison_report(
     name = f"compare-{comparison.a.run_id}-vs-{comparison.b.run_id}.html".replace(":", "-")
     path = _write(reports_dir, name, html)
     verdicts = {f.verdict for f in comparison.figures}
-    overall = next((v for v in (Verdict.REGRESSED, Verdict.IMPROVED) if v in verdicts), Verdict.NO_CHANGE)
+    overall = next(
+        (v for v in (Verdict.REGRESSED, Verdict.IMPROVED, Verdict.UNDECIDED, Verdict.SAME) if v in verdicts),
+        Verdict.NOT_COMPARABLE,
+    )
     update_index(
         reports_dir,
         {

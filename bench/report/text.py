@@ -6,7 +6,9 @@ print the same rows, so a figure reads the same wherever it is shown.
 
 from __future__ import annotations
 
-from bench.decide.compare import TESTED, Comparison, FigureComparison, Multiplicity, Verdict
+from collections.abc import Sequence
+
+from bench.decide.compare import CHANGED, TESTED, Comparison, FigureComparison, Multiplicity, Verdict
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
@@ -54,9 +56,15 @@ def comparison_rows(comparison: Comparison) -> list[list[str]]:
 def _verdict(f: FigureComparison) -> str:
     if f.reason and f.verdict in (Verdict.NOT_COMPARABLE, Verdict.NOT_TESTED):
         return f"{f.verdict} ({f.reason})"
-    if f.verdict == Verdict.NO_CHANGE and f.detectable is not None:
-        # what "no change" is worth: the change these data would have found (80 % power, at alpha)
-        return f"{f.verdict} (could find {f.detectable * 100:.1f} %)"
+    if f.verdict is Verdict.SAME:
+        return f"same within ±{f.margin:.0%}"
+    if f.verdict is Verdict.UNDECIDED:
+        # what it would take: more runs (counted as bench plan counts them), or a spread between runs first
+        if f.more_runs is not None:
+            return f"undecided (about {f.more_runs} more run{'s' if f.more_runs > 1 else ''} a side)"
+        if f.spread is None:
+            return "undecided (needs runs a side or a noise profile)"
+        return "undecided (more than 100 runs a side)"
     return str(f.verdict)
 
 
@@ -71,14 +79,8 @@ def headline(comparison: Comparison) -> str:
     parts = []
     for family in dict.fromkeys(FAMILIES.values()):
         rows = [f for f in comparison.figures if FAMILIES.get(f.figure) == family and f.verdict in TESTED]
-        if not rows:
-            continue
-        counts = [
-            f"{n} {verdict}"
-            for verdict in (Verdict.REGRESSED, Verdict.IMPROVED)
-            if (n := sum(f.verdict == verdict for f in rows))
-        ]
-        parts.append(f"{family} {', '.join(counts) if counts else 'no significant change'} of {len(rows)}")
+        if rows:
+            parts.append(f"{family} {family_answer(rows)}")
     if not parts:
         parts.append("nothing tested")
     adjustment = {
@@ -95,6 +97,40 @@ def headline(comparison: Comparison) -> str:
     if note := comparison.noise_note:
         text += f"; {note}"
     return text
+
+
+def family_answer(rows: Sequence[FigureComparison]) -> str:
+    """A family's answer: 'regressed -7.1 % (-9.0 to -5.2 %)', 'the same within ±5 %', 'undecided, about 6 more ...'.
+
+    One figure is answered in full; several as counts, with the largest change and the most runs
+    any undecided one needs.
+    """
+    changed = [f for f in rows if f.verdict in CHANGED]
+    same = [f for f in rows if f.verdict is Verdict.SAME]
+    undecided = [f for f in rows if f.verdict is Verdict.UNDECIDED]
+    of = f" of {len(rows)}" if len(rows) > 1 else ""
+    words = []
+    for verdict in CHANGED:
+        hits = [f for f in changed if f.verdict is verdict]
+        if hits:
+            largest = max(hits, key=lambda f: abs((f.ratio or 1) - 1))
+            interval = f"{_pct(largest.ci_low)} to {_pct(largest.ci_high)}".replace(" %", "")
+            count = f"{len(hits)}{of} {verdict}, largest" if len(rows) > 1 else str(verdict)
+            words.append(f"{count} {_pct(largest.ratio)} ({interval} %)")
+    if same:
+        count = f"{len(same)}{of} " if len(rows) > 1 else ""
+        words.append(f"{count}the same within ±{max(f.margin for f in same):.0%}")
+    if undecided:
+        count = f"{len(undecided)}{of} " if len(rows) > 1 else ""
+        needs = [f.more_runs for f in undecided]
+        if any(f.spread is None for f in undecided):
+            more = ""  # no spread between runs to count runs with: the comparison's note says what to do
+        elif None in needs:
+            more = ", more than 100 runs a side"
+        else:
+            more = f", about {max(n for n in needs if n is not None)} more runs a side"
+        words.append(f"{count}undecided{more}")
+    return "; ".join(words) if len(words) == 1 else ", ".join(words)
 
 
 def to_markdown(comparison: Comparison) -> str:
