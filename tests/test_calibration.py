@@ -31,7 +31,9 @@ NOMINAL_BOUND = 0.075
 
 @pytest.mark.parametrize("noise", [TG, PP, Noise(PP_CV, PP_RUN_CV, outlier_share=0.05)], ids=["tg", "pp", "pp-slowed"])
 @pytest.mark.parametrize(
-    "rule", [{"allowance": 0.15}, {"profile_runs": PROFILE_RUNS}, {"runs": 3}], ids=["allowance", "profile", "three-runs"]
+    "rule",
+    [{"allowance": 0.15}, {"profile_runs": PROFILE_RUNS}, {"runs": 3}],
+    ids=["allowance", "profile", "three-runs"],
 )
 def test_an_a_vs_a_is_called_changed_at_most_about_one_time_in_twenty(noise: Noise, rule: dict[str, float]) -> None:
     assert detection_rate(5, 0.0, noise, trials=1000, seed=1, **rule) <= NOMINAL_BOUND

@@ -240,7 +240,8 @@ def test_the_table_shows_the_figures_the_change_is_made_of(tmp_path: Path, capsy
     row = next(line for line in to_markdown(comparison).splitlines() if "| tg (t/s) |" in line)
     assert f"({tg.a_center:,.2f} -> {tg.b_center:,.2f})" in row
     assert f"{tg.p_value:.3g} ({tg.p_adjusted:.3g})" in row
-    assert main(["compare", "a", "b", "--results-dir", str(tmp_path), "--json", "--no-report", "--allowance", "10"]) == 0
+    argv = ["compare", "a", "b", "--results-dir", str(tmp_path), "--json", "--no-report", "--allowance", "10"]
+    assert main(argv) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["adjustment"] == "bh" and data["tests"] == comparison.tests
     assert "Benjamini-Hochberg-adjusted (false discovery rate) over" in headline(comparison)

@@ -22,11 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.decide.compare import ALPHA, DEFAULT_EQUIVALENCE, MIN_EFFECT
-from bench.decide.sequential import SequentialDesign
+from bench.decide.sequential import DEFAULT_MAX_BLOCKS, SequentialDesign
 from bench.decide.stats import bh_adjust
 from bench.devtools.calibration import PP_RUN_CV, TG_RUN_CV
 
-DEFAULT_MAX_BLOCKS = 20  # bench ab's --max-blocks
 QUICK_FAMILY = (TG_RUN_CV,) * 3 + (PP_RUN_CV,) * 3  # the quick set's pp and tg: 3 cases, two figures each
 
 
@@ -40,10 +39,11 @@ class Outcome:
 
 
 def simulate(
-    spreads: Sequence[float], shift: float, *, max_blocks: int = DEFAULT_MAX_BLOCKS, margin: float = DEFAULT_EQUIVALENCE,
-    min_effect: float = MIN_EFFECT, alpha: float = ALPHA, trials: int = 2000, seed: int = 0,
+    spreads: Sequence[float], shift: float, *, max_blocks: int = DEFAULT_MAX_BLOCKS,
+    margin: float = DEFAULT_EQUIVALENCE, min_effect: float = MIN_EFFECT, alpha: float = ALPHA, trials: int = 2000,
+    seed: int = 0,
 ) -> Outcome:  # fmt: skip
-    """``trials`` seeded --until-decided comparisons of figures with these spreads between runs, B moved by ``shift``."""
+    """``trials`` seeded --until-decided comparisons of figures this far apart between runs, B moved by ``shift``."""
     from scipy.stats import t as student_t
 
     design = SequentialDesign.for_blocks(max_blocks)

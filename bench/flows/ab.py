@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.decide.compare import CHANGED, TESTED, CompareSettings, Comparison, RunRef, Verdict, compare_record_sets
-from bench.decide.sequential import SequentialDesign
+from bench.decide.sequential import DEFAULT_MAX_BLOCKS, SequentialDesign
 from bench.doors.children import run_command
 from bench.doors.redact import Redactor, flag_secrets
 from bench.errors import BenchError, ConfigError, EndpointError, ExitCode
@@ -81,7 +81,7 @@ class AbPlan:
     health_timeout_s: float = 600.0
     settings: CompareSettings = field(default_factory=CompareSettings)
     until_decided: bool = False  # add blocks until the figures in ``decide`` are decided, or the budget is spent
-    max_blocks: int = 20
+    max_blocks: int = DEFAULT_MAX_BLOCKS
     max_time_s: float | None = None  # --until-decided: start no block after this long
     decide: tuple[str, ...] = DECIDED_FIGURES
 
