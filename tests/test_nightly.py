@@ -235,6 +235,31 @@ def test_the_headline_says_what_the_gate_decided_and_why() -> None:
     )
 
 
+def test_a_drop_past_its_threshold_is_never_called_under_it() -> None:
+    # Seen on eight identical nights: "tg -9.2 %, p = 0.46, under its 4.8 % threshold". A drop past
+    # the threshold the spread cannot tell from noise is undecided, and the night says so.
+    from bench.decide.compare import Verdict
+    from bench.decide.nightly import GateCheck, NightState, _gate, _state, headline_text
+    from bench.figures.summary import summarise_run
+    from tests.test_compare import _row
+
+    undecided = _row(0.46, ratio=0.908)  # -9.2 %, not significant
+    finding = _gate(undecided, 0.048, was_suspect=True, last_good=None)
+    assert finding is not None and finding.severity == "undecided" and "past the 4.8% threshold" in finding.detail
+    assert _state([finding]) is NightState.INSUFFICIENT
+    summary = summarise_run([])
+    text = headline_text(summary, [], [finding], NightState.INSUFFICIENT, compared=True)
+    assert text == "UNDECIDED (the night's spread cannot tell a drop from noise): c tg -9.2 % (last_good)"
+    assert "under" not in text
+    # a drop past the threshold that is nonetheless the same within the margin says that, not "under"
+    same = GateCheck("c", "tg_tps", -0.035, 0.03, 0.6, Verdict.SAME, 0.05)
+    ok = headline_text(summary, [same], [], NightState.OK, compared=True)
+    assert ok.endswith("tg -3.5 %, p = 0.6, past its 3.0 % threshold but the same within ±5%)")
+    # under the threshold, it is under: the words hold
+    small = _gate(_row(0.46, ratio=0.98), 0.048, was_suspect=False, last_good=None)
+    assert small is None
+
+
 def test_a_goodput_drop_under_the_slo_pages_like_a_tg_drop(
     fake: FakeLlamaServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

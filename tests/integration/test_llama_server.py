@@ -298,13 +298,16 @@ def test_a_vs_a_with_bench_ab_compares_server_starts_and_finds_them_close(tmp_pa
 
 
 def test_ab_starts_each_variant_detects_threads_and_survives_a_broken_one(tmp_path: Path) -> None:
-    from bench.decide.compare import Verdict
+    from bench.decide.compare import CompareSettings, Verdict
     from bench.flows.ab import AbPlan, Variant, run_ab
 
     plan = AbPlan(
         RunOptions(scenarios=scenario_set(AB_CASE), results_dir=tmp_path),  # type: ignore[arg-type]
         (Variant("t1", ("-t", "1")), Variant("t2", ("-t", "2")), Variant("broken", ("--no-such-flag",))),
         blocks=1,
+        # one start a side shows no spread between starts: the test's word that starts of this server
+        # land within 15 % of each other (the embedded server's land 4.5 % apart in tg, docs/statistics.md)
+        settings=CompareSettings(allowance=0.15),
     )
     result = run_ab(plan)
     t1, t2, broken = result.variants
