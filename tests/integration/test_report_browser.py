@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bench.decide.compare import compare_runs
+from bench.decide.compare import CompareSettings, compare_runs
 from bench.inputs.baselines import load_baselines
 from bench.report.render import render_comparison_report, render_run_report, render_trend_report
 from tests.factories import noisy_records, write_run
@@ -71,16 +71,22 @@ def test_run_report_renders_cleanly_and_tables_sort(browser: Any, tmp_path: Path
 def test_comparison_and_trend_reports_render_cleanly(browser: Any, tmp_path: Path) -> None:
     a = write_run(tmp_path / "r", noisy_records(8, pp_tps=650, tg_tps=72, cv=0.02, seed=1), label="a", started=1)
     b = write_run(tmp_path / "r", noisy_records(8, pp_tps=650, tg_tps=55, cv=0.02, seed=2), label="b", started=2)
-    compared = render_comparison_report(compare_runs(a, b), tmp_path / "reports")
+    # one run a side: the test's word that runs of this "server" land within 10 % (--allowance)
+    compared = render_comparison_report(compare_runs(a, b, CompareSettings(allowance=0.1)), tmp_path / "reports")
     page, errors, _ = open_report(browser, compared, tmp_path / "compare.png")
     assert errors == [] and page.locator("#plot-forest svg").count() == 1
     assert "regressed" in page.locator("#comparison").inner_text()
+    # and without it nothing is decided, which the page says in the table's words
+    undecided = render_comparison_report(compare_runs(b, a), tmp_path / "reports")
+    page, errors, _ = open_report(browser, undecided, tmp_path / "undecided.png")
+    assert errors == []
+    assert "undecided (needs runs a side or a noise profile)" in page.locator("#comparison").inner_text()
     write_nights(tmp_path / "nights", [72.0] * 10 + [65.0] * 6, build_change_at=10)
     trend = render_trend_report(tmp_path / "nights", "nightly", tmp_path / "reports")
     page, errors, _ = open_report(browser, trend, tmp_path / "trend.png")
     assert errors == [] and page.locator(".trend svg").count() >= 1
     index, errors, _ = open_report(browser, tmp_path / "reports" / "index.html", tmp_path / "index.png")
-    assert errors == [] and index.locator("#reports tbody tr").count() == 2
+    assert errors == [] and index.locator("#reports tbody tr").count() == 3  # two comparisons, one trend
 
 
 def test_hostile_strings_do_not_run_in_the_browser(browser: Any, tmp_path: Path) -> None:
