@@ -21,10 +21,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from bench.decide.noise import NoiseProfile, measure_profile
+from bench.decide.stats import welch_arrays
 from bench.errors import ConfigError
 
 MAX_RUNS = 100
@@ -66,16 +68,18 @@ def welch_power(runs: int, spread: float, change: float, alpha: float = 0.05, *,
 
     if runs < 2:
         return 0.0
+    diff, se, df = _simulated_runs(runs, spread, change, trials)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = 2 * student_t.sf(np.abs(diff / se), df)
+    return float(np.mean(np.where(se > 0, p < alpha, change != 0)))
+
+
+def _simulated_runs(runs: int, spread: float, change: float, trials: int) -> tuple[Any, Any, Any]:
+    """Welch's difference, standard error and degrees of freedom of ``trials`` seeded comparisons of log run figures."""
     rng = np.random.default_rng(SEED)
     a = rng.normal(0.0, spread, size=(trials, runs))
     b = rng.normal(math.log1p(change), spread, size=(trials, runs))
-    va, vb = a.var(axis=1, ddof=1) / runs, b.var(axis=1, ddof=1) / runs
-    se = np.sqrt(va + vb)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = (b.mean(axis=1) - a.mean(axis=1)) / se
-        df = (va + vb) ** 2 / (va**2 / (runs - 1) + vb**2 / (runs - 1))
-    p = 2 * student_t.sf(np.abs(t), df)
-    return float(np.mean(np.where(se > 0, p < alpha, change != 0)))
+    return welch_arrays(a, b)
 
 
 def runs_needed(spread: float, change: float, *, alpha: float = 0.05, power: float = 0.95) -> int | None:
@@ -104,13 +108,7 @@ def decision_power(
 
     if runs < 2:
         return 0.0
-    rng = np.random.default_rng(SEED)
-    a = rng.normal(0.0, spread, size=(trials, runs))
-    b = rng.normal(math.log1p(change), spread, size=(trials, runs))
-    va, vb = a.var(axis=1, ddof=1) / runs, b.var(axis=1, ddof=1) / runs
-    se = np.sqrt(va + vb)
-    diff = b.mean(axis=1) - a.mean(axis=1)
-    df = (va + vb) ** 2 / (va**2 / (runs - 1) + vb**2 / (runs - 1))
+    diff, se, df = _simulated_runs(runs, spread, change, trials)
     bound = math.log1p(margin)
     with np.errstate(divide="ignore", invalid="ignore"):
         p_change = 2 * student_t.sf(np.abs(diff) / se, df)

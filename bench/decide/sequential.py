@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bench.decide.stats import welch_arrays
 from bench.errors import ConfigError
 
 TRIALS = 20_000  # resolution 5e-5: fine enough for alpha 0.05 shared over a few dozen figures
@@ -95,11 +96,8 @@ def _null_minima(looks: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     two_sided = np.ones(TRIALS)
     one_sided = np.ones(TRIALS)
     for n in looks:
-        xa, xb = a[:, :n], b[:, :n]
-        va, vb = xa.var(axis=1, ddof=1) / n, xb.var(axis=1, ddof=1) / n
-        se = np.sqrt(va + vb)
-        df = (va + vb) ** 2 / ((va**2 + vb**2) / (n - 1))
-        t = (xb.mean(axis=1) - xa.mean(axis=1)) / se
+        diff, se, df = welch_arrays(a[:, :n], b[:, :n])
+        t = diff / se
         two_sided = np.minimum(two_sided, 2 * student_t.sf(np.abs(t), df))
         # the test of "the same" at a true change on the margin: one of its two tests is this central t
         one_sided = np.minimum(one_sided, student_t.sf(t, df))

@@ -115,13 +115,24 @@ def welch_standard_error(a: Sequence[float], b: Sequence[float]) -> tuple[float,
     la, lb = np.log(_as_array(a)), np.log(_as_array(b))
     if len(la) < 2 or len(lb) < 2:
         raise ValueError("Welch's test needs at least two groups a side")
-    diff = float(lb.mean() - la.mean())
-    va, vb = la.var(ddof=1) / len(la), lb.var(ddof=1) / len(lb)
-    se = float(np.sqrt(va + vb))
+    diff, se, df = welch_arrays(la, lb)
     if se == 0:
-        return diff, 0.0, float(len(la) + len(lb) - 2)
-    df = float((va + vb) ** 2 / (va**2 / (len(la) - 1) + vb**2 / (len(lb) - 1)))
-    return diff, se, df
+        return float(diff), 0.0, float(len(la) + len(lb) - 2)
+    return float(diff), float(se), float(df)
+
+
+def welch_arrays(a: Array, b: Array) -> tuple[Array, Array, Array]:
+    """Welch's difference B - A, standard error and degrees of freedom over the last axis, for many at once.
+
+    What ``welch_standard_error`` computes for one comparison, for the simulations that calibrate
+    and plan comparisons (``bench.decide.plan``, ``bench.decide.sequential``); ``df`` is nan where
+    both sides have no spread.
+    """
+    n_a, n_b = a.shape[-1], b.shape[-1]
+    va, vb = a.var(axis=-1, ddof=1) / n_a, b.var(axis=-1, ddof=1) / n_b
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = (va + vb) ** 2 / (va**2 / (n_a - 1) + vb**2 / (n_b - 1))
+    return b.mean(axis=-1) - a.mean(axis=-1), np.sqrt(va + vb), df
 
 
 def known_spread_log_ratio(

@@ -23,7 +23,7 @@ import numpy as np
 
 from bench.decide.compare import ALPHA, DEFAULT_EQUIVALENCE, MIN_EFFECT
 from bench.decide.sequential import DEFAULT_MAX_BLOCKS, SequentialDesign
-from bench.decide.stats import bh_adjust
+from bench.decide.stats import bh_adjust, welch_arrays
 from bench.devtools.calibration import PP_RUN_CV, TG_RUN_CV
 
 QUICK_FAMILY = (TG_RUN_CV,) * 3 + (PP_RUN_CV,) * 3  # the quick set's pp and tg: 3 cases, two figures each
@@ -58,11 +58,7 @@ def simulate(
     stopped = np.full(trials, max_blocks)
     live = np.ones(trials, bool)
     for n in design.looks:
-        xa, xb = a[:, :, :n], b[:, :, :n]
-        va, vb = xa.var(axis=2, ddof=1) / n, xb.var(axis=2, ddof=1) / n
-        se = np.sqrt(va + vb)
-        df = (va + vb) ** 2 / ((va**2 + vb**2) / (n - 1))
-        diff = xb.mean(axis=2) - xa.mean(axis=2)
+        diff, se, df = welch_arrays(a[:, :, :n], b[:, :, :n])
         p_change = 2 * student_t.sf(np.abs(diff) / se, df)
         p_same = np.maximum(student_t.sf((diff + bound) / se, df), student_t.cdf((diff - bound) / se, df))
         for trial in np.flatnonzero(live):
