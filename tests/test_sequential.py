@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from bench.devtools.testing.fake_server import FakeLlamaServer
 from bench.errors import ConfigError
 from bench.flows.ab import AbPlan, Variant, run_ab
 from bench.flows.run import RunOptions
-from bench.inputs.scenarios import parse_scenario_set
+from bench.inputs.scenarios import load_scenario_set, parse_scenario_set
 
 # 2,000 seeded trials: a share near 5 % has a standard error of 0.5 points; 2 points of slack is 4 of them
 SLACK = 0.02
@@ -49,6 +50,22 @@ def test_the_quick_sets_pp_and_tg_decide_a_fa_sized_change_within_the_default_bu
     assert fa.decided >= 0.95 - SLACK and fa.same <= 0.05
     aa = simulate(QUICK_FAMILY, 0.0, trials=1000, seed=4)
     assert aa.changed <= 0.05 + SLACK
+
+
+def test_each_case_is_decided_on_the_figures_it_is_for_unless_told_otherwise(tmp_path: Path) -> None:
+    quick = load_scenario_set("quick")
+    variants = (Variant("a", ()), Variant("b", ()))
+    plan = AbPlan(RunOptions(scenarios=quick, results_dir=tmp_path), variants, until_decided=True)
+    # long prompts answered in 16 tokens are pp cases; 128 tokens after a 128-token prompt, a tg case
+    assert sorted(plan.asked) == [
+        ("pp/p1024-o16-c1-d0", "pp_tps"),
+        ("pp/p256-o16-c1-d0", "pp_tps"),
+        ("tg/p128-o128-c1-d0", "tg_tps"),
+    ]
+    told = AbPlan(RunOptions(scenarios=quick, results_dir=tmp_path), variants, until_decided=True, decide=("tg_tps",))
+    assert {figure for _, figure in told.asked} == {"tg_tps"} and len(told.asked) == 3
+    short = AbPlan(RunOptions(scenarios=SET, results_dir=tmp_path), variants, until_decided=True)
+    assert sorted(short.asked) == [("tg/p40-o8-c1-d0", "pp_tps"), ("tg/p40-o8-c1-d0", "tg_tps")]  # short both ways
 
 
 SET = parse_scenario_set(
@@ -125,3 +142,38 @@ def test_until_decided_refuses_a_figure_it_does_not_know(tmp_path: Path) -> None
             until_decided=True,
             decide=("tps",),
         )
+
+
+def test_a_failed_run_still_ends_its_block_and_the_look_there_happens(tmp_path: Path, fake: FakeLlamaServer) -> None:
+    # a's switch command fails the second time it runs: a's run ends block 1 (a b, b a), so the look
+    # after block 2 must come without it, and the one after block 4 on three runs of a and four of b
+    (tmp_path / "switch.py").write_text(
+        "import pathlib, sys\n"
+        "count = pathlib.Path(sys.argv[1])\n"
+        "calls = int(count.read_text() or 0) + 1 if count.exists() else 1\n"
+        "count.write_text(str(calls))\n"
+        "sys.exit(3 if calls == int(sys.argv[2]) else 0)\n"  # fail on that call, 0: never
+    )
+    switch = (sys.executable, str(tmp_path / "switch.py"))
+    fake.config.jitter_cv = 0.005
+    plan = AbPlan(
+        RunOptions(scenarios=SET, endpoint=fake.url, results_dir=tmp_path / "results"),
+        (
+            Variant("a", (), (*switch, str(tmp_path / "a.count"), "2")),
+            Variant("b", (), (*switch, str(tmp_path / "b.count"), "0")),
+        ),
+        until_decided=True,
+        max_blocks=8,
+        decide=("tg_tps",),
+    )
+    looks: list[tuple[int, int]] = []  # (blocks, runs of a) at each look
+    observer = Speeds(fake, {"a": 200.0, "b": 200.0}, run_cv=0.005)
+
+    def look(blocks: int, comparisons: object) -> None:
+        looks.append((blocks, len(list((tmp_path / "results").glob("*-a-*")))))
+
+    result = run_ab(plan, observer, look)  # type: ignore[arg-type]
+    a, b = result.variants
+    assert a.failures == ("block 1: switch command for a exited 3: ",)
+    assert looks == [(2, 1), (4, 3)] and result.stopped == "decided after 4 blocks"
+    assert (len(a.runs), len(b.runs)) == (3, 4)

@@ -222,7 +222,7 @@ def export(args: argparse.Namespace) -> ExitCode:
 def ab(args: argparse.Namespace) -> ExitCode:
     from bench.cli.console import ConsoleObserver, comparison_table, show
     from bench.decide.compare import Comparison
-    from bench.flows.ab import DECIDED_FIGURES, AbPlan, Variant, parse_variant, run_ab, undecided_figures
+    from bench.flows.ab import AbPlan, Variant, parse_variant, run_ab, undecided_figures
     from bench.report.text import headline
 
     parsed = [parse_variant(text) for text in args.variant]
@@ -240,7 +240,7 @@ def ab(args: argparse.Namespace) -> ExitCode:
         until_decided=args.until_decided,
         max_blocks=args.max_blocks,
         max_time_s=args.max_time,
-        decide=tuple(args.decide.split(",")) if args.decide else DECIDED_FIGURES,
+        decide=tuple(args.decide.split(",")) if args.decide else (),
     )
     console = _console()
 
@@ -250,7 +250,7 @@ def ab(args: argparse.Namespace) -> ExitCode:
             _say(
                 console, f"after {blocks} blocks, {comparison.b.label} vs {comparison.a.label}: {headline(comparison)}"
             )
-        if left := undecided_figures(comparisons, plan.decide):
+        if left := undecided_figures(comparisons, plan.asked):
             _say(console, f"  undecided: {', '.join(left[:6])}{' ...' if len(left) > 6 else ''}")
 
     with ConsoleObserver(console) as observer:

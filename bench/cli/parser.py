@@ -13,9 +13,10 @@ from bench.decide.nightly import DEFAULT_CONFIRM_RUNS, MIN_NIGHTS_FOR_NOISE
 from bench.decide.nightly import FIRST_NIGHTS_ALLOWANCE as NIGHTLY_ALLOWANCE
 from bench.decide.nightly import MIN_EFFECT as NIGHTLY_MIN_EFFECT
 from bench.decide.noise import DEFAULT_PROFILE
-from bench.flows.ab import DECIDED_FIGURES, FIGURE_NAMES, AbPlan, BlockOrder
+from bench.flows.ab import FIGURE_NAMES, AbPlan, BlockOrder
 from bench.flows.capacity import DEFAULT_MAX_CONCURRENCY, DEFAULT_REQUESTS_PER_STREAM, DEFAULT_TARGET
 from bench.flows.noise import DEFAULT_PASSES, NOISE_LABEL
+from bench.inputs.scenarios import HEADLINE_OUTPUT_TOKENS, HEADLINE_PROMPT_TOKENS
 from bench.store.run_dir import GROUP_HELP
 from bench.version import __version__
 
@@ -126,7 +127,8 @@ def _nightly(nightly: argparse.ArgumentParser) -> None:
         "The nightly regression gate. Runs the scenario set (default: baseline), then judges it against "
         "(1) the baselines file with its tolerances, (2) the last good nightly (bootstrap CI and Mann-Whitney U, "
         "held against a threshold from the measured night-to-night noise: a drop of twice the threshold pages at "
-        "once, a smaller one only on the second night in a row), and (3) the nightly history with E-divisive "
+        "once, a smaller one after fresh runs of the flagged cases (--confirm-runs) show it holding, or with "
+        "--confirm-runs 0 on the second night in a row), and (3) the nightly history with E-divisive "
         "change points. Writes nightly.json into the run directory and a plain summary on stdout for cron mail. "
         "A lock in the results directory keeps two nightlies from overlapping."
     )
@@ -226,7 +228,8 @@ def _ab(ab: argparse.ArgumentParser) -> None:
         "--decide",
         metavar="FIGURES",
         help=f"--until-decided: the figures to decide, comma-separated, from {', '.join(FIGURE_NAMES)} "
-        f"(default {','.join(DECIDED_FIGURES)}: every case's)",
+        f"in every case (default: each case's own: pp where its prompt has {HEADLINE_PROMPT_TOKENS} tokens or more, "
+        f"tg where its answer has {HEADLINE_OUTPUT_TOKENS} or more)",
     )
 
 

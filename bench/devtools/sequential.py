@@ -25,8 +25,16 @@ from bench.decide.compare import ALPHA, DEFAULT_EQUIVALENCE, MIN_EFFECT
 from bench.decide.sequential import DEFAULT_MAX_BLOCKS, SequentialDesign
 from bench.decide.stats import bh_adjust, welch_arrays
 from bench.devtools.calibration import PP_RUN_CV, TG_RUN_CV
+from bench.inputs.scenarios import load_scenario_set
 
-QUICK_FAMILY = (TG_RUN_CV,) * 3 + (PP_RUN_CV,) * 3  # the quick set's pp and tg: 3 cases, two figures each
+
+def set_family(name: str) -> tuple[float, ...]:
+    """The spreads of the figures ``--until-decided`` waits for in a set: each case's own (pp, tg or both)."""
+    spread = {"pp_tps": PP_RUN_CV, "tg_tps": TG_RUN_CV}
+    return tuple(spread[figure] for case in load_scenario_set(name).cases() for figure in case.headline_figures)
+
+
+QUICK_FAMILY = set_family("quick")  # its two pp cases' pp and its tg case's tg
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +107,11 @@ def main() -> None:
     rows = (
         (f"tg alone ({TG_RUN_CV:.1%})", (TG_RUN_CV,)),
         (f"pp alone ({PP_RUN_CV:.1%})", (PP_RUN_CV,)),
-        (f"quick set: 3 tg ({TG_RUN_CV:.1%}) + 3 pp ({PP_RUN_CV:.1%})", QUICK_FAMILY),
+        (
+            f"quick set: {QUICK_FAMILY.count(TG_RUN_CV)} tg ({TG_RUN_CV:.1%}) + {QUICK_FAMILY.count(PP_RUN_CV)} pp "
+            f"({PP_RUN_CV:.1%})",
+            QUICK_FAMILY,
+        ),
     )
     for name, spreads in rows:
         for shift in (0.0, 0.03, 0.065):

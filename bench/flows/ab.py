@@ -36,7 +36,7 @@ import secrets
 import shlex
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -55,7 +55,6 @@ from bench.store.run_dir import check_writable, read_records, read_run_meta, sce
 from bench.transport.health import HealthPolicy, HealthTimeout, wait_for_health
 
 AB_SCHEMA = 1
-DECIDED_FIGURES = ("pp_tps", "tg_tps")
 FIGURE_NAMES = tuple(str(f.name) for f in (*FIGURES, GOODPUT))
 
 
@@ -83,10 +82,16 @@ class AbPlan:
     until_decided: bool = False  # add blocks until the figures in ``decide`` are decided, or the budget is spent
     max_blocks: int = DEFAULT_MAX_BLOCKS
     max_time_s: float | None = None  # --until-decided: start no block after this long
-    decide: tuple[str, ...] = DECIDED_FIGURES
+    decide: tuple[str, ...] = ()  # figures to decide in every case; (): each case's own (Case.headline_figures)
 
     def __post_init__(self) -> None:
         self.validate()
+
+    @property
+    def asked(self) -> frozenset[tuple[str, str]]:
+        """The (case id, figure) pairs ``--until-decided`` waits for."""
+        cases = self.base.scenarios.cases()
+        return frozenset((c.case_id, figure) for c in cases for figure in (self.decide or c.headline_figures))
 
     @property
     def design(self) -> SequentialDesign | None:
@@ -113,7 +118,7 @@ class AbPlan:
             if self.max_time_s is not None and not 0 < self.max_time_s < float("inf"):
                 raise ConfigError(f"--max-time must be a positive number of seconds; got {self.max_time_s}")
             unknown = sorted(set(self.decide) - set(FIGURE_NAMES))
-            if unknown or not self.decide:
+            if unknown:
                 raise ConfigError(
                     f"--decide takes figures from {', '.join(FIGURE_NAMES)}; got {', '.join(unknown) or 'none'}"
                 )
@@ -216,19 +221,19 @@ def _server_options(plan: AbPlan, variant: Variant) -> RunOptions:
 LookObserver = Callable[[int, Sequence[Comparison]], None]
 
 
-def undecided_figures(comparisons: Sequence[Comparison], decide: Sequence[str]) -> list[str]:
+def undecided_figures(comparisons: Sequence[Comparison], asked: Collection[tuple[str, str]]) -> list[str]:
     """The asked figures (``case figure``) that are neither changed nor the same yet."""
     return [
         f"{f.case_id} {f.figure}"
         for comparison in comparisons
         for f in comparison.figures
-        if f.figure in decide and f.verdict in TESTED and f.verdict not in (*CHANGED, Verdict.SAME)
+        if (f.case_id, f.figure) in asked and f.verdict in TESTED and f.verdict not in (*CHANGED, Verdict.SAME)
     ]
 
 
-def _decided(comparisons: Sequence[Comparison], decide: Sequence[str]) -> bool:
-    asked = [f for c in comparisons for f in c.figures if f.figure in decide and f.verdict in TESTED]
-    return bool(comparisons) and bool(asked) and not undecided_figures(comparisons, decide)
+def _decided(comparisons: Sequence[Comparison], asked: Collection[tuple[str, str]]) -> bool:
+    tested = [f for c in comparisons for f in c.figures if (f.case_id, f.figure) in asked and f.verdict in TESTED]
+    return bool(comparisons) and bool(tested) and not undecided_figures(comparisons, asked)
 
 
 def run_ab(plan: AbPlan, observer: RunObserver | None = None, on_look: LookObserver | None = None) -> AbResult:
@@ -243,7 +248,7 @@ def run_ab(plan: AbPlan, observer: RunObserver | None = None, on_look: LookObser
     by_name = {v.name: v for v in plan.variants}
     blocks = plan.max_blocks if plan.until_decided else plan.blocks
     order = block_order([v.name for v in plan.variants], blocks, plan.order, plan.base.seed)
-    design, started, stopped, done = plan.design, time.monotonic(), "", 0
+    design, started, stopped, done, asked = plan.design, time.monotonic(), "", 0, plan.asked
     for done, (block, name) in enumerate(order, start=1):
         starts_pair = (done == 1 or order[done - 2][0] != block) and block % 2 == 0 and block > 0
         out_of_time = plan.max_time_s is not None and time.monotonic() - started > plan.max_time_s
@@ -273,22 +278,23 @@ def run_ab(plan: AbPlan, observer: RunObserver | None = None, on_look: LookObser
         except ConfigError:
             raise  # the plan itself is wrong: stop before wasting every block
         except BenchError as exc:
+            # a failed run still ends its block: the look that falls there happens on the runs there are
             results[name] = replace(outcome, failures=(*outcome.failures, redactor.text(f"block {block}: {exc}")))
-            continue
-        meta = read_run_meta(result.run_dir)
-        sample = meta.output_sample or {}
-        results[name] = replace(
-            outcome,
-            runs=(*outcome.runs, result.run_id),
-            command=tuple(meta.server["command"]) if meta.server else outcome.command,
-            output_sha256=outcome.output_sha256 | ({sample["sha256"]} if sample.get("sha256") else set()),
-        )
+        else:
+            meta = read_run_meta(result.run_dir)
+            sample = meta.output_sample or {}
+            results[name] = replace(
+                outcome,
+                runs=(*outcome.runs, result.run_id),
+                command=tuple(meta.server["command"]) if meta.server else outcome.command,
+                output_sha256=outcome.output_sha256 | ({sample["sha256"]} if sample.get("sha256") else set()),
+            )
         finished = block + 1
         if design is not None and _block_ends(order, done) and design.looks_at(finished):
             looked = _compare(plan, ab_id, results, {})
             if on_look is not None:
                 on_look(finished, looked)
-            if _decided(looked, plan.decide):
+            if _decided(looked, asked):
                 stopped = f"decided after {finished} blocks"
                 break
     if design is not None and not stopped:
@@ -311,7 +317,7 @@ def run_ab(plan: AbPlan, observer: RunObserver | None = None, on_look: LookObser
         if design is None
         else {
             "looks": list(design.looks),
-            "decide": list(plan.decide),
+            "decide": sorted(f"{case_id} {figure}" for case_id, figure in asked),
             "stopped": stopped,
             "max_time_s": plan.max_time_s,
         },

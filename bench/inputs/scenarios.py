@@ -45,6 +45,10 @@ class Pattern(StrEnum):
 PATTERNS: tuple[Pattern, ...] = tuple(Pattern)
 
 
+HEADLINE_PROMPT_TOKENS = 256  # a prompt from this long is a pp figure of its own (the quick set's shortest pp case)
+HEADLINE_OUTPUT_TOKENS = 32  # an answer from this long is a tg figure of its own
+
+
 @dataclass(frozen=True, slots=True)
 class Case:
     """One measured combination of a scenario's axes."""
@@ -84,6 +88,21 @@ class Case:
         turns = f"-t{self.turns}" if self.turns > 1 else ""
         shared = f"-k{self.prefixes}x{self.prefix_tokens}" if self.prefixes else ""
         return base + turns + shared
+
+    @property
+    def headline_figures(self) -> tuple[str, ...]:
+        """The throughput figures this case is for: pp where its prompt is long enough to time, tg where its
+        answer is. A 512-token prompt answered in 8 tokens is a pp case; its tg, 7 gaps, is a by-product
+        that lands far apart between runs, and waiting for it to be decided would cost blocks for nothing."""
+        figures = tuple(
+            name
+            for name, enough in (
+                ("pp_tps", self.prompt_tokens >= HEADLINE_PROMPT_TOKENS),
+                ("tg_tps", self.output_tokens >= HEADLINE_OUTPUT_TOKENS),
+            )
+            if enough
+        )
+        return figures or ("pp_tps", "tg_tps")  # a case short both ways: both, as it is
 
     @property
     def uses_prompt_cache(self) -> bool:
