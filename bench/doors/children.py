@@ -32,6 +32,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from bench.doors import kernel
+
 PR_SET_PDEATHSIG = 1
 WATCHDOG_SHELL = "/bin/sh"
 # $1 is the group to end. `read` returns when the suite's end of the pipe closes: at its exit,
@@ -241,20 +243,11 @@ def describe_exit(returncode: int | None) -> str:
 def wait_gone(pids: Sequence[int], timeout_s: float) -> bool:
     """Whether every pid has exited (or become a zombie) within ``timeout_s``; for tests and checks."""
     deadline = time.monotonic() + timeout_s
-    while any(_running(_stat(str(pid))) for pid in pids):
+    while any(_running(kernel.process_stat(pid)) for pid in pids):
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.02)
     return True
-
-
-def _stat(entry: str) -> list[str] | None:
-    """A process's /proc stat fields after its command's name (state, ppid, pgrp, ...); None once it is gone."""
-    try:
-        with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
-            return stat.read().rsplit(")", 1)[-1].split()
-    except OSError:
-        return None
 
 
 def _running(fields: list[str] | None) -> bool:
@@ -263,7 +256,7 @@ def _running(fields: list[str] | None) -> bool:
 
 
 def _running_in_group(entry: str, group: int) -> bool:
-    fields = _stat(entry)
+    fields = kernel.process_stat(entry)
     return _running(fields) and fields is not None and len(fields) > 2 and fields[2] == str(group)
 
 

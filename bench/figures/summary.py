@@ -51,6 +51,7 @@ from bench.telemetry.figures import (
     case_gpu_figures,
     run_vram_peak_gib,
 )
+from bench.telemetry.host import HostConditions
 from bench.telemetry.samples import GpuSample
 from bench.transport.lag import ClientLag
 
@@ -131,6 +132,8 @@ class CaseSummary:
     drafts: DraftSummary | None = None
     # how long the client's event loop kept a ready callback waiting while the case ran
     client_lag: ClientLag | None = None
+    # what else the machine did meanwhile: CPU time by the suite, the server and everything else
+    conditions: HostConditions | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,8 +270,10 @@ def summarise_case(
     slo: Slo | None = None,
     lag: ClientLag | None = None,
     worker_notes: Sequence[str] = (),
+    conditions: HostConditions | None = None,
 ) -> CaseSummary:
-    """One case's figures; ``worker_notes``: what befell its load workers (one that died, a clock that moved)."""
+    """One case's figures; ``worker_notes``: what befell its load workers (one that died, a clock that moved);
+    ``conditions``: what else the machine did while it ran."""
     measured = [r for r in records if not r.warmup]
     ok = [r for r in measured if r.ok]
     first = measured[0] if measured else records[0]
@@ -281,8 +286,10 @@ def summarise_case(
     ttfct, reasoning_share, reasoning_notes = _reasoning(ok)
     delays, schedule_notes = _schedule(measured, first.concurrency)
     notes += length_notes + reasoning_notes + schedule_notes
+    if conditions is not None and conditions.disturbed:
+        notes.append(conditions.sentence())
     if lag is not None and lag.too_late:
-        notes.append(lag.sentence())
+        notes.append(lag.sentence(starved=conditions is not None and conditions.client_starved))
     notes.extend(worker_notes)
     drafts = summarise_drafts(records)
     if drafts is not None:
@@ -337,6 +344,7 @@ def summarise_case(
         cache=cache,
         drafts=drafts,
         client_lag=lag,
+        conditions=conditions,
         ttft_from_schedule_ms=Distribution.of([v for r in ok if (v := r.ttft_from_schedule_ms) is not None]),
         e2e_from_schedule_ms=Distribution.of([v for r in ok if (v := r.e2e_from_schedule_ms) is not None]),
     )
@@ -352,15 +360,23 @@ def summarise_run(
     slos: Mapping[str, Slo] | None = None,
     lags: Mapping[str, ClientLag] | None = None,
     worker_notes: Mapping[str, Sequence[str]] | None = None,
+    conditions: Mapping[str, HostConditions] | None = None,
 ) -> RunSummary:
     """The run's figures; ``slos``: each scenario's SLO by scenario name, where it states one."""
     by_case: dict[str, list[RequestRecord]] = {}
     for record in records:
         by_case.setdefault(record.case_id, []).append(record)
     slos = slos or {}
-    lags = lags or {}
+    lags, conditions = lags or {}, conditions or {}
     cases = tuple(
-        summarise_case(case_id, rs, slos.get(rs[0].scenario), lags.get(case_id), (worker_notes or {}).get(case_id, ()))
+        summarise_case(
+            case_id,
+            rs,
+            slos.get(rs[0].scenario),
+            lags.get(case_id),
+            (worker_notes or {}).get(case_id, ()),
+            conditions.get(case_id),
+        )
         for case_id, rs in by_case.items()
     )
     gpu = tuple(case_gpu_figures(case_id, rs, gpu_samples) for case_id, rs in by_case.items()) if gpu_samples else ()
@@ -424,5 +440,10 @@ def summarise_stored(
             case_id: [str(note) for note in workers.get("notes") or ()]
             for case_id, workers in (meta.workers or {}).items()
             if isinstance(workers, dict)
+        },
+        conditions={
+            case_id: conditions
+            for case_id, raw in (meta.conditions or {}).items()
+            if (conditions := HostConditions.from_json(raw)) is not None
         },
     )

@@ -52,6 +52,7 @@ from bench.load.workload import CasePrompts, PromptBuilder
 from bench.records import RequestRecord
 from bench.store.meta import RunFile, RunStatus
 from bench.store.run_dir import DEFAULT_RESULTS_DIR, RunStore, TelemetryLogs, check_writable, read_gpu_samples
+from bench.telemetry.host import HostConditions, HostSampler, ServerPlace
 from bench.telemetry.sampler import GpuSource, TelemetryConfig, TelemetrySampler
 from bench.transport.client import DEFAULT_MAX_BODY_BYTES, ChatClient, is_loopback
 from bench.transport.lag import ClientLag
@@ -215,6 +216,7 @@ class _Run:
         self.redactor = options.redactor()
         self.builder: PromptBuilder | None = None  # later turns of conversations are built while the load runs
         self.lags: dict[str, ClientLag] = {}  # the client's own lag, per case measured so far
+        self.conditions: dict[str, HostConditions] = {}  # what else the machine did, per case measured so far
         self.server_here = options.endpoint is None or is_loopback(options.endpoint)  # a core is the server's
         self.workers: dict[str, dict[str, object]] = {}  # where each case's workers ran, and what befell them
         self.workers_notes: dict[str, tuple[str, ...]] = {}  # every share's, for a case run in rounds
@@ -411,11 +413,14 @@ class _Run:
             for number, (case, prompts) in enumerate(zip(self.cases, prepared, strict=True))
         ]
         outcomes: dict[int, list[CaseOutcome]] = {}
+        host = self._host_sampler()
         try:
             async with asyncio.timeout_at(deadline):
                 for share in shares:
                     case = self.cases[share.case]
                     observer.case_started(case)
+                    if host is not None:
+                        host.start()
                     if (options.ray_address is not None or self._workers_for(case) > 1) and supports(case):
                         outcome = await self._in_workers(client, runners[share.case], share, prepared[share.case], sink)
                     else:
@@ -423,6 +428,10 @@ class _Run:
                             share.indices, warm=share.first, round_number=share.round
                         )
                     outcomes.setdefault(share.case, []).append(outcome)
+                    if host is not None and (conditions := host.stop()) is not None:
+                        earlier = self.conditions.get(case.case_id)
+                        self.conditions[case.case_id] = earlier.merged(conditions) if earlier else conditions
+                        store.write_meta(conditions={k: v.to_json() for k, v in self.conditions.items()})
                     if not share.last:
                         continue
                     outcome = combined(outcomes[share.case], self.cases[share.case].case_id)
@@ -434,7 +443,12 @@ class _Run:
                         observer.message(f"note: {case.case_id}: no request of this case ended")
                         continue
                     summary = summarise_case(
-                        case.case_id, case_records, case.slo, self.lags.get(case.case_id), self._worker_notes(case)
+                        case.case_id,
+                        case_records,
+                        case.slo,
+                        self.lags.get(case.case_id),
+                        self._worker_notes(case),
+                        self.conditions.get(case.case_id),
                     )
                     observer.case_done(case, summary, outcome)
                     if outcome.stopped_by_deadline:
@@ -556,7 +570,20 @@ class _Run:
             slos={s.name: s.slo for s in self.options.scenarios.scenarios if s.slo is not None},
             lags=self.lags,
             worker_notes={case.case_id: self._worker_notes(case) for case in self.cases},
+            conditions=self.conditions,
         )
+
+    def _host_sampler(self) -> HostSampler | None:
+        """The server's CPU time is told apart where the suite started it; a loopback one it did not is unseen.
+
+        None with Ray: the load workers are the cluster's processes, not this one's children, and the
+        split would count them as the machine's others.
+        """
+        if self.options.ray_address is not None:
+            return None
+        if self.server is not None:
+            return HostSampler(self.server.pid, ServerPlace.STARTED)
+        return HostSampler(None, ServerPlace.UNSEEN if self.server_here else ServerPlace.ELSEWHERE)
 
     def _worker_notes(self, case: Case) -> tuple[str, ...]:
         return self.workers_notes.get(case.case_id, ())

@@ -85,6 +85,7 @@ class RunMeta:
     telemetry: JsonObject | None = None
     client_lag: JsonObject | None = None  # case id -> the client's own event-loop lag
     workers: JsonObject | None = None  # case id -> where its workers ran and what befell them
+    conditions: JsonObject | None = None  # case id -> what else the machine did meanwhile (HostConditions)
     output_sample: JsonObject | None = None
     extra: JsonObject = field(default_factory=dict)  # keys this version does not know, kept
 

@@ -40,11 +40,19 @@ class ClientLag:
     def too_late(self) -> bool:
         return self.p99_ms > LAG_LIMIT_MS
 
-    def sentence(self) -> str:
+    def sentence(self, starved: bool = False) -> str:
+        """The note on a late client, with what helps: more client processes if the client was busy,
+        a core of its own if it was ``starved`` (the machine full, the client itself using little)."""
         rate = f" while handling {self.token_events_per_s:,.0f} token events/s" if self.token_events_per_s else ""
+        helps = (
+            "the client waited for a CPU the server and other processes held: leave it a core (fewer server "
+            "threads, -t, or the server pinned with taskset), more client processes cannot help"
+            if starved
+            else "spread the streams over client processes (--workers N) or machines"
+        )
         return (
             f"client lag p99 {self.p99_ms:,.1f} ms{rate}: TTFT and ITL may read up to that late at p99 "
-            "(the client, not the server); spread the streams over client processes (--workers N) or machines"
+            f"(the client, not the server); {helps}"
         )
 
     def to_json(self) -> dict[str, float | int | None]:

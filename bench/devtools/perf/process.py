@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.doors import kernel
+
 # Each tool under test runs on one core; the truth server and this harness on the other.
 TOOL_CORE, SERVER_CORE = 1, 0
 
@@ -27,23 +29,13 @@ class Usage:
 
 def tree_rss_bytes(root_pid: int) -> int:
     """Resident memory of a process and all its descendants, from /proc."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
     page = os.sysconf("SC_PAGE_SIZE")
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            with open(f"/proc/{entry}/statm") as f:
-                rss[int(entry)] = int(f.read().split()[1]) * page
-            children.setdefault(int(fields[1]), []).append(int(entry))
-    total, todo = 0, [root_pid]
-    while todo:
-        pid = todo.pop()
-        total += rss.get(pid, 0)
-        todo.extend(children.get(pid, []))
+    total = 0
+    for pid in kernel.descendants(root_pid, kernel.processes()):
+        statm = kernel.read(f"/proc/{pid}/statm")
+        fields = statm.split() if statm else []
+        if len(fields) > 1 and fields[1].isdigit():
+            total += int(fields[1]) * page
     return total
 
 
