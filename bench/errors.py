@@ -37,7 +37,7 @@ class ExitCode(IntEnum):
     ENDPOINT = 3  # endpoint unusable, or a local server did not start
     RESULTS = 4  # results directory unreadable, unwritable or locked by another nightly
     ERROR_RATE = 5  # the run finished, but more requests failed than --max-error-rate allows
-    UNDECIDED = 6  # nightly: a drop past its threshold that the night's spread could not tell from noise
+    UNDECIDED = 6  # nightly: a drop its spread could not tell from noise; bisect: only a range of commits
     INTERNAL = 70  # a bug in the suite (EX_SOFTWARE): the traceback is printed
     INTERRUPTED = 130  # Ctrl-C, SIGTERM: what was measured is kept, the run is partial
 

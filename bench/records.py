@@ -305,3 +305,17 @@ _RECORD_FIELDS = tuple(f.name for f in fields(RequestRecord))
 
 def _shallow(value: ServerTimings | Usage | None) -> dict[str, Any] | None:
     return None if value is None else {f.name: getattr(value, f.name) for f in fields(value)}
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """A commit of the server's source, as bench bisect lists and reports it."""
+
+    sha: str
+    subject: str
+    date: str  # committer date, ISO 8601
+    pr: int | None  # the pull request its subject names
+
+    @property
+    def short(self) -> str:
+        return self.sha[:9]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -37,6 +38,10 @@ class FakeGpu:
     temperature: int = 60
     throttle: int = 0
     processes: list[tuple[int, int]] = field(default_factory=list)  # (pid, bytes)
+    energy_mj: list[int] | None = None  # the total energy counter, one value per read; None: not supported
+    persistence: int = 1  # NVML_FEATURE_ENABLED
+    energy_from_power: bool = False  # the counter rises with power_mw over wall time since the first read
+    _first_read: float | None = None
     unsupported: set[str] = field(default_factory=set)
     lost_after: int | None = None  # reads before the GPU vanishes
     back_after: int | None = None  # reads after which it answers again
@@ -76,6 +81,16 @@ def make_nvml(*gpus: FakeGpu, library_missing: bool = False) -> Any:
             raise NVMLError_NotSupported("power")
         return gpu.power_mw
 
+    def energy(gpu: FakeGpu) -> int:
+        check(gpu, "energy")
+        if gpu.energy_from_power and gpu.power_mw is not None:
+            now = time.monotonic()
+            gpu._first_read = gpu._first_read if gpu._first_read is not None else now
+            return round(gpu.power_mw * (now - gpu._first_read))  # mW x s = mJ
+        if gpu.energy_mj is None:
+            raise NVMLError_NotSupported("energy")
+        return gpu.next(gpu.energy_mj)
+
     def simple(what: str, value: Any) -> Any:
         def call(gpu: FakeGpu, *args: Any) -> Any:
             check(gpu, what)
@@ -90,6 +105,7 @@ def make_nvml(*gpus: FakeGpu, library_missing: bool = False) -> Any:
         NVML_TEMPERATURE_GPU=0,
         NVML_CLOCK_SM=1,
         NVML_CLOCK_MEM=2,
+        NVML_FEATURE_ENABLED=1,
         nvmlInit=init,
         nvmlShutdown=lambda: None,
         nvmlDeviceGetCount=lambda: len(gpus),
@@ -102,6 +118,8 @@ def make_nvml(*gpus: FakeGpu, library_missing: bool = False) -> Any:
         nvmlDeviceGetTemperature=simple("temperature", lambda gpu: gpu.temperature),
         nvmlDeviceGetClockInfo=simple("clocks", 1980),
         nvmlDeviceGetCurrentClocksThrottleReasons=simple("throttle", lambda gpu: gpu.throttle),
+        nvmlDeviceGetTotalEnergyConsumption=energy,
+        nvmlDeviceGetPersistenceMode=simple("persistence", lambda gpu: gpu.persistence),
         nvmlDeviceGetComputeProcesses=simple(
             "processes", lambda gpu: [SimpleNamespace(pid=p, usedGpuMemory=b) for p, b in gpu.processes]
         ),

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bench.doors import children
-from bench.telemetry.host import HostConditions, HostSampler, ServerPlace, between
+from bench.flows.run import RunOptions, run_benchmark
+from bench.inputs.scenarios import parse_scenario_set
+from bench.store.run_dir import read_records, read_run_meta
+from bench.telemetry.host import HostConditions, HostSampler, ServerPlace, between, contention_phrase, wait_for_quiet
 from bench.transport.lag import ClientLag
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -19,7 +25,7 @@ TICK = os.sysconf("SC_CLK_TCK")
 def _proc(root: Path, busy: int, idle: int, steal: int, trees: dict[int, tuple[int, int]]) -> None:
     """A /proc with the machine's counters and processes ``pid: (ppid, utime)``, in clock ticks."""
     root.mkdir(exist_ok=True)
-    (root / "stat").write_text(f"cpu  {busy} 0 0 {idle} 0 0 0 {steal} 0 0\ncpu0 0 0 0 0 0 0 0 0 0 0\n")
+    (root / "stat").write_text(f"cpu  {busy} 0 0 {idle} 0 0 0 {steal} 0 0\nintr 0\n")  # no per-CPU lines: the sum
     (root / "loadavg").write_text("2.50 1.00 0.50 3/200 999\n")
     for pid, (ppid, utime) in trees.items():
         (root / str(pid)).mkdir(exist_ok=True)
@@ -92,21 +98,13 @@ def _busy_for(seconds: float) -> None:
 
 
 def test_a_cpu_hog_beside_the_suite_is_counted_as_others_and_noted() -> None:
-    cores = len(os.sched_getaffinity(0))
-    hog = "import time\nend = time.monotonic() + 2.5\nwhile time.monotonic() < end: pass\n"
-    # `&` and the shell's exit orphan the hogs: they are not the suite's descendants, as a neighbour is not
-    launch = " ".join(f"{sys.executable} -c '{hog}' &" for _ in range(cores))
     sampler = HostSampler(None, ServerPlace.ELSEWHERE)
-    process, child = children.spawn(["/bin/sh", "-c", launch])
-    try:
-        process.wait(10)
+    with _hogs(5):
         sampler.start()
         time.sleep(1.5)
         conditions = sampler.stop()
-    finally:
-        children.stop_popen(process, child)
     assert conditions is not None
-    assert conditions.others_s >= 0.5 * cores * conditions.wall_s
+    assert conditions.others_s >= 0.5 * conditions.cores * conditions.wall_s
     assert conditions.disturbed and "measured under contention" in conditions.sentence()
 
 
@@ -119,3 +117,155 @@ def test_the_suites_own_work_is_the_suites_not_the_others() -> None:
     assert conditions.suite_s >= 0.8
     assert conditions.others_s < 0.5 * conditions.suite_s
     assert not conditions.disturbed
+
+
+def test_waiting_for_quiet_waits_while_others_hold_the_cpu_and_gives_up_at_its_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("bench.telemetry.host.QUIET_WINDOW_S", 0.01)
+
+    class Neighbour(HostSampler):
+        """Others take a whole core for ``busy`` windows, then nothing."""
+
+        def __init__(self, busy: int) -> None:
+            super().__init__(None, ServerPlace.ELSEWHERE)
+            self.busy = busy
+
+        def start(self) -> None: ...
+        def stop(self) -> HostConditions | None:
+            self.busy -= 1
+            return _conditions(others=1.0 if self.busy >= 0 else 0.0, idle=1.0)
+
+    said: list[str] = []
+    waited, quiet = asyncio.run(wait_for_quiet(Neighbour(3), 10.0, said.append))
+    assert quiet and waited >= 0.03 - 0.005
+    assert len(said) == 1 and said[0].startswith("waiting for a quiet machine: others take 1.00 of 2 cores")
+    waited, quiet = asyncio.run(wait_for_quiet(Neighbour(10_000), 0.05, said.append))
+    assert not quiet and waited >= 0.05
+
+
+def _stand_in_server(tmp_path: Path) -> tuple[Path, Path]:
+    """A llama-server the suite starts: the fake server behind a script, so its CPU time is the server's."""
+    script = tmp_path / "llama-server"
+    script.write_text(
+        f'#!/bin/sh\nexec "{sys.executable}" -m bench.devtools.testing.fake_server --as-llama-server "$@"\n'
+    )
+    script.chmod(0o755)
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF")
+    return script, gguf
+
+
+@contextlib.contextmanager
+def _hogs(seconds: float, after: float = 0.0) -> Iterator[None]:
+    """A busy loop on every core this process may use, ``after`` seconds from now, orphaned: a neighbour,
+    not the suite's own child."""
+    cores = len(os.sched_getaffinity(0))
+    hog = f"import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end: pass\n"
+    one = f"(sleep {after}; exec {sys.executable} -c '{hog}') &"
+    process, child = children.spawn(["/bin/sh", "-c", " ".join([one] * cores)])
+    try:
+        process.wait(10)
+        yield
+    finally:
+        children.stop_popen(process, child)
+
+
+@pytest.mark.parametrize("hog", [True, False], ids=["beside a CPU hog", "alone"])
+def test_a_run_beside_a_cpu_hog_says_so_and_one_alone_does_not(tmp_path: Path, hog: bool) -> None:
+    binary, gguf = _stand_in_server(tmp_path)
+    scenarios = parse_scenario_set(
+        {"scenario": [{"name": "tg", "prompt_tokens": 40, "output_tokens": 40, "repetitions": 2, "warmup": 0}]}, "hog"
+    )
+    options = RunOptions(
+        scenarios=scenarios,
+        server_binary=binary,
+        model_file=gguf,
+        server_args=("--itl", "0.05"),  # 2 s a request: the case is long enough to see who took the CPU
+        results_dir=tmp_path / "results",
+    )
+    with _hogs(30) if hog else contextlib.nullcontext():
+        result = run_benchmark(options)
+    (case,) = result.summary.cases
+    assert case.conditions is not None and case.conditions.server_place is ServerPlace.STARTED
+    assert case.conditions.disturbed is hog
+    assert any("measured under contention" in note for note in case.notes) is hog
+    stored = read_run_meta(result.run_dir).conditions
+    assert stored is not None and stored[case.case_id]["disturbed"] is hog
+
+
+def test_the_nightly_headline_and_an_ab_block_say_they_were_measured_under_contention() -> None:
+    from bench.decide.nightly import NightState, headline_text
+    from bench.figures.summary import summarise_run
+    from tests.factories import noisy_records
+
+    records = noisy_records(5, pp_tps=500.0, tg_tps=50.0, cv=0.01, seed=1)
+    busy = _conditions(others=0.9, idle=0.0)
+    summary = summarise_run(records, conditions={records[0].case_id: busy})
+    headline = headline_text(summary, [], [], NightState.REGRESSION, compared=False)
+    assert headline.startswith("measured under contention in 1 of 1 case (others took up to 0.90 of 2 cores)")
+    quiet = summarise_run(records, conditions={records[0].case_id: _conditions(others=0.0, idle=0.0)})
+    assert "contention" not in headline_text(quiet, [], [], NightState.OK, compared=False)
+    assert contention_phrase([None, busy, _conditions(0.0, 1.0)]) == (
+        "measured under contention in 1 of 2 cases (others took up to 0.90 of 2 cores)"
+    )
+
+
+def test_only_the_cpus_this_process_may_use_count(tmp_path: Path) -> None:
+    # a container pinned to CPU 1 of a busy host: CPU 0's time is not the server's to have
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    (proc / "stat").write_text(
+        f"cpu  {200 * TICK} 0 0 {100 * TICK} 0 0 0 0 0 0\n"
+        f"cpu0 {190 * TICK} 0 0 {10 * TICK} 0 0 0 0 0 0\n"
+        f"cpu1 {10 * TICK} 0 0 {90 * TICK} 0 0 0 0 0 0\n"
+    )
+    sampler = HostSampler(None, ServerPlace.ELSEWHERE, proc=proc)
+    sampler.usable, sampler.cores = frozenset({1}), 1
+    snapshot = sampler.snapshot()
+    assert snapshot is not None and (snapshot.busy_s, snapshot.idle_s) == pytest.approx((10.0, 90.0))
+
+
+def test_require_quiet_measures_a_disturbed_case_again_and_keeps_the_first_attempt_out_of_the_figures(
+    tmp_path: Path,
+) -> None:
+    binary, gguf = _stand_in_server(tmp_path)
+    scenarios = parse_scenario_set(
+        {"scenario": [{"name": "tg", "prompt_tokens": 40, "output_tokens": 40, "repetitions": 2, "warmup": 0}]}, "q"
+    )
+    options = RunOptions(
+        scenarios=scenarios, server_binary=binary, model_file=gguf, server_args=("--itl", "0.05"),
+        results_dir=tmp_path / "results", require_quiet_s=60.0,
+    )  # fmt: skip
+    said: list[str] = []
+
+    class HogDuringTheFirstAttempt:
+        """A neighbour from a second after the case starts (past the first quiet look) for 5 s: over the
+        first attempt, and into the wait before the second."""
+
+        def __init__(self) -> None:
+            self.hog: contextlib.ExitStack | None = None
+
+        def message(self, text: str) -> None:
+            said.append(text)
+
+        def run_started(self, run_dir: Path, cases: object) -> None: ...
+        def case_started(self, case: object) -> None:
+            self.hog = contextlib.ExitStack()
+            self.hog.enter_context(_hogs(5, after=1.2))
+
+        def request_done(self, record: object) -> None: ...
+        def case_done(self, case: object, summary: object, outcome: object) -> None:
+            if self.hog is not None:
+                self.hog.close()
+
+    result = run_benchmark(options, HogDuringTheFirstAttempt())  # type: ignore[arg-type]
+    (case,) = result.summary.cases
+    meta = read_run_meta(result.run_dir)
+    assert meta.superseded is not None and len(meta.superseded) == 1
+    assert meta.superseded[0]["case_id"] == case.case_id
+    assert any("measuring it again once the machine is quiet" in text for text in said)
+    assert case.conditions is not None and not case.conditions.disturbed and case.conditions.waited_s > 0
+    stored = list(read_records(result.run_dir))
+    assert len(stored) == 2  # the first attempt's two requests stay in the log, out of the figures
+    assert all("contention" not in note for note in case.notes)

@@ -359,3 +359,63 @@ def test_a_night_whose_verdict_file_is_damaged_is_not_taken_for_a_good_night(tmp
         read_verdict(damaged)
     (night,) = nightly_history(tmp_path, "nightly", "s")
     assert night.path == first
+
+
+def test_a_regression_between_two_builds_names_the_bisect_command_that_finds_its_commit() -> None:
+    from bench.decide.nightly import (
+        Finding,
+        FindingKind,
+        NightlyVerdict,
+        NightState,
+        Severity,
+        bisect_command,
+        plain_summary,
+    )
+
+    drop = Finding(FindingKind.LAST_GOOD, Severity.REGRESSION, "tg_tps", "tg/p128-o128-c1-d0", -0.09, "...")
+    command = bisect_command("b6458-abc1234", "b6500-def5678", drop, "quick")
+    assert command == (
+        "bench bisect --repo LLAMA_CPP_CHECKOUT --good abc1234 --bad def5678 --case tg/p128-o128-c1-d0 "
+        "--figure tg_tps --scenarios quick --model-file MODEL.gguf"
+    )
+    assert bisect_command("b6458-abc1234", "b6458-abc1234", drop, "quick") is None  # the same build: not a commit
+    assert bisect_command(None, "b6500-def5678", drop, None) is None
+    assert bisect_command("my-server-1.2", "b6500-def5678", drop, None) is None  # a build that names no commit
+    verdict = NightlyVerdict("r", NightState.REGRESSION, (drop,), "g", headline="REGRESSION", bisect=command)
+    assert plain_summary(verdict).endswith(f"to find the commit: {command}")
+    assert NightlyVerdict.from_json(verdict.to_json()) == verdict
+
+
+def test_a_night_nothing_could_be_compared_in_says_so_not_no_figure_lower() -> None:
+    # seen: four nights of a 3-request set headlined "no figure lower" while tg had fallen 4.5 %, because
+    # 3 vs 3 requests could not be tested at all and no night-to-night spread was known yet
+    from bench.decide.compare import Verdict
+    from bench.decide.nightly import GateCheck, NightState, headline_text
+    from bench.figures.summary import summarise_run
+
+    why = "3 vs 3 requests cannot reach p < 0.05 (smallest possible p 0.1): add repetitions"
+    unseen = [GateCheck("c1", "tg_tps", None, 0.15, None, Verdict.NOT_COMPARABLE, 0.05, why)]
+    text = headline_text(summarise_run([]), unseen, [], NightState.OK, compared=True, nights=1)
+    assert text.startswith(f"no regression; not compared with the last good night ({why})")
+    assert "no figure lower" not in text
+    partly = [*unseen, GateCheck("c2", "pp_tps", 0.01, 0.15, 0.5)]
+    assert "(no figure lower, 1 not compared)" in headline_text(summarise_run([]), partly, [], NightState.OK, True)
+
+
+def test_a_night_that_recovered_from_a_paged_shift_is_not_paged_for_it_again(tmp_path: Path) -> None:
+    # seen: two nights slowed by a flag (-25 % pp, both paged), then a normal night, paged by the change
+    # point those two made: tonight must itself sit on the low side to be news
+    from bench.decide.nightly import Night, gather, judge
+    from bench.figures.summary import summarise_run
+    from bench.store.run_dir import read_records
+    from tests.factories import noisy_records, write_run
+
+    case = "s/p100-o10-c1-d0"
+    values = [72.0 * (1 + 0.002 * ((i * 7) % 5 - 2)) for i in range(12)]
+    history = [
+        *(Night(tmp_path / f"n{i}", f"n{i}", float(i), "ok", {(case, "tg_tps"): v}, ()) for i, v in enumerate(values)),
+        *(Night(tmp_path / f"s{i}", f"s{i}", 20.0 + i, "regression", {(case, "tg_tps"): 54.0}, ()) for i in range(2)),
+    ]
+    tonight = write_run(tmp_path, noisy_records(6, pp_tps=650, tg_tps=72.0, cv=0.005, seed=1), label="nightly")
+    verdict = judge(gather(tonight, summarise_run(list(read_records(tonight))), history))
+    assert not [f for f in verdict.findings if f.kind == "change_point"]

@@ -86,3 +86,28 @@ def test_vram_baseline_fails_only_when_memory_grows_past_tolerance() -> None:
     assert ok.status == "pass" and ok.measured == pytest.approx(61.0) and ok.source == "gpu_telemetry"
     (high,) = summarise_run([r], baselines, [gpu(0.5, 64.0, 50)]).baselines
     assert high.status == "above"
+
+
+def test_another_process_on_the_gpu_and_held_clocks_are_said_per_case() -> None:
+    r = record(t_sent=0.0, token_times=(0.5, 1.0), t_end=1.0)
+    busy = [gpu(0.2, 1, 90, other_processes=1, persistence_mode=True, throttle_reasons="gpu_idle,sw_thermal_slowdown")]
+    g = case_gpu_figures("c", [r], busy)
+    assert g.other_processes_max == 1 and g.persistence_mode is True
+    assert g.notes() == (
+        "1 other process(es) ran on the GPU while the case ran: its figures were measured beside them",
+        "the GPU's clocks were held back while the case ran (sw_thermal_slowdown)",
+    )
+    quiet = case_gpu_figures("c", [r], [gpu(0.2, 1, 90, other_processes=0, throttle_reasons="gpu_idle")])
+    assert quiet.notes() == () and quiet.persistence_mode is None
+
+
+def test_nvml_counts_the_processes_beside_the_server_and_reads_persistence() -> None:
+    from bench.telemetry.nvml import NvmlReader
+    from tests.fake_nvml import FakeGpu, make_nvml
+
+    gpu = FakeGpu(processes=[(4242, 10 * GIB), (999, GIB)], persistence=0)
+    (sample,) = NvmlReader(make_nvml(gpu), server_pid=4242).read(t=0.0)
+    assert sample.other_processes == 1 and sample.process_memory_bytes == 10 * GIB
+    assert sample.persistence_mode is False
+    (unknown,) = NvmlReader(make_nvml(FakeGpu())).read(t=0.0)
+    assert unknown.other_processes is None  # without the server's pid there is no "other"

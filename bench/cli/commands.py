@@ -262,6 +262,8 @@ def ab(args: argparse.Namespace) -> ExitCode:
         print(f"{variant.name} [{variant.flags}]: {len(variant.runs)} run(s) {' '.join(variant.runs)}")
         for failure in variant.failures:
             print(f"  FAILED {failure}")
+        for contention in variant.contention:
+            print(f"  {contention}")
     for comparison in result.comparisons:
         show(console, comparison_table(comparison))
         if not args.no_report:
@@ -489,6 +491,67 @@ def capacity(args: argparse.Namespace) -> ExitCode:
     return ExitCode.OK
 
 
+def bisect(args: argparse.Namespace) -> ExitCode:
+    from bench.cli.console import ConsoleObserver
+    from bench.flows.bisect import BisectPlan, answer_sentence, run_bisect
+
+    if args.endpoint:
+        raise ConfigError("bench bisect starts each commit's server itself: drop --endpoint")
+    if args.model_file is None:
+        raise ConfigError("bench bisect needs the model each commit's server loads: --model-file PATH")
+    plan = BisectPlan(
+        base=options.run_options(args),
+        repo=args.repo,
+        good=args.good,
+        bad=args.bad,
+        figure=args.figure,
+        case_id=args.case,
+        build_commands=tuple(split_command(c, "--build-cmd") or () for c in args.build_cmd) or None,
+        cache=args.cache,
+        binaries=args.binaries,
+        reference_runs=args.runs,
+        max_runs=args.max_runs,
+    )
+    console = _console()
+    with ConsoleObserver(console) as observer:
+        result = run_bisect(plan, observer, lambda text: _say(console, f"bisect: {text}"))
+    for tested in result.tested:
+        median = f"{sorted(tested.figures)[len(tested.figures) // 2]:,.2f}" if tested.figures else "-"
+        runs = f"{len(tested.runs)} run(s)"
+        print(f"  {tested.commit.short} {tested.side:<8} {median:>10} t/s  {runs}  {tested.commit.subject}")
+    print(answer_sentence(result))
+    print(f"server {result.server_s / 60:.1f} min, builds {result.build_s / 60:.1f} min; bisect: {result.path}")
+    if not args.no_report:
+        from bench.report.render import render_bisect_report
+
+        print(f"report: {render_bisect_report(result, plan.alpha, args.reports_dir)}")
+    return ExitCode.OK if result.found else ExitCode.UNDECIDED
+
+
+def soak(args: argparse.Namespace) -> ExitCode:
+    from bench.cli.console import ConsoleObserver
+    from bench.flows.soak import SoakPlan, run_soak
+
+    plan = SoakPlan(
+        options.run_options(args), options.seconds(args.duration, "--duration"), args.label or "soak", args.windows
+    )
+    console = _console()
+    with ConsoleObserver(console) as observer:
+        result = run_soak(plan, observer, lambda text: _say(console, f"soak: {text}"))
+    for shift in result.shifts:
+        print(
+            f"  shift: {shift.case_id} {shift.figure} {shift.before:,.2f} -> {shift.after:,.2f} t/s "
+            f"({shift.change:+.1%}) from window {shift.window}, p {shift.p_value:.2g}"
+        )
+    print(result.sentence())
+    print(f"soak: {result.path}")
+    if not args.no_report:
+        from bench.report.render import render_soak_report
+
+        print(f"report: {render_soak_report(result, args.reports_dir)}")
+    return ExitCode.OK
+
+
 def trace(args: argparse.Namespace) -> ExitCode:
     from bench.inputs.trace import TraceFormat, convert, load_trace
 
@@ -504,6 +567,8 @@ def trace(args: argparse.Namespace) -> ExitCode:
 
 
 HANDLERS = {
+    "bisect": bisect,
+    "soak": soak,
     "trace": trace,
     "capacity": capacity,
     "noise": noise,

@@ -284,14 +284,31 @@ def gpu_table(summary: RunSummary) -> Tabular:
             f"{_fmt(g.gpu_util_prompt_pct)} ({g.prompt_samples})",
             f"{_fmt(g.gpu_util_generation_pct)} ({g.generation_samples})",
             _fmt(g.power_mean_w),
+            _fmt(g.energy.j_per_prompt_token if g.energy else None, 4),
+            _fmt(g.energy.j_per_output_token if g.energy else None, 3),
+            _fmt(g.energy.output_tokens_per_j if g.energy else None, 2),
             _fmt(g.temperature_max_c, 0),
             ", ".join(g.throttle_reasons) or "-",
         )
         for g in summary.gpu
     )
     return Tabular(
-        "GPU per case (VRAM GiB; utilisation % in prompt / generation phases, with sample counts)",
-        ("case", "samples", "VRAM peak", "VRAM mean", "util prompt", "util gen", "power W", "max °C", "throttle"),
+        "GPU per case (VRAM GiB; utilisation % in prompt / generation phases, with sample counts; joules a "
+        "prompt and a generated token in one-stream cases, generated tokens per joule of the whole case)",
+        (
+            "case",
+            "samples",
+            "VRAM peak",
+            "VRAM mean",
+            "util prompt",
+            "util gen",
+            "power W",
+            "J/prompt tok",
+            "J/gen tok",
+            "gen tok/J",
+            "max °C",
+            "throttle",
+        ),
         rows,
         left=frozenset({"case", "throttle"}),
     )
@@ -299,6 +316,7 @@ def gpu_table(summary: RunSummary) -> Tabular:
 
 def case_notes(summary: RunSummary) -> list[str]:
     lines = [f"{c.case_id}: {note}" for c in summary.cases for note in c.notes]
+    lines += [f"{g.case_id}: {note}" for g in summary.gpu for note in g.notes()]
     for c in summary.cases:
         for error, count in c.errors.items():
             lines.append(f"{c.case_id}: {count} x {error}")

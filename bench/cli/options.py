@@ -21,11 +21,13 @@ from bench.doors.redact import DEFAULT_API_KEY
 from bench.errors import ConfigError
 from bench.flows.run import RunOptions
 from bench.inputs.baselines import DEFAULT_BASELINES_FILE, load_baselines
-from bench.inputs.scenarios import BUILTIN_SETS, ScenarioSet, load_scenario_set, split_command
+from bench.inputs.scenarios import AUTO as AUTO_WARMUP
+from bench.inputs.scenarios import AUTO_WARMUP_MAX, BUILTIN_SETS, ScenarioSet, load_scenario_set, split_command
 from bench.load.order import CaseOrder
 from bench.load.workers import STREAMS_PER_WORKER
 from bench.report import DEFAULT_REPORTS_DIR
 from bench.store.run_dir import DEFAULT_RESULTS_DIR
+from bench.telemetry.host import DEFAULT_QUIET_WAIT_S, OTHERS_CORES
 from bench.telemetry.sampler import GPU_MODES, MIN_INTERVAL_S, TelemetryConfig
 from bench.transport.client import DEFAULT_MAX_BODY_BYTES
 
@@ -174,6 +176,23 @@ def run(parser: argparse.ArgumentParser, default_label: str | None = None) -> No
         "Needs the distributed extra on every node (docs/performance.md)",
     )
     parser.add_argument(
+        "--warmup",
+        metavar="N|auto",
+        help="warm-up requests before each case's measured ones, for every case (default: each scenario's "
+        f"own); auto: until two in a row agree within 5 %% in pp and tg, at most {AUTO_WARMUP_MAX}, the count "
+        "kept in summary.json",
+    )
+    parser.add_argument(
+        "--require-quiet",
+        type=float,
+        nargs="?",
+        const=DEFAULT_QUIET_WAIT_S,
+        metavar="S",
+        help="before each case, wait (at most S seconds, default "
+        f"{DEFAULT_QUIET_WAIT_S:g}) until other processes take under {OTHERS_CORES:g} of a core; a case measured "
+        "under contention anyway says so (run.json 'conditions', its note, the nightly headline)",
+    )
+    parser.add_argument(
         "--case-order",
         choices=[o.value for o in CaseOrder],
         default=default(RunOptions, "order").value,
@@ -284,8 +303,11 @@ def run_options(args: argparse.Namespace, scenarios: ScenarioSet | None = None) 
     def given(name: str, field_name: str) -> Any:
         return getattr(args, name, default(RunOptions, field_name))
 
+    scenarios = scenarios if scenarios is not None else load_scenario_set(args.scenarios)
+    if (warmup := getattr(args, "warmup", None)) is not None:
+        scenarios = scenarios.with_warmup(warmup if warmup == AUTO_WARMUP else _count(warmup, "--warmup"))
     return RunOptions(
-        scenarios=scenarios if scenarios is not None else load_scenario_set(args.scenarios),
+        scenarios=scenarios,
         endpoint=args.endpoint,
         api_key=api_key(args),
         model=args.model,
@@ -313,7 +335,28 @@ def run_options(args: argparse.Namespace, scenarios: ScenarioSet | None = None) 
         order=CaseOrder(given("case_order", "order")),
         workers=given("workers", "workers"),
         ray_address=given("ray_address", "ray_address"),
+        require_quiet_s=given("require_quiet", "require_quiet_s"),
     )
+
+
+def seconds(text: str, option: str) -> float:
+    """A duration: seconds, or with a unit, e.g. 90, 30m, 2h."""
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    number, unit = (text[:-1], units[text[-1]]) if text and text[-1] in units else (text, 1.0)
+    try:
+        value = float(number) * unit
+    except ValueError:
+        raise ConfigError(f"{option} must be a duration such as 90, 30m or 2h; got {text!r}") from None
+    if not 0 < value < math.inf:
+        raise ConfigError(f"{option} must be a positive duration; got {text!r}")
+    return value
+
+
+def _count(text: str, option: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f'{option} must be a count or "auto"; got {text!r}') from None
 
 
 def worker_count(text: str) -> int | None:

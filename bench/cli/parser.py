@@ -14,9 +14,11 @@ from bench.decide.nightly import FIRST_NIGHTS_ALLOWANCE as NIGHTLY_ALLOWANCE
 from bench.decide.nightly import MIN_EFFECT as NIGHTLY_MIN_EFFECT
 from bench.decide.noise import DEFAULT_PROFILE
 from bench.flows.ab import FIGURE_NAMES, AbPlan, BlockOrder
+from bench.flows.bisect import DECIDED_FIGURES, BisectPlan
 from bench.flows.capacity import DEFAULT_MAX_CONCURRENCY, DEFAULT_REQUESTS_PER_STREAM, DEFAULT_TARGET
 from bench.flows.noise import DEFAULT_PASSES, NOISE_LABEL
 from bench.inputs.scenarios import HEADLINE_OUTPUT_TOKENS, HEADLINE_PROMPT_TOKENS
+from bench.load.builds import DEFAULT_CACHE, SERVER_PATH
 from bench.store.run_dir import GROUP_HELP
 from bench.version import __version__
 
@@ -335,6 +337,67 @@ def _noise(noise: argparse.ArgumentParser) -> None:
     options.run(noise, default_label=NOISE_LABEL)
 
 
+def _bisect(bisect: argparse.ArgumentParser) -> None:
+    bisect.description = (
+        "From a good and a bad commit of a llama.cpp checkout to the first bad one. Each commit is built once "
+        "in its own git worktree under --cache (your checkout is never touched), by --build-cmd or CMake for "
+        "llama-server alone. Good and bad are measured first (--runs server starts each) on the scenario set; "
+        "the case whose figure moved most against its spread between runs is followed. Each commit tested "
+        "gets runs until a sequential probability ratio test puts it with good or with bad (error at most 1 % "
+        "each way), or --max-runs leaves it unclear; one that does not build is skipped, as git bisect skip. "
+        "Each run is stored as bisect-<hash>; the search as bisect-<time>.json."
+    )
+    bisect.epilog = (
+        "example: bench bisect --repo ~/llama.cpp --good b6458 --bad b6500 --model-file gpt-oss-20b.gguf "
+        '--server-args "-ngl 999 -fa on" --scenarios quick\n'
+        "exit codes: 0 the first bad commit found; 6 only a range (skipped or unclear commits hide the border)\n"
+        + EPILOG
+    )
+    bisect.add_argument("--repo", type=Path, default=Path("."), help="the llama.cpp git checkout (default: here)")
+    bisect.add_argument("--good", required=True, metavar="REF", help="a commit, tag or branch that was fast")
+    bisect.add_argument("--bad", required=True, metavar="REF", help="a later one that is slow")
+    bisect.add_argument(
+        "--build-cmd",
+        action="append",
+        default=[],
+        metavar="CMD",
+        help="a build command run in the commit's worktree (repeat for several, in order); it must leave "
+        f"{SERVER_PATH} (default: CMake and Ninja for llama-server, CUDA where nvcc is found, through ccache)",
+    )
+    bisect.add_argument(
+        "--binaries",
+        type=Path,
+        metavar="DIR",
+        help="a folder of unpacked release builds (b6458/, llama-b6458-bin-ubuntu-x64/, ...) to bisect by build "
+        "number instead of building commits; --good and --bad are then build numbers",
+    )
+    bisect.add_argument("--figure", choices=DECIDED_FIGURES, default="tg_tps", help="the figure to follow")
+    bisect.add_argument("--case", metavar="ID", help="the case to follow (default: the one that moved most)")
+    bisect.add_argument(
+        "--runs", type=int, default=options.default(BisectPlan, "reference_runs"), help="runs of good and of bad"
+    )
+    bisect.add_argument(
+        "--max-runs", type=int, default=options.default(BisectPlan, "max_runs"), help="runs a commit may take"
+    )
+    bisect.add_argument(
+        "--cache", type=Path, default=DEFAULT_CACHE, help=f"worktrees and builds (default {DEFAULT_CACHE})"
+    )
+    options.run(bisect, default_label=None)
+
+
+def _soak(soak: argparse.ArgumentParser) -> None:
+    soak.description = (
+        "Keep one server up (the suite's, or --endpoint) and run the scenario set against it window after "
+        "window until --duration is spent, each window a stored run, with the server's resident memory beside "
+        "it (a server the suite started). Over the windows, each case's pp and tg is a series; E-divisive "
+        "change points (as the nightly gate's) say where one shifted and by how much."
+    )
+    soak.epilog = "example: bench soak --duration 30m --scenarios quick\n" + EPILOG
+    soak.add_argument("--duration", required=True, metavar="S|30m|2h", help="how long to soak")
+    soak.add_argument("--windows", type=int, metavar="N", help="stop after N windows, if the duration has not")
+    options.run(soak, default_label="soak")
+
+
 def _capacity(capacity: argparse.ArgumentParser) -> None:
     capacity.description = (
         "Search for the highest closed-loop concurrency at which at least --target of the requests meet the SLO "
@@ -417,4 +480,6 @@ COMMANDS: tuple[Command, ...] = (
     Command("noise", "measure how far runs of one setup land apart, and keep it for bench compare", _noise),
     Command("capacity", "how many concurrent users the server carries within SLOs", _capacity),
     Command("trace", "check a request trace, or import one from a public trace format", _trace),
+    Command("bisect", "find the llama.cpp commit that made a figure worse, between a good and a bad one", _bisect),
+    Command("soak", "run the set window after window against one server for hours, and say whether it slows", _soak),
 )

@@ -55,7 +55,9 @@ from bench.figures.throughput import FIGURES, GOODPUT, Figure, output_tps, per_r
 from bench.inputs.baselines import Baselines
 from bench.inputs.slo import Slo, slo_from_json
 from bench.records import RequestRecord
-from bench.store.run_dir import read_records, read_run_meta, scenario_definitions
+from bench.store.run_dir import read_gpu_samples, read_records, read_run_meta, scenario_definitions
+from bench.telemetry.energy import case_energy
+from bench.telemetry.samples import GpuSample
 
 ALPHA = 0.05
 MIN_EFFECT = 0.02
@@ -642,7 +644,12 @@ def compare_runs(
         )
     ref_a, records_a, defs_a = _side(side_a, settings.force)
     ref_b, records_b, defs_b = _side(side_b, settings.force)
-    return compare_record_sets(ref_a, records_a, defs_a, ref_b, records_b, defs_b, settings, noise=noise)
+    samples_a = [s for path in side_a for s in read_gpu_samples(path)]
+    samples_b = [s for path in side_b for s in read_gpu_samples(path)]
+    return compare_record_sets(
+        ref_a, records_a, defs_a, ref_b, records_b, defs_b, settings, noise=noise, samples_a=samples_a,
+        samples_b=samples_b,
+    )  # fmt: skip
 
 
 def _side(paths: Path | Sequence[Path], force: bool) -> tuple[RunRef, list[RequestRecord], dict[str, Any]]:
@@ -680,8 +687,12 @@ def compare_record_sets(
     settings: CompareSettings | None = None,
     *,
     noise: NoiseProfile | None = None,
+    samples_a: Sequence[GpuSample] = (),
+    samples_b: Sequence[GpuSample] = (),
 ) -> Comparison:
     """Compare B's records with A's, case by case; A and B may each pool several runs (bench ab).
+
+    ``samples_a``/``samples_b``: each side's GPU samples, for the energy a generated token took.
 
     Every case and figure is a test: the verdicts are decided at p-values adjusted over all
     of them (``adjustment``), so 10 cases x 5 figures do not make 2.5 false verdicts at 0.05.
@@ -749,6 +760,10 @@ def compare_record_sets(
                 results.append(_cache_row(case_id, in_a, in_b))
             if (drafts := _draft_row(case_id, in_a, in_b)) is not None:
                 results.append(drafts)
+            if samples_a and samples_b:
+                energy = _energy_row(case_id, in_a, in_b, samples_a, samples_b, alpha, min_effect, margin, design)
+                if energy is not None:
+                    results.append(energy)
     results = adjusted(results, adjustment, alpha=alpha, min_effect=min_effect)
     results = with_more_runs(results, alpha=alpha, min_effect=min_effect)
     return Comparison(a, b, tuple(results), tuple(differences), alpha, min_effect, adjustment, noise, allowance, margin)
@@ -824,6 +839,36 @@ def _slo_rows(
             case_id, ATTAINMENT, [percent(s.attainment) for s in sa], [percent(s.attainment) for s in sb], missing
         ),
     ]
+
+
+ENERGY = Figure("j_per_output_token", "J / generated token", "J", False)
+
+
+def _energy_row(
+    case_id: str, a: Sequence[RequestRecord], b: Sequence[RequestRecord], samples_a: Sequence[GpuSample],
+    samples_b: Sequence[GpuSample], alpha: float, min_effect: float, margin: float, design: SequentialDesign | None,
+) -> FigureComparison | None:  # fmt: skip
+    """Joules a generated token took over the whole case, one value per run (GPU samples on both sides).
+
+    Several runs a side, every one with a value: tested run by run, like goodput; else shown.
+    """
+
+    def per_run(side: Sequence[RequestRecord], samples: Sequence[GpuSample]) -> list[float | None]:
+        values: list[float | None] = []
+        for run in _runs_of(side):
+            energy = case_energy(run, samples)
+            values.append(1 / energy.output_tokens_per_j if energy and energy.output_tokens_per_j else None)
+        return values
+
+    va, vb = per_run(a, samples_a), per_run(b, samples_b)
+    if not any(va) or not any(vb):
+        return None
+    tested_a, tested_b = [v for v in va if v], [v for v in vb if v]
+    if len(tested_a) == len(va) >= 2 and len(tested_b) == len(vb) >= 2:
+        return runs_row(
+            case_id, ENERGY, tested_a, tested_b, alpha=alpha, min_effect=min_effect, margin=margin, design=design
+        )
+    return _per_run_row(case_id, ENERGY, va, vb, "no energy on a side")
 
 
 CACHE_HITS = Figure("cache_hit_rate", "prompt cache hits", "%", True)

@@ -34,6 +34,8 @@ import contextlib
 import fcntl
 import math
 import os
+import re
+import shlex
 import shutil
 import statistics
 import time
@@ -64,6 +66,7 @@ from bench.inputs.baselines import Baselines
 from bench.records import RequestRecord
 from bench.store.meta import RunFile, RunStatus
 from bench.store.run_dir import read_records, read_run_meta, runs_with_meta
+from bench.telemetry.host import contention_phrase
 
 NIGHTLY_SCHEMA = 1
 JUDGED_FIGURES = ("pp_tps", "tg_tps")
@@ -153,6 +156,7 @@ class NightlyVerdict:
     headline: str = ""
     confirmed_with: tuple[str, ...] = ()  # the fresh runs that re-measured flagged cases (--confirm-runs)
     confirm_seconds: float = 0.0  # the server time they took
+    bisect: str | None = None  # a regression between two builds: the bench bisect command that finds its commit
 
     @property
     def exit_code(self) -> ExitCode:
@@ -179,6 +183,7 @@ class NightlyVerdict:
             headline=str(data.get("headline", "")),
             confirmed_with=tuple(str(r) for r in data.get("confirmed_with") or ()),
             confirm_seconds=float(data.get("confirm_seconds") or 0.0),
+            bisect=None if data.get("bisect") is None else str(data["bisect"]),
         )
 
 
@@ -281,6 +286,7 @@ class GateCheck:
     p_value: float | None
     verdict: Verdict = Verdict.UNDECIDED
     margin: float = 0.0  # "the same within +-margin", where the verdict is SAME
+    reason: str = ""  # why it could not be compared, where it could not
 
 
 _STATE_WORDS = {
@@ -303,6 +309,9 @@ def headline_text(summary: RunSummary, checks: Sequence[GateCheck], findings: Se
     throughput = [c for c in summary.baselines if c.figure in JUDGED_FIGURES]
     parts = [baseline_headline(throughput)] if any(c.ratio is not None for c in throughput) else []
     state = _STATE_WORDS[verdict]
+    # said first where it explains what follows: a night measured beside a busy neighbour
+    if contention := contention_phrase([case.conditions for case in summary.cases]):
+        parts.append(contention)
     if not compared:
         parts.append(f"{state} (no earlier good night to compare with)")
         return ", ".join(parts)
@@ -315,7 +324,10 @@ def headline_text(summary: RunSummary, checks: Sequence[GateCheck], findings: Se
         parts.append(f"{state}: {where}{named.get(first.figure, first.figure)}{change} ({first.kind}){more}")
         return ", ".join(parts)
     drops = [c for c in checks if c.change is not None and c.change < 0]
-    if drops:
+    if checks and all(c.change is None for c in checks):
+        # nothing was held against the last good night: "no figure lower" would claim what was not seen
+        parts.append(f"{state}; not compared with the last good night ({checks[0].reason})")
+    elif drops:
         worst = min(drops, key=lambda c: (c.change or 0) / c.threshold)
         p_text = f", p = {worst.p_value:.2g}" if worst.p_value is not None else ""
         why = (
@@ -328,7 +340,8 @@ def headline_text(summary: RunSummary, checks: Sequence[GateCheck], findings: Se
             f"{(worst.change or 0) * 100:+.1f} %{p_text}, {why})"
         )
     else:
-        parts.append(f"{state} vs last good night (no figure lower)")
+        unseen = sum(c.change is None for c in checks)
+        parts.append(f"{state} vs last good night (no figure lower{f', {unseen} not compared' if unseen else ''})")
     if nights < MIN_NIGHTS_FOR_NOISE:
         # said, not hidden: the first nights gate on the allowance, not on a measured spread
         parts.append(f"night-to-night spread not known yet ({nights} of {MIN_NIGHTS_FOR_NOISE} nights)")
@@ -347,6 +360,8 @@ class Evidence:
     spreads: Mapping[tuple[str, str], Spread]  # between the quiet nights of the window, per case and figure
     # fresh runs of the flagged cases after a first judgement (--confirm-runs), each its own run id
     confirmations: tuple[RequestRecord, ...] = ()
+    build: str | None = None  # tonight's server build, as /props or system_fingerprint gave it
+    scenario_set: str | None = None
 
 
 def _last_good(earlier: Sequence[Night]) -> Night | None:
@@ -363,7 +378,10 @@ def gather(run_dir: Path, summary: RunSummary, history: Sequence[Night]) -> Evid
     earlier = tuple(n for n in history if n.path != run_dir)
     last_good = _last_good(earlier)
     quiet = _quiet(earlier)
+    meta = read_run_meta(run_dir)
     return Evidence(
+        build=meta.build,
+        scenario_set=str(meta.scenario_set.get("name") or "") or None,
         run_id=run_dir.name,
         summary=summary,
         records=tuple(read_records(run_dir)),
@@ -390,7 +408,9 @@ def judge(
         *_change_point_findings(tonight, series, thresholds),
     ]
     verdict = _state(findings)
+    regressed = next((f for f in findings if f.severity is Severity.REGRESSION and f.case_id), None)
     return NightlyVerdict(
+        bisect=bisect_command(last_good.build if last_good else None, evidence.build, regressed, evidence.scenario_set),
         run_id=evidence.run_id,
         verdict=verdict,
         findings=tuple(findings),
@@ -459,7 +479,7 @@ def _against_last_good(
         checks.append(
             GateCheck(
                 comparison.case_id, comparison.figure, comparison.change, thresholds[key], p_gate,
-                comparison.verdict, comparison.margin,
+                comparison.verdict, comparison.margin, comparison.reason,
             )
         )  # fmt: skip
         held = confirm_runs if comparison.case_id in confirmed else 0
@@ -478,9 +498,13 @@ def _change_point_findings(
     findings = []
     for case_id, figure in sorted(tonight):
         full = [*series[(case_id, figure)], tonight[(case_id, figure)]]
+        threshold = thresholds[(case_id, figure)]
         for change in change_points(full):
             recent = change.index >= len(full) - RECENT_NIGHTS
-            if recent and change.relative_change <= -thresholds[(case_id, figure)]:
+            # tonight itself must sit on the low side: a shift the nights before paged, from which tonight
+            # has recovered, is no news tonight (seen: two slowed nights, then a normal one paged for them)
+            still_low = full[-1] <= change.mean_before * (1 - threshold)
+            if recent and change.relative_change <= -threshold and still_low:
                 findings.append(
                     Finding(
                         FindingKind.CHANGE_POINT,
@@ -646,4 +670,23 @@ def plain_summary(verdict: NightlyVerdict) -> str:
     for finding in verdict.findings:
         where = f"{finding.case_id} " if finding.case_id else ""
         lines.append(f"  [{finding.severity}] {where}{finding.figure}: {finding.detail}")
+    if verdict.bisect:
+        lines.append(f"the build changed since the last good night; to find the commit: {verdict.bisect}")
     return "\n".join(lines)
+
+
+BUILD = re.compile(r"\bb(\d+)-([0-9a-f]{7,40})\b")  # llama.cpp's build_info and system_fingerprint: b6458-abc1234
+
+
+def bisect_command(good: str | None, bad: str | None, finding: Finding | None, scenario_set: str | None) -> str | None:
+    """The bench bisect command between two builds that name their commits; None where they do not, or match."""
+    commits = [BUILD.search(build or "") for build in (good, bad)]
+    if finding is None or not all(commits) or good == bad:
+        return None
+    (good_commit, bad_commit) = (m.group(2) for m in commits if m is not None)
+    figure = finding.figure if finding.figure in ("pp_tps", "tg_tps") else "tg_tps"
+    return shlex.join(
+        ["bench", "bisect", "--repo", "LLAMA_CPP_CHECKOUT", "--good", good_commit, "--bad", bad_commit,
+         "--case", str(finding.case_id), "--figure", figure, *(["--scenarios", scenario_set] if scenario_set else []),
+         "--model-file", "MODEL.gguf"]
+    )  # fmt: skip

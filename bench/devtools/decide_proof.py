@@ -24,11 +24,13 @@ from typing import Any
 
 from bench.decide.compare import CHANGED, Verdict
 from bench.decide.nightly import read_verdict
+from bench.decide.noise import measure_profile
 from bench.devtools.aa_proof import wilson
 from bench.doors import files, strict_json
 from bench.errors import ResultsError
 from bench.report.text import FAMILIES
 from bench.store.run_dir import read_run_meta, runs_with_meta
+from bench.telemetry.host import HostConditions
 
 AB_MAX_BYTES = 16 * 1024 * 1024
 
@@ -53,21 +55,24 @@ class Sequential:
     stopped: str
     server_minutes: float
     answers: tuple[FigureAnswer, ...]  # the figures it was asked to decide
+    disturbed_runs: int = 0  # runs with a case measured under contention (HostConditions.disturbed)
 
     @property
     def called_changed(self) -> bool:
         return any(Verdict(a.verdict) in CHANGED for a in self.answers)
 
 
-def _minutes(results: Path, run_ids: Sequence[str]) -> float:
-    """First run's start to last run's end: the server time the comparison took, starts included."""
-    starts, ends = [], []
+def _minutes(results: Path, run_ids: Sequence[str]) -> tuple[float, int]:
+    """First run's start to last run's end (the server time, starts included), and the runs disturbed."""
+    starts, ends, disturbed = [], [], 0
     for run_id in run_ids:
         meta = read_run_meta(results / run_id)
         if meta.started is not None and meta.ended is not None:
             starts.append(meta.started)
             ends.append(meta.ended)
-    return (max(ends) - min(starts)) / 60 if starts else 0.0
+        conditions = [HostConditions.from_json(raw) for raw in (meta.conditions or {}).values()]
+        disturbed += any(c is not None and c.disturbed for c in conditions)
+    return ((max(ends) - min(starts)) / 60 if starts else 0.0), disturbed
 
 
 def read_sequential(path: Path) -> Sequential:
@@ -97,11 +102,25 @@ def read_sequential(path: Path) -> Sequential:
                 )
     run_ids = [r for v in variants for r in v["runs"]]
     blocks = 1 + max((o["block"] for o in doc["order"]), default=-1)
-    return Sequential(name, same, blocks, until["stopped"], _minutes(path.parent, run_ids), tuple(answers))
+    minutes, disturbed = _minutes(path.parent, run_ids)
+    return Sequential(name, same, blocks, until["stopped"], minutes, tuple(answers), disturbed)
 
 
 def sequentials(results: Path) -> list[Sequential]:
     return [read_sequential(p) for p in sorted(results.glob("*.ab.json"))]
+
+
+def aa_spreads(results: Path) -> dict[str, float]:
+    """The spread between server starts over every run of the A/A comparisons (one setup), per case figure."""
+    runs = []
+    for path in sorted(results.glob("*.ab.json")):
+        doc = files.read_json(path, what="bench ab's record (ab.json)", max_bytes=AB_MAX_BYTES, error=ResultsError)
+        if len({v["flags"] for v in doc["variants"]}) == 1:
+            runs += [results / r for v in doc["variants"] for r in v["runs"]]
+    if len(runs) < 3:
+        return {}
+    profile = measure_profile(runs)
+    return {f"{s.case_id} {s.figure}": s.between for s in profile.spreads if s.figure in ("pp_tps", "tg_tps")}
 
 
 def _answer(a: FigureAnswer) -> str:
@@ -109,6 +128,12 @@ def _answer(a: FigureAnswer) -> str:
     size = "" if a.change is None else f" {a.change:+.1%}"
     interval = "" if a.low is None or a.high is None else f" ({a.low:+.1%} to {a.high:+.1%})"
     return f"{a.case_id} {family} {a.verdict}{size}{interval}"
+
+
+def _user_flags(command: list[str]) -> str:
+    """The flags a night added to the embedded server's own, which end with --swa-full; "default" for none."""
+    extra = command[command.index("--swa-full") + 1 :] if "--swa-full" in command else []
+    return " ".join(extra) or "default"
 
 
 def nights(results: Path) -> list[dict[str, Any]]:
@@ -123,7 +148,7 @@ def nights(results: Path) -> list[dict[str, Any]]:
         out.append(
             {
                 "run": path.name,
-                "server_args": " ".join((meta.server or {}).get("command", [])[-2:]) if meta.server else "",
+                "server_args": _user_flags((meta.server or {}).get("command") or []),
                 "state": str(verdict.verdict),
                 "exit": int(verdict.exit_code),
                 "compared_with": verdict.compared_with,
@@ -144,11 +169,11 @@ def main() -> None:
     found = sequentials(args.results / "ab")
     aa = [s for s in found if s.same_setup]
     print("Sequential comparisons (`bench ab --until-decided`), each run its own embedded server start:\n")
-    print("| comparison | blocks | server minutes | stopped | answers |")
-    print("|---|---|---|---|---|")
+    print("| comparison | blocks | server minutes | runs under contention | stopped | answers |")
+    print("|---|---|---|---|---|---|")
     for s in found:
         answers = "; ".join(_answer(a) for a in s.answers)
-        print(f"| {s.name} | {s.blocks} | {s.server_minutes:.1f} | {s.stopped} | {answers} |")
+        print(f"| {s.name} | {s.blocks} | {s.server_minutes:.1f} | {s.disturbed_runs} | {s.stopped} | {answers} |")
     called = sum(s.called_changed for s in aa)
     low, high = wilson(called, len(aa))
     if aa:
@@ -160,6 +185,13 @@ def main() -> None:
             f"{decided} of {len(aa)} decided within the budget; blocks to stop: median {blocks[len(blocks) // 2]}, "
             f"most {blocks[-1]}; {minutes:.0f} server minutes in all"
         )
+    spreads = aa_spreads(args.results / "ab")
+    if spreads:
+        print("\nSpread between server starts over every A/A run (standard deviation of the log):\n")
+        print("| case figure | spread |")
+        print("|---|---|")
+        for name, value in spreads.items():
+            print(f"| {name} | {value:.1%} |")
     gated = nights(args.results / "nightly")
     if gated:
         print("\nNightlies with confirmation (`bench nightly --confirm-runs 2`), in the order they ran:\n")
@@ -179,12 +211,14 @@ def main() -> None:
                     "blocks": s.blocks,
                     "stopped": s.stopped,
                     "server_minutes": s.server_minutes,
+                    "disturbed_runs": s.disturbed_runs,
                     "called_changed": s.called_changed,
                     "answers": [_answer(a) for a in s.answers],
                 }
                 for s in found
             ],
             "aa": {"pairs": len(aa), "called": called, "low": low, "high": high},
+            "spreads": spreads,
             "nights": gated,
         }
         args.write.parent.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 
 from bench.figures.baselines import BaselineCheck, check_baseline
 from bench.figures.delivery import Delivery, stream_delivery
+from bench.figures.drift import Drift, case_drift
 from bench.figures.prompt_cache import CacheSummary, cache_notes, summarise_cache
 from bench.figures.slo import SloSummary, summarise_slo
 from bench.figures.speculative import DraftSummary, summarise_drafts
@@ -134,6 +135,9 @@ class CaseSummary:
     client_lag: ClientLag | None = None
     # what else the machine did meanwhile: CPU time by the suite, the server and everything else
     conditions: HostConditions | None = None
+    # pp and tg trends over the case's requests in the order sent (a server slowing as it runs)
+    drift: tuple[Drift, ...] = ()
+    warmups: int = 0  # warm-up requests sent before the measured ones (warmup = "auto": until two agreed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +292,8 @@ def summarise_case(
     notes += length_notes + reasoning_notes + schedule_notes
     if conditions is not None and conditions.disturbed:
         notes.append(conditions.sentence())
+    drift = case_drift(records)
+    notes.extend(d.sentence() for d in drift if d.noted)
     if lag is not None and lag.too_late:
         notes.append(lag.sentence(starved=conditions is not None and conditions.client_starved))
     notes.extend(worker_notes)
@@ -345,6 +351,8 @@ def summarise_case(
         drafts=drafts,
         client_lag=lag,
         conditions=conditions,
+        drift=drift,
+        warmups=sum(1 for r in records if r.warmup),
         ttft_from_schedule_ms=Distribution.of([v for r in ok if (v := r.ttft_from_schedule_ms) is not None]),
         e2e_from_schedule_ms=Distribution.of([v for r in ok if (v := r.e2e_from_schedule_ms) is not None]),
     )

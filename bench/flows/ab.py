@@ -51,7 +51,8 @@ from bench.figures.throughput import FIGURES, GOODPUT
 from bench.flows.run import RunObserver, RunOptions, run_benchmark
 from bench.inputs.scenarios import split_command
 from bench.load.server import embedded_binary, embedded_server_args, names_a_model
-from bench.store.run_dir import check_writable, read_records, read_run_meta, scenario_definitions
+from bench.store.run_dir import check_writable, read_gpu_samples, read_records, read_run_meta, scenario_definitions
+from bench.telemetry.host import HostConditions, contention_phrase
 from bench.transport.health import HealthPolicy, HealthTimeout, wait_for_health
 
 AB_SCHEMA = 1
@@ -136,6 +137,7 @@ class VariantResult:
     runs: tuple[str, ...] = ()
     failures: tuple[str, ...] = ()
     output_sha256: frozenset[str] = frozenset()
+    contention: tuple[str, ...] = ()  # "block N: measured under contention in ..." for each such run
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,11 +285,14 @@ def run_ab(plan: AbPlan, observer: RunObserver | None = None, on_look: LookObser
         else:
             meta = read_run_meta(result.run_dir)
             sample = meta.output_sample or {}
+            conditions = [HostConditions.from_json(raw) for raw in (meta.conditions or {}).values()]
+            contention = contention_phrase(conditions)
             results[name] = replace(
                 outcome,
                 runs=(*outcome.runs, result.run_id),
                 command=tuple(meta.server["command"]) if meta.server else outcome.command,
                 output_sha256=outcome.output_sha256 | ({sample["sha256"]} if sample.get("sha256") else set()),
+                contention=(*outcome.contention, f"block {block}: {contention}") if contention else outcome.contention,
             )
         finished = block + 1
         if design is not None and _block_ends(order, done) and design.looks_at(finished):
@@ -340,12 +345,12 @@ def _compare(
     plan: AbPlan, ab_id: str, results: dict[str, VariantResult], pooled: dict[str, list[Any]]
 ) -> list[Comparison]:
     """Each later variant against the first, each side pooling its blocks' runs."""
-    sides: list[tuple[RunRef, list[Any], dict[str, Any]]] = []
+    sides: list[tuple[RunRef, list[Any], dict[str, Any], list[Any]]] = []
     for variant in plan.variants:
         outcome = results[variant.name]
         if not outcome.runs:
             sides.append((RunRef(f"{ab_id}:{variant.name}", plan.base.results_dir, variant.name, None, None,
-                                 outcome.flags, None, "failed"), [], {}))  # fmt: skip
+                                 outcome.flags, None, "failed"), [], {}, []))  # fmt: skip
             continue
         dirs = [plan.base.results_dir / run_id for run_id in outcome.runs]
         first = RunRef.load(dirs[0])
@@ -354,11 +359,22 @@ def _compare(
         )
         records = [r for d in dirs for r in read_records(d)]
         pooled[variant.name] = records
-        sides.append((ref, records, scenario_definitions(read_run_meta(dirs[0]))))
+        samples = [s for d in dirs for s in read_gpu_samples(d)]
+        sides.append((ref, records, scenario_definitions(read_run_meta(dirs[0])), samples))
     reference = sides[0]
     settings = replace(plan.settings, design=plan.design)
     return [
-        compare_record_sets(reference[0], reference[1], reference[2], ref, records, defs, settings)
-        for ref, records, defs in sides[1:]
+        compare_record_sets(
+            reference[0],
+            reference[1],
+            reference[2],
+            ref,
+            records,
+            defs,
+            settings,
+            samples_a=reference[3],
+            samples_b=samples,
+        )
+        for ref, records, defs, samples in sides[1:]
         if reference[1] and records
     ]

@@ -23,7 +23,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from bench.clock import RunClock
 from bench.doors.children import run_command
@@ -52,7 +52,7 @@ from bench.load.workload import CasePrompts, PromptBuilder
 from bench.records import RequestRecord
 from bench.store.meta import RunFile, RunStatus
 from bench.store.run_dir import DEFAULT_RESULTS_DIR, RunStore, TelemetryLogs, check_writable, read_gpu_samples
-from bench.telemetry.host import HostConditions, HostSampler, ServerPlace
+from bench.telemetry.host import HostConditions, HostSampler, ServerPlace, wait_for_quiet
 from bench.telemetry.sampler import GpuSource, TelemetryConfig, TelemetrySampler
 from bench.transport.client import DEFAULT_MAX_BODY_BYTES, ChatClient, is_loopback
 from bench.transport.lag import ClientLag
@@ -116,6 +116,7 @@ class RunOptions:
     order: CaseOrder = CaseOrder.CASES  # case after case, or in rounds (bench.load.order)
     workers: int | None = None  # load workers a case's streams are spread over; None: as many as it needs
     ray_address: str | None = None  # run the workers as actors on this Ray cluster (bench.load.ray_workers)
+    require_quiet_s: float | None = None  # wait up to this long before each case for others to leave the CPU
 
     def redactor(self) -> Redactor:
         """The run's secrets: the key it sends, and any key in the flags of a server it starts or records."""
@@ -134,6 +135,8 @@ class RunOptions:
         object.__setattr__(self, "order", CaseOrder(self.order))
         if self.order is CaseOrder.ROUNDS and any(s.trace is not None for s in self.scenarios.scenarios):
             raise ConfigError("--case-order rounds would split a trace's replay: run trace scenarios case after case")
+        if self.require_quiet_s is not None and not 0 < self.require_quiet_s < math.inf:
+            raise ConfigError(f"--require-quiet must be a positive number of seconds; got {self.require_quiet_s}")
         if self.workers is not None and not 1 <= self.workers <= MAX_WORKERS:
             raise ConfigError(f"--workers must be from 1 to {MAX_WORKERS}; got {self.workers}")
         if not self.max_body_bytes > 0:
@@ -217,6 +220,7 @@ class _Run:
         self.builder: PromptBuilder | None = None  # later turns of conversations are built while the load runs
         self.lags: dict[str, ClientLag] = {}  # the client's own lag, per case measured so far
         self.conditions: dict[str, HostConditions] = {}  # what else the machine did, per case measured so far
+        self.superseded: list[dict[str, Any]] = []  # --require-quiet: disturbed attempts, measured again
         self.server_here = options.endpoint is None or is_loopback(options.endpoint)  # a core is the server's
         self.workers: dict[str, dict[str, object]] = {}  # where each case's workers ran, and what befell them
         self.workers_notes: dict[str, tuple[str, ...]] = {}  # every share's, for a case run in rounds
@@ -414,21 +418,43 @@ class _Run:
         ]
         outcomes: dict[int, list[CaseOutcome]] = {}
         host = self._host_sampler()
+
+        async def measure(share: Share, case: Case) -> tuple[CaseOutcome, HostConditions | None]:
+            """One share of a case, after waiting for a quiet machine where asked, and what else ran meanwhile."""
+            waited = 0.0
+            if host is not None and options.require_quiet_s is not None:
+                waited, quiet = await wait_for_quiet(host, options.require_quiet_s, observer.message)
+                if not quiet:
+                    observer.message(
+                        f"note: {case.case_id}: the machine was not quiet after {waited:.0f} s "
+                        "(--require-quiet); measured anyway, and its conditions say so"
+                    )
+            if host is not None:
+                host.start()
+            if (options.ray_address is not None or self._workers_for(case) > 1) and supports(case):
+                outcome = await self._in_workers(client, runners[share.case], share, prepared[share.case], sink)
+            else:
+                outcome = await runners[share.case].run(share.indices, warm=share.first, round_number=share.round)
+            conditions = host.stop() if host is not None else None
+            return outcome, (replace(conditions, waited_s=waited) if conditions is not None else None)
+
         try:
             async with asyncio.timeout_at(deadline):
                 for share in shares:
                     case = self.cases[share.case]
                     observer.case_started(case)
-                    if host is not None:
-                        host.start()
-                    if (options.ray_address is not None or self._workers_for(case) > 1) and supports(case):
-                        outcome = await self._in_workers(client, runners[share.case], share, prepared[share.case], sink)
-                    else:
-                        outcome = await runners[share.case].run(
-                            share.indices, warm=share.first, round_number=share.round
+                    outcome, conditions = await measure(share, case)
+                    # a case run in one go, whose prompts the cache does not hold, can be measured again whole
+                    whole = share.first and share.last and not case.uses_prompt_cache
+                    if options.require_quiet_s is not None and whole and conditions and conditions.disturbed:
+                        self._supersede(case, conditions)
+                        observer.message(
+                            f"note: {case.case_id}: measured under contention; measuring it again once the machine "
+                            "is quiet (--require-quiet)"
                         )
+                        outcome, conditions = await measure(share, case)
                     outcomes.setdefault(share.case, []).append(outcome)
-                    if host is not None and (conditions := host.stop()) is not None:
+                    if conditions is not None:
                         earlier = self.conditions.get(case.case_id)
                         self.conditions[case.case_id] = earlier.merged(conditions) if earlier else conditions
                         store.write_meta(conditions={k: v.to_json() for k, v in self.conditions.items()})
@@ -572,6 +598,21 @@ class _Run:
             worker_notes={case.case_id: self._worker_notes(case) for case in self.cases},
             conditions=self.conditions,
         )
+
+    def _supersede(self, case: Case, conditions: HostConditions) -> None:
+        """Set a disturbed case's requests aside: kept in the log, left out of every figure (read_records)."""
+        mine = [r for r in self.records if r.case_id == case.case_id]
+        if mine:
+            self.superseded.append(
+                {
+                    "case_id": case.case_id,
+                    "t_from": min(r.t_sent for r in mine),
+                    "t_to": max(r.t_sent for r in mine),
+                    "why": conditions.sentence(),
+                }
+            )
+            self._the_store().write_meta(superseded=tuple(self.superseded))
+        self.records = [r for r in self.records if r.case_id != case.case_id]
 
     def _host_sampler(self) -> HostSampler | None:
         """The server's CPU time is told apart where the suite started it; a loopback one it did not is unseen.

@@ -76,6 +76,7 @@ class Case:
     trace: Trace | None = None  # pattern 'trace': every request's time and lengths come from it
     speed: float = 1.0
     text: str | None = None  # a text corpus the prompts are made of (bench.inputs.corpus), else filler words
+    warmup_auto: bool = False  # warm up until two requests in a row agree, at most ``warmup`` of them
 
     @property
     def case_id(self) -> str:
@@ -154,6 +155,7 @@ class Scenario:
     trace: Trace | None = None
     speed: float = 1.0
     text: str | None = None
+    warmup_auto: bool = False  # warmup = "auto": warm until two in a row agree, at most AUTO_WARMUP_MAX
 
     def cases(self) -> list[Case]:
         out: list[Case] = []
@@ -189,6 +191,7 @@ class Scenario:
                     trace=self.trace,
                     speed=self.speed,
                     text=self.text,
+                    warmup_auto=self.warmup_auto,
                 )
             )
         return out
@@ -203,6 +206,16 @@ class ScenarioSet:
 
     def cases(self) -> list[Case]:
         return [case for scenario in self.scenarios for case in scenario.cases()]
+
+    def with_warmup(self, warmup: int | str) -> ScenarioSet:
+        """Every scenario with ``warmup`` warm-up requests, or "auto": until two in a row agree (--warmup)."""
+        if warmup == AUTO:
+            count, auto = AUTO_WARMUP_MAX, True
+        elif isinstance(warmup, int) and not isinstance(warmup, bool) and 0 <= warmup <= MAX_WARMUP:
+            count, auto = warmup, False
+        else:
+            raise ConfigError(f'--warmup must be a count from 0 to {MAX_WARMUP:,} or "auto"; got {warmup!r}')
+        return replace(self, scenarios=tuple(replace(s, warmup=count, warmup_auto=auto) for s in self.scenarios))
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -233,6 +246,7 @@ def _scenario_dict(scenario: dict[str, Any], trace: Trace | None = None) -> dict
         ("trace", None),
         ("speed", 1.0),
         ("text", None),
+        ("warmup_auto", False),
     )
     for key, unused in unused_values:
         if scenario.get(key) == unused:
@@ -250,6 +264,8 @@ MAX_TOKENS = 1_048_576  # prompt, output or depth: a million-token context
 MAX_CONCURRENCY = 4096
 MAX_REPETITIONS = 100_000
 MAX_WARMUP = 10_000
+AUTO = "auto"
+AUTO_WARMUP_MAX = 8  # warmup = "auto" sends at most this many
 MAX_RATE_RPS = 100_000.0
 MAX_DURATION_S = 7 * 86400.0
 MAX_TURNS = 1000
@@ -266,7 +282,7 @@ _SCENARIO_FIELDS: dict[str, str] = {
     "concurrency": f"a positive integer up to {MAX_CONCURRENCY:,} or a list of them",
     "depth": f"a non-negative integer up to {MAX_TOKENS:,} or a list of them",
     "repetitions": f"a positive integer up to {MAX_REPETITIONS:,}",
-    "warmup": f"a non-negative integer up to {MAX_WARMUP:,}",
+    "warmup": f'a non-negative integer up to {MAX_WARMUP:,}, or "auto" (warm until two requests in a row agree)',
     "stream": "true or false",
     "pattern": "one of " + ", ".join(PATTERNS),
     "rate_rps": f"a positive number up to {MAX_RATE_RPS:,.0f} (requests per second, pattern 'poisson')",
@@ -393,7 +409,8 @@ def _parse_scenario(source: str, raw: Mapping[str, Any], defaults: Mapping[str, 
         if required not in merged:
             raise ConfigError(f"{source}: {label}: missing field '{required}' ({_SCENARIO_FIELDS[required]})")
     repetitions = _int_field(where, "repetitions", merged.get("repetitions", 3), 1, MAX_REPETITIONS)
-    warmup = _int_field(where, "warmup", merged.get("warmup", 1), 0, MAX_WARMUP)
+    warmup_auto = merged.get("warmup") == AUTO
+    warmup = AUTO_WARMUP_MAX if warmup_auto else _int_field(where, "warmup", merged.get("warmup", 1), 0, MAX_WARMUP)
     stream = merged.get("stream", True)
     if not isinstance(stream, bool):
         raise where.error("stream", _SCENARIO_FIELDS["stream"], stream)
@@ -424,7 +441,8 @@ def _parse_scenario(source: str, raw: Mapping[str, Any], defaults: Mapping[str, 
     return Scenario(
         name=name, description=description, prompt_tokens=prompt_tokens,
         output_tokens=_length_list(where, "output_tokens", merged["output_tokens"]),
-        concurrency=concurrency, depth=depth, repetitions=repetitions, warmup=warmup, stream=stream,
+        concurrency=concurrency, depth=depth, repetitions=repetitions, warmup=warmup, warmup_auto=warmup_auto,
+        stream=stream,
         pattern=pattern, rate_rps=rate_rps, max_duration_s=max_duration_s, temperature=temperature,
         top_p=top_p, slo=slo, turns=turns, prefixes=prefixes, prefix_tokens=prefix_tokens, trace=trace,
         speed=speed, text=_text_field(where, merged.get("text")),

@@ -32,6 +32,24 @@ from bench.transport.lag import ClientLag, LagProbe
 
 RecordSink = Callable[[RequestRecord], None]
 WARMUP_MAX_TOKENS = 32
+AUTO_AGREE = 0.05  # warmup = "auto": two requests in a row within 5 % of each other in pp (and tg)
+
+
+def settled(a: RequestRecord, b: RequestRecord) -> bool:
+    """Two warm-ups in a row agree: pp, and tg over 16 tokens or more, within ``AUTO_AGREE`` (the server's
+    timings), else the client's time to the first token. A failed one never agrees."""
+    if not (a.ok and b.ok):
+        return False
+    pairs: list[tuple[float, float]] = []
+    if a.timings is not None and b.timings is not None:
+        ta, tb = a.timings, b.timings
+        if ta.prompt_ms > 0 and tb.prompt_ms > 0 and ta.prompt_n and tb.prompt_n:
+            pairs.append((ta.prompt_n / ta.prompt_ms, tb.prompt_n / tb.prompt_ms))
+        if ta.predicted_n >= 16 and tb.predicted_n >= 16 and ta.predicted_ms > 0 and tb.predicted_ms > 0:
+            pairs.append((ta.predicted_n / ta.predicted_ms, tb.predicted_n / tb.predicted_ms))
+    elif a.t_first_token is not None and b.t_first_token is not None:
+        pairs.append((a.t_first_token - a.t_sent, b.t_first_token - b.t_sent))
+    return bool(pairs) and all(x > 0 and abs(y / x - 1) <= AUTO_AGREE for x, y in pairs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +186,7 @@ class CaseRunner:
         self._failed = 0
         self._measured = 0
         self._token_events = 0
+        self._last: RequestRecord | None = None  # the request sent last (warmup = "auto" reads it)
         self._lag = LagProbe()  # entered for each share of the case: its probes add up over the shares
         self._spent = 0.0  # seconds of max_duration_s used by earlier rounds
         self._round = 0
@@ -211,6 +230,7 @@ class CaseRunner:
             self._failed += 0 if record.ok else 1
             self._token_events += record.token_event_count
         self.sink(record)
+        self._last = record
         if self.recover is not None and exchange.lost_connection:
             await self.recover()
         return exchange
@@ -304,8 +324,14 @@ class CaseRunner:
         if self.prompts.prime is not None:
             await self.client.chat(self._body(self.prompts.prime, 1))
         if warm:
+            previous: RequestRecord | None = None
             for i, prompt in enumerate(self.prompts.warmup):
                 await self._send(-1 - i, prompt, warmup=True)
+                if self.case.warmup_auto:
+                    # warm until two in a row agree: the first requests of a fresh server carry its set-up
+                    if previous is not None and self._last is not None and settled(previous, self._last):
+                        break
+                    previous = self._last
 
     def remaining_s(self) -> float:
         """What is left of the case's max_duration_s after the stretches it has run (at least a moment)."""

@@ -305,3 +305,45 @@ def capacity_curve(result: CapacityResult) -> str | None:
     handles = bottom.get_legend_handles_labels()[0] + tpot_axis.get_legend_handles_labels()[0]
     bottom.legend(handles, [str(h.get_label()) for h in handles], fontsize=7, loc="upper left")
     return _svg(fig)
+
+
+def bisect_steps(
+    labels: Sequence[str], medians: Sequence[float | None], spreads: Sequence[tuple[float, float] | None],
+    good: float, bad: float, band: float, culprit: Sequence[int],
+) -> str | None:  # fmt: skip
+    """Commits in order, the figure's median at each tested one with its runs' range, good and bad bands."""
+    tested = [i for i, m in enumerate(medians) if m is not None]
+    if not tested:
+        return None
+    fig, ax = plt.subplots(figsize=(max(6.4, 0.35 * len(labels)), 3.2))
+    for level, colour, name in ((good, GREEN, "good"), (bad, RED, "bad")):
+        ax.axhspan(level * (1 - band), level * (1 + band), color=colour, alpha=0.12, label=f"{name} ± spread")
+        ax.axhline(level, color=colour, linewidth=0.8)
+    for i in tested:
+        low_high = spreads[i]
+        value = medians[i]
+        assert value is not None
+        ax.plot([i], [value], marker="o", color=BLUE)
+        if low_high is not None:
+            ax.vlines(i, low_high[0], low_high[1], color=BLUE, linewidth=1)
+    for i in culprit:
+        ax.axvline(i, color=ORANGE, linewidth=1.2, linestyle="--")
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("t/s (runs' median, range)")
+    ax.legend(fontsize=7, loc="best")
+    return _svg(fig)
+
+
+def series(x: Sequence[float], y: Sequence[float], title: str, marks: Sequence[tuple[int, str]]) -> str:
+    """One figure over time (minutes), with shifts marked at the point where each begins."""
+    fig, ax = plt.subplots(figsize=(8.0, 2.6))
+    ax.plot(x, y, marker=".", color=BLUE, linewidth=1)
+    for index, text in marks:
+        if 0 <= index < len(x):
+            ax.axvline(x[index], color=ORANGE, linewidth=1.2)
+            ax.annotate(text, (x[index], max(y)), fontsize=7, color=ORANGE, rotation=90, va="top", ha="right")
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("minutes")
+    ax.set_ylim(bottom=0)
+    return _svg(fig)

@@ -17,6 +17,7 @@ from typing import Any
 
 import jinja2
 
+from bench.decide.bisection import BisectResult, answer_sentence
 from bench.decide.compare import Comparison, Verdict
 from bench.decide.nightly import Night, change_points, nightly_history, read_verdict
 from bench.doors import files, strict_json
@@ -30,6 +31,7 @@ from bench.report import plots
 from bench.report.text import HEADERS, comparison_rows, headline
 from bench.store.capacity import CapacityResult
 from bench.store.run_dir import read_gpu_samples, read_records, read_run_meta
+from bench.store.soak import SoakResult
 from bench.version import __version__
 
 INDEX_SCHEMA = 1
@@ -304,6 +306,94 @@ def render_capacity_report(result: CapacityResult, reports_dir: Path, name: str)
             "verdict": f"capacity {result.capacity}",
         },
     )
+    return path
+
+
+def render_bisect_report(result: BisectResult, alpha: float, reports_dir: Path) -> Path:
+    """The bisection: the answer first, the commits in order with the good and bad bands, every step."""
+    import math
+    import statistics
+
+    position = {sha: i for i, sha in enumerate(result.order)}
+    order = sorted(result.tested, key=lambda t: position.get(t.commit.sha, len(position)))
+    medians = {t.commit.sha: statistics.median(t.figures) if t.figures else None for t in result.tested}
+    answer = {c.sha for c in result.answer}
+    plot = plots.bisect_steps(
+        [t.commit.short for t in order],
+        [medians[t.commit.sha] for t in order],
+        [(min(t.figures), max(t.figures)) if t.figures else None for t in order],
+        math.exp(result.stick.good),
+        math.exp(result.stick.bad),
+        result.stick.spread,
+        [i for i, t in enumerate(order) if t.commit.sha in answer],
+    )
+    headline = answer_sentence(result)
+    html = (
+        _env()
+        .get_template("bisect.html.j2")
+        .render(
+            title=headline,
+            headline=headline,
+            result=result,
+            medians=medians,
+            good_tps=math.exp(result.stick.good),
+            bad_tps=math.exp(result.stick.bad),
+            alpha=alpha,
+            plot=plot,
+            suite_version=__version__,
+            generated=_now(),
+        )
+    )
+    path = _write(reports_dir, f"{result.path.stem}.html", html)
+    update_index(
+        reports_dir,
+        {
+            "file": path.name,
+            "kind": "bisect",
+            "title": headline,
+            "date": _now(),
+            "label": None,
+            "build": None,
+            "verdict": "found" if result.found else "a range",
+        },
+    )
+    return path
+
+
+def render_soak_report(result: SoakResult, reports_dir: Path) -> Path:
+    """The soak: its sentence first, each case's pp and tg over the windows with the shifts marked, memory."""
+    panels = []
+    cases = sorted({case for w in result.windows for case in w.figures})
+    for case_id in cases:
+        for figure in ("pp_tps", "tg_tps"):
+            points = [
+                (w.started / 60, w.figures[case_id][figure])
+                for w in result.windows
+                if figure in w.figures.get(case_id, {})
+            ]
+            if len(points) < 2:
+                continue
+            marks = [
+                (s.window - 1, f"{s.change:+.1%}") for s in result.shifts if (s.case_id, s.figure) == (case_id, figure)
+            ]
+            title = f"{case_id}: {FIGURE_NAMES.get(figure, figure)} (t/s) by minute"
+            svg = plots.series([t for t, _ in points], [v for _, v in points], title, marks)
+            panels.append({"title": title, "svg": svg})
+    memory = [(w.started / 60, w.rss_mib) for w in result.windows if w.rss_mib is not None]
+    if len(memory) >= 2:
+        title = "server resident memory (MiB) by minute"
+        panels.append({"title": title, "svg": plots.series([m for m, _ in memory], [v for _, v in memory], title, [])})
+    html = (
+        _env()
+        .get_template("soak.html.j2")
+        .render(title=result.sentence(), result=result, panels=panels, suite_version=__version__, generated=_now())
+    )
+    path = _write(reports_dir, f"{result.path.stem}.html", html)
+    update_index(
+        reports_dir,
+        {"file": path.name, "kind": "soak", "title": result.sentence(), "date": _now(), "label": None, "build": None,
+         "verdict": "shifted" if result.shifts else "steady"},
+    )  # fmt: skip
     return path
 
 

@@ -86,6 +86,9 @@ class RunMeta:
     client_lag: JsonObject | None = None  # case id -> the client's own event-loop lag
     workers: JsonObject | None = None  # case id -> where its workers ran and what befell them
     conditions: JsonObject | None = None  # case id -> what else the machine did meanwhile (HostConditions)
+    # --require-quiet: a case's attempt measured under contention and measured again: its requests
+    # ({"case_id", "t_from", "t_to"} on the run clock, by when they were sent) stay in the log, out of the figures
+    superseded: tuple[JsonObject, ...] | None = None
     output_sample: JsonObject | None = None
     extra: JsonObject = field(default_factory=dict)  # keys this version does not know, kept
 
@@ -95,7 +98,7 @@ class RunMeta:
             if f.name == "extra":
                 continue
             value = getattr(self, f.name)
-            if f.name == "notes":
+            if f.name == "notes" or (f.name == "superseded" and value is not None):
                 value = list(value)
             elif f.name == "schedule" and value is not None:
                 value = [list(row) for row in value]
@@ -114,6 +117,8 @@ class RunMeta:
                 raise TypeError(f"run_id is {type(run_id).__name__}, not text")
             values["status"] = RunStatus(values.get("status") or RunStatus.RUNNING)
             values["notes"] = tuple(str(n) for n in values.get("notes") or ())
+            if values.get("superseded") is not None:
+                values["superseded"] = tuple(x for x in values["superseded"] if isinstance(x, dict))
             if values.get("schedule") is not None:
                 values["schedule"] = tuple((int(r), str(c), int(n)) for r, c, n in values["schedule"])
             values["scenario_set"] = values.get("scenario_set") or {}

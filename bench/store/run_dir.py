@@ -139,15 +139,36 @@ def read_records(run_dir: Path, skipped: list[int] | None = None) -> Iterator[Re
     path = run_dir / RunFile.REQUESTS_LOG
     if not path.exists():
         return
+    set_aside = _superseded(run_dir)
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.endswith(b"\n"):
                 break
             try:
-                yield RequestRecord.from_json(json.loads(raw.decode("utf-8")))
+                record = RequestRecord.from_json(json.loads(raw.decode("utf-8")))
             except (ValueError, TypeError, AttributeError):  # UnicodeDecodeError is a ValueError
                 if skipped is not None:
                     skipped.append(number)
+                continue
+            if not any(case == record.case_id and low <= record.t_sent <= high for case, low, high in set_aside):
+                yield record
+
+
+def _superseded(run_dir: Path) -> list[tuple[str, float, float]]:
+    """The attempts --require-quiet measured again (run.json): their requests stay out of every figure."""
+    if not (run_dir / RunFile.META).exists():
+        return []
+    try:
+        meta = read_run_meta(run_dir)
+    except ResultsError:
+        return []
+    windows = []
+    for entry in meta.superseded or ():
+        try:
+            windows.append((str(entry["case_id"]), float(entry["t_from"]), float(entry["t_to"])))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return windows
 
 
 def _pid_alive(pid: int) -> bool:

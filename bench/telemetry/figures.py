@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.records import RequestRecord
+from bench.telemetry.energy import CaseEnergy, case_energy, phases
 from bench.telemetry.samples import GpuSample
 
 GIB = 1024**3
@@ -57,6 +58,9 @@ def peak_bandwidth_gbs(gpu_name: str | None) -> float | None:
     return None
 
 
+BENIGN_THROTTLES = frozenset({"gpu_idle", "applications_clocks_setting", "display_clock_setting"})
+
+
 @dataclass(frozen=True, slots=True)
 class GpuCaseFigures:
     case_id: str
@@ -72,6 +76,23 @@ class GpuCaseFigures:
     temperature_max_c: float | None
     sm_clock_mean_mhz: float | None
     throttle_reasons: tuple[str, ...]
+    energy: CaseEnergy | None = None  # joules per token, where the samples tell the case's energy
+    other_processes_max: int | None = None  # most compute processes besides the server seen on a GPU at once
+    persistence_mode: bool | None = None  # False where any GPU ran without it during the case
+
+    def notes(self) -> tuple[str, ...]:
+        """What the GPU's conditions say about the case's figures."""
+        found = []
+        if self.other_processes_max:
+            found.append(
+                f"{self.other_processes_max} other process(es) ran on the GPU while the case ran: its figures "
+                "were measured beside them"
+            )
+        # idle and the clocks an application set are no slowdown of the work: the others are
+        held = [r for r in self.throttle_reasons if r not in BENIGN_THROTTLES]
+        if held:
+            found.append(f"the GPU's clocks were held back while the case ran ({', '.join(held)})")
+        return tuple(found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,16 +112,6 @@ class BandwidthFigure:
         )
 
 
-def _phases(record: RequestRecord) -> tuple[tuple[float, float], tuple[float, float]] | None:
-    if record.t_first_token is not None:
-        split = record.t_first_token
-    elif record.timings is not None:
-        split = record.t_sent + record.timings.prompt_ms / 1000.0
-    else:
-        return None
-    return (record.t_sent, split), (split, record.t_end)
-
-
 def _mean(values: Sequence[float | None]) -> float | None:
     present = [v for v in values if v is not None]
     return float(np.mean(present)) if present else None
@@ -118,9 +129,9 @@ def case_gpu_figures(case_id: str, records: Sequence[RequestRecord], samples: Se
         window = [s for s in samples if start <= s.t <= end]
     else:
         window = []
-    phases = [p for p in (_phases(r) for r in measured if r.ok) if p is not None]
-    in_prompt = [s for s in window if any(a <= s.t < b for (a, b), _ in phases)]
-    in_generation = [s for s in window if any(a <= s.t <= b for _, (a, b) in phases)]
+    spans = [p for p in (phases(r) for r in measured if r.ok) if p is not None]
+    in_prompt = [s for s in window if any(a <= s.t < b for (a, b), _ in spans)]
+    in_generation = [s for s in window if any(a <= s.t <= b for _, (a, b) in spans)]
     reasons = sorted({name for s in window if s.throttle_reasons for name in s.throttle_reasons.split(",")} - {""})
     used = [s.memory_used_bytes / GIB if s.memory_used_bytes is not None else None for s in window]
     process = [s.process_memory_bytes / GIB if s.process_memory_bytes is not None else None for s in window]
@@ -138,7 +149,17 @@ def case_gpu_figures(case_id: str, records: Sequence[RequestRecord], samples: Se
         temperature_max_c=_max([s.temperature_c for s in window]),
         sm_clock_mean_mhz=_mean([s.sm_clock_mhz for s in window]),
         throttle_reasons=tuple(reasons),
+        energy=case_energy(records, samples),
+        other_processes_max=_max_int([s.other_processes for s in window]),
+        persistence_mode=None
+        if all(s.persistence_mode is None for s in window)
+        else all(s.persistence_mode is not False for s in window),
     )
+
+
+def _max_int(values: Sequence[int | None]) -> int | None:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
 
 
 def run_vram_peak_gib(samples: Sequence[GpuSample]) -> float | None:

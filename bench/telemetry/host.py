@@ -17,10 +17,11 @@ On a machine with no ``/proc`` (not Linux) there are no conditions: None, said o
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
 from pathlib import Path
@@ -30,6 +31,8 @@ from bench.doors import kernel
 
 OTHERS_CORES = 0.25  # a quarter of a core taken by others, on average over the case
 IDLE_CORES = 0.5  # ... while less than half a core was left idle
+QUIET_WINDOW_S = 1.0  # --require-quiet looks at the machine this long at a time
+DEFAULT_QUIET_WAIT_S = 300.0
 GOVERNORS = "/sys/devices/system/cpu/cpu*/cpufreq/scaling_governor"
 THROTTLE_COUNTS = "/sys/devices/system/cpu/cpu*/thermal_throttle/*_throttle_count"
 
@@ -70,6 +73,7 @@ class HostConditions:
     governor: str | None = None  # cpufreq's scaling governor(s), e.g. "performance"; None without cpufreq
     throttle_events: int | None = None  # thermal throttling events during the case; None where not counted
     server_place: ServerPlace = ServerPlace.STARTED
+    waited_s: float = 0.0  # --require-quiet: how long the case waited for a quiet machine first
 
     def cores_of(self, seconds: float | None) -> float | None:
         """Seconds of CPU as the average number of cores they kept busy over the case."""
@@ -79,9 +83,7 @@ class HostConditions:
     def disturbed(self) -> bool:
         if self.server_place is ServerPlace.UNSEEN:
             return False  # the server's own time is among the others: nothing to tell them apart by
-        full = (self.cores_of(self.idle_s) or 0.0) < IDLE_CORES
-        taken = max(self.cores_of(self.others_s) or 0.0, self.cores_of(self.steal_s) or 0.0)
-        return full and taken >= OTHERS_CORES
+        return (self.cores_of(self.idle_s) or 0.0) < IDLE_CORES and self.taken_cores >= OTHERS_CORES
 
     @property
     def client_starved(self) -> bool:
@@ -95,12 +97,17 @@ class HostConditions:
             return f"{self.cores_of(seconds) or 0.0:.2f}"
 
         server = "" if self.server_s is None else f", the server {c(self.server_s)}"
-        stolen = f", the hypervisor stole {c(self.steal_s)}" if self.steal_s > 0 else ""
+        stolen = f", the hypervisor stole {c(self.steal_s)}" if (self.cores_of(self.steal_s) or 0.0) >= 0.01 else ""
         return (
             f"other processes took {c(self.others_s)} of this machine's {self.cores} cores on average while the case "
             f"ran (this suite {c(self.suite_s)}{server}{stolen}; {c(self.idle_s)} idle): its figures were measured "
             f"under contention (noted at {OTHERS_CORES:g} cores taken with under {IDLE_CORES:g} idle)"
         )
+
+    @property
+    def taken_cores(self) -> float:
+        """What others took, on average: other processes or, in a VM, the hypervisor, whichever took more."""
+        return max(self.cores_of(self.others_s) or 0.0, self.cores_of(self.steal_s) or 0.0)
 
     def merged(self, other: HostConditions) -> HostConditions:
         """Two shares of one case (a run in rounds): seconds add, the last state holds."""
@@ -127,6 +134,7 @@ class HostConditions:
             governor=other.governor,
             throttle_events=throttles,
             server_place=other.server_place,
+            waited_s=self.waited_s + other.waited_s,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -160,7 +168,10 @@ class HostSampler:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.server_pid, self.place, self.proc, self.clock = server_pid, place, proc, clock
-        self.cores = os.cpu_count() or 1
+        # the CPUs this process may run on: in a container pinned to 2 of a host's 64, the other 62's idle
+        # time is not the server's to have
+        self.usable = frozenset(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else frozenset()
+        self.cores = len(self.usable) or os.cpu_count() or 1
         self._start: CpuSnapshot | None = None
 
     @property
@@ -172,9 +183,11 @@ class HostSampler:
         if stat is None or not stat.startswith("cpu "):
             return None
         tick = os.sysconf("SC_CLK_TCK")
-        values = [int(v) for v in stat.split("\n", 1)[0].split()[1:] if v.isdigit()]
-        values += [0] * (8 - len(values))
-        user, nice, system, idle, iowait, irq, softirq, steal = values[:8]
+        user = nice = system = idle = iowait = irq = softirq = steal = 0
+        for line in _cpu_lines(stat, self.usable):
+            values = [int(v) for v in line.split()[1:9] if v.isdigit()] + [0] * 8
+            user, nice, system, idle = user + values[0], nice + values[1], system + values[2], idle + values[3]
+            iowait, irq, softirq, steal = iowait + values[4], irq + values[5], softirq + values[6], steal + values[7]
         table = kernel.processes(self.proc)
         server_tree = kernel.descendants(self.server_pid, table) if self.server_pid else set()
         suite_tree = kernel.descendants(os.getpid(), table) - server_tree
@@ -208,6 +221,43 @@ class HostSampler:
         return between(begin, end, self.cores, load_average(self.proc), governor(), self.place)
 
 
+async def wait_for_quiet(sampler: HostSampler, limit_s: float, say: Callable[[str], None]) -> tuple[float, bool]:
+    """Wait, at most ``limit_s``, for a window of ``QUIET_WINDOW_S`` in which others took under ``OTHERS_CORES``.
+
+    Between cases the server idles, so only what others take counts, not what is left idle. Returns
+    the seconds waited and whether the machine was quiet; a machine without counters is taken as quiet.
+    """
+    began, said = time.monotonic(), False
+    while True:
+        sampler.start()
+        await asyncio.sleep(QUIET_WINDOW_S)
+        window = sampler.stop()
+        waited = time.monotonic() - began
+        if window is None or window.taken_cores < OTHERS_CORES:
+            return (0.0 if window is None else waited - QUIET_WINDOW_S), True
+        if waited >= limit_s:
+            return waited, False
+        if not said:
+            say(
+                f"waiting for a quiet machine: others take {window.taken_cores:.2f} of {window.cores} cores "
+                f"(--require-quiet, up to {limit_s:g} s)"
+            )
+            said = True
+
+
+def contention_phrase(conditions: Sequence[HostConditions | None]) -> str | None:
+    """'measured under contention in 1 of 3 cases (others took up to 0.46 of 2 cores)', or None if none was."""
+    disturbed = [c for c in conditions if c is not None and c.disturbed]
+    if not disturbed:
+        return None
+    worst = max(disturbed, key=lambda c: c.taken_cores)
+    known = sum(c is not None for c in conditions)
+    return (
+        f"measured under contention in {len(disturbed)} of {known} case{'s' if known != 1 else ''} "
+        f"(others took up to {worst.taken_cores:.2f} of {worst.cores} cores)"
+    )
+
+
 def between(
     begin: CpuSnapshot,
     end: CpuSnapshot,
@@ -239,6 +289,13 @@ def between(
         throttle_events=throttles,
         server_place=place,
     )
+
+
+def _cpu_lines(stat: str, usable: frozenset[int]) -> list[str]:
+    """/proc/stat's lines of the ``usable`` CPUs ("cpu3 ..."), or its all-CPU line where they are not listed."""
+    per_cpu = [line for line in stat.splitlines() if line.startswith("cpu") and line[3:4].isdigit()]
+    chosen = [line for line in per_cpu if int(line.split()[0][3:]) in usable]
+    return chosen or [stat.split("\n", 1)[0]]
 
 
 def load_average(proc: Path = kernel.PROC) -> float | None:

@@ -87,6 +87,9 @@ class NvmlReader:
         sm_clock = self._call(nvml.nvmlDeviceGetClockInfo, handle, nvml.NVML_CLOCK_SM)
         mem_clock = self._call(nvml.nvmlDeviceGetClockInfo, handle, nvml.NVML_CLOCK_MEM)
         reasons = self._call(nvml.nvmlDeviceGetCurrentClocksThrottleReasons, handle)
+        energy = self._call(nvml.nvmlDeviceGetTotalEnergyConsumption, handle)
+        persistence = self._call(nvml.nvmlDeviceGetPersistenceMode, handle)
+        processes = self._call(nvml.nvmlDeviceGetComputeProcesses, handle)
         return GpuSample(
             t=t,
             source=self.source,
@@ -103,17 +106,25 @@ class NvmlReader:
             sm_clock_mhz=_float(sm_clock),
             memory_clock_mhz=_float(mem_clock),
             throttle_reasons=throttle_names(reasons) if reasons is not None else None,
-            process_memory_bytes=self._process_memory(handle),
+            process_memory_bytes=self._process_memory(processes),
+            energy_mj=_int(energy),
+            persistence_mode=None if persistence is None else bool(persistence == nvml.NVML_FEATURE_ENABLED),
+            other_processes=self._others(processes),
         )
 
-    def _process_memory(self, handle: Any) -> int | None:
+    def _process_memory(self, processes: Any) -> int | None:
         if self.server_pid is None:
             return None
-        processes = self._call(self.nvml.nvmlDeviceGetComputeProcesses, handle)
         for process in processes or ():
             if getattr(process, "pid", None) == self.server_pid:
                 return _int(getattr(process, "usedGpuMemory", None))
         return None
+
+    def _others(self, processes: Any) -> int | None:
+        """Compute processes other than the server; None where the server's pid or the list is unknown."""
+        if self.server_pid is None or processes is None:
+            return None
+        return sum(1 for p in processes if getattr(p, "pid", None) != self.server_pid)
 
     def close(self) -> None:
         with contextlib.suppress(self.nvml.NVMLError):

@@ -30,6 +30,9 @@ class GpuSample:
     memory_clock_mhz: float | None = None
     throttle_reasons: str | None = None  # comma-separated names, "" when none
     process_memory_bytes: int | None = None  # held by the llama-server process, where listed
+    energy_mj: int | None = None  # the card's energy counter since the driver loaded (Volta and later), mJ
+    persistence_mode: bool | None = None  # the driver kept loaded between clients (nvidia-smi -pm 1)
+    other_processes: int | None = None  # compute processes on this GPU besides the server (its pid known)
 
     def to_json(self) -> dict[str, Any]:
         return {"schema": TELEMETRY_SCHEMA, "kind": "gpu", **asdict(self)}

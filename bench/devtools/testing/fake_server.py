@@ -63,6 +63,9 @@ class FakeConfig:
     html_page: bool = False  # answer chat with an HTML page (a non-OpenAI server or a proxy's error page)
     huge_chars: int = 0  # pad non-streamed content to this many characters
     jitter_cv: float = 0.0  # per-request spread of the reported speeds (log-normal), for statistics tests
+    slow_after: int | None = None  # after this many chats, pp and tg divide by slow_factor (a server that degrades)
+    slow_factor: float = 1.0
+    cold_factors: tuple[float, ...] = ()  # the first chats' pp and tg divide by these, one each (a cold server)
     timings_override: dict[str, Any] = field(default_factory=dict)  # e.g. {"prompt_ms": float("nan")}
     gzip_bodies: bool = False  # JSON answers gzip-compressed (a long repetitive answer: a decompression bomb)
     props_padding_bytes: int = 0  # pad /props with a field this long (a 300 MB /props)
@@ -347,6 +350,14 @@ class _Handler(BaseHTTPRequestHandler):
         if config.eos_after is not None and not body.get("ignore_eos") and config.eos_after < max_tokens:
             n_tokens, finish = config.eos_after, "stop"
         pp_tps, tg_tps = config.pp_tps, config.tg_tps
+        with self.server.lock:
+            self.server.chats += 1
+            slowed = config.slow_after is not None and self.server.chats > config.slow_after
+        if slowed:
+            pp_tps, tg_tps = pp_tps / config.slow_factor, tg_tps / config.slow_factor
+        if self.server.chats <= len(config.cold_factors):
+            cold = config.cold_factors[self.server.chats - 1]
+            pp_tps, tg_tps = pp_tps / cold, tg_tps / cold
         if config.jitter_cv:
             with self.server.lock:
                 pp_tps *= _lognormal(self.server.rng, config.jitter_cv)
@@ -524,6 +535,7 @@ class _Server(ThreadingHTTPServer):
     _slots: tuple[int, threading.BoundedSemaphore] | None = None
     processing: int = 0  # chats being served now
     deferred: int = 0  # chats waiting for a slot (serve_slots)
+    chats: int = 0  # chats answered so far (slow_after)
 
     def take_slot(self, prompt: list[str]) -> tuple[int | None, int]:
         """A free cache slot for the prompt (the longest shared prefix, else the least recently used) and
@@ -591,6 +603,12 @@ class FakeLlamaServer:
         self._thread.start()
         return self.url
 
+    def reset_chats(self) -> None:
+        """Count chats from here on (cold_factors, slow_after): a test's case starts after the preflight's."""
+        if self._server is not None:
+            with self._server.lock:
+                self._server.chats = 0
+
     def stop(self) -> None:
         """Stop serving and cut every open keep-alive connection, as a dying server would."""
         if self._server is not None:
@@ -637,6 +655,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ttft", type=float, default=0.0, help="seconds before the first token")
     parser.add_argument("--itl", type=float, default=0.0, help="seconds between tokens")
     parser.add_argument("--tokens-per-chunk", type=int, default=1)
+    parser.add_argument("--pp-tps", type=float, default=FakeConfig.pp_tps, help="the prompt speed its timings report")
+    parser.add_argument("--tg-tps", type=float, default=FakeConfig.tg_tps, help="the generation speed they report")
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free one)")
     parser.add_argument(
         "--as-llama-server",
@@ -646,7 +666,10 @@ def main(argv: list[str] | None = None) -> None:
     args, unknown = parser.parse_known_args(argv)
     if unknown and not args.as_llama_server:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    config = FakeConfig(ttft_s=args.ttft, itl_s=args.itl, tokens_per_chunk=args.tokens_per_chunk)
+    config = FakeConfig(
+        ttft_s=args.ttft, itl_s=args.itl, tokens_per_chunk=args.tokens_per_chunk, pp_tps=args.pp_tps,
+        tg_tps=args.tg_tps,
+    )  # fmt: skip
     server = FakeLlamaServer(config, port=args.port)
     print(server.start(), flush=True)
     try:
