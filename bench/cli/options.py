@@ -189,8 +189,8 @@ def run(parser: argparse.ArgumentParser, default_label: str | None = None) -> No
         const=DEFAULT_QUIET_WAIT_S,
         metavar="S",
         help="before each case, wait (at most S seconds, default "
-        f"{DEFAULT_QUIET_WAIT_S:g}) until other processes take under {OTHERS_CORES:g} of a core; a case measured "
-        "under contention anyway says so (run.json 'conditions', its note, the nightly headline)",
+        f"{DEFAULT_QUIET_WAIT_S:g}) until other processes take under {OTHERS_CORES:g} of a core; a case disturbed "
+        "anyway is measured once more (its first attempt kept out of the figures), or says so",
     )
     parser.add_argument(
         "--case-order",
