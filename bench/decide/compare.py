@@ -803,6 +803,20 @@ def _per_run_row(
     )  # fmt: skip
 
 
+def _per_run_tested_row(
+    case_id: str, figure: Figure, va: Sequence[float | None], vb: Sequence[float | None], missing: str, *,
+    alpha: float, min_effect: float, margin: float, design: SequentialDesign | None,
+) -> FigureComparison:  # fmt: skip
+    """A figure with one value per run: tested run by run like pp and tg where each side has two or more runs,
+    every one with a value (a run without one has nothing to take a log of); else shown, not tested."""
+    tested_a, tested_b = [v for v in va if v], [v for v in vb if v]
+    if len(tested_a) == len(va) >= 2 and len(tested_b) == len(vb) >= 2:
+        return runs_row(
+            case_id, figure, tested_a, tested_b, alpha=alpha, min_effect=min_effect, margin=margin, design=design
+        )
+    return _per_run_row(case_id, figure, va, vb, missing)
+
+
 def _throughput_row(case_id: str, a: Sequence[RequestRecord], b: Sequence[RequestRecord]) -> FigureComparison:
     """Aggregate output t/s: one value per run, shown but not tested."""
     va, vb = ([output_tps(run) for run in _runs_of(side)] for side in (a, b))
@@ -827,14 +841,18 @@ def _slo_rows(
         return None if share is None else share * 100
 
     missing = "no measured requests on a side"
-    goodput_a, goodput_b = [s.goodput_rps for s in sa], [s.goodput_rps for s in sb]
-    tested_a, tested_b = [v for v in goodput_a if v], [v for v in goodput_b if v]
-    several = len(tested_a) == len(goodput_a) >= 2 and len(tested_b) == len(goodput_b) >= 2
     return [
-        # several runs a side, every one with goodput: tested run by run like pp and tg; else shown
-        runs_row(case_id, GOODPUT, tested_a, tested_b, alpha=alpha, min_effect=min_effect, margin=margin, design=design)
-        if several
-        else _per_run_row(case_id, GOODPUT, goodput_a, goodput_b, missing),
+        _per_run_tested_row(
+            case_id,
+            GOODPUT,
+            [s.goodput_rps for s in sa],
+            [s.goodput_rps for s in sb],
+            missing,
+            alpha=alpha,
+            min_effect=min_effect,
+            margin=margin,
+            design=design,
+        ),
         _per_run_row(
             case_id, ATTAINMENT, [percent(s.attainment) for s in sa], [percent(s.attainment) for s in sb], missing
         ),
@@ -848,10 +866,7 @@ def _energy_row(
     case_id: str, a: Sequence[RequestRecord], b: Sequence[RequestRecord], samples_a: Sequence[GpuSample],
     samples_b: Sequence[GpuSample], alpha: float, min_effect: float, margin: float, design: SequentialDesign | None,
 ) -> FigureComparison | None:  # fmt: skip
-    """Joules a generated token took over the whole case, one value per run (GPU samples on both sides).
-
-    Several runs a side, every one with a value: tested run by run, like goodput; else shown.
-    """
+    """Joules a generated token took over the whole case, one value per run (GPU samples on both sides)."""
 
     def per_run(side: Sequence[RequestRecord], samples: Sequence[GpuSample]) -> list[float | None]:
         values: list[float | None] = []
@@ -863,12 +878,10 @@ def _energy_row(
     va, vb = per_run(a, samples_a), per_run(b, samples_b)
     if not any(va) or not any(vb):
         return None
-    tested_a, tested_b = [v for v in va if v], [v for v in vb if v]
-    if len(tested_a) == len(va) >= 2 and len(tested_b) == len(vb) >= 2:
-        return runs_row(
-            case_id, ENERGY, tested_a, tested_b, alpha=alpha, min_effect=min_effect, margin=margin, design=design
-        )
-    return _per_run_row(case_id, ENERGY, va, vb, "no energy on a side")
+    return _per_run_tested_row(
+        case_id, ENERGY, va, vb, "no energy on a side", alpha=alpha, min_effect=min_effect, margin=margin,
+        design=design,
+    )  # fmt: skip
 
 
 CACHE_HITS = Figure("cache_hit_rate", "prompt cache hits", "%", True)

@@ -56,6 +56,7 @@ class Sequential:
     server_minutes: float
     answers: tuple[FigureAnswer, ...]  # the figures it was asked to decide
     disturbed_runs: int = 0  # runs with a case measured under contention (HostConditions.disturbed)
+    runs: tuple[Path, ...] = ()  # its run directories
 
     @property
     def called_changed(self) -> bool:
@@ -103,20 +104,17 @@ def read_sequential(path: Path) -> Sequential:
     run_ids = [r for v in variants for r in v["runs"]]
     blocks = 1 + max((o["block"] for o in doc["order"]), default=-1)
     minutes, disturbed = _minutes(path.parent, run_ids)
-    return Sequential(name, same, blocks, until["stopped"], minutes, tuple(answers), disturbed)
+    runs = tuple(path.parent / r for r in run_ids)
+    return Sequential(name, same, blocks, until["stopped"], minutes, tuple(answers), disturbed, runs)
 
 
 def sequentials(results: Path) -> list[Sequential]:
     return [read_sequential(p) for p in sorted(results.glob("*.ab.json"))]
 
 
-def aa_spreads(results: Path) -> dict[str, float]:
+def aa_spreads(aa: Sequence[Sequential]) -> dict[str, float]:
     """The spread between server starts over every run of the A/A comparisons (one setup), per case figure."""
-    runs = []
-    for path in sorted(results.glob("*.ab.json")):
-        doc = files.read_json(path, what="bench ab's record (ab.json)", max_bytes=AB_MAX_BYTES, error=ResultsError)
-        if len({v["flags"] for v in doc["variants"]}) == 1:
-            runs += [results / r for v in doc["variants"] for r in v["runs"]]
+    runs = [run for s in aa for run in s.runs]
     if len(runs) < 3:
         return {}
     profile = measure_profile(runs)
@@ -185,7 +183,7 @@ def main() -> None:
             f"{decided} of {len(aa)} decided within the budget; blocks to stop: median {blocks[len(blocks) // 2]}, "
             f"most {blocks[-1]}; {minutes:.0f} server minutes in all"
         )
-    spreads = aa_spreads(args.results / "ab")
+    spreads = aa_spreads(aa)
     if spreads:
         print("\nSpread between server starts over every A/A run (standard deviation of the log):\n")
         print("| case figure | spread |")

@@ -76,3 +76,14 @@ def descendants(root: int, table: dict[int, list[str]]) -> set[int]:
             found.add(pid)
             todo.extend(children.get(pid, ()))
     return found
+
+
+def tree_rss_bytes(root: int, proc: Path = PROC) -> int:
+    """Resident memory of ``root`` and every process under it (``statm``'s resident pages); 0 once gone."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    total = 0
+    for pid in descendants(root, processes(proc)):
+        fields = (read(proc / str(pid) / "statm") or "").split()
+        if len(fields) > 1 and fields[1].isdigit():
+            total += int(fields[1]) * page
+    return total

@@ -153,6 +153,13 @@ class RunSummary:
     def error_rate(self) -> float:
         return self.failed / self.requests if self.requests else 0.0
 
+    def throughput(self) -> dict[str, dict[str, float]]:
+        """Each case's pp and tg (``pp_tps``, ``tg_tps``), where it has them: what bisect and soak follow."""
+        return {
+            c.case_id: {name: value for name in ("pp_tps", "tg_tps") if (value := getattr(c, name)) is not None}
+            for c in self.cases
+        }
+
     def to_json(self) -> dict[str, Any]:
         return {
             "requests": self.requests,

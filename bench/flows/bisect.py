@@ -111,11 +111,7 @@ class _Bisect:
         )
         result = run_benchmark(options, self.observer)
         self.server_s += time.monotonic() - began
-        figures = {
-            c.case_id: {name: value for name in DECIDED_FIGURES if (value := getattr(c, name)) is not None}
-            for c in result.summary.cases
-        }
-        return result.run_id, figures
+        return result.run_id, result.summary.throughput()
 
     def references(self, commit: Commit) -> list[tuple[str, dict[str, dict[str, float]]]]:
         binary = self.binary(commit)

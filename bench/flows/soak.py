@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -48,15 +47,8 @@ class SoakPlan:
 
 
 def _rss_mib(pid: int | None) -> float | None:
-    """Resident memory of a process tree, MiB (the server and whatever it started)."""
-    if pid is None:
-        return None
-    page = os.sysconf("SC_PAGE_SIZE")
-    total = 0
-    for child in kernel.descendants(pid, kernel.processes()):
-        fields = (kernel.read(f"/proc/{child}/statm") or "").split()
-        if len(fields) > 1 and fields[1].isdigit():
-            total += int(fields[1]) * page
+    """Resident memory of the server's process tree, MiB; None for a server the suite did not start."""
+    total = kernel.tree_rss_bytes(pid) if pid is not None else 0
     return total / 2**20 if total else None
 
 
@@ -92,9 +84,7 @@ def run_soak(
                 number = len(windows) + 1
                 started = time.monotonic() - began
                 run = run_benchmark(replace(plan.base, endpoint=url, label=f"{plan.label}-{soak_id}"), observer)
-                figures = {
-                    c.case_id: {f: v for f in FIGURES if (v := getattr(c, f)) is not None} for c in run.summary.cases
-                }
+                figures = run.summary.throughput()
                 rss = _rss_mib(server.pid if server is not None else None)
                 windows.append(Window(number, run.run_id, started, figures, rss))
                 tg = "; ".join(f"{case} tg {v['tg_tps']:,.2f}" for case, v in figures.items() if "tg_tps" in v)

@@ -27,18 +27,6 @@ class Usage:
     peak_rss_mb: float  # the largest sum of resident memory over the whole process tree, sampled every 0.1 s
 
 
-def tree_rss_bytes(root_pid: int) -> int:
-    """Resident memory of a process and all its descendants, from /proc."""
-    page = os.sysconf("SC_PAGE_SIZE")
-    total = 0
-    for pid in kernel.descendants(root_pid, kernel.processes()):
-        statm = kernel.read(f"/proc/{pid}/statm")
-        fields = statm.split() if statm else []
-        if len(fields) > 1 and fields[1].isdigit():
-            total += int(fields[1]) * page
-    return total
-
-
 @contextlib.contextmanager
 def _peak_rss(pid: int) -> Iterator[list[int]]:
     peak = [0]
@@ -46,7 +34,7 @@ def _peak_rss(pid: int) -> Iterator[list[int]]:
 
     def sample() -> None:
         while not stop.wait(0.1):
-            peak[0] = max(peak[0], tree_rss_bytes(pid))
+            peak[0] = max(peak[0], kernel.tree_rss_bytes(pid))
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
