@@ -93,6 +93,20 @@ def test_a_bounded_command_that_ends_keeps_what_it_started_in_the_background(tmp
         os.kill(left, signal.SIGKILL)
 
 
+def test_a_command_whose_background_child_keeps_its_output_open_is_done_when_it_exits(tmp_path: Path) -> None:
+    """A deploy script that starts a server without redirecting it: the server holds the command's stdout and
+    stderr, and the command is still done when it exits, not when that server does."""
+    pid_file = tmp_path / "pid"
+    started = time.monotonic()
+    done = run_command(["sh", "-c", f"sleep 300 & echo $! > {pid_file}; echo deployed; echo warn >&2"], timeout_s=60)
+    left = int(pid_file.read_text())
+    try:
+        assert done.returncode == 0 and done.stdout.strip() == "deployed" and done.stderr.strip() == "warn"
+        assert time.monotonic() - started < 30  # not the 60 s bound: it did not wait for the sleep's end
+    finally:
+        os.kill(left, signal.SIGKILL)
+
+
 def test_a_forking_telemetry_command_leaves_nothing_after_the_run(tmp_path: Path) -> None:
     from bench.telemetry.smi import SmiCommandSource
 

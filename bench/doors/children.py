@@ -26,6 +26,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -269,22 +270,34 @@ class Finished:
     stderr: str
 
 
+OUTPUT_KEPT_BYTES = 16 * 2**20  # of each stream a command wrote, the end: a build's log, a deploy's last words
+
+
 def run_command(argv: Sequence[str], *, timeout_s: float, cwd: str | os.PathLike[str] | None = None) -> Finished:
     """Run ``argv`` to its end, or stop its whole group at ``timeout_s``; OSError if it cannot start.
 
     What a command that ended by itself left running is its own business (a switch command
     that restarts a server in the background means to leave it): only a command stopped at
-    its bound, or by an interrupt, has its group ended.
+    its bound, or by an interrupt, has its group ended. Its output goes to files, not pipes:
+    a server it started in the background holds its stdout and stderr open, and a reader
+    waiting for the pipes' end would wait for that server's.
     """
-    process, child = spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd)
-    try:
-        out, err = process.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        stop_popen(process, child, grace_s=2.0)
-        out, err = process.communicate()
-        return Finished(None, out.decode(errors="replace"), err.decode(errors="replace"))
-    except BaseException:
-        stop_popen(process, child, grace_s=2.0)
-        raise
-    child.release()
-    return Finished(process.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        process, child = spawn(argv, stdout=out, stderr=err, cwd=cwd)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            stop_popen(process, child, grace_s=2.0)
+            return Finished(None, _written(out), _written(err))
+        except BaseException:
+            stop_popen(process, child, grace_s=2.0)
+            raise
+        child.release()
+        return Finished(process.returncode, _written(out), _written(err))
+
+
+def _written(stream: IO[bytes]) -> str:
+    """What a command wrote to one of its files: the last ``OUTPUT_KEPT_BYTES`` of it."""
+    size = stream.seek(0, os.SEEK_END)
+    stream.seek(max(0, size - OUTPUT_KEPT_BYTES))
+    return stream.read(OUTPUT_KEPT_BYTES).decode(errors="replace")
