@@ -35,6 +35,13 @@ class FigureName(StrEnum):
         return _LABELS.get(self, self.value)
 
 
+class StampSource(StrEnum):
+    """Which clock timed one end of a request: the kernel's stamp of the bytes, or the event loop's clock."""
+
+    KERNEL = "kernel"  # when the bytes left or arrived (SO_TIMESTAMPING, SO_TIMESTAMPNS): plain HTTP on Linux
+    LOOP = "loop"  # when the event loop sent or read them: TLS, other systems, a stamp that did not come
+
+
 _LABELS = {FigureName.PP_TPS: "prompt", FigureName.TG_TPS: "generation", FigureName.VRAM_USED_GIB: "VRAM"}
 
 
@@ -206,6 +213,14 @@ class RequestRecord:
     turn: int | None = None
     # a shared system prompt: which of the case's prefixes the request began with
     prefix: int | None = None
+    # opening the connection it went out on, reported by the connection's first request (opened ahead of
+    # the case's clock, or, cold, inside this request's time); None on a connection used before
+    connect_ms: float | None = None
+    # which clock timed its send (t_written) and its arrivals (t_first_byte, token_times); None in older records
+    send_clock: StampSource | None = None
+    receive_clock: StampSource | None = None
+    # the case measured cold connections: each request opened its own, and its time includes the connect
+    cold: bool = False
 
     # ---------------------------------------------------------- derived figures
     @property
@@ -297,6 +312,9 @@ class RequestRecord:
         data["timings"] = ServerTimings.from_json(timings) if isinstance(timings, dict) else None
         data["usage"] = Usage(**usage) if isinstance(usage, dict) else None
         data["token_times"] = tuple(data.get("token_times") or ())
+        for name in ("send_clock", "receive_clock"):
+            if data.get(name) is not None:
+                data[name] = StampSource(data[name])
         return cls(**data)
 
 

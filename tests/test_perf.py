@@ -140,3 +140,25 @@ def test_the_truth_server_streams_on_schedule_and_logs_each_send(tmp_path: Path)
     # both sides stamp with the wall clock, so their times line up (the slack: a server thread
     # preempted between send() and reading the clock on a busy machine)
     assert all(abs(t - s) < 0.05 for t, s in zip(token_times, request.sends, strict=True))
+
+
+def test_the_first_wave_is_scored_apart_from_the_requests_after_it() -> None:
+    """Each stream's first request against the truth's first arrivals; the rest against the truth's rest."""
+    truth = _truth(8)  # every request took 50 ms at the server
+    # 2 streams: the first two sent read 4 ms late (their connects counted), the other six 0.5 ms
+    measured = Measured(
+        ttft_ms=[54.0, 54.0] + [50.5] * 6, itl_mean_ms=[5.0] * 8, first_wave_ttft_ms=[54.0, 54.0], connect_ms=[0.2, 0.4]
+    )
+    result = score("x", Job(streams=2, requests=8, output_tokens=4), measured, truth, USAGE)
+    assert result.first_wave_ttft_err_p99_ms == pytest.approx(4.0)
+    assert result.later_ttft_err_p99_ms == pytest.approx(0.5)
+    assert result.connect_p50_ms == pytest.approx(0.3)
+    table = accuracy_table([result])
+    assert "+4.00 (+0.50)" in table and "0.30 (0.40)" in table
+
+
+def test_a_tool_that_does_not_say_when_each_request_went_out_is_not_split() -> None:
+    measured = Measured(ttft_ms=[50.0] * 8, itl_mean_ms=[5.0] * 8)
+    result = score("x", Job(streams=2, requests=8, output_tokens=4), measured, _truth(8), USAGE)
+    assert result.first_wave_ttft_err_p99_ms is None and result.connect_p50_ms is None
+    assert "not split" in accuracy_table([result]) and "not reported" in accuracy_table([result])

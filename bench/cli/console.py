@@ -83,7 +83,8 @@ class ConsoleObserver:
 
     def case_done(self, case: Case, summary: CaseSummary, outcome: CaseOutcome) -> None:
         # One plain line per case, so logs and cron mail show progress too.
-        ttft = f"  TTFT p50 {summary.ttft_ms.p50:,.1f} ms" if summary.ttft_ms else ""
+        cold = " (connect included: cold)" if summary.cold else ""
+        ttft = f"  TTFT p50 {summary.ttft_ms.p50:,.1f} ms{cold}" if summary.ttft_ms else ""
         attainment = summary.slo.attainment if summary.slo is not None else None
         slo = f"  SLO met {attainment * 100:.1f} %" if attainment is not None else ""
         self.console.print(

@@ -13,6 +13,7 @@ Hyndman & Fan 1996 type 7).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -138,6 +139,22 @@ class CaseSummary:
     # pp and tg trends over the case's requests in the order sent (a server slowing as it runs)
     drift: tuple[Drift, ...] = ()
     warmups: int = 0  # warm-up requests sent before the measured ones (warmup = "auto": until two agreed)
+    # opening the connections its requests went out on (each connection once: opened ahead of the case's
+    # clock, or cold, one per request, inside its time: TTFT and latency then include it, and say so)
+    connect_ms: Distribution | None = None
+    cold: bool = False
+    # which clock timed each end of its measured requests: {"send": {"kernel": n, "loop": m}, "receive": {...}}
+    clocks: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def stamp_sources(records: Sequence[RequestRecord]) -> dict[str, dict[str, int]]:
+    """How many of the records had each end timed by the kernel's stamps, and how many by the event loop's clock."""
+    counts: dict[str, dict[str, int]] = {}
+    for end in ("send", "receive"):
+        tally = Counter(str(source) for r in records if (source := getattr(r, f"{end}_clock")) is not None)
+        if tally:
+            counts[end] = dict(sorted(tally.items()))
+    return counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,6 +316,10 @@ def summarise_case(
     notes += length_notes + reasoning_notes + schedule_notes
     if conditions is not None and conditions.disturbed:
         notes.append(conditions.sentence())
+    connect = Distribution.of([v for r in measured if (v := r.connect_ms) is not None])
+    if first.cold:
+        took = f" (connect p50 {connect.p50:,.2f} ms)" if connect is not None else ""
+        notes.append(f"cold connections: each request opened its own, and its TTFT and e2e include the connect{took}")
     drift = case_drift(records)
     notes.extend(d.sentence() for d in drift if d.noted)
     if lag is not None and lag.too_late:
@@ -360,6 +381,9 @@ def summarise_case(
         conditions=conditions,
         drift=drift,
         warmups=sum(1 for r in records if r.warmup),
+        connect_ms=connect,
+        cold=first.cold,
+        clocks=stamp_sources(measured),
         ttft_from_schedule_ms=Distribution.of([v for r in ok if (v := r.ttft_from_schedule_ms) is not None]),
         e2e_from_schedule_ms=Distribution.of([v for r in ok if (v := r.e2e_from_schedule_ms) is not None]),
     )

@@ -30,7 +30,7 @@ from bench.doors.children import run_command
 from bench.doors.redact import Redactor, flag_secrets
 from bench.doors.signals import handling
 from bench.errors import BenchError, ConfigError, EndpointError
-from bench.figures.summary import CaseSummary, RunSummary, summarise_case, summarise_run
+from bench.figures.summary import CaseSummary, RunSummary, stamp_sources, summarise_case, summarise_run
 from bench.inputs.baselines import Baselines
 from bench.inputs.scenarios import Case, Pattern, ScenarioSet
 from bench.load.loadgen import CaseOutcome, CaseRunner, combined
@@ -219,6 +219,7 @@ class _Run:
         self.redactor = options.redactor()
         self.builder: PromptBuilder | None = None  # later turns of conversations are built while the load runs
         self.lags: dict[str, ClientLag] = {}  # the client's own lag, per case measured so far
+        self.clocks: dict[str, dict[str, dict[str, int]]] = {}  # which clock timed each end, per case
         self.conditions: dict[str, HostConditions] = {}  # what else the machine did, per case measured so far
         self.superseded: list[dict[str, Any]] = []  # --require-quiet: disturbed attempts, measured again
         self.server_here = options.endpoint is None or is_loopback(options.endpoint)  # a core is the server's
@@ -468,6 +469,8 @@ class _Run:
                     if not case_records:
                         observer.message(f"note: {case.case_id}: no request of this case ended")
                         continue
+                    self.clocks[case.case_id] = stamp_sources([r for r in case_records if not r.warmup])
+                    store.write_meta(clocks=self.clocks)
                     summary = summarise_case(
                         case.case_id,
                         case_records,

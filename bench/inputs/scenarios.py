@@ -45,6 +45,15 @@ class Pattern(StrEnum):
 PATTERNS: tuple[Pattern, ...] = tuple(Pattern)
 
 
+class Connections(StrEnum):
+    """What a case's requests go out on (``bench.load.loadgen``)."""
+
+    # kept alive and, for a closed loop, opened ahead of the case's clock: TTFT is the server's, from the request
+    WARM = "warm"
+    # one new connection per request, its connect inside the request's time: TTFT then includes the connect
+    COLD = "cold"
+
+
 HEADLINE_PROMPT_TOKENS = 256  # a prompt from this long is a pp figure of its own (the quick set's shortest pp case)
 HEADLINE_OUTPUT_TOKENS = 32  # an answer from this long is a tg figure of its own
 
@@ -77,18 +86,26 @@ class Case:
     speed: float = 1.0
     text: str | None = None  # a text corpus the prompts are made of (bench.inputs.corpus), else filler words
     warmup_auto: bool = False  # warm up until two requests in a row agree, at most ``warmup`` of them
+    connections: Connections = Connections.WARM
 
     @property
     def case_id(self) -> str:
         if self.trace is not None:
-            return f"{self.scenario}/trace-{self.trace.name}-x{self.speed:g}-c{self.concurrency}"
+            cold = "-cold" if self.cold else ""
+            return f"{self.scenario}/trace-{self.trace.name}-x{self.speed:g}-c{self.concurrency}{cold}"
         prompt = self.prompt_lengths.label if self.prompt_lengths else self.prompt_tokens
         output = self.output_lengths.label if self.output_lengths else self.output_tokens
         base = f"{self.scenario}/p{prompt}-o{output}-c{self.concurrency}-d{self.depth}"
         # suffixes only where used: the ids of cases without them stay as every stored run has them
         turns = f"-t{self.turns}" if self.turns > 1 else ""
         shared = f"-k{self.prefixes}x{self.prefix_tokens}" if self.prefixes else ""
-        return base + turns + shared
+        cold = "-cold" if self.cold else ""
+        return base + turns + shared + cold
+
+    @property
+    def cold(self) -> bool:
+        """Each request on a connection of its own, the connect counted in its time."""
+        return self.connections == Connections.COLD
 
     @property
     def headline_figures(self) -> tuple[str, ...]:
@@ -156,6 +173,7 @@ class Scenario:
     speed: float = 1.0
     text: str | None = None
     warmup_auto: bool = False  # warmup = "auto": warm until two in a row agree, at most AUTO_WARMUP_MAX
+    connections: Connections = Connections.WARM
 
     def cases(self) -> list[Case]:
         out: list[Case] = []
@@ -192,6 +210,7 @@ class Scenario:
                     speed=self.speed,
                     text=self.text,
                     warmup_auto=self.warmup_auto,
+                    connections=self.connections,
                 )
             )
         return out
@@ -247,6 +266,7 @@ def _scenario_dict(scenario: dict[str, Any], trace: Trace | None = None) -> dict
         ("speed", 1.0),
         ("text", None),
         ("warmup_auto", False),
+        ("connections", Connections.WARM),
     )
     for key, unused in unused_values:
         if scenario.get(key) == unused:
@@ -294,6 +314,8 @@ _SCENARIO_FIELDS: dict[str, str] = {
     "prefix_tokens": f"a positive integer up to {MAX_TOKENS:,}: tokens of each shared system prompt",
     "trace": "a JSONL trace file (relative to the scenario set) or 'sample' (pattern 'trace'; see bench.inputs.trace)",
     "speed": f"a positive number up to {MAX_SPEED:g}: how much faster than recorded a trace is replayed",
+    "connections": '"warm" (kept alive, a closed loop\'s opened before its clock: the default) or "cold" (a new '
+    "connection per request, its connect counted in TTFT and latency)",
     "text": "a UTF-8 text file (relative to the scenario set) whose words make the prompts (default: filler words)",
     "slo": "a table of limits in ms, each a positive number: "
     + ", ".join(f"{limit.value}" for limit in SloLimit)
@@ -414,6 +436,9 @@ def _parse_scenario(source: str, raw: Mapping[str, Any], defaults: Mapping[str, 
     stream = merged.get("stream", True)
     if not isinstance(stream, bool):
         raise where.error("stream", _SCENARIO_FIELDS["stream"], stream)
+    if merged.get("connections", Connections.WARM) not in tuple(Connections):
+        raise where.error("connections", _SCENARIO_FIELDS["connections"], merged.get("connections"))
+    connections = Connections(merged.get("connections", Connections.WARM))
     description = merged.get("description", "")
     if not isinstance(description, str):
         raise where.error("description", _SCENARIO_FIELDS["description"], description)
@@ -445,7 +470,7 @@ def _parse_scenario(source: str, raw: Mapping[str, Any], defaults: Mapping[str, 
         stream=stream,
         pattern=pattern, rate_rps=rate_rps, max_duration_s=max_duration_s, temperature=temperature,
         top_p=top_p, slo=slo, turns=turns, prefixes=prefixes, prefix_tokens=prefix_tokens, trace=trace,
-        speed=speed, text=_text_field(where, merged.get("text")),
+        speed=speed, text=_text_field(where, merged.get("text")), connections=connections,
     )  # fmt: skip
 
 

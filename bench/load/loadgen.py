@@ -8,6 +8,12 @@
 - ``trace``: an open loop on a trace's times (``bench.inputs.trace``), its conversations' later
   turns built from the answers as they come.
 
+A closed loop's streams open their connections before the case's clock starts (before its priming
+and warm-ups, so the server has accepted them by the first measured request): its first wave goes
+out on open connections, as every later wave does. An open loop's request opens one, where it
+needs one, READY_S ahead of its time. A case with ``connections = "cold"`` opens a connection per
+request inside the request's time instead.
+
 A case with ``turns`` > 1 runs conversations: each stream holds one at a time, every turn
 resending the history. A timed request (an arrival, a trace's line) sends its headers ahead
 and its body at its time (``ChatClient.chat(at=...)``).
@@ -125,6 +131,10 @@ def to_record(
         token_event_count=len(exchange.token_times),
         t_first_content=exchange.t_first_content,
         reasoning_events=exchange.reasoning_events,
+        connect_ms=exchange.connect_ms,
+        send_clock=exchange.send_clock,
+        receive_clock=exchange.receive_clock,
+        cold=case.cold,
     )
 
 
@@ -220,7 +230,9 @@ class CaseRunner:
         # A warm-up needs the full prompt (graphs, caches) but not a long answer.
         output = prompt.output_tokens or self.case.output_tokens
         max_tokens = min(output, WARMUP_MAX_TOKENS) if warmup else output
-        exchange = await self.client.chat(self._body(prompt, max_tokens), keep_answer=turn is not None, at=at)
+        exchange = await self.client.chat(
+            self._body(prompt, max_tokens), keep_answer=turn is not None, at=at, cold=self.case.cold
+        )
         record = to_record(
             self.run_id, self.case, index, prompt, exchange,
             warmup=warmup, round_number=self._round, scheduled=scheduled, session=session, turn=turn,
@@ -290,6 +302,8 @@ class CaseRunner:
         self._round = round_number
         chosen = range(len(self.prompts.measured)) if indices is None else indices
         measured = [(i, self.prompts.measured[i]) for i in chosen]
+        if case.pattern in (Pattern.SEQUENTIAL, Pattern.CONCURRENT) and not case.cold:
+            await self.client.open_connections(self.streams)
         await self.prepare(warm)
         loop = asyncio.get_running_loop()
         started = self.client.clock.now()

@@ -84,6 +84,9 @@ class RunMeta:
     build: str | None = None
     telemetry: JsonObject | None = None
     client_lag: JsonObject | None = None  # case id -> the client's own event-loop lag
+    # case id -> which clock timed each end of its measured requests, counted: {"send": {"kernel": n, "loop": m},
+    # "receive": {...}}: the kernel's stamps of the bytes (TTFT kernel to kernel), or the event loop's clock
+    clocks: JsonObject | None = None
     workers: JsonObject | None = None  # case id -> where its workers ran and what befell them
     conditions: JsonObject | None = None  # case id -> what else the machine did meanwhile (HostConditions)
     # --require-quiet: a case's attempt measured under contention and measured again: its requests

@@ -1,9 +1,11 @@
-"""What lanes share: the reader a response's body is pushed into, its decoding, and the request's headers."""
+"""What lanes share: the reader a response's body is pushed into, its decoding, the request's headers, and
+what a lane says of how a request left (``Departure``)."""
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -26,6 +28,17 @@ class Enough(Exception):  # a signal, not an error: hence no Error suffix
 
 # a response's status and media type (lower case, no parameters) -> the reader of its body
 Choose = Callable[[int, str], BodyReader]
+
+
+@dataclass(frozen=True, slots=True)
+class Departure:
+    """How a request left: what opening its connection took, and when the kernel sent its last byte."""
+
+    # seconds spent opening the connection it went out on, said once per connection (its first request;
+    # opened ahead with ``connect()``, before that request's clock); None on a connection used before
+    connect_s: float | None = None
+    # the kernel's transmit stamp of the request's last byte (wall clock); None where it is not stamped
+    wire_time: float | None = None
 
 
 def request_headers(base_url: str, headers: dict[str, str]) -> list[tuple[bytes, bytes]]:

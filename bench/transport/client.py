@@ -26,8 +26,8 @@ import httpx
 from bench.clock import RunClock, sleep_until
 from bench.doors.redact import Redactor
 from bench.errors import AuthError, BodyDecodeError, BodyTooLarge, ConfigError, EndpointError, ServerError
-from bench.records import ServerTimings, Usage
-from bench.transport.bodies import BodyReader, Enough
+from bench.records import ServerTimings, StampSource, Usage
+from bench.transport.bodies import BodyReader, Departure, Enough
 from bench.transport.health import describe_transport_error
 from bench.transport.lanes import TRANSPORT_ERRORS, Lane, open_lane
 from bench.transport.sse import MAX_LINE_BYTES, SSEParser
@@ -35,6 +35,8 @@ from bench.transport.stamped import realtime_offset
 
 # a kernel stamp older than this is not the bytes just read (a clock step): the loop's own time is kept
 STAMP_WINDOW_S = 10.0
+# a transmit stamp may read this much before the loop's send: the wall clock mapped onto the run clock
+STAMP_SLACK_S = 0.0005
 
 ERROR_CHARS = 320  # an error kept with a record: its status or kind, and 300 characters of what the server said
 DEFAULT_MAX_BODY_BYTES = 64 * 2**20  # an answer of 2048 tokens is a few hundred KiB; streamed, a few MiB
@@ -68,6 +70,9 @@ class Exchange:
     usage: Usage | None = None
     saw_done: bool = False
     answer_parts: list[str] | None = None  # the answer's text, kept only when asked (a conversation resends it)
+    connect_ms: float | None = None  # opening its connection, where this request is the connection's first
+    send_clock: StampSource = StampSource.LOOP  # t_written from the kernel's transmit stamp, or the loop's clock
+    receive_clock: StampSource = StampSource.LOOP  # every arrival from the kernel's receive stamps, or not
 
     @property
     def answer(self) -> str:
@@ -227,6 +232,18 @@ class ChatClient:
             await lane.aclose()
         await self._http.aclose()
 
+    async def open_connections(self, count: int) -> int:
+        """Open up to ``count`` idle lanes' connections now, together, ahead of the requests that will use them.
+
+        A closed loop's first wave then goes out on open connections, as every later wave does: the
+        connect, and the server's accepting it, fall before the case's clock, not inside its first
+        requests' TTFT. Each connect is still reported, by its connection's first request. A connect that
+        fails here is left to that request, which fails or succeeds as it would have. Returns the lanes tried.
+        """
+        lanes = self._idle_lanes[-count:] if count > 0 else []
+        await asyncio.gather(*(lane.connect() for lane in lanes), return_exceptions=True)
+        return len(lanes)
+
     def _new_lane(self) -> Lane:
         lane = open_lane(self.base_url, **self._lane_options)
         self._lanes.append(lane)
@@ -361,8 +378,13 @@ class ChatClient:
             body["seed"] = seed
         return body
 
-    async def chat(self, body: dict[str, Any], *, keep_answer: bool = False, at: float | None = None) -> Exchange:
+    async def chat(
+        self, body: dict[str, Any], *, keep_answer: bool = False, at: float | None = None, cold: bool = False
+    ) -> Exchange:
         """Send one chat request; ``keep_answer`` keeps the answer's text (``Exchange.answer``).
+
+        ``cold``: on a connection opened for it, after its time began (and closed after it): its TTFT
+        then includes the connect, as a client that opens a connection per request sees it.
 
         ``at`` (the event loop's clock): a request due at a set time (an open loop's arrival, a trace's
         line). Its connection and headers go out as soon as it is called, and its body, which the
@@ -371,15 +393,16 @@ class ChatClient:
         before the request's time, not after. The request counts as sent when its body goes.
         """
         async with self._lane() as lane:
-            exchange = await self._chat_once(lane, body, keep_answer, at)
-            if exchange.http_status is None and exchange.error and exchange.error.startswith(STALE_CONNECTION_ERRORS):
+            exchange = await self._chat_once(lane, body, keep_answer, at, cold)
+            stale = exchange.error and exchange.error.startswith(STALE_CONNECTION_ERRORS)
+            if exchange.http_status is None and stale and not cold:
                 # A pooled keep-alive connection the server had already closed: nothing
                 # reached the server, so the request is sent again on a fresh connection.
                 exchange = await self._chat_once(lane, body, keep_answer, at)
         return exchange
 
     async def _chat_once(
-        self, lane: Lane, body: dict[str, Any], keep_answer: bool = False, at: float | None = None
+        self, lane: Lane, body: dict[str, Any], keep_answer: bool = False, at: float | None = None, cold: bool = False
     ) -> Exchange:
         clock = self.clock
         exchange = Exchange(t_sent=clock.now(), answer_parts=[] if keep_answer else None)
@@ -410,7 +433,8 @@ class ChatClient:
         try:
             async with asyncio.timeout(self.request_timeout_s):
                 hold = None if at is None else when_due
-                await lane.post("/v1/chat/completions", payload, choose, sent, hold)
+                departure = await lane.post("/v1/chat/completions", payload, choose, sent, hold, fresh=cold)
+            _departed(exchange, departure, clock.now, moved=at is not None)
             if exchange.http_status is not None and exchange.http_status != 200:
                 exchange.t_first_byte = clock.now()
                 exchange.error = _error_text(exchange.http_status, page.text)
@@ -432,6 +456,26 @@ class ChatClient:
         exchange.system_fingerprint = self.redactor.optional(exchange.system_fingerprint)
         exchange.finish_reason = self.redactor.optional(exchange.finish_reason)
         return exchange
+
+
+def _departed(exchange: Exchange, departure: Departure, now: Callable[[], float], *, moved: bool) -> None:
+    """What the lane said of the request's way out: its connect, and the kernel's time for its last byte.
+
+    The kernel's time replaces the loop's ``t_written`` (and ``t_sent``, where ``moved``: a timed
+    request's send is its start) when it lies where it must: not before the loop called ``send``
+    (a little slack for the two clocks' mapping), not after the answer began.
+    """
+    if departure.connect_s is not None:
+        exchange.connect_ms = departure.connect_s * 1000.0
+    if departure.wire_time is None or exchange.t_written is None:
+        return
+    left = departure.wire_time + realtime_offset(now)
+    latest = exchange.t_first_byte if exchange.t_first_byte is not None else now()
+    if exchange.t_written - STAMP_SLACK_S <= left <= latest:
+        exchange.t_written = left
+        if moved:
+            exchange.t_sent = left
+        exchange.send_clock = StampSource.KERNEL
 
 
 class _WholeReader:
@@ -473,12 +517,13 @@ class _WholeReader:
 class _StreamReader:
     """An event stream, folded into the exchange event by event as its bytes arrive."""
 
-    __slots__ = ("_exchange", "_limit", "_limit_text", "_now", "_offset", "_parser", "_size")
+    __slots__ = ("_exchange", "_limit", "_limit_text", "_now", "_offset", "_parser", "_size", "_unstamped")
 
     def __init__(self, exchange: Exchange, now: Callable[[], float], limit: int, limit_text: str) -> None:
         self._exchange = exchange
         self._now = now
         self._offset = realtime_offset(now)  # kernel stamps are wall-clock: onto the run clock, per request
+        self._unstamped = 0  # reads timed by the loop's clock: no stamp, or one out of its window
         self._parser = SSEParser(max_line_bytes=min(MAX_LINE_BYTES, limit))
         self._limit = limit
         self._limit_text = limit_text
@@ -489,6 +534,8 @@ class _StreamReader:
         # when its bytes arrived, not when the loop got to them (never later than now, nor long before)
         if arrived is not None and t - STAMP_WINDOW_S < arrived + self._offset < t:
             t = arrived + self._offset
+        else:
+            self._unstamped += 1
         self._size += len(data)
         if self._size > self._limit:
             raise BodyTooLarge(f"a stream larger than {self._limit_text}")
@@ -507,10 +554,13 @@ class _StreamReader:
         for event in self._parser.close():
             if _absorb_event(event, exchange):
                 token_times.append(self._now())
+                self._unstamped += 1
                 if exchange.t_first_content is None and exchange.content_events:
                     exchange.t_first_content = token_times[-1]
         if token_times:
             exchange.t_first_token = token_times[0]
+        if exchange.t_first_byte is not None and not self._unstamped:
+            exchange.receive_clock = StampSource.KERNEL
         if exchange.error is None and not exchange.saw_done:
             exchange.error = "stream ended without data: [DONE]"
         elif exchange.error is None and exchange.finish_reason is None:

@@ -7,9 +7,13 @@ share one read and one time. Through httpcore (anyio, h11, its pool, a coroutine
 read) a streamed request costs about three times the CPU to turn over that it costs here
 (``test_client_cpu_per_streamed_request``); this lane keeps only what a keep-alive POST needs:
 
-- one non-blocking socket, with Nagle off and kernel receive stamps (``bench.transport.stamped``);
+- one non-blocking socket, with Nagle off, kernel receive stamps and kernel transmit stamps
+  (``bench.transport.stamped``): the request's last byte is timed as it left, read off the
+  socket's error queue when a read finds no data (the queue wakes the loop) or the answer begins;
 - the request's head and body in one ``send`` (a timed request's head goes ahead, its body at
   its time);
+- the connection opened ahead when asked (``connect``, before a case's clock starts), or for each
+  request (``fresh``: a case that measures cold connections, the connect inside its time);
 - the response parsed by httptools (llhttp, in C) inside the loop's reader callback, the body
   pushed straight into the caller's ``BodyReader`` with the read's arrival time: no coroutine is
   resumed until the response is whole.
@@ -25,17 +29,34 @@ import asyncio
 import contextlib
 import select
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote, urlsplit
 
 import httpcore
 import httptools
 
-from bench.transport.bodies import BodyReader, Choose, Enough, content_coding, decoded, media_type, request_headers
-from bench.transport.stamped import ANCILLARY_BYTES, arrival_of, open_stamped
+from bench.transport.bodies import (
+    BodyReader,
+    Choose,
+    Departure,
+    Enough,
+    content_coding,
+    decoded,
+    media_type,
+    request_headers,
+)
+from bench.transport.stamped import (
+    ANCILLARY_BYTES,
+    arrival_of,
+    enable_transmit_stamps,
+    open_stamped,
+    transmit_stamps,
+)
 
 MAX_HEAD_BYTES = 64 * 1024  # a status line and headers; llama-server's are a few hundred bytes
 READ_BYTES = 256 * 1024
+_OFFSETS = 2**32  # transmit stamps key a byte by its offset, modulo this
 
 
 class H1Lane:
@@ -49,6 +70,13 @@ class H1Lane:
         self._fields = b"".join(name + b": " + value + b"\r\n" for name, value in request_headers(base_url, headers))
         self._connect_timeout_s = connect_timeout_s
         self._sock: socket.socket | None = None
+        self._stamped = False  # the kernel stamps what this connection sends
+        self._sent = 0  # bytes sent on it since then: the offset its transmit stamps are keyed by
+        self._connect_s: float | None = None  # how long it took to open, until a request reports it
+
+    async def connect(self) -> None:
+        """Open the connection now, ahead of the request that will use it (its cost is reported by that request)."""
+        await self._connection()
 
     async def post(
         self,
@@ -57,8 +85,18 @@ class H1Lane:
         choose: Choose,
         sent: Callable[[], None],
         hold: Callable[[], Awaitable[None]] | None = None,
-    ) -> None:
+        *,
+        fresh: bool = False,
+    ) -> Departure:
+        if fresh:
+            # a cold connection's request: its time starts before the connect, at its time if it has one
+            self._drop()
+            if hold is not None:
+                await hold()
+                hold = None
+            sent()
         sock = await self._connection()
+        connect_s, self._connect_s = self._connect_s, None
         target = self._prefix + path.encode()
         head = b"POST %s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n" % (target, self._fields, len(body))
         loop = asyncio.get_running_loop()
@@ -69,14 +107,15 @@ class H1Lane:
         try:
             try:
                 if hold is None:
-                    sent()
-                    await _send(sock, head + body)
+                    if not fresh:
+                        sent()
+                    await self._send_last(sock, head + body, response)
                 else:
-                    await _send(sock, head)
+                    await self._send(sock, head)
                     await hold()
                     sent()
                     if not response.done.done():  # not answered already (a 503 to the head alone)
-                        await _send(sock, body)
+                        await self._send_last(sock, body, response)
             except httpcore.WriteError as failure:
                 # a server that answers before it has the whole request (a 413, a 503) and closes:
                 # its answer is the outcome, as httpcore has it; with no answer, the write failed
@@ -85,18 +124,39 @@ class H1Lane:
                 except Exception:
                     raise failure from None
             await response.done
-            kept = response.keep_alive
+            kept = response.keep_alive and not fresh
+            if response.wire_time is None and response.expected is not None:
+                response.take(transmit_stamps(sock))  # not read while the answer came: it is queued by now
         finally:
             loop.remove_reader(fd)
             if not kept:
                 self._drop()
+        # a cold request's clock started before its connect: the kernel's stamp of its last byte is not its start
+        return Departure(connect_s, None if fresh else response.wire_time)
+
+    async def _send(self, sock: socket.socket, data: bytes) -> None:
+        await _send(sock, data)
+        self._sent += len(data)
+
+    async def _send_last(self, sock: socket.socket, data: bytes, response: _Response) -> None:
+        """The request's last bytes, their transmit stamp awaited by ``response`` (the key set before they go,
+        so a stamp read while a long send waits for the socket is not missed)."""
+        if self._stamped:
+            response.expected = (self._sent + len(data) - 1) % _OFFSETS
+        await self._send(sock, data)
+        if self._stamped:
+            response.take(transmit_stamps(sock))
 
     async def _connection(self) -> socket.socket:
         if self._sock is not None and _readable(self._sock):
             # an idle keep-alive connection has nothing to say: readable means the server closed it
             self._drop()
         if self._sock is None:
+            began = time.perf_counter()
             self._sock = await open_stamped(self._host, self._port, self._connect_timeout_s)
+            self._connect_s = time.perf_counter() - began
+            self._stamped = enable_transmit_stamps(self._sock)
+            self._sent = 0
         return self._sock
 
     def _drop(self) -> None:
@@ -123,13 +183,17 @@ class _Response:
         "_reader",
         "_received",
         "done",
+        "expected",
         "keep_alive",
+        "wire_time",
     )
 
     def __init__(self, choose: Choose, done: asyncio.Future[None]) -> None:
         self._choose = choose
         self.done = done
         self.keep_alive = False
+        self.expected: int | None = None  # the offset of the request's last byte, whose transmit stamp is wanted
+        self.wire_time: float | None = None  # its stamp (wall clock), once read
         self._parser = httptools.HttpResponseParser(self)
         self._reader: BodyReader | None = None
         self._arrived: float | None = None
@@ -139,6 +203,12 @@ class _Response:
         self._media = self._encoding = ""
         self._framed = False  # Content-Length or chunked: the body's end is known without a close
 
+    def take(self, stamps: list[tuple[int, float]]) -> None:
+        """Keep the transmit stamp of the request's last byte, among those drained (the head's, sent ahead, too)."""
+        for offset, wall in stamps:
+            if offset == self.expected:
+                self.wire_time = wall
+
     # ------------------------------------------------------------ the loop's reader callback
     def readable(self, sock: socket.socket) -> None:
         if self.done.done():
@@ -146,6 +216,8 @@ class _Response:
         try:
             data, ancillary, _, _ = sock.recvmsg(READ_BYTES, ANCILLARY_BYTES)
         except (BlockingIOError, InterruptedError):
+            # woken with nothing to read: a transmit stamp on the error queue, which wakes the loop until drained
+            self.take(transmit_stamps(sock))
             return
         except OSError as exc:
             self._fail(httpcore.ReadError(str(exc) or type(exc).__name__))
@@ -153,6 +225,10 @@ class _Response:
         if not data:
             self._closed()
             return
+        if not self._received and self.wire_time is None and self.expected is not None:
+            # the answer's first bytes: the request's stamp is queued by now, if the loop was not woken for it
+            # yet (once, not every read: a device that stamps nothing would cost a call per token event)
+            self.take(transmit_stamps(sock))
         self._received = True
         self._arrived = arrival_of(ancillary)
         try:
@@ -242,6 +318,7 @@ async def _send(sock: socket.socket, data: bytes) -> None:
 def _readable(sock: socket.socket) -> bool:
     if sock.fileno() < 0:
         return True
+    transmit_stamps(sock)  # stamps left on the error queue would read as an event here
     poller = select.poll()  # not select(): descriptors past 1024 are common at hundreds of streams
     poller.register(sock, select.POLLIN)
     with contextlib.suppress(OSError):

@@ -14,22 +14,26 @@ Two kinds, one behaviour:
 - ``PoolLane``: TLS, and other systems, through ``httpcore`` (the transport under httpx),
   timed on the loop's clock.
 
-Both send the same headers (gzip/deflate bodies asked for as httpx and the OpenAI SDK do, so
-a proxy that compresses event streams, and so buffers them, is seen as users see it), decode
-bodies the same way, and fail with httpcore's exception types, whose names a record's error
-carries (they match httpx's).
+Both open their connection ahead when asked (``connect``; the pool lane, which cannot, on first
+use, before the request's clock starts), or for each request (``fresh``: cold connections, the
+connect timed as part of the request), and say what opening it took (``Departure``). Both send
+the same headers (gzip/deflate bodies asked for as httpx and the OpenAI SDK do, so a proxy that
+compresses event streams, and so buffers them, is seen as users see it), decode bodies the same
+way, and fail with httpcore's exception types, whose names a record's error carries (they match
+httpx's).
 """
 
 from __future__ import annotations
 
 import ssl
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpcore
 
-from bench.transport.bodies import Choose, Enough, content_coding, decoded, media_type, request_headers
+from bench.transport.bodies import Choose, Departure, Enough, content_coding, decoded, media_type, request_headers
 from bench.transport.h1 import H1Lane
 from bench.transport.stamped import AVAILABLE as STAMPS_AVAILABLE
 
@@ -52,13 +56,19 @@ class Lane(Protocol):
         choose: Choose,
         sent: Callable[[], None],
         hold: Callable[[], Awaitable[None]] | None = None,
-    ) -> None:
+        *,
+        fresh: bool = False,
+    ) -> Departure:
         """POST a JSON body and read the answer into ``choose``'s reader.
 
         ``sent`` is called as the body starts out. With ``hold``, the head goes at once and the
         body once ``hold()`` returns (a request due at a set time); without, head and body go
-        together.
+        together. ``fresh``: on a connection of its own, opened after ``hold`` and ``sent``, so
+        that the request's time includes the connect.
         """
+
+    async def connect(self) -> None:
+        """Open the connection ahead of the request that will use it, where the lane can."""
 
     async def aclose(self) -> None: ...
 
@@ -95,9 +105,16 @@ class PoolLane:
         self._timeouts = {"connect": connect_timeout_s, "read": timeout_s, "write": timeout_s, "pool": timeout_s}
         # One pool per lane keeps httpcore from scanning every connection for every queued request,
         # which at 64 streams had cost a fifth of the client's time.
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context, max_connections=1, max_keepalive_connections=1
+        self._ssl_context = ssl_context
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> httpcore.AsyncConnectionPool:
+        return httpcore.AsyncConnectionPool(
+            ssl_context=self._ssl_context, max_connections=1, max_keepalive_connections=1
         )
+
+    async def connect(self) -> None:
+        """httpcore opens a connection only for a request: this one's first request opens it, before its clock."""
 
     async def post(
         self,
@@ -106,16 +123,32 @@ class PoolLane:
         choose: Choose,
         sent: Callable[[], None],
         hold: Callable[[], Awaitable[None]] | None = None,
-    ) -> None:
+        *,
+        fresh: bool = False,
+    ) -> Departure:
+        if fresh:  # a pool of its own: a new connection, opened after the request's time began
+            await self._pool.aclose()
+            self._pool = self._new_pool()
+            if hold is not None:
+                await hold()
+                hold = None
+            sent()
         headers = list(self._headers)
         content: bytes | AsyncIterator[bytes] = body
         if hold is not None:
             headers.append((b"Content-Length", str(len(body)).encode()))
             content = _held(body, hold, sent)
+        began: float | None = None
+        connect_s: float | None = None
 
         async def trace(event: str, info: dict[str, Any]) -> None:
+            nonlocal began, connect_s
+            if event == "connection.connect_tcp.started":
+                began = time.perf_counter()
+            elif event in ("connection.connect_tcp.complete", "connection.start_tls.complete") and began is not None:
+                connect_s = time.perf_counter() - began  # TLS's handshake, where there is one, included
             # "complete" comes a loop pass late when the loop is busy: the body's start is the closest
-            if hold is None and event == "http11.send_request_body.started":
+            elif hold is None and not fresh and event == "http11.send_request_body.started":
                 sent()
 
         extensions = {"timeout": self._timeouts, "trace": trace}
@@ -134,8 +167,11 @@ class PoolLane:
                 async for chunk in response.aiter_stream():
                     reader.feed(chunk, None)
             except Enough:
-                return  # leaving the block unread closes the connection
+                return Departure(connect_s)  # leaving the block unread closes the connection
             reader.end()
+        if fresh:
+            await self._pool.aclose()  # a cold connection serves one request
+        return Departure(connect_s)
 
     async def aclose(self) -> None:
         await self._pool.aclose()

@@ -47,6 +47,12 @@ class Score:
     wall_s: float
     peak_rss_mb: float  # the tool's whole process tree
     exit_code: int
+    # the first wave (each stream's first request) against the truth's first wave, and the rest against its
+    # rest, where the tool says when each request went out; the connects it reported, where it reports them
+    first_wave_ttft_err_p99_ms: float | None = None
+    later_ttft_err_p99_ms: float | None = None
+    connect_p50_ms: float | None = None
+    connect_p99_ms: float | None = None
 
     @property
     def distortion_ms(self) -> float:
@@ -71,6 +77,8 @@ def score(tool: str, job: Job, measured: Measured, truth: list[TruthRequest], us
         gap_err = _q(measured.itl_gap_ms, 99) - _q(truth_gaps, 99)
     start = min(r.arrival for r in truth)
     end = max(r.sends[-1] for r in truth)
+    waves = _wave_errors(job.streams, measured, served)
+    connects = measured.connect_ms or None
     return Score(
         tool=tool,
         streams=job.streams,
@@ -84,7 +92,29 @@ def score(tool: str, job: Job, measured: Measured, truth: list[TruthRequest], us
         truth_bound_p99_ms=_q([r.write_max_s * 1000 for r in truth], 99),
         events_per_s=sum(len(r.sends) for r in truth) / max(end - start, 1e-9),
         **usage,  # type: ignore[arg-type]
+        first_wave_ttft_err_p99_ms=waves[0],
+        later_ttft_err_p99_ms=waves[1],
+        connect_p50_ms=None if connects is None else _q(connects, 50),
+        connect_p99_ms=None if connects is None else _q(connects, 99),
     )
+
+
+def _wave_errors(streams: int, measured: Measured, served: Sequence[TruthRequest]) -> tuple[float | None, float | None]:
+    """TTFT p99 error of the first wave (each stream's first request) and of the requests after it.
+
+    The truth's first wave is its first ``streams`` requests to arrive; the tool's, its first ``streams``
+    sent. The rest is every other request: its TTFT p99 against the truth's rest.
+    """
+    first = measured.first_wave_ttft_ms
+    if not first or len(served) <= streams or len(measured.ttft_ms) <= len(first):
+        return None, None
+    by_arrival = sorted(served, key=lambda r: r.arrival)
+    truth_first = [r.ttft_ms for r in by_arrival[:streams]]
+    truth_later = [r.ttft_ms for r in by_arrival[streams:]]
+    later = list(measured.ttft_ms)
+    for value in first:  # the rest: every measured TTFT but the first wave's (a multiset difference)
+        later.remove(value)
+    return _q(first, 99) - _q(truth_first, 99), _q(later, 99) - _q(truth_later, 99)
 
 
 def run_tool(tool: Tool, job: Job, root: Path, venvs: Path, schedule: Schedule, timeout_s: float) -> Score:

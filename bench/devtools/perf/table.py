@@ -15,15 +15,22 @@ def _ms(value: float | None) -> str:
 
 def accuracy_table(scores: Sequence[Score]) -> str:
     lines = [
-        "| streams | tool | TTFT error, median (p99) ms | ITL error per request, median (p99) ms "
-        "| ITL error per gap, p99 ms | failed | truth bound p99 ms |",
-        "|---:|---|---:|---:|---:|---:|---:|",
+        "| streams | tool | TTFT error, median (p99) ms | TTFT error p99, first wave (later) ms "
+        "| ITL error per request, median (p99) ms | ITL error per gap, p99 ms | connect p50 (p99) ms | failed "
+        "| truth bound p99 ms |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in sorted(scores, key=lambda s: (s.streams, s.tool != SUITE, s.tool)):
+        waves = "not split"
+        if s.first_wave_ttft_err_p99_ms is not None:
+            waves = f"{_ms(s.first_wave_ttft_err_p99_ms)} ({_ms(s.later_ttft_err_p99_ms)})"
+        connect = "not reported"
+        if s.connect_p50_ms is not None and s.connect_p99_ms is not None:
+            connect = f"{s.connect_p50_ms:.2f} ({s.connect_p99_ms:.2f})"
         lines.append(
-            f"| {s.streams} | {s.tool} | {_ms(s.ttft_err_median_ms)} ({_ms(s.ttft_err_p99_ms)}) "
+            f"| {s.streams} | {s.tool} | {_ms(s.ttft_err_median_ms)} ({_ms(s.ttft_err_p99_ms)}) | {waves} "
             f"| {_ms(s.itl_mean_err_median_ms)} ({_ms(s.itl_mean_err_p99_ms)}) | {_ms(s.itl_gap_err_p99_ms)} "
-            f"| {s.failed} | {s.truth_bound_p99_ms:.3f} |"
+            f"| {connect} | {s.failed} | {s.truth_bound_p99_ms:.3f} |"
         )
     return "\n".join(lines)
 

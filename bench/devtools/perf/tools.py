@@ -49,6 +49,10 @@ class Measured:
     itl_mean_ms: list[float] = field(default_factory=list)  # per request: (last - first token) / (n - 1)
     itl_gap_ms: list[float] | None = None  # every gap, where the tool reports gaps
     failed: int = 0
+    # the first wave (the first request of each stream, by send time) apart, where the tool's output says when
+    # each request went out; and the connects it reported, where it reports them
+    first_wave_ttft_ms: list[float] | None = None
+    connect_ms: list[float] | None = None
 
 
 @dataclass(frozen=True)
@@ -87,19 +91,25 @@ def _suite_in_two_workers(job: Job, url: str, work: Path, root: Path) -> list[st
 
 
 def _suite_parse(job: Job, work: Path) -> Measured:
-    measured = Measured(itl_gap_ms=[])
+    measured = Measured(itl_gap_ms=[], first_wave_ttft_ms=[], connect_ms=[])
+    scored = []
     for run_dir in run_dirs(work / "results"):
         for record in read_records(run_dir):
             if record.warmup:
                 continue
+            if record.connect_ms is not None:
+                measured.connect_ms.append(record.connect_ms)  # type: ignore[union-attr]
             ttft, itl = record.ttft_ms, record.itl_ms
             if not record.ok or ttft is None or len(record.token_times) < 2:
                 measured.failed += 1
                 continue
+            scored.append(record)
             measured.ttft_ms.append(ttft)
             measured.itl_mean_ms.append((record.token_times[-1] - record.token_times[0]) * 1000 / (len(itl)))
             assert measured.itl_gap_ms is not None
             measured.itl_gap_ms.extend(itl)
+    first_wave = sorted(scored, key=lambda r: r.t_request)[: job.streams]
+    measured.first_wave_ttft_ms = [r.ttft_ms for r in first_wave if r.ttft_ms is not None]
     return measured
 
 

@@ -95,6 +95,7 @@ class FakeLog:
     token_send_times: list[list[float]] = field(default_factory=list)
     authorization_headers: list[str] = field(default_factory=list)
     write_bounds: list[float] = field(default_factory=list)  # seconds each token event's write took
+    connections: list[float] = field(default_factory=list)  # when each connection was accepted (time.time())
     prompt_tokens: int = 0
     predicted_tokens: int = 0
 
@@ -124,6 +125,7 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         with self.server.lock:
             self.server.open_connections.add(self.connection)
+            self.server.log.connections.append(time.time())
 
     def finish(self) -> None:
         with self.server.lock:
@@ -658,6 +660,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pp-tps", type=float, default=FakeConfig.pp_tps, help="the prompt speed its timings report")
     parser.add_argument("--tg-tps", type=float, default=FakeConfig.tg_tps, help="the generation speed they report")
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free one)")
+    parser.add_argument("--build-info", default=FakeConfig.fingerprint, help="the build /props names (b6458-abc1234)")
     parser.add_argument(
         "--as-llama-server",
         action="store_true",
@@ -668,7 +671,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     config = FakeConfig(
         ttft_s=args.ttft, itl_s=args.itl, tokens_per_chunk=args.tokens_per_chunk, pp_tps=args.pp_tps,
-        tg_tps=args.tg_tps,
+        tg_tps=args.tg_tps, fingerprint=args.build_info,
     )  # fmt: skip
     server = FakeLlamaServer(config, port=args.port)
     print(server.start(), flush=True)
