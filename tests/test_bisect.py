@@ -8,15 +8,20 @@ run of the test draws the same factors, so nothing here passes or fails by luck.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bench.decide.bisection import Side
+from bench.errors import ConfigError
 from bench.flows.bisect import BisectPlan, answer_sentence, run_bisect
 from bench.flows.run import RunOptions
 from bench.inputs.scenarios import parse_scenario_set
@@ -163,3 +168,93 @@ def test_release_builds_in_a_folder_are_bisected_by_build_number(tmp_path: Path)
     assert [c.sha for c in result.answer] == ["b104", "b105"]
     assert [t.commit.sha for t in result.tested if t.side is Side.SKIPPED] == ["b104"]
     assert result.answer[0].subject == "llama-b104-bin-ubuntu-x64"
+
+
+DEPLOY = """\
+import os, pathlib, random, signal, socket, subprocess, sys, time
+commit, port, state, repo = sys.argv[1], int(sys.argv[2]), pathlib.Path(sys.argv[3]), sys.argv[4]
+pid_file = state / "server.pid"
+if pid_file.exists():  # the server of the last deploy goes, as a restarted service's does
+    try:
+        os.kill(int(pid_file.read_text()), signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    for _ in range(500):  # until its port is free (a zombie it may leave still answers os.kill)
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        except OSError:
+            break
+        time.sleep(0.02)
+tps = float(subprocess.run(["git", "-C", repo, "show", f"{commit}:tps"], capture_output=True, text=True,
+                           check=True).stdout)
+counter = os.environ["BISECT_TEST_COUNTER"]
+n = int(open(counter).read() or 0) if os.path.exists(counter) else 0
+open(counter, "w").write(str(n + 1))
+factor = random.Random(n).lognormvariate(0.0, 0.03)
+served = os.environ.get("DEPLOY_SERVES") or commit  # a deploy that does not take leaves another build serving
+server = subprocess.Popen(
+    [sys.executable, "-m", "bench.devtools.testing.fake_server", "--port", str(port), "--tg-tps", str(tps * factor),
+     "--build-info", f"b1-{served[:9]}"],
+    stdout=subprocess.PIPE, start_new_session=True,
+)
+server.stdout.readline()  # it serves
+pid_file.write_text(str(server.pid))
+"""
+
+
+@pytest.fixture
+def deployed(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
+    """A port for the deployed server, and the deploy command's arguments (the server it leaves is stopped after)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    state = tmp_path / "deploy"
+    state.mkdir()
+    (state / "deploy.py").write_text(DEPLOY)
+    yield (
+        f"http://127.0.0.1:{port}",
+        [sys.executable, str(state / "deploy.py"), "{commit}", str(port), str(state), str(tmp_path / "llama.cpp")],
+    )
+    if (state / "server.pid").exists():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int((state / "server.pid").read_text()), signal.SIGTERM)
+
+
+def _deploy_plan(tmp_path: Path, repo: Path, shas: list[str], endpoint: str, command: list[str]) -> BisectPlan:
+    return BisectPlan(
+        RunOptions(scenarios=SET, endpoint=endpoint, results_dir=tmp_path / "results"),
+        repo, shas[0], shas[-1], deploy_command=tuple(command), reference_runs=3,
+    )  # fmt: skip
+
+
+def test_a_server_the_suite_does_not_start_is_bisected_through_the_deploy_command(
+    tmp_path: Path, deployed: tuple[str, list[str]]
+) -> None:
+    repo, shas = _repository(tmp_path, [200.0, 200.0, 160.0, 160.0, 160.0])
+    endpoint, command = deployed
+    result = run_bisect(_deploy_plan(tmp_path, repo, shas, endpoint, command))
+    assert [c.sha for c in result.answer] == [shas[2]]
+    # every run was preceded by a deploy (each its own server start): one per run, counted by the deploy script
+    runs = sum(len(t.runs) for t in result.tested)
+    assert int((tmp_path / "starts").read_text()) == runs
+    assert not (tmp_path / "cache").exists()  # nothing was built here
+
+
+def test_a_deploy_that_did_not_take_stops_the_bisect_before_it_measures_the_wrong_build(
+    tmp_path: Path, deployed: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo, shas = _repository(tmp_path, [200.0, 200.0, 160.0])
+    endpoint, command = deployed
+    monkeypatch.setenv("DEPLOY_SERVES", shas[0])  # the deploy exits 0, and the good build keeps serving
+    with pytest.raises(ConfigError, match=rf"serves build b1-{shas[0][:9]}, not {shas[-1][:9]}"):
+        run_bisect(_deploy_plan(tmp_path, repo, shas, endpoint, command))
+    labels = {json.loads(p.read_text())["label"] for p in (tmp_path / "results").glob("*/run.json")}
+    assert labels == {f"bisect-{shas[0][:9]}"}  # the bad commit was never measured
+
+
+def test_a_deploy_command_must_name_the_commit_and_comes_with_an_endpoint(tmp_path: Path) -> None:
+    repo, shas = _repository(tmp_path, [200.0, 160.0])
+    with pytest.raises(ConfigError, match=r"\{commit\}"):
+        run_bisect(_deploy_plan(tmp_path, repo, shas, "http://127.0.0.1:9", ["deploy-llama"]))
+    with pytest.raises(ConfigError, match="needs both --endpoint and --deploy-cmd"):
+        BisectPlan(RunOptions(scenarios=SET), repo, shas[0], shas[-1], deploy_command=("deploy", "{commit}"))

@@ -495,9 +495,12 @@ def bisect(args: argparse.Namespace) -> ExitCode:
     from bench.cli.console import ConsoleObserver
     from bench.flows.bisect import BisectPlan, answer_sentence, run_bisect
 
-    if args.endpoint:
-        raise ConfigError("bench bisect starts each commit's server itself: drop --endpoint")
-    if args.model_file is None:
+    if args.endpoint and not args.deploy_cmd:
+        raise ConfigError(
+            "bench bisect starts each commit's server itself: drop --endpoint, or give --deploy-cmd, the command "
+            "that puts a commit on that server"
+        )
+    if args.model_file is None and not args.deploy_cmd:
         raise ConfigError("bench bisect needs the model each commit's server loads: --model-file PATH")
     plan = BisectPlan(
         base=options.run_options(args),
@@ -511,6 +514,8 @@ def bisect(args: argparse.Namespace) -> ExitCode:
         binaries=args.binaries,
         reference_runs=args.runs,
         max_runs=args.max_runs,
+        deploy_command=split_command(args.deploy_cmd, "--deploy-cmd") if args.deploy_cmd else None,
+        deploy_timeout_s=args.deploy_timeout,
     )
     console = _console()
     with ConsoleObserver(console) as observer:

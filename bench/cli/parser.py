@@ -350,6 +350,8 @@ def _bisect(bisect: argparse.ArgumentParser) -> None:
     bisect.epilog = (
         "example: bench bisect --repo ~/llama.cpp --good b6458 --bad b6500 --model-file gpt-oss-20b.gguf "
         '--server-args "-ngl 999 -fa on" --scenarios quick\n'
+        "a server it does not start: bench bisect --repo ~/llama.cpp --good b6458 --bad b6500 "
+        "--endpoint http://gpu-host.example:8080 --deploy-cmd 'ssh gpu-host.example ./deploy-llama {commit}'\n"
         "exit codes: 0 the first bad commit found; 6 only a range (skipped or unclear commits hide the border)\n"
         + EPILOG
     )
@@ -370,6 +372,21 @@ def _bisect(bisect: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="a folder of unpacked release builds (b6458/, llama-b6458-bin-ubuntu-x64/, ...) to bisect by build "
         "number instead of building commits; --good and --bad are then build numbers",
+    )
+    bisect.add_argument(
+        "--deploy-cmd",
+        metavar="CMD",
+        help="for a server the suite does not start (--endpoint): the command that puts a commit on it, naming "
+        "the commit as {commit} (full hash) or {short}; it runs before every run (each run its own server "
+        "start) and must have the endpoint serving that build when it exits 0, which /props's build_info must "
+        "then show (else bisect stops). Nothing is built here",
+    )
+    bisect.add_argument(
+        "--deploy-timeout",
+        type=float,
+        default=options.default(BisectPlan, "deploy_timeout_s"),
+        metavar="S",
+        help="seconds one deploy may take (default %(default)g)",
     )
     bisect.add_argument("--figure", choices=DECIDED_FIGURES, default="tg_tps", help="the figure to follow")
     bisect.add_argument("--case", metavar="ID", help="the case to follow (default: the one that moved most)")

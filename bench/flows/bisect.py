@@ -14,10 +14,16 @@
 
 Each run is a stored run labelled ``bisect-<short hash>``, so ``bench compare`` works on them; the
 whole search is kept as ``bisect-<time>.json`` in the results directory.
+
+Against a server the suite does not start (``endpoint`` with ``deploy_command``), each run is
+preceded by the user's deploy command for the commit, and the build the endpoint's ``/props``
+then names must be that commit's: a deploy that did not take stops the bisect rather than put a
+commit on the side of the build that was measured in its place.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -40,11 +46,16 @@ from bench.decide.bisection import (
     classify,
     write_result,
 )
-from bench.errors import BenchError, ConfigError
+from bench.decide.nightly import BUILD
+from bench.errors import BenchError, ConfigError, EndpointError
 from bench.flows.run import RunObserver, RunOptions, run_benchmark
-from bench.load.builds import DEFAULT_CACHE, Builds, ReleaseBinaries, ServerSource
+from bench.load.builds import DEFAULT_CACHE, DEPLOY_TIMEOUT_S, Builds, Deployments, ReleaseBinaries, ServerSource
 from bench.records import Commit
 from bench.store.run_dir import check_writable
+from bench.transport.client import ChatClient
+from bench.transport.health import wait_for_health
+
+DEPLOYED_READY_S = 600.0  # a deployed server loading its model
 
 DECIDED_FIGURES = ("pp_tps", "tg_tps")
 
@@ -60,6 +71,9 @@ class BisectPlan:
     build_commands: tuple[tuple[str, ...], ...] | None = None  # None: CMake for llama-server (builds.py)
     cache: Path = DEFAULT_CACHE
     binaries: Path | None = None  # a folder of release builds instead of building from the repository
+    # a server the suite does not start (base.endpoint): the command that puts a commit on it ({commit}, {short})
+    deploy_command: tuple[str, ...] | None = None
+    deploy_timeout_s: float = DEPLOY_TIMEOUT_S
     reference_runs: int = DEFAULT_REFERENCE_RUNS
     max_runs: int = DEFAULT_MAX_RUNS
     alpha: float = DEFAULT_ALPHA
@@ -75,6 +89,13 @@ class BisectPlan:
         for name, value in (("--alpha", self.alpha), ("--beta", self.beta)):
             if not 0 < value < 0.5:
                 raise ConfigError(f"{name} must be between 0 and 0.5; got {value}")
+        if (self.deploy_command is None) != (self.base.endpoint is None):
+            raise ConfigError(
+                "bisect on a server it does not start needs both --endpoint and --deploy-cmd (the command that "
+                "puts a commit on it); without them it builds and starts each commit's server itself"
+            )
+        if self.deploy_command is not None and self.binaries is not None:
+            raise ConfigError("--binaries and --deploy-cmd are two ways to get each commit's server: give one")
 
 
 Say = Callable[[str], None]
@@ -83,7 +104,12 @@ Say = Callable[[str], None]
 class _Bisect:
     def __init__(self, plan: BisectPlan, observer: RunObserver | None, say: Say) -> None:
         self.plan, self.observer, self.say = plan, observer, say
-        self.builds: ServerSource = (
+        self.deployments: Deployments | None = None
+        if plan.deploy_command is not None and plan.base.endpoint is not None:
+            self.deployments = Deployments(
+                plan.repo, plan.deploy_command, plan.base.endpoint, timeout_s=plan.deploy_timeout_s
+            )
+        self.builds: ServerSource = self.deployments or (
             ReleaseBinaries(plan.binaries)
             if plan.binaries is not None
             else Builds(plan.repo, plan.build_commands, cache=plan.cache)
@@ -93,22 +119,53 @@ class _Bisect:
         slots = max(c.concurrency for c in plan.base.scenarios.cases())
         self.default_args = ("-c", str(4096 * slots), "-np", str(slots), "--metrics")
 
-    def binary(self, commit: Commit) -> Path | None:
+    def binary(self, commit: Commit) -> Path | str | None:
         began = time.monotonic()
         built = self.builds.server(commit)
         self.build_s += time.monotonic() - began
         return built
 
-    def run(self, commit: Commit, binary: Path) -> tuple[str, dict[str, dict[str, float]]]:
+    def deploy(self, commit: Commit) -> str | None:
+        """Put the commit on the endpoint before a run (a server the suite does not start); why not, where it failed.
+
+        Raises ``ConfigError`` when the deploy exited 0 but the endpoint serves another build.
+        """
+        if self.deployments is None:
+            return None
+        began = time.monotonic()
+        try:
+            if not self.deployments.deploy(commit):
+                return self.deployments.failure(commit)
+            endpoint = self.deployments.endpoint
+            wait_for_health(endpoint, DEPLOYED_READY_S, api_key=self.plan.base.api_key, say=self.say)
+            served = served_build(endpoint, self.plan.base.api_key)
+        except EndpointError as exc:
+            return f"the deployed server did not answer: {exc}"
+        finally:
+            self.build_s += time.monotonic() - began
+        if served is None or not serves(served, commit):
+            said = "names no build (no build_info in /props)" if served is None else f"serves build {served}"
+            raise ConfigError(
+                f"after the deploy command for {commit.short}, {endpoint} {said}, not {commit.short}: bisect "
+                "cannot tell which commit it would measure. Check that --deploy-cmd builds the commit it is "
+                "given and restarts the server before it exits"
+            )
+        return None
+
+    def run(self, commit: Commit, binary: Path | str) -> tuple[str, dict[str, dict[str, float]]]:
         """One server start and run of the set: its id and each case's pp and tg."""
         began = time.monotonic()
-        options = replace(
-            self.plan.base,
-            endpoint=None,
-            server_binary=binary,
-            server_args=self.plan.base.server_args or self.default_args,
-            label=f"bisect-{commit.short}",
-        )
+        label = f"bisect-{commit.short}"
+        if isinstance(binary, str):  # deployed: the endpoint serves the commit
+            options = replace(self.plan.base, endpoint=binary, label=label)
+        else:
+            options = replace(
+                self.plan.base,
+                endpoint=None,
+                server_binary=binary,
+                server_args=self.plan.base.server_args or self.default_args,
+                label=label,
+            )
         result = run_benchmark(options, self.observer)
         self.server_s += time.monotonic() - began
         return result.run_id, result.summary.throughput()
@@ -120,8 +177,29 @@ class _Bisect:
         runs = []
         for number in range(self.plan.reference_runs):
             self.say(f"measuring {commit.short}: run {number + 1} of {self.plan.reference_runs}")
+            if (failed := self.deploy(commit)) is not None:
+                raise ConfigError(f"{commit.short} ({commit.subject}) could not be deployed: {failed}")
             runs.append(self.run(commit, binary))
         return runs
+
+
+def served_build(endpoint: str, api_key: str) -> str | None:
+    """The build a server says it is (llama-server's ``build_info`` in ``/props``: b6458-abc1234), where it says."""
+
+    async def ask() -> object:
+        async with ChatClient(endpoint, api_key=api_key, timeout_s=30.0) as client:
+            props = await client.get_json("/props")
+            build = props.get("build_info") if isinstance(props, dict) else None
+            return client.redactor.optional(build) if isinstance(build, str) else None
+
+    build = asyncio.run(ask())
+    return build if isinstance(build, str) else None
+
+
+def serves(build: str, commit: Commit) -> bool:
+    """Whether a build_info names the commit: its hash a prefix of the commit's."""
+    match = BUILD.search(build)
+    return match is not None and commit.sha.startswith(match.group(2))
 
 
 def _follow(
@@ -188,6 +266,9 @@ def run_bisect(plan: BisectPlan, observer: RunObserver | None = None, say: Say =
         runs: list[str] = []
         verdict: Classification | None = None
         while verdict is None or verdict.side is Side.UNTESTED:
+            if (failed := work.deploy(commit)) is not None:
+                verdict = Classification(Side.SKIPPED, len(figures), 0.0, None, f"it could not be deployed: {failed}")
+                break
             try:
                 run_id, measured = work.run(commit, binary)
             except BenchError as exc:

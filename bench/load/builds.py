@@ -7,6 +7,10 @@ where ``nvcc`` is found, through ccache where it is installed. The binary stays 
 it, so a second bisect over the same range builds nothing again; a commit that failed to build is
 remembered with its log (``build.log`` beside it), and bisect skips it as ``git bisect skip`` does.
 
+A server the suite does not start (``--endpoint`` with ``--deploy-cmd``) gets each commit from the
+user's deploy command instead (``Deployments``): the suite runs it before every run, and bisect
+checks the build the endpoint then says it serves.
+
 Every command runs as an argument list through the process door, bounded in time.
 """
 
@@ -26,6 +30,8 @@ from bench.records import Commit
 
 GIT_TIMEOUT_S = 120.0
 BUILD_TIMEOUT_S = 3 * 3600.0  # a CUDA build of llama-server for every architecture takes long; one is enough
+DEPLOY_TIMEOUT_S = 3600.0  # a deploy that builds the commit on the server's host, then restarts it
+COMMIT_FIELDS = ("{commit}", "{short}")  # what a deploy command's arguments name the commit by
 DEFAULT_CACHE = Path.home() / ".cache" / "llama-server-bench" / "bisect"
 SERVER_PATH = Path("build") / "bin" / "llama-server"  # where the default build leaves the binary
 FAILED = "build.failed"  # beside a worktree whose build failed: the commit is skipped from then on
@@ -77,10 +83,13 @@ def default_build() -> tuple[tuple[str, ...], ...]:
 
 
 class ServerSource(Protocol):
-    """Where bisect gets each commit's llama-server: built from git (``Builds``) or released (``ReleaseBinaries``)."""
+    """Where bisect gets each commit's llama-server: built from git (``Builds``), released (``ReleaseBinaries``),
+    or deployed by the user's command to an endpoint (``Deployments``)."""
 
     def commits(self, good: str, bad: str) -> list[Commit]: ...
-    def server(self, commit: Commit) -> Path | None: ...
+    def server(self, commit: Commit) -> Path | str | None:
+        """The commit's binary (a path), the endpoint that will serve it (a URL), or None where it has none."""
+
     def failure(self, commit: Commit) -> str: ...
 
 
@@ -193,3 +202,51 @@ class ReleaseBinaries:
 
     def failure(self, commit: Commit) -> str:
         return f"no llama-server in {self.entries[self.number(commit.sha)]}"
+
+
+class Deployments:
+    """Each commit put on a server the suite does not start, by the user's command (``bench bisect --deploy-cmd``).
+
+    The command names the commit by ``{commit}`` (its full hash) or ``{short}`` in its arguments and, once
+    it exits 0, has the endpoint serving that commit's build: building it, copying it and restarting the
+    service are its business. It runs before every run (``deploy``), so that each run is a server start of
+    its own, as the suite's own servers are; a deploy that keeps its builds makes the later ones cheap.
+    """
+
+    def __init__(
+        self, repo: Path, command: Sequence[str], endpoint: str, *, timeout_s: float = DEPLOY_TIMEOUT_S
+    ) -> None:
+        if not command or not any(field in part for part in command for field in COMMIT_FIELDS):
+            raise ConfigError(
+                "--deploy-cmd must name the commit it deploys, as {commit} (its full hash) or {short}: "
+                "e.g. --deploy-cmd 'ssh gpu-host.example deploy-llama {commit}'"
+            )
+        self.repo = repo.resolve()
+        self.command = tuple(command)
+        self.endpoint = endpoint
+        self.timeout_s = timeout_s
+        self._failures: dict[str, str] = {}
+
+    def commits(self, good: str, bad: str) -> list[Commit]:
+        return commits_between(self.repo, good, bad)
+
+    def server(self, commit: Commit) -> str:
+        """The endpoint: the commit is put on it by ``deploy``, before each run."""
+        return self.endpoint
+
+    def deploy(self, commit: Commit) -> bool:
+        """Run the deploy command for the commit; False when it failed (``failure`` says how)."""
+        argv = [part.replace("{commit}", commit.sha).replace("{short}", commit.short) for part in self.command]
+        try:
+            done = run_command(argv, timeout_s=self.timeout_s)
+        except OSError as exc:
+            raise ConfigError(f"cannot run the deploy command {argv[0]}: {exc.strerror or exc}") from None
+        if done.returncode == 0:
+            return True
+        why = "stopped at its time limit" if done.returncode is None else f"exited {done.returncode}"
+        said = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        self._failures[commit.sha] = f"the deploy command {why}" + (f": {' / '.join(said)}" if said else "")
+        return False
+
+    def failure(self, commit: Commit) -> str:
+        return self._failures.get(commit.sha, "the deploy command failed")
