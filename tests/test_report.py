@@ -179,3 +179,16 @@ def test_the_trend_page_marks_exactly_the_change_points_the_gate_judges(tmp_path
     html = render_trend_report(tmp_path / "results", "nightly", tmp_path / "reports").read_text()
     marked = re.findall(r"change point at (\d{4}-\d\d-\d\d)", html)
     assert marked == [dt.datetime.fromtimestamp(86400.0 * 27, tz=dt.UTC).strftime("%Y-%m-%d")]
+
+
+def test_the_trend_page_shows_each_nights_joules_per_generated_token_unjudged(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    write_nights(results, [72.0] * 12)
+    for i, summary_path in enumerate(sorted(results.glob("*/summary.json"))):
+        summary = json.loads(summary_path.read_text())
+        # a build that holds its t/s at more power from the seventh night
+        summary["gpu"] = [{"case_id": "tg/x", "energy": {"j_per_output_token": 0.5 if i < 6 else 0.8}}]
+        summary_path.write_text(json.dumps(summary))
+    html = render_trend_report(results, "nightly", tmp_path / "reports").read_text()
+    assert "tg/x: energy (J per generated token)" in html and "tg/x: generation (t/s)" in html
+    assert "change point at" not in html  # the gate judges t/s, and the page marks only what it judges

@@ -70,6 +70,9 @@ from bench.telemetry.host import contention_phrase
 
 NIGHTLY_SCHEMA = 1
 JUDGED_FIGURES = ("pp_tps", "tg_tps")
+# shown on the trend page beside them, not judged: a night's joules per generated token (one-stream cases with
+# GPU energy), so a build that holds its t/s at more power shows
+ENERGY_FIGURE = "j_per_output_token"
 MIN_EFFECT = 0.03
 HISTORY_WINDOW = 30
 MIN_NIGHTS_FOR_NOISE = 5
@@ -237,6 +240,10 @@ def _night(path: Path) -> Night | None:
         for case in summary.get("cases", []):
             if isinstance(case.get("slo"), dict) and case["slo"].get("goodput_rps") is not None:
                 figures[(case["case_id"], GOODPUT.name)] = float(case["slo"]["goodput_rps"])
+        for gpu in summary.get("gpu") or []:
+            energy = gpu.get("energy")
+            if isinstance(energy, dict) and energy.get(ENERGY_FIGURE) is not None:
+                figures[(gpu["case_id"], ENERGY_FIGURE)] = float(energy[ENERGY_FIGURE])
     except (ResultsError, AttributeError, KeyError, TypeError, ValueError):
         return None  # a night whose files a crash or a full disk damaged is not one to judge against
     return Night(

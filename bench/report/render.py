@@ -19,7 +19,7 @@ import jinja2
 
 from bench.decide.bisection import BisectResult, answer_sentence
 from bench.decide.compare import Comparison, Verdict
-from bench.decide.nightly import Night, change_points, nightly_history, read_verdict
+from bench.decide.nightly import ENERGY_FIGURE, Night, change_points, nightly_history, read_verdict
 from bench.doors import files, strict_json
 from bench.errors import ResultsError
 from bench.figures.baselines import BaselineStatus, baseline_headline
@@ -39,7 +39,10 @@ FIGURE_NAMES: dict[str, str] = {
     FigureName.PP_TPS: "prompt processing",
     FigureName.TG_TPS: "generation",
     FigureName.VRAM_USED_GIB: "VRAM",
+    FigureName.GOODPUT_RPS: "goodput",
+    ENERGY_FIGURE: "energy",
 }
+TREND_UNITS = {FigureName.GOODPUT_RPS: "req/s", ENERGY_FIGURE: "J per generated token"}
 
 
 def _env() -> jinja2.Environment:
@@ -425,9 +428,11 @@ def render_trend_report(results_dir: Path, label: str, reports_dir: Path, baseli
             continue
         values = [v for _, v, _ in points]
         baseline = _baseline_for(baselines, figure, case_id.split("/", 1)[0], points[-1][2].model)
-        changes = change_points(values)  # the gate's own: the page marks what the gate judged
+        # the gate's own change points, on the figures it judges: the page marks what the gate judged
+        changes = change_points(values) if figure != ENERGY_FIGURE else []
         marks = [(c.index, _what_changed(points[c.index - 1][2], points[c.index][2])) for c in changes]
-        title = f"{case_id}: {FIGURE_NAMES.get(figure, figure)} (t/s)"
+        unit = TREND_UNITS.get(figure, "t/s")
+        title = f"{case_id}: {FIGURE_NAMES.get(figure, figure)} ({unit})"
         panels.append(
             {
                 "title": title,
@@ -440,7 +445,7 @@ def render_trend_report(results_dir: Path, label: str, reports_dir: Path, baseli
                     marks,
                 ),
                 "changes": [
-                    f"change point at {_date(points[c.index][0])}: {c.mean_before:,.2f} -> {c.mean_after:,.2f} t/s "
+                    f"change point at {_date(points[c.index][0])}: {c.mean_before:,.2f} -> {c.mean_after:,.2f} {unit} "
                     f"({c.relative_change:+.1%}, p = {c.p_value:.2g}); {text}"
                     for c, (_, text) in zip(changes, marks, strict=True)
                 ],
