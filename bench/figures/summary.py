@@ -316,7 +316,8 @@ def summarise_case(
     notes += length_notes + reasoning_notes + schedule_notes
     if conditions is not None and conditions.disturbed:
         notes.append(conditions.sentence())
-    connect = Distribution.of([v for r in measured if (v := r.connect_ms) is not None])
+    # warm-ups included: a one-stream case's connection, opened ahead, is its warm-up's
+    connect = Distribution.of([v for r in records if (v := r.connect_ms) is not None])
     if first.cold:
         took = f" (connect p50 {connect.p50:,.2f} ms)" if connect is not None else ""
         notes.append(f"cold connections: each request opened its own, and its TTFT and e2e include the connect{took}")

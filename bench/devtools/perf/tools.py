@@ -95,10 +95,10 @@ def _suite_parse(job: Job, work: Path) -> Measured:
     scored = []
     for run_dir in run_dirs(work / "results"):
         for record in read_records(run_dir):
+            if record.connect_ms is not None:  # a warm-up's too: a one-stream job's connection is its warm-up's
+                measured.connect_ms.append(record.connect_ms)  # type: ignore[union-attr]
             if record.warmup:
                 continue
-            if record.connect_ms is not None:
-                measured.connect_ms.append(record.connect_ms)  # type: ignore[union-attr]
             ttft, itl = record.ttft_ms, record.itl_ms
             if not record.ok or ttft is None or len(record.token_times) < 2:
                 measured.failed += 1
