@@ -64,6 +64,12 @@ def test_capacity_is_the_highest_level_within_a_millisecond() -> None:
     assert capacity([_score("a", 1, 1.5)]) is None
 
 
+def test_a_level_the_truth_server_could_not_keep_up_with_vouches_for_nothing() -> None:
+    fine, truth_behind = _score("a", 128, 0.3), _score("a", 256, 0.2)
+    truth_behind.truth_bound_p99_ms = 38.0  # its own writes waited: the differences of quantiles read nothing
+    assert capacity([fine, truth_behind]) is fine
+
+
 def test_summary_gives_ratios_to_this_suite() -> None:
     scores = [
         _score("llama-server-bench", 1, 0.2, rss=100.0),

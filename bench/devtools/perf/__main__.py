@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import sys
 from pathlib import Path
 
@@ -45,7 +46,17 @@ def main(argv: list[str] | None = None) -> int:
         help="streams (accuracy, capacity, memory at each level) and/or whole-job (the cost of a baseline-shaped "
         "job, ~7 min for all four tools); default: both",
     )
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="SCORES_JSON",
+        help="measure nothing: print the tables from a scores.json an earlier run wrote (after a change to them)",
+    )
     args = parser.parse_args(argv)
+    if args.render is not None:
+        rendered = [Score(**row) for row in json.loads(args.render.read_text(encoding="utf-8"))]
+        print(f"{summary_table(rendered, args.summary_at)}\n\n{accuracy_table(rendered)}")
+        return 0
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     unknown = [t for t in tools if t not in TOOLS]
     if unknown:
