@@ -4,7 +4,7 @@ Reads a results directory of runs by label (``docs/measured/settle/run.sh`` make
 
 - ``cold``: runs with no warm-up, each its own server start, so each case's first request is measured.
   Per case and headline figure (pp where the prompt is long enough to time, tg where the answer is:
-  ``Case.headline_figures``' rule), each request's rate by its place in the case, against the run's
+  ``bench.inputs.scenarios.headline_figures``), each request's rate by its place in the case, against the run's
   settled level: the median of its requests from ``SETTLED_FROM`` on. The case has settled from the
   first place after which the median over the runs stays within ``AUTO_AGREE`` of the level: a
   request's own spread on a shared VM can pass that at any place, and the table shows the largest too.
@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench.figures.throughput import pp_sample, tg_sample
-from bench.inputs.scenarios import HEADLINE_OUTPUT_TOKENS, HEADLINE_PROMPT_TOKENS
+from bench.inputs.scenarios import headline_figures
 from bench.load.loadgen import AUTO_AGREE
 from bench.records import RequestRecord
 from bench.store.run_dir import read_records, runs_with_meta
@@ -49,18 +49,6 @@ def _rate(record: RequestRecord, figure: str) -> float | None:
     return None if sample is None else sample[0] / sample[1]
 
 
-def _figures(record: RequestRecord) -> tuple[str, ...]:
-    figures = tuple(
-        name
-        for name, enough in (
-            ("pp_tps", record.prompt_tokens_target >= HEADLINE_PROMPT_TOKENS),
-            ("tg_tps", record.output_tokens_target >= HEADLINE_OUTPUT_TOKENS),
-        )
-        if enough
-    )
-    return figures or ("pp_tps", "tg_tps")
-
-
 def settling(runs: Sequence[Sequence[RequestRecord]]) -> list[Settling]:
     """Each case's settling over the runs (each run's measured requests, any order)."""
     # (case, figure) -> one list per run: the deviation of each place from the run's level
@@ -70,7 +58,8 @@ def settling(runs: Sequence[Sequence[RequestRecord]]) -> list[Settling]:
         for record in sorted((r for r in records if not r.warmup and r.ok), key=lambda r: r.t_sent):
             by_case[record.case_id].append(record)
         for case_id, case_records in by_case.items():
-            for figure in _figures(case_records[0]):
+            first = case_records[0]
+            for figure in headline_figures(first.prompt_tokens_target, first.output_tokens_target):
                 rates = [_rate(r, figure) for r in case_records]
                 later = [x for x in rates[SETTLED_FROM:] if x is not None]
                 if None in rates or not later:

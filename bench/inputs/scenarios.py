@@ -58,6 +58,21 @@ HEADLINE_PROMPT_TOKENS = 256  # a prompt from this long is a pp figure of its ow
 HEADLINE_OUTPUT_TOKENS = 32  # an answer from this long is a tg figure of its own
 
 
+def headline_figures(prompt_tokens: int, output_tokens: int) -> tuple[str, ...]:
+    """The throughput figures a case of these lengths is for: pp where its prompt is long enough to time, tg
+    where its answer is. A 512-token prompt answered in 8 tokens is a pp case; its tg, 7 gaps, is a by-product
+    that lands far apart between runs, and waiting for it to be decided would cost blocks for nothing."""
+    figures = tuple(
+        name
+        for name, enough in (
+            ("pp_tps", prompt_tokens >= HEADLINE_PROMPT_TOKENS),
+            ("tg_tps", output_tokens >= HEADLINE_OUTPUT_TOKENS),
+        )
+        if enough
+    )
+    return figures or ("pp_tps", "tg_tps")  # a case short both ways: both, as it is
+
+
 @dataclass(frozen=True, slots=True)
 class Case:
     """One measured combination of a scenario's axes."""
@@ -109,18 +124,8 @@ class Case:
 
     @property
     def headline_figures(self) -> tuple[str, ...]:
-        """The throughput figures this case is for: pp where its prompt is long enough to time, tg where its
-        answer is. A 512-token prompt answered in 8 tokens is a pp case; its tg, 7 gaps, is a by-product
-        that lands far apart between runs, and waiting for it to be decided would cost blocks for nothing."""
-        figures = tuple(
-            name
-            for name, enough in (
-                ("pp_tps", self.prompt_tokens >= HEADLINE_PROMPT_TOKENS),
-                ("tg_tps", self.output_tokens >= HEADLINE_OUTPUT_TOKENS),
-            )
-            if enough
-        )
-        return figures or ("pp_tps", "tg_tps")  # a case short both ways: both, as it is
+        """The throughput figures this case is for (``headline_figures``)."""
+        return headline_figures(self.prompt_tokens, self.output_tokens)
 
     @property
     def uses_prompt_cache(self) -> bool:

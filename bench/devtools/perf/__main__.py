@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import sys
 from pathlib import Path
 
@@ -13,7 +12,8 @@ from bench.devtools.perf.table import accuracy_table, summary_table
 from bench.devtools.perf.tools import TOOLS
 from bench.devtools.perf.truth import Schedule
 from bench.devtools.perf.whole_job import JobCost, job_table, run_whole_job
-from bench.errors import BenchError
+from bench.doors import files
+from bench.errors import BenchError, PerfSetupError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.render is not None:
-        rendered = [Score(**row) for row in json.loads(args.render.read_text(encoding="utf-8"))]
+        try:
+            rows = files.read_json(args.render, what="perf scores", error=PerfSetupError)
+        except BenchError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return exc.exit_code
+        rendered = [Score(**row) for row in rows]
         print(f"{summary_table(rendered, args.summary_at)}\n\n{accuracy_table(rendered)}")
         return 0
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
