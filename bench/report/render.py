@@ -99,6 +99,25 @@ def _write(reports_dir: Path, name: str, html: str) -> Path:
 # ------------------------------------------------------------------ index
 
 
+def _publish(
+    reports_dir: Path,
+    name: str,
+    html: str,
+    *,
+    kind: str,
+    title: str,
+    date: str,
+    verdict: str | None,
+    label: str | None = None,
+    build: str | None = None,
+) -> Path:
+    """Write a report and list it in the index: every kind of report's entry has the same keys."""
+    path = _write(reports_dir, name, html)
+    entry = {"file": path.name, "kind": kind, "title": title, "date": date, "label": label, "build": build}
+    update_index(reports_dir, {**entry, "verdict": verdict})
+    return path
+
+
 def update_index(reports_dir: Path, entry: dict[str, Any]) -> Path:
     """Add or replace one report in ``index.json`` and render ``index.html`` from it, newest first."""
     manifest = reports_dir / "index.json"
@@ -183,21 +202,11 @@ def render_run_report(run_dir: Path, reports_dir: Path, baselines: Baselines | N
         )
     )
     name = f"run-{meta.run_id}.html"
-    path = _write(reports_dir, name, html)
     verdict = nightly.verdict.value if nightly else _baseline_verdict(summary)
-    update_index(
-        reports_dir,
-        {
-            "file": path.name,
-            "kind": "run",
-            "title": str(meta.run_id),
-            "date": _date(meta.started),
-            "label": meta.label,
-            "build": meta.build,
-            "verdict": verdict,
-        },
-    )
-    return path
+    return _publish(
+        reports_dir, name, html, kind="run", title=str(meta.run_id), date=_date(meta.started), verdict=verdict,
+        label=meta.label, build=meta.build,
+    )  # fmt: skip
 
 
 def _baseline_verdict(summary: RunSummary) -> str:
@@ -259,25 +268,16 @@ def render_comparison_report(
         )
     )
     name = f"compare-{comparison.a.run_id}-vs-{comparison.b.run_id}.html".replace(":", "-")
-    path = _write(reports_dir, name, html)
     verdicts = {f.verdict for f in comparison.figures}
     overall = next(
         (v for v in (Verdict.REGRESSED, Verdict.IMPROVED, Verdict.UNDECIDED, Verdict.SAME) if v in verdicts),
         Verdict.NOT_COMPARABLE,
     )
-    update_index(
-        reports_dir,
-        {
-            "file": path.name,
-            "kind": "comparison",
-            "title": f"{comparison.a.label or comparison.a.run_id} vs {comparison.b.label or comparison.b.run_id}",
-            "date": _date(comparison.b.started),
-            "label": comparison.b.label,
-            "build": comparison.b.build,
-            "verdict": overall.value,
-        },
-    )
-    return path
+    return _publish(
+        reports_dir, name, html, kind="comparison",
+        title=f"{comparison.a.label or comparison.a.run_id} vs {comparison.b.label or comparison.b.run_id}",
+        date=_date(comparison.b.started), verdict=overall.value, label=comparison.b.label, build=comparison.b.build,
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------ capacity report
@@ -296,20 +296,10 @@ def render_capacity_report(result: CapacityResult, reports_dir: Path, name: str)
             generated=_now(),
         )
     )
-    path = _write(reports_dir, f"{name}.html", html)
-    update_index(
-        reports_dir,
-        {
-            "file": path.name,
-            "kind": "capacity",
-            "title": result.sentence(),
-            "date": _now(),
-            "label": None,
-            "build": None,
-            "verdict": f"capacity {result.capacity}",
-        },
-    )
-    return path
+    return _publish(
+        reports_dir, f"{name}.html", html, kind="capacity", title=result.sentence(), date=_now(),
+        verdict=f"capacity {result.capacity}",
+    )  # fmt: skip
 
 
 def render_bisect_report(result: BisectResult, alpha: float, reports_dir: Path) -> Path:
@@ -347,20 +337,10 @@ def render_bisect_report(result: BisectResult, alpha: float, reports_dir: Path) 
             generated=_now(),
         )
     )
-    path = _write(reports_dir, f"{result.path.stem}.html", html)
-    update_index(
-        reports_dir,
-        {
-            "file": path.name,
-            "kind": "bisect",
-            "title": headline,
-            "date": _now(),
-            "label": None,
-            "build": None,
-            "verdict": "found" if result.found else "a range",
-        },
-    )
-    return path
+    return _publish(
+        reports_dir, f"{result.path.stem}.html", html, kind="bisect", title=headline, date=_now(),
+        verdict="found" if result.found else "a range",
+    )  # fmt: skip
 
 
 def render_soak_report(result: SoakResult, reports_dir: Path) -> Path:
@@ -391,13 +371,10 @@ def render_soak_report(result: SoakResult, reports_dir: Path) -> Path:
         .get_template("soak.html.j2")
         .render(title=result.sentence(), result=result, panels=panels, suite_version=__version__, generated=_now())
     )
-    path = _write(reports_dir, f"{result.path.stem}.html", html)
-    update_index(
-        reports_dir,
-        {"file": path.name, "kind": "soak", "title": result.sentence(), "date": _now(), "label": None, "build": None,
-         "verdict": "shifted" if result.shifts else "steady"},
+    return _publish(
+        reports_dir, f"{result.path.stem}.html", html, kind="soak", title=result.sentence(), date=_now(),
+        verdict="shifted" if result.shifts else "steady",
     )  # fmt: skip
-    return path
 
 
 # ------------------------------------------------------------------ trend report
@@ -474,20 +451,11 @@ def render_trend_report(results_dir: Path, label: str, reports_dir: Path, baseli
         )
     )
     name = f"trend-{label}.html"
-    path = _write(reports_dir, name, html)
-    update_index(
-        reports_dir,
-        {
-            "file": path.name,
-            "kind": "trend",
-            "title": f"{label} over {len(nights)} nights ({latest_meta or '-'})",
-            "date": _date(nights[-1].started) if nights else _now(),
-            "label": label,
-            "build": nights[-1].build if nights else None,
-            "verdict": latest.verdict.value if latest else None,
-        },
-    )
-    return path
+    return _publish(
+        reports_dir, name, html, kind="trend", title=f"{label} over {len(nights)} nights ({latest_meta or '-'})",
+        date=_date(nights[-1].started) if nights else _now(), verdict=latest.verdict.value if latest else None,
+        label=label, build=nights[-1].build if nights else None,
+    )  # fmt: skip
 
 
 def _scenario_sets(results_dir: Path, label: str) -> list[str]:
